@@ -1,0 +1,67 @@
+//! `ir`, the operator CLI of the incident-response suite.
+//!
+//! Exit codes: 0 success; 2 invalid input (the event, the config, the registry, the intel list,
+//! or the command line), with one line on stderr naming what is wrong; 1 anything else.
+
+mod simulate;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ir", version, about = "Operate the incident-response suite: simulate, approve, release, report, verify.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Triage an EventBridge event offline and show the decision. Changes nothing.
+    Simulate(simulate::Args),
+}
+
+/// A failure of a command, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's input is wrong: exit 2.
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn code(&self) -> u8 {
+        match self {
+            CliError::Invalid(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+/// Reads a file the user named; a missing or unreadable file is invalid input.
+pub fn read_input(path: &PathBuf, what: &str) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::Invalid(format!("{what} {}: {e}", path.display())))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    let result = match cli.command {
+        Command::Simulate(args) => simulate::run(&args, &mut out),
+    };
+    match result.and_then(|()| out.flush().map_err(|e| CliError::Failed(format!("writing output: {e}")))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            // Nothing better to do if stderr itself is gone.
+            let _ = writeln!(err, "ir: {e}");
+            ExitCode::from(e.code())
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `ir-enrich`: asset context, threat intel and history for an incident.
+
+mod handler;
+
+use std::sync::Arc;
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ir_aws::telemetry::init();
+    let engine = Arc::new(ir_aws::env::engine()?);
+    run(service_fn(move |event: LambdaEvent<handler::Incoming>| {
+        let engine = Arc::clone(&engine);
+        async move { handler::handle(&engine, event.payload) }
+    }))
+    .await
+}

@@ -1,0 +1,134 @@
+//! EventBridge envelope → normalized findings → incidents to triage.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use ir_aws::payload::Checked;
+use ir_core::normalize::MAX_EVENT_BYTES;
+use ir_core::{ErrorName, EnvelopeMeta, IngestOutput, InputError, Named};
+use lambda_runtime::Diagnostic;
+use serde_json::value::RawValue;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// What the function receives: an EventBridge envelope whose `detail` is kept verbatim.
+pub type Incoming = Checked<EventBridgeEvent<Box<RawValue>>>;
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    /// Not an EventBridge envelope at all.
+    #[error("input is not an EventBridge envelope: {0}")]
+    Envelope(String),
+    /// An envelope whose findings cannot be understood.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
+
+impl Named for IngestError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            IngestError::Envelope(_) => ErrorName::InvalidInput,
+            IngestError::Input(e) => e.error_name(),
+        }
+    }
+}
+
+impl From<IngestError> for Diagnostic {
+    fn from(e: IngestError) -> Diagnostic {
+        ir_aws::diagnostic(e.error_name(), &e)
+    }
+}
+
+pub fn handle(incoming: Incoming) -> Result<IngestOutput, IngestError> {
+    let bytes = incoming.raw.get().len();
+    let result = ingest(incoming, OffsetDateTime::now_utc());
+    match &result {
+        Ok(out) => {
+            for i in &out.incidents {
+                for (e, c) in i.events.iter().zip(&i.correlations) {
+                    tracing::info!(incident_id = %i.incident_id, finding_id = %e.finding_id, correlation = ?c, severity = %e.severity.label, "finding correlated");
+                }
+            }
+            for s in &out.skipped {
+                tracing::info!(finding_id = %s.finding_id, code = ?s.code, reason = %s.reason, "finding skipped");
+            }
+        }
+        // Logged once here, at the boundary; the raw event is kept by EventBridge's dead-letter queue.
+        Err(e) => tracing::warn!(error_name = e.error_name().as_str(), error = %e, bytes, "event refused"),
+    }
+    result
+}
+
+/// The whole ingestion of one event, given the current time.
+pub fn ingest(incoming: Incoming, now: OffsetDateTime) -> Result<IngestOutput, IngestError> {
+    let size = incoming.raw.get().len();
+    if size > MAX_EVENT_BYTES {
+        return Err(InputError::TooLarge { size }.into());
+    }
+    let envelope = incoming.value.map_err(IngestError::Envelope)?;
+    let time = match envelope.time {
+        Some(t) => Some(
+            t.timestamp_nanos_opt()
+                .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok())
+                .ok_or_else(|| IngestError::Envelope(format!("time {t} is out of range")))?,
+        ),
+        None => None,
+    };
+    let meta = EnvelopeMeta {
+        source: &envelope.source,
+        detail_type: &envelope.detail_type,
+        account: envelope.account.as_deref(),
+        region: envelope.region.as_deref(),
+        time,
+    };
+    let normalized = ir_core::normalize_detail(&meta, &envelope.detail)?;
+    Ok(IngestOutput::from_normalized(normalized, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ir_core::correlate::Correlation;
+
+    fn sample(name: &str) -> String {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn run(text: &str) -> Result<IngestOutput, IngestError> {
+        ingest(Incoming::parse(text).unwrap(), OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_guardduty_event_becomes_one_new_incident() {
+        let out = run(&sample("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+        assert_eq!(out.incidents.len(), 1);
+        let i = &out.incidents[0];
+        assert!(ir_core::correlate::is_incident_id(&i.incident_id));
+        assert!(matches!(i.correlations[0], Correlation::New { .. }));
+        assert_eq!(i.events[0].finding_id, "d4b6f4f0e3c1a2b3c4d5e6f7a8b9c0d1");
+        // Detection time is EventBridge's `time`, not the clock.
+        assert_ne!(i.detected_at, OffsetDateTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn the_security_hub_copy_of_a_guardduty_finding_names_the_same_incident() {
+        let direct = run(&sample("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+        let via_hub = run(&sample("securityhub-guardduty-duplicate.json")).unwrap();
+        assert!(via_hub.incidents.is_empty());
+        assert_eq!(via_hub.skipped.len(), 1);
+        assert_eq!(via_hub.skipped[0].incident_id.as_deref(), Some(direct.incidents[0].incident_id.as_str()));
+    }
+
+    #[test]
+    fn malformed_input_is_invalid_input() {
+        let not_envelope = run(r#"{"hello": "world"}"#).unwrap_err();
+        assert!(matches!(not_envelope, IngestError::Envelope(_)));
+        let bad_severity = sample("guardduty-ssh-bruteforce.json").replacen("\"severity\": 2", "\"severity\": \"very\"", 1);
+        assert_ne!(bad_severity, sample("guardduty-ssh-bruteforce.json"), "fixture text not found");
+        let e = run(&bad_severity).unwrap_err();
+        assert!(e.to_string().contains("detail.severity"), "{e}");
+        for e in [not_envelope, e] {
+            let d: Diagnostic = e.into();
+            assert_eq!(d.error_type, "InvalidInput");
+        }
+    }
+}

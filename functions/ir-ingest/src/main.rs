@@ -1,0 +1,11 @@
+//! `ir-ingest`: EventBridge finding events in, incidents to triage out.
+
+mod handler;
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ir_aws::telemetry::init();
+    run(service_fn(|event: LambdaEvent<handler::Incoming>| async move { handler::handle(event.payload) })).await
+}

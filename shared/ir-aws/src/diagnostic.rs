@@ -1,0 +1,24 @@
+//! Errors as Step Functions sees them.
+
+use std::fmt::Display;
+
+use ir_core::ErrorName;
+use lambda_runtime::Diagnostic;
+
+/// A Lambda `Diagnostic` whose `errorType` is the stable name, so that `Retry`/`Catch` in the state
+/// machines can match it.
+pub fn diagnostic(name: ErrorName, message: impl Display) -> Diagnostic {
+    Diagnostic { error_type: name.as_str().to_owned(), error_message: message.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_type_is_the_stable_name() {
+        let d = diagnostic(ErrorName::Retryable, "throttled");
+        assert_eq!(d.error_type, "Retryable");
+        assert_eq!(d.error_message, "throttled");
+    }
+}

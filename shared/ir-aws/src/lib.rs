@@ -1,0 +1,17 @@
+//! AWS adapters of the incident-response suite.
+//!
+//! SDK configuration and clients, classification of SDK errors into the stable error names,
+//! conversion into Lambda `Diagnostic`s, telemetry, and the functions' environment.
+//!
+//! Invariants: this crate knows AWS but no Lambda event shape; it holds no business rule (those
+//! live in `ir-core`). Endpoints come from the standard AWS configuration chain
+//! (`AWS_ENDPOINT_URL`, profiles): nothing here knows whether the cloud is real or local.
+
+pub mod diagnostic;
+pub mod env;
+pub mod payload;
+pub mod sdk;
+pub mod telemetry;
+
+pub use diagnostic::diagnostic;
+pub use sdk::{classify, log_sdk_error, SdkFailure};

@@ -1,0 +1,502 @@
+//! The incident-response configuration (`config/incident-response.yaml`).
+//!
+//! Loading is two checks: the JSON Schema (`config/incident-response.schema.json`, compiled in),
+//! whose errors name the offending path; then meaning: actions exist, triggers parse, every
+//! severity reaches a playbook, weights sum to 1, thresholds are ordered, and a destructive step
+//! in enforce mode has an approval gate unless explicitly allowed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::duration::ConfigDuration;
+use crate::error::{ErrorName, Named};
+use crate::event::ResourceKind;
+use crate::playbook::{self, Trigger};
+use crate::severity::Severity;
+
+/// The JSON Schema the configuration is validated against.
+pub const SCHEMA_JSON: &str = include_str!("../../../config/incident-response.schema.json");
+/// The configuration compiled into every binary: the embedded default.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../../config/incident-response.yaml");
+/// The asset registry that goes with the embedded default (the sample environment of `events/`).
+pub const DEFAULT_ASSETS_YAML: &str = include_str!("../../../config/assets.yaml");
+/// The threat-intelligence list that goes with the embedded default.
+pub const DEFAULT_THREAT_INTEL: &str = include_str!("../../../config/threat-intel.txt");
+
+/// One problem found in a configuration, at a JSON-pointer path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() { "/" } else { &self.path };
+        write!(f, "{path}: {}", self.message)
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("config is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("config is invalid: {}", join(.0))]
+    Invalid(Vec<Problem>),
+    #[error("config schema does not compile: {0}")]
+    Schema(String),
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl Named for ConfigError {
+    fn error_name(&self) -> ErrorName {
+        ErrorName::Configuration
+    }
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid(p) => p,
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    DryRun,
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub orchestrator: Orchestrator,
+    pub triage: TriageConfig,
+    pub playbooks: Vec<PlaybookConfig>,
+    pub notifications: Notifications,
+    #[serde(default)]
+    pub protection: Protection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Orchestrator {
+    pub dry_run_default: bool,
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_playbooks: u32,
+    #[serde(default)]
+    pub audit_store: Option<String>,
+    #[serde(default)]
+    pub state_backend: Option<String>,
+    #[serde(default)]
+    pub allow_unapproved_destructive: bool,
+}
+
+fn default_max_concurrent() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TriageConfig {
+    #[serde(default)]
+    pub enrichment_sources: Vec<EnrichmentSource>,
+    #[serde(default)]
+    pub defaults: AssetDefaults,
+    pub scoring: Scoring,
+    pub response_sla: BTreeMap<Severity, Sla>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EnrichmentSource {
+    ResourceTags,
+    AssetRegistry { path: String },
+    ThreatIntel { path: String },
+    IncidentHistory,
+}
+
+/// What an unknown asset is taken to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetDefaults {
+    #[serde(default = "d_owner")]
+    pub owner: String,
+    #[serde(default = "d_environment")]
+    pub environment: String,
+    #[serde(default = "d_criticality")]
+    pub criticality: Severity,
+    #[serde(default = "d_classification")]
+    pub data_classification: String,
+}
+
+fn d_owner() -> String {
+    "unassigned".into()
+}
+fn d_environment() -> String {
+    "unknown".into()
+}
+fn d_criticality() -> Severity {
+    Severity::Medium
+}
+fn d_classification() -> String {
+    "unclassified".into()
+}
+
+impl Default for AssetDefaults {
+    fn default() -> Self {
+        AssetDefaults {
+            owner: d_owner(),
+            environment: d_environment(),
+            criticality: d_criticality(),
+            data_classification: d_classification(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Weights {
+    pub severity: f64,
+    pub asset_criticality: f64,
+    pub historical_frequency: f64,
+    pub threat_score: f64,
+}
+
+impl Weights {
+    pub fn sum(&self) -> f64 {
+        self.severity + self.asset_criticality + self.historical_frequency + self.threat_score
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub critical: f64,
+    pub high: f64,
+    pub medium: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scoring {
+    pub weights: Weights,
+    pub thresholds: Thresholds,
+    #[serde(default = "default_saturation")]
+    pub historical_saturation: u32,
+}
+
+fn default_saturation() -> u32 {
+    5
+}
+
+/// A response-time target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sla {
+    Immediate,
+    Within(ConfigDuration),
+    NextBusinessDay,
+}
+
+impl fmt::Display for Sla {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sla::Immediate => f.write_str("immediate"),
+            Sla::Within(d) => write!(f, "{d}"),
+            Sla::NextBusinessDay => f.write_str("next_business_day"),
+        }
+    }
+}
+
+impl Serialize for Sla {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sla {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "immediate" => Ok(Sla::Immediate),
+            "next_business_day" => Ok(Sla::NextBusinessDay),
+            other => other.parse().map(Sla::Within).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaybookConfig {
+    pub id: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(with = "trigger_text")]
+    pub trigger: Trigger,
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default = "yes")]
+    pub dry_run_supported: bool,
+    #[serde(default)]
+    pub allow_unapproved_destructive: bool,
+    pub steps: Vec<StepConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+mod trigger_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::playbook::Trigger;
+
+    pub fn serialize<S: Serializer>(t: &Trigger, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(t)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Trigger, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepConfig {
+    pub id: String,
+    pub action: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub requires_approval: bool,
+    #[serde(default)]
+    pub applies_to: Option<Vec<ResourceKind>>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub retention: Option<ConfigDuration>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notifications {
+    #[serde(default)]
+    pub escalation_matrix: BTreeMap<Severity, Vec<Escalation>>,
+    #[serde(default = "default_exhausted")]
+    pub on_escalation_exhausted: OnExhausted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub role: String,
+    pub timeout: ConfigDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExhausted {
+    Reject,
+    Approve,
+}
+
+fn default_exhausted() -> OnExhausted {
+    OnExhausted::Reject
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Protection {
+    #[serde(default)]
+    pub principals: Vec<String>,
+    #[serde(default)]
+    pub suite_role_tag: Option<String>,
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_yaml(DEFAULT_CONFIG_YAML)
+    }
+
+    /// Parses, validates against the schema, and checks the meaning of a YAML configuration.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let value: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        let schema: serde_json::Value =
+            serde_json::from_str(SCHEMA_JSON).map_err(|e| ConfigError::Schema(e.to_string()))?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| ConfigError::Schema(e.to_string()))?;
+        let problems: Vec<Problem> = validator
+            .iter_errors(&value)
+            .map(|e| Problem { path: e.instance_path().to_string(), message: e.to_string() })
+            .collect();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
+            let path = e.path().to_string().replace('.', "/").replace('[', "/").replace(']', "");
+            ConfigError::Invalid(vec![Problem { path: format!("/{path}"), message: e.into_inner().to_string() }])
+        })?;
+        let problems = config.check();
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
+    }
+
+    /// The checks of meaning the schema cannot express.
+    fn check(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut problem = |path: String, message: String| out.push(Problem { path, message });
+        let w = &self.triage.scoring.weights;
+        if (w.sum() - 1.0).abs() > 1e-6 {
+            problem("/triage/scoring/weights".into(), format!("weights must sum to 1.0, they sum to {}", w.sum()));
+        }
+        let t = &self.triage.scoring.thresholds;
+        if !(t.critical > t.high && t.high > t.medium) {
+            problem(
+                "/triage/scoring/thresholds".into(),
+                format!("thresholds must satisfy critical > high > medium (got {}, {}, {})", t.critical, t.high, t.medium),
+            );
+        }
+        for s in Severity::ALL {
+            if !self.playbooks.iter().any(|p| p.trigger.matches(s)) {
+                problem("/playbooks".into(), format!("no playbook's trigger matches severity {s}"));
+            }
+        }
+        for (i, p) in self.playbooks.iter().enumerate() {
+            if self.playbooks[..i].iter().any(|q| q.id == p.id) {
+                problem(format!("/playbooks/{i}/id"), format!("duplicate playbook id `{}`", p.id));
+            }
+            let mode = p.mode.unwrap_or(if self.orchestrator.dry_run_default { Mode::DryRun } else { Mode::Enforce });
+            if mode == Mode::DryRun && !p.dry_run_supported {
+                problem(
+                    format!("/playbooks/{i}"),
+                    format!("playbook `{}` does not support dry-run but its mode is dry-run; set `mode: enforce` explicitly", p.id),
+                );
+            }
+            let allow = p.allow_unapproved_destructive || self.orchestrator.allow_unapproved_destructive;
+            for (j, s) in p.steps.iter().enumerate() {
+                let at = format!("/playbooks/{i}/steps/{j}");
+                if p.steps[..j].iter().any(|q| q.id == s.id) {
+                    problem(format!("{at}/id"), format!("duplicate step id `{}` in playbook `{}`", s.id, p.id));
+                }
+                match playbook::action(&s.action) {
+                    None => {
+                        let known: Vec<&str> = playbook::ACTIONS.iter().map(|a| a.id).collect();
+                        problem(format!("{at}/action"), format!("unknown action `{}` (known: {})", s.action, known.join(", ")));
+                    }
+                    Some(spec) => {
+                        if spec.destructive && mode == Mode::Enforce && !s.requires_approval && !allow {
+                            problem(
+                                format!("{at}/requires_approval"),
+                                format!(
+                                    "destructive action `{}` runs in enforce mode without an approval gate; set requires_approval: true or allow_unapproved_destructive: true",
+                                    s.action
+                                ),
+                            );
+                        }
+                        if let Some(only) = &s.applies_to {
+                            if let Some(k) = only.iter().find(|k| !spec.applies_to.contains(k)) {
+                                problem(format!("{at}/applies_to"), format!("action `{}` cannot act on {k}", s.action));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The escalation chain for a severity (empty when the matrix has none).
+    pub fn escalation(&self, s: Severity) -> &[Escalation] {
+        self.notifications.escalation_matrix.get(&s).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<Problem> {
+        match Config::from_yaml(yaml) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn with(from: &str, to: &str) -> String {
+        assert!(DEFAULT_CONFIG_YAML.contains(from), "fixture text `{from}` not in the default config");
+        DEFAULT_CONFIG_YAML.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid_and_routes_like_the_seed() {
+        let c = Config::embedded().unwrap();
+        assert_eq!(c.triage.scoring.weights, Weights { severity: 0.4, asset_criticality: 0.3, historical_frequency: 0.2, threat_score: 0.1 });
+        assert_eq!(c.triage.scoring.thresholds, Thresholds { critical: 0.8, high: 0.5, medium: 0.2 });
+        assert_eq!(playbook::select(&c, Severity::Critical).unwrap().id, "immediate-isolation");
+        assert_eq!(playbook::select(&c, Severity::High).unwrap().id, "investigate-and-notify");
+        assert_eq!(playbook::select(&c, Severity::Medium).unwrap().id, "queue-for-review");
+        assert_eq!(playbook::select(&c, Severity::Low).unwrap().id, "queue-for-review");
+        assert!(c.orchestrator.dry_run_default);
+        assert_eq!(c.escalation(Severity::Critical).len(), 2);
+        assert_eq!(c.escalation(Severity::Critical)[0].timeout.as_secs(), 300);
+    }
+
+    #[test]
+    fn schema_errors_name_the_path() {
+        let p = problems(&with("        action: cloud:snapshot_volumes", "        action: Snapshot Volumes"));
+        assert!(p.iter().any(|p| p.path == "/playbooks/0/steps/1/action"), "{p:?}");
+        let p = problems(&with("      severity: 0.4", "      severity: 1.4"));
+        assert!(p.iter().any(|p| p.path == "/triage/scoring/weights/severity"), "{p:?}");
+        let p = problems(&with("    high: 1h", "    high: soon"));
+        assert!(p.iter().any(|p| p.path == "/triage/response_sla/high"), "{p:?}");
+        let p = problems(&with("  dry_run_default: true", "  dry_run_default: true\n  dry_run_defualt: false"));
+        assert!(p.iter().any(|p| p.path == "/orchestrator" && p.message.contains("dry_run_defualt")), "{p:?}");
+    }
+
+    #[test]
+    fn meaning_errors_name_the_path() {
+        let p = problems(&with("action: cloud:snapshot_volumes", "action: cloud:snapshot_everything"));
+        assert!(p.iter().any(|p| p.path == "/playbooks/0/steps/1/action" && p.message.contains("unknown action")), "{p:?}");
+        let p = problems(&with("      severity: 0.4", "      severity: 0.5"));
+        assert!(p.iter().any(|p| p.path == "/triage/scoring/weights" && p.message.contains("sum")), "{p:?}");
+        let p = problems(&with("trigger: severity <= medium", "trigger: severity == medium"));
+        assert!(p.iter().any(|p| p.message.contains("severity low")), "{p:?}");
+        let p = problems(&with("trigger: severity == high", "trigger: severity == urgent"));
+        assert!(p.iter().any(|p| p.path == "/playbooks/1/trigger"), "{p:?}");
+        let p = problems(&with("      medium: 0.2", "      medium: 0.6"));
+        assert!(p.iter().any(|p| p.path == "/triage/scoring/thresholds"), "{p:?}");
+    }
+
+    #[test]
+    fn destructive_without_approval_in_enforce_mode_is_refused_unless_allowed() {
+        let enforce = with("  dry_run_default: true", "  dry_run_default: false");
+        assert!(Config::from_yaml(&enforce).is_ok(), "the default gates every destructive step");
+        let ungated = enforce.replacen(
+            "      - id: isolate-instance\n        action: cloud:security_group_deny_all\n        requires_approval: true",
+            "      - id: isolate-instance\n        action: cloud:security_group_deny_all",
+            1,
+        );
+        assert_ne!(ungated, enforce);
+        let p = problems(&ungated);
+        assert!(p.iter().any(|p| p.path == "/playbooks/0/steps/4/requires_approval"), "{p:?}");
+        let allowed = ungated.replacen("allow_unapproved_destructive: false", "allow_unapproved_destructive: true", 1);
+        assert!(Config::from_yaml(&allowed).is_ok());
+        // In dry-run nothing is changed, so no gate is required.
+        let dry = ungated.replacen("  dry_run_default: false", "  dry_run_default: true", 1);
+        assert!(Config::from_yaml(&dry).is_ok());
+    }
+
+    #[test]
+    fn not_yaml_is_reported() {
+        assert!(matches!(Config::from_yaml("orchestrator: [unclosed"), Err(ConfigError::Yaml(_))));
+    }
+}

@@ -1,0 +1,70 @@
+//! The stable error names every function reports to Step Functions.
+//!
+//! A Lambda's error reaches `Retry`/`Catch` as its `errorType`. These names are the whole
+//! vocabulary: state machines match on them, so they never change meaning. Each function has its
+//! own closed error enum and maps every variant onto one of these.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorName {
+    /// The input is malformed or refers to something that cannot be understood. Not retried.
+    InvalidInput,
+    /// A resource the input names does not exist (unknown instance, deleted user). Not retried.
+    NotFound,
+    /// A conditional write lost a race or the state changed underneath. Not retried blindly.
+    Conflict,
+    /// The target is a protected principal (configured, or one of the suite's own roles).
+    Protected,
+    /// The caller lacks a permission the step needs.
+    AccessDenied,
+    /// Throttling, 5xx, timeouts, transport errors: safe to retry with backoff.
+    Retryable,
+    /// The function's own configuration is wrong (missing variable, invalid config file).
+    Configuration,
+    /// Anything else; a bug. Not retried.
+    Internal,
+}
+
+impl ErrorName {
+    pub const ALL: [ErrorName; 8] = [
+        ErrorName::InvalidInput,
+        ErrorName::NotFound,
+        ErrorName::Conflict,
+        ErrorName::Protected,
+        ErrorName::AccessDenied,
+        ErrorName::Retryable,
+        ErrorName::Configuration,
+        ErrorName::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorName::InvalidInput => "InvalidInput",
+            ErrorName::NotFound => "NotFound",
+            ErrorName::Conflict => "Conflict",
+            ErrorName::Protected => "Protected",
+            ErrorName::AccessDenied => "AccessDenied",
+            ErrorName::Retryable => "Retryable",
+            ErrorName::Configuration => "Configuration",
+            ErrorName::Internal => "Internal",
+        }
+    }
+
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorName::Retryable)
+    }
+}
+
+impl fmt::Display for ErrorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error that knows its stable name.
+pub trait Named {
+    fn error_name(&self) -> ErrorName;
+}

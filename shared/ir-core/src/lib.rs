@@ -1,0 +1,32 @@
+//! The pure core of the incident-response suite.
+//!
+//! Findings in, decisions out: normalization of GuardDuty and Security Hub findings, correlation
+//! into incidents, enrichment, scoring, playbook routing and the contracts between states.
+//!
+//! Invariants: this crate performs no I/O, depends on no AWS SDK crate and on no Lambda runtime.
+//! Everything here is a function of its arguments, so it is tested with plain data.
+
+pub mod asff;
+pub mod config;
+pub mod contracts;
+pub mod correlate;
+pub mod duration;
+pub mod enrich;
+pub mod error;
+pub mod event;
+pub mod guardduty;
+pub mod lenient;
+pub mod normalize;
+pub mod playbook;
+pub mod score;
+pub mod severity;
+pub mod sla;
+pub mod triage;
+
+pub use config::Config;
+pub use contracts::{EnrichInput, IngestOutput, ScoreInput, TriageInput};
+pub use error::{ErrorName, Named};
+pub use event::{Resource, ResourceKind, SecurityEvent, Skipped, Source};
+pub use normalize::{normalize, normalize_detail, EnvelopeMeta, InputError, Normalized};
+pub use severity::Severity;
+pub use triage::{Decision, Engine};

@@ -1,0 +1,325 @@
+//! Playbooks: the action catalog, triggers, and the plan for one incident.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Mode, PlaybookConfig, StepConfig};
+use crate::event::{Resource, ResourceKind};
+use crate::severity::Severity;
+
+/// What an action does, which function runs it, and what it can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionSpec {
+    /// The id used in playbooks (`cloud:security_group_deny_all`).
+    pub id: &'static str,
+    /// The Lambda function that performs it.
+    pub function: &'static str,
+    /// Changes the customer's environment in a way that can cause an outage.
+    pub destructive: bool,
+    /// The resource kinds it can act on.
+    pub applies_to: &'static [ResourceKind],
+    pub summary: &'static str,
+}
+
+const ALL_KINDS: &[ResourceKind] = &ResourceKind::ALL;
+
+/// Every action a playbook may name. Unknown actions are a configuration error.
+pub const ACTIONS: &[ActionSpec] = &[
+    ActionSpec {
+        id: "cloud:security_group_deny_all",
+        function: "isolate-instance",
+        destructive: true,
+        applies_to: &[ResourceKind::Ec2Instance],
+        summary: "isolate the instance: per-ENI all-allow conversion group, then a no-rule isolation group; protect it from termination",
+    },
+    ActionSpec {
+        id: "cloud:revoke_session",
+        function: "revoke-sessions",
+        destructive: true,
+        applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser, ResourceKind::Ec2Instance],
+        summary: "deny every session issued before now (aws:TokenIssueTime) on the role, the user, or the instance profile's role",
+    },
+    ActionSpec {
+        id: "cloud:deny_principal",
+        function: "deny-principal",
+        destructive: true,
+        applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser],
+        summary: "attach an inline deny-all policy named for the incident",
+    },
+    ActionSpec {
+        id: "cloud:disable_access_keys",
+        function: "disable-access-keys",
+        destructive: true,
+        applies_to: &[ResourceKind::IamUser],
+        summary: "set the finding's access key (or all the user's keys) Inactive; never delete",
+    },
+    ActionSpec {
+        id: "cloud:snapshot_volumes",
+        function: "snapshot-volumes",
+        destructive: false,
+        applies_to: &[ResourceKind::Ec2Instance],
+        summary: "crash-consistent snapshot of every attached volume, tagged with the incident",
+    },
+    ActionSpec {
+        id: "cloud:collect_evidence",
+        function: "collect-evidence",
+        destructive: false,
+        applies_to: ALL_KINDS,
+        summary: "write the finding, the resource description and the incident window's CloudTrail logs to the Object Lock bucket",
+    },
+    ActionSpec {
+        id: "cloud:fetch_audit_logs",
+        function: "collect-evidence",
+        destructive: false,
+        applies_to: ALL_KINDS,
+        summary: "copy the incident window's CloudTrail logs to the Object Lock bucket",
+    },
+    ActionSpec {
+        id: "slack:post_message",
+        function: "notify",
+        destructive: false,
+        applies_to: ALL_KINDS,
+        summary: "post the incident update to a channel",
+    },
+    ActionSpec {
+        id: "jira:create_issue",
+        function: "create-ticket",
+        destructive: false,
+        applies_to: ALL_KINDS,
+        summary: "open a ticket for the incident",
+    },
+];
+
+/// Looks an action up by id.
+pub fn action(id: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.id == id)
+}
+
+/// A playbook trigger: `severity OP level` (OP one of `==`, `!=`, `>=`, `<=`, `>`, `<`) or
+/// `severity in [level, ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Compare(Op, Severity),
+    In(Vec<Severity>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Ge,
+    Le,
+    Gt,
+    Lt,
+}
+
+impl Trigger {
+    pub fn matches(&self, s: Severity) -> bool {
+        match self {
+            Trigger::Compare(op, level) => match op {
+                Op::Eq => s == *level,
+                Op::Ne => s != *level,
+                Op::Ge => s >= *level,
+                Op::Le => s <= *level,
+                Op::Gt => s > *level,
+                Op::Lt => s < *level,
+            },
+            Trigger::In(levels) => levels.contains(&s),
+        }
+    }
+}
+
+impl FromStr for Trigger {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("trigger `{text}` is not `severity OP level` or `severity in [level, ...]`");
+        let rest = text.trim().strip_prefix("severity").ok_or_else(bad)?.trim_start();
+        if let Some(list) = rest.strip_prefix("in") {
+            let inner = list.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).ok_or_else(bad)?;
+            let levels = inner.split(',').map(str::parse).collect::<Result<Vec<Severity>, _>>()?;
+            return Ok(Trigger::In(levels));
+        }
+        for (token, op) in [("==", Op::Eq), ("!=", Op::Ne), (">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)] {
+            if let Some(level) = rest.strip_prefix(token) {
+                return Ok(Trigger::Compare(op, level.parse()?));
+            }
+        }
+        Err(bad())
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trigger::Compare(op, level) => {
+                let op = match op {
+                    Op::Eq => "==",
+                    Op::Ne => "!=",
+                    Op::Ge => ">=",
+                    Op::Le => "<=",
+                    Op::Gt => ">",
+                    Op::Lt => "<",
+                };
+                write!(f, "severity {op} {level}")
+            }
+            Trigger::In(levels) => {
+                let names: Vec<&str> = levels.iter().map(|l| l.as_str()).collect();
+                write!(f, "severity in [{}]", names.join(", "))
+            }
+        }
+    }
+}
+
+/// One step of the plan for an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStep {
+    pub id: String,
+    pub action: String,
+    /// The function that performs the action.
+    pub function: String,
+    pub requires_approval: bool,
+    pub destructive: bool,
+    /// Whether the step only plans (dry-run) or changes things (enforce).
+    pub mode: Mode,
+    /// What the step acts on, in words (`instance i-0abc`, `role web-prod`).
+    pub target: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+}
+
+/// A playbook step left out of the plan because it does not apply to the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotApplicable {
+    pub id: String,
+    pub action: String,
+    pub reason: String,
+}
+
+/// The playbook chosen for an incident and its steps for this resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedPlaybook {
+    pub id: String,
+    pub trigger: String,
+    pub mode: Mode,
+    pub steps: Vec<PlannedStep>,
+    #[serde(default)]
+    pub not_applicable: Vec<NotApplicable>,
+}
+
+/// The first playbook, in config order, whose trigger matches the severity. Config validation
+/// guarantees one exists for every severity.
+pub fn select(config: &Config, severity: Severity) -> Option<&PlaybookConfig> {
+    config.playbooks.iter().find(|p| p.trigger.matches(severity))
+}
+
+/// Why an action does not apply to this resource, or `None` when it does.
+pub fn inapplicable(spec: &ActionSpec, step: &StepConfig, resource: &Resource) -> Option<String> {
+    let kind = resource.kind();
+    if let Some(only) = &step.applies_to {
+        if !only.contains(&kind) {
+            return Some(format!("step is limited to {}", join(only)));
+        }
+    }
+    if !spec.applies_to.contains(&kind) {
+        return Some(format!("{} acts on {}, not {kind}", spec.id, join(spec.applies_to)));
+    }
+    match (spec.function, resource) {
+        ("revoke-sessions", Resource::Ec2Instance(i)) if i.instance_profile_arn.is_none() => {
+            Some("instance has no instance profile: no role sessions to revoke".to_owned())
+        }
+        _ => None,
+    }
+}
+
+fn join(kinds: &[ResourceKind]) -> String {
+    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// What a step acts on, in words.
+pub fn target(spec: &ActionSpec, resource: &Resource) -> String {
+    match (spec.function, resource) {
+        ("revoke-sessions", Resource::Ec2Instance(i)) => format!(
+            "role of instance profile {} (instance {})",
+            i.instance_profile_arn.as_deref().unwrap_or("?"),
+            i.instance_id
+        ),
+        ("disable-access-keys", Resource::IamUser(u)) => match &u.access_key_id {
+            Some(k) => format!("access key {k} of user {}", u.user_name),
+            None => format!("every access key of user {}", u.user_name),
+        },
+        (_, r) => format!("{} {}", r.kind(), r.id()),
+    }
+}
+
+/// The plan of `playbook` for `resource`.
+pub fn plan(config: &Config, playbook: &PlaybookConfig, resource: &Resource) -> PlannedPlaybook {
+    let mode = playbook.mode.unwrap_or(if config.orchestrator.dry_run_default { Mode::DryRun } else { Mode::Enforce });
+    let mut steps = Vec::new();
+    let mut not_applicable = Vec::new();
+    for step in &playbook.steps {
+        // Config validation guarantees every action is known; an unknown one is left out, stated.
+        let Some(spec) = action(&step.action) else {
+            not_applicable.push(NotApplicable { id: step.id.clone(), action: step.action.clone(), reason: "unknown action".into() });
+            continue;
+        };
+        if let Some(reason) = inapplicable(spec, step, resource) {
+            not_applicable.push(NotApplicable { id: step.id.clone(), action: step.action.clone(), reason });
+            continue;
+        }
+        steps.push(PlannedStep {
+            id: step.id.clone(),
+            action: step.action.clone(),
+            function: spec.function.to_owned(),
+            requires_approval: step.requires_approval,
+            destructive: spec.destructive,
+            mode,
+            target: target(spec, resource),
+            summary: spec.summary.to_owned(),
+            channel: step.channel.clone(),
+            project: step.project.clone(),
+            priority: step.priority.clone(),
+            retention: step.retention.map(|r| r.to_string()),
+        });
+    }
+    PlannedPlaybook { id: playbook.id.clone(), trigger: playbook.trigger.to_string(), mode, steps, not_applicable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_parse_and_match() {
+        let t: Trigger = "severity == critical".parse().unwrap();
+        assert!(t.matches(Severity::Critical) && !t.matches(Severity::High));
+        let t: Trigger = "severity <= medium".parse().unwrap();
+        assert!(t.matches(Severity::Low) && t.matches(Severity::Medium) && !t.matches(Severity::High));
+        let t: Trigger = "severity in [low, high]".parse().unwrap();
+        assert!(t.matches(Severity::High) && !t.matches(Severity::Medium));
+        let t: Trigger = "severity>high".parse().unwrap();
+        assert_eq!(t, Trigger::Compare(Op::Gt, Severity::High));
+        assert_eq!(t.to_string(), "severity > high");
+        for bad in ["severity == urgent", "priority == high", "severity ~ high", "severity in low", ""] {
+            assert!(bad.parse::<Trigger>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn action_ids_are_unique() {
+        for (i, a) in ACTIONS.iter().enumerate() {
+            assert!(ACTIONS[i + 1..].iter().all(|b| b.id != a.id), "{}", a.id);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Triage: enrichment, score, severity, playbook and SLA for one incident.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::config::{Config, Mode};
+use crate::enrich::{self, AssetRegistry, Enrichment, ThreatIntel};
+use crate::error::{ErrorName, Named};
+use crate::event::SecurityEvent;
+use crate::playbook::{self, PlannedPlaybook};
+use crate::score::{self, ScoreBreakdown};
+use crate::severity::Severity;
+use crate::sla::{self, SlaDecision};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TriageError {
+    #[error("incident {0} has no events to triage")]
+    NoEvents(String),
+    #[error("no playbook matches severity {0}")]
+    NoPlaybook(Severity),
+    #[error("no response SLA configured for severity {0}")]
+    NoSla(Severity),
+}
+
+impl Named for TriageError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            TriageError::NoEvents(_) => ErrorName::InvalidInput,
+            TriageError::NoPlaybook(_) | TriageError::NoSla(_) => ErrorName::Configuration,
+        }
+    }
+}
+
+/// The triage decision for an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub incident_id: String,
+    /// The incident severity: the higher of the findings' and the score's.
+    pub severity: Severity,
+    /// The highest severity among the findings.
+    pub finding_severity: Severity,
+    pub score: ScoreBreakdown,
+    pub playbook: PlannedPlaybook,
+    pub sla: SlaDecision,
+    /// Every finding is a generated sample: the plan is forced to dry-run.
+    #[serde(default)]
+    pub samples_only: bool,
+}
+
+impl Decision {
+    /// The steps that wait for a human before they run.
+    pub fn approval_gates(&self) -> impl Iterator<Item = &playbook::PlannedStep> {
+        self.playbook.steps.iter().filter(|s| s.requires_approval)
+    }
+}
+
+/// The triage engine: configuration and enrichment data, loaded once.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub config: Config,
+    pub registry: AssetRegistry,
+    pub intel: ThreatIntel,
+}
+
+impl Engine {
+    pub fn new(config: Config, registry: AssetRegistry, intel: ThreatIntel) -> Engine {
+        Engine { config, registry, intel }
+    }
+
+    /// The engine on the embedded default configuration, registry and intel list.
+    pub fn embedded() -> Result<Engine, String> {
+        let config = Config::embedded().map_err(|e| e.to_string())?;
+        let registry = AssetRegistry::from_yaml(crate::config::DEFAULT_ASSETS_YAML).map_err(|e| e.to_string())?;
+        let intel = ThreatIntel::parse(crate::config::DEFAULT_THREAT_INTEL).map_err(|e| e.to_string())?;
+        Ok(Engine { config, registry, intel })
+    }
+
+    /// Enrichment of an incident's resource and indicators.
+    pub fn enrich(&self, events: &[SecurityEvent], history_count: u32) -> Enrichment {
+        enrich::enrich(events, &self.registry, &self.intel, &self.config.triage.defaults, history_count)
+    }
+
+    /// Score, severity, playbook and SLA, given the enrichment.
+    pub fn decide(
+        &self,
+        incident_id: &str,
+        events: &[SecurityEvent],
+        enrichment: &Enrichment,
+        detected_at: OffsetDateTime,
+    ) -> Result<Decision, TriageError> {
+        let first = events.first().ok_or_else(|| TriageError::NoEvents(incident_id.to_owned()))?;
+        let scoring = &self.config.triage.scoring;
+        let breakdown = score::score(score::components(events, enrichment, scoring), scoring);
+        let finding_severity = events.iter().map(SecurityEvent::severity_label).max().unwrap_or(Severity::Low);
+        let severity = finding_severity.max(breakdown.score_severity);
+        let chosen = playbook::select(&self.config, severity).ok_or(TriageError::NoPlaybook(severity))?;
+        let sla = *self.config.triage.response_sla.get(&severity).ok_or(TriageError::NoSla(severity))?;
+        let mut plan = playbook::plan(&self.config, chosen, &first.resource);
+        // Generated sample findings (GuardDuty CreateSampleFindings) never drive enforcement.
+        if events.iter().all(|e| e.sample) {
+            plan.mode = Mode::DryRun;
+            for step in &mut plan.steps {
+                step.mode = Mode::DryRun;
+            }
+        }
+        Ok(Decision {
+            incident_id: incident_id.to_owned(),
+            severity,
+            finding_severity,
+            score: breakdown,
+            playbook: plan,
+            sla: sla::decide(severity, sla, detected_at),
+            samples_only: events.iter().all(|e| e.sample),
+        })
+    }
+}
