@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ir", version, about = "Operate the incident-response suite: simulate, approve, release, report, verify.")]
+#[command(
+    name = "ir",
+    version,
+    about = "Operate the incident-response suite: simulate, approve, release, report, verify."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(&args, &mut out),
     };
-    match result.and_then(|()| out.flush().map_err(|e| CliError::Failed(format!("writing output: {e}")))) {
+    match result.and_then(|()| {
+        out.flush()
+            .map_err(|e| CliError::Failed(format!("writing output: {e}")))
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();

@@ -11,10 +11,10 @@ use ir_core::playbook::{NotApplicable, PlannedStep};
 use ir_core::score::Components;
 use ir_core::{Decision, Engine};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::{read_input, CliError};
+use crate::{CliError, read_input};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -51,7 +51,8 @@ fn engine(args: &Args) -> Result<Engine, CliError> {
         Some(p) => text(read_input(p, "asset registry")?, "asset registry")?,
         None => DEFAULT_ASSETS_YAML.to_owned(),
     };
-    let registry = AssetRegistry::from_yaml(&assets).map_err(|e| CliError::Invalid(e.to_string()))?;
+    let registry =
+        AssetRegistry::from_yaml(&assets).map_err(|e| CliError::Invalid(e.to_string()))?;
     let intel = match &args.intel {
         Some(p) => text(read_input(p, "threat intel")?, "threat intel")?,
         None => DEFAULT_THREAT_INTEL.to_owned(),
@@ -70,15 +71,25 @@ struct Triaged {
 pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     let engine = engine(args)?;
     let bytes = read_input(&args.event_file, "event file")?;
-    let normalized = ir_core::normalize(&bytes).map_err(|e| CliError::Invalid(format!("{}: {e}", args.event_file.display())))?;
+    let normalized = ir_core::normalize(&bytes)
+        .map_err(|e| CliError::Invalid(format!("{}: {e}", args.event_file.display())))?;
     let ingest = IngestOutput::from_normalized(normalized, OffsetDateTime::now_utc());
     let mut incidents = Vec::new();
     for input in ingest.incidents {
         let enrichment = engine.enrich(&input.events, args.history);
         let decision = engine
-            .decide(&input.incident_id, &input.events, &enrichment, input.detected_at)
+            .decide(
+                &input.incident_id,
+                &input.events,
+                &enrichment,
+                input.detected_at,
+            )
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        incidents.push(Triaged { events: input.events, enrichment, decision });
+        incidents.push(Triaged {
+            events: input.events,
+            enrichment,
+            decision,
+        });
     }
     // The primary incident: the most severe, then the highest score, then the first.
     let primary = incidents
@@ -91,13 +102,21 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
                 .then(ib.cmp(ia))
         })
         .map(|(i, _)| i);
-    let write = |r: std::io::Result<()>| r.map_err(|e| CliError::Failed(format!("writing output: {e}")));
+    let write =
+        |r: std::io::Result<()>| r.map_err(|e| CliError::Failed(format!("writing output: {e}")));
     if args.json {
         let report = Report::new(&incidents, primary, &ingest.skipped);
-        let json = serde_json::to_string_pretty(&report).map_err(|e| CliError::Failed(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::Failed(e.to_string()))?;
         write(writeln!(out, "{json}"))
     } else {
-        write(summary(out, &args.event_file, &incidents, primary, &ingest.skipped))
+        write(summary(
+            out,
+            &args.event_file,
+            &incidents,
+            primary,
+            &ingest.skipped,
+        ))
     }
 }
 
@@ -138,7 +157,12 @@ struct Parts {
 
 impl From<Components> for Parts {
     fn from(c: Components) -> Parts {
-        Parts { severity: c.severity, asset_criticality: c.asset_criticality, historical_frequency: c.historical_frequency, threat_score: c.threat_score }
+        Parts {
+            severity: c.severity,
+            asset_criticality: c.asset_criticality,
+            historical_frequency: c.historical_frequency,
+            threat_score: c.threat_score,
+        }
     }
 }
 
@@ -154,7 +178,14 @@ struct Step<'a> {
 
 impl<'a> From<&'a PlannedStep> for Step<'a> {
     fn from(s: &'a PlannedStep) -> Step<'a> {
-        Step { id: &s.id, action: &s.action, function: &s.function, requires_approval: s.requires_approval, destructive: s.destructive, target: &s.target }
+        Step {
+            id: &s.id,
+            action: &s.action,
+            function: &s.function,
+            requires_approval: s.requires_approval,
+            destructive: s.destructive,
+            target: &s.target,
+        }
     }
 }
 
@@ -211,7 +242,10 @@ struct IncidentSummary<'a> {
 }
 
 fn resource_view(r: &Resource) -> ResourceView<'_> {
-    ResourceView { kind: r.kind().as_str(), id: r.id() }
+    ResourceView {
+        kind: r.kind().as_str(),
+        id: r.id(),
+    }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -241,13 +275,23 @@ impl<'a> Report<'a> {
             }),
             playbook: d.map(|d| d.playbook.id.as_str()),
             mode: d.map(|d| d.playbook.mode.as_str()),
-            steps: d.map(|d| d.playbook.steps.iter().map(Step::from).collect()).unwrap_or_default(),
+            steps: d
+                .map(|d| d.playbook.steps.iter().map(Step::from).collect())
+                .unwrap_or_default(),
             not_applicable: d.map_or(&[], |d| d.playbook.not_applicable.as_slice()),
-            sla: d.map(|d| Sla { target: &d.sla.target, description: &d.sla.description, respond_by: rfc3339(d.sla.respond_by) }),
+            sla: d.map(|d| Sla {
+                target: &d.sla.target,
+                description: &d.sla.description,
+                respond_by: rfc3339(d.sla.respond_by),
+            }),
             enrichment: p.map(|t| &t.enrichment),
             events: incidents
                 .iter()
-                .flat_map(|t| t.events.iter().map(move |e| (t.decision.incident_id.as_str(), e)))
+                .flat_map(|t| {
+                    t.events
+                        .iter()
+                        .map(move |e| (t.decision.incident_id.as_str(), e))
+                })
                 .map(|(incident_id, e)| Event {
                     finding_id: &e.finding_id,
                     incident_id,
@@ -267,7 +311,12 @@ impl<'a> Report<'a> {
                 .collect(),
             skipped: skipped
                 .iter()
-                .map(|s| Skip { finding_id: &s.finding_id, code: &s.code, reason: &s.reason, incident_id: s.incident_id.as_deref() })
+                .map(|s| Skip {
+                    finding_id: &s.finding_id,
+                    code: &s.code,
+                    reason: &s.reason,
+                    incident_id: s.incident_id.as_deref(),
+                })
                 .collect(),
             incidents: incidents
                 .iter()
@@ -276,7 +325,13 @@ impl<'a> Report<'a> {
                     severity: t.decision.severity.as_str(),
                     score: t.decision.score.score,
                     playbook: &t.decision.playbook.id,
-                    resource: t.events.first().map_or(ResourceView { kind: "other", id: "" }, |e| resource_view(&e.resource)),
+                    resource: t.events.first().map_or(
+                        ResourceView {
+                            kind: "other",
+                            id: "",
+                        },
+                        |e| resource_view(&e.resource),
+                    ),
                     findings: t.events.iter().map(|e| e.finding_id.as_str()).collect(),
                     steps: t.decision.playbook.steps.iter().map(Step::from).collect(),
                 })
@@ -300,16 +355,39 @@ fn summary(
     primary: Option<usize>,
     skipped: &[Skipped],
 ) -> std::io::Result<()> {
-    writeln!(out, "DRY RUN: triage simulated offline; nothing was changed.")?;
+    writeln!(
+        out,
+        "DRY RUN: triage simulated offline; nothing was changed."
+    )?;
     writeln!(out, "Input: {}", file.display())?;
     let events: usize = incidents.iter().map(|t| t.events.len()).sum();
     writeln!(out, "\nEvents ({events}):")?;
     for t in incidents {
         for e in &t.events {
-            let value = e.severity.value.map(|v| format!(" ({v})")).unwrap_or_default();
+            let value = e
+                .severity
+                .value
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default();
             let sample = if e.sample { "  [generated sample]" } else { "" };
-            writeln!(out, "  - {} {}  {}{}  {} {}  account {} {}{}", e.source.as_str(), e.finding_type, e.severity.label, value, e.resource.kind(), e.resource.id(), e.account, e.region, sample)?;
-            writeln!(out, "    finding {}  count {}  \"{}\"", e.finding_id, e.count, e.title)?;
+            writeln!(
+                out,
+                "  - {} {}  {}{}  {} {}  account {} {}{}",
+                e.source.as_str(),
+                e.finding_type,
+                e.severity.label,
+                value,
+                e.resource.kind(),
+                e.resource.id(),
+                e.account,
+                e.region,
+                sample
+            )?;
+            writeln!(
+                out,
+                "    finding {}  count {}  \"{}\"",
+                e.finding_id, e.count, e.title
+            )?;
         }
     }
     if !skipped.is_empty() {
@@ -321,23 +399,43 @@ fn summary(
     if incidents.is_empty() {
         writeln!(out, "\nNo incident: every finding was skipped.")?;
     }
-    let order = primary.into_iter().chain((0..incidents.len()).filter(|i| Some(*i) != primary));
+    let order = primary
+        .into_iter()
+        .chain((0..incidents.len()).filter(|i| Some(*i) != primary));
     for i in order {
         let Some(t) = incidents.get(i) else { continue };
         let d = &t.decision;
         let en = &t.enrichment;
-        writeln!(out, "\nIncident {}: severity {} (findings: {}, score: {})", d.incident_id, d.severity.as_str().to_uppercase(), d.finding_severity, d.score.score_severity)?;
+        writeln!(
+            out,
+            "\nIncident {}: severity {} (findings: {}, score: {})",
+            d.incident_id,
+            d.severity.as_str().to_uppercase(),
+            d.finding_severity,
+            d.score.score_severity
+        )?;
         writeln!(
             out,
             "  Asset: owner {} ({}), environment {} ({}), criticality {} ({}), data {} ({}), earlier incidents {}",
-            en.owner.value, origin(en.owner.origin), en.environment.value, origin(en.environment.origin), en.criticality.value,
-            origin(en.criticality.origin), en.data_classification.value, origin(en.data_classification.origin), en.history_count
+            en.owner.value,
+            origin(en.owner.origin),
+            en.environment.value,
+            origin(en.environment.origin),
+            en.criticality.value,
+            origin(en.criticality.origin),
+            en.data_classification.value,
+            origin(en.data_classification.origin),
+            en.history_count
         )?;
         if en.intel_matches.is_empty() {
             writeln!(out, "  Threat intel: no indicator matched")?;
         }
         for m in &en.intel_matches {
-            writeln!(out, "  Threat intel: {} matched {} (score {:.2})", m.indicator, m.matched, m.score)?;
+            writeln!(
+                out,
+                "  Threat intel: {} matched {} (score {:.2})",
+                m.indicator, m.matched, m.score
+            )?;
         }
         for n in &en.notes {
             writeln!(out, "  Note: {n}")?;
@@ -346,16 +444,51 @@ fn summary(
         writeln!(
             out,
             "  Score {:.3} = severity {:.2}x{:.2} + criticality {:.2}x{:.2} + history {:.2}x{:.2} + threat {:.2}x{:.2} -> {}",
-            d.score.score, c.severity, w.severity, c.asset_criticality, w.asset_criticality, c.historical_frequency,
-            w.historical_frequency, c.threat_score, w.threat_score, d.score.score_severity
+            d.score.score,
+            c.severity,
+            w.severity,
+            c.asset_criticality,
+            w.asset_criticality,
+            c.historical_frequency,
+            w.historical_frequency,
+            c.threat_score,
+            w.threat_score,
+            d.score.score_severity
         )?;
-        writeln!(out, "  SLA: {} (respond by {})", d.sla.description, rfc3339(d.sla.respond_by))?;
-        let forced = if d.samples_only { ", forced: generated sample findings" } else { "" };
-        writeln!(out, "  Playbook {} (trigger `{}`), mode {}{}:", d.playbook.id, d.playbook.trigger, d.playbook.mode.as_str(), forced)?;
+        writeln!(
+            out,
+            "  SLA: {} (respond by {})",
+            d.sla.description,
+            rfc3339(d.sla.respond_by)
+        )?;
+        let forced = if d.samples_only {
+            ", forced: generated sample findings"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  Playbook {} (trigger `{}`), mode {}{}:",
+            d.playbook.id,
+            d.playbook.trigger,
+            d.playbook.mode.as_str(),
+            forced
+        )?;
         for (n, s) in d.playbook.steps.iter().enumerate() {
-            let gate = if s.requires_approval { "  [APPROVAL REQUIRED]" } else { "" };
+            let gate = if s.requires_approval {
+                "  [APPROVAL REQUIRED]"
+            } else {
+                ""
+            };
             let kind = if s.destructive { "destructive" } else { "safe" };
-            writeln!(out, "    {}. {} ({}, {kind}) on {}{gate}", n + 1, s.id, s.action, s.target)?;
+            writeln!(
+                out,
+                "    {}. {} ({}, {kind}) on {}{gate}",
+                n + 1,
+                s.id,
+                s.action,
+                s.target
+            )?;
         }
         for s in &d.playbook.not_applicable {
             writeln!(out, "    -  {} not applicable: {}", s.id, s.reason)?;

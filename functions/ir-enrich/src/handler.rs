@@ -3,7 +3,7 @@
 use ir_aws::payload::Checked;
 use ir_core::correlate::is_incident_id;
 use ir_core::enrich::Enrichment;
-use ir_core::{EnrichInput, Engine, ErrorName, Named};
+use ir_core::{Engine, EnrichInput, ErrorName, Named};
 use lambda_runtime::Diagnostic;
 use thiserror::Error;
 
@@ -67,16 +67,32 @@ mod tests {
     use time::OffsetDateTime;
 
     fn input(sample: &str) -> String {
-        let text = std::fs::read(format!("{}/../../events/{sample}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let ingest = IngestOutput::from_normalized(ir_core::normalize(&text).unwrap(), OffsetDateTime::UNIX_EPOCH);
+        let text = std::fs::read(format!(
+            "{}/../../events/{sample}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let ingest = IngestOutput::from_normalized(
+            ir_core::normalize(&text).unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let t = &ingest.incidents[0];
-        serde_json::to_string(&EnrichInput { incident_id: t.incident_id.clone(), events: t.events.clone(), history_count: 3 }).unwrap()
+        serde_json::to_string(&EnrichInput {
+            incident_id: t.incident_id.clone(),
+            events: t.events.clone(),
+            history_count: 3,
+        })
+        .unwrap()
     }
 
     #[test]
     fn enriches_from_the_registry_and_intel() {
         let engine = Engine::embedded().unwrap();
-        let out = enrich(&engine, Incoming::parse(&input("guardduty-backdoor-cc-activity.json")).unwrap()).unwrap();
+        let out = enrich(
+            &engine,
+            Incoming::parse(&input("guardduty-backdoor-cc-activity.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(out.criticality.value, Severity::Critical);
         assert_eq!(out.criticality.origin, Origin::Registry);
         assert_eq!(out.history_count, 3);
@@ -86,7 +102,10 @@ mod tests {
     #[test]
     fn bad_payloads_are_invalid_input() {
         let engine = Engine::embedded().unwrap();
-        for text in [r#"{"incidentId": "inc-x"}"#.to_owned(), input("guardduty-backdoor-cc-activity.json").replacen("inc-", "INC-", 1)] {
+        for text in [
+            r#"{"incidentId": "inc-x"}"#.to_owned(),
+            input("guardduty-backdoor-cc-activity.json").replacen("inc-", "INC-", 1),
+        ] {
             let e = enrich(&engine, Incoming::parse(&text).unwrap()).unwrap_err();
             assert_eq!(Diagnostic::from(e).error_type, "InvalidInput");
         }

@@ -3,7 +3,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use ir_aws::payload::Checked;
 use ir_core::normalize::MAX_EVENT_BYTES;
-use ir_core::{ErrorName, EnvelopeMeta, IngestOutput, InputError, Named};
+use ir_core::{EnvelopeMeta, ErrorName, IngestOutput, InputError, Named};
 use lambda_runtime::Diagnostic;
 use serde_json::value::RawValue;
 use thiserror::Error;
@@ -52,7 +52,9 @@ pub fn handle(incoming: Incoming) -> Result<IngestOutput, IngestError> {
             }
         }
         // Logged once here, at the boundary; the raw event is kept by EventBridge's dead-letter queue.
-        Err(e) => tracing::warn!(error_name = e.error_name().as_str(), error = %e, bytes, "event refused"),
+        Err(e) => {
+            tracing::warn!(error_name = e.error_name().as_str(), error = %e, bytes, "event refused")
+        }
     }
     result
 }
@@ -115,15 +117,26 @@ mod tests {
         let via_hub = run(&sample("securityhub-guardduty-duplicate.json")).unwrap();
         assert!(via_hub.incidents.is_empty());
         assert_eq!(via_hub.skipped.len(), 1);
-        assert_eq!(via_hub.skipped[0].incident_id.as_deref(), Some(direct.incidents[0].incident_id.as_str()));
+        assert_eq!(
+            via_hub.skipped[0].incident_id.as_deref(),
+            Some(direct.incidents[0].incident_id.as_str())
+        );
     }
 
     #[test]
     fn malformed_input_is_invalid_input() {
         let not_envelope = run(r#"{"hello": "world"}"#).unwrap_err();
         assert!(matches!(not_envelope, IngestError::Envelope(_)));
-        let bad_severity = sample("guardduty-ssh-bruteforce.json").replacen("\"severity\": 2", "\"severity\": \"very\"", 1);
-        assert_ne!(bad_severity, sample("guardduty-ssh-bruteforce.json"), "fixture text not found");
+        let bad_severity = sample("guardduty-ssh-bruteforce.json").replacen(
+            "\"severity\": 2",
+            "\"severity\": \"very\"",
+            1,
+        );
+        assert_ne!(
+            bad_severity,
+            sample("guardduty-ssh-bruteforce.json"),
+            "fixture text not found"
+        );
         let e = run(&bad_severity).unwrap_err();
         assert!(e.to_string().contains("detail.severity"), "{e}");
         for e in [not_envelope, e] {

@@ -49,7 +49,12 @@ pub fn score(engine: &Engine, incoming: Incoming) -> Result<Decision, ScoreError
     }
     let span = tracing::info_span!("score", incident_id = %input.incident_id);
     let _guard = span.enter();
-    let decision = engine.decide(&input.incident_id, &input.events, &input.enrichment, input.detected_at)?;
+    let decision = engine.decide(
+        &input.incident_id,
+        &input.events,
+        &input.enrichment,
+        input.detected_at,
+    )?;
     tracing::info!(
         severity = %decision.severity,
         score = decision.score.score,
@@ -68,8 +73,15 @@ mod tests {
 
     fn input(sample: &str, history: u32) -> String {
         let engine = Engine::embedded().unwrap();
-        let text = std::fs::read(format!("{}/../../events/{sample}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let ingest = IngestOutput::from_normalized(ir_core::normalize(&text).unwrap(), OffsetDateTime::UNIX_EPOCH);
+        let text = std::fs::read(format!(
+            "{}/../../events/{sample}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let ingest = IngestOutput::from_normalized(
+            ir_core::normalize(&text).unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let t = &ingest.incidents[0];
         let enrichment = engine.enrich(&t.events, history);
         serde_json::to_string(&ScoreInput {
@@ -84,19 +96,32 @@ mod tests {
     #[test]
     fn history_raises_a_high_finding_on_a_critical_asset_to_critical() {
         let engine = Engine::embedded().unwrap();
-        let quiet = score(&engine, Incoming::parse(&input("guardduty-cryptocurrency-bitcointool-dns.json", 0)).unwrap()).unwrap();
-        let repeat = score(&engine, Incoming::parse(&input("guardduty-cryptocurrency-bitcointool-dns.json", 2)).unwrap()).unwrap();
+        let quiet = score(
+            &engine,
+            Incoming::parse(&input("guardduty-cryptocurrency-bitcointool-dns.json", 0)).unwrap(),
+        )
+        .unwrap();
+        let repeat = score(
+            &engine,
+            Incoming::parse(&input("guardduty-cryptocurrency-bitcointool-dns.json", 2)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(quiet.severity, Severity::High);
         assert_eq!(quiet.playbook.id, "investigate-and-notify");
         assert_eq!(repeat.severity, Severity::Critical);
         assert_eq!(repeat.playbook.id, "immediate-isolation");
-        assert!(repeat.approval_gates().any(|s| s.function == "isolate-instance"));
+        assert!(
+            repeat
+                .approval_gates()
+                .any(|s| s.function == "isolate-instance")
+        );
     }
 
     #[test]
     fn no_events_is_invalid_input() {
         let engine = Engine::embedded().unwrap();
-        let mut v: serde_json::Value = serde_json::from_str(&input("guardduty-s3-exfiltration.json", 0)).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&input("guardduty-s3-exfiltration.json", 0)).unwrap();
         v["events"] = serde_json::json!([]);
         let e = score(&engine, Incoming::parse(&v.to_string()).unwrap()).unwrap_err();
         assert_eq!(Diagnostic::from(e).error_type, "InvalidInput");

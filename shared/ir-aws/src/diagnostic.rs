@@ -8,7 +8,10 @@ use lambda_runtime::Diagnostic;
 /// A Lambda `Diagnostic` whose `errorType` is the stable name, so that `Retry`/`Catch` in the state
 /// machines can match it.
 pub fn diagnostic(name: ErrorName, message: impl Display) -> Diagnostic {
-    Diagnostic { error_type: name.as_str().to_owned(), error_message: message.to_string() }
+    Diagnostic {
+        error_type: name.as_str().to_owned(),
+        error_message: message.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use ir_core::Engine;
 use ir_core::config::{Config, DEFAULT_ASSETS_YAML, DEFAULT_CONFIG_YAML, DEFAULT_THREAT_INTEL};
 use ir_core::enrich::{AssetRegistry, ThreatIntel};
-use ir_core::Engine;
 use thiserror::Error;
 
 /// Configuration problems found at init. A function that cannot init fails once, at start, with
@@ -14,7 +14,11 @@ pub enum InitError {
     #[error("environment variable {name}: {message}")]
     Var { name: &'static str, message: String },
     #[error("{what} {path}: {message}")]
-    File { what: &'static str, path: PathBuf, message: String },
+    File {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 /// An optional variable; set but empty counts as unset.
@@ -23,21 +27,35 @@ pub fn optional(name: &'static str) -> Result<Option<String>, InitError> {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(InitError::Var { name, message: e.to_string() }),
+        Err(e) => Err(InitError::Var {
+            name,
+            message: e.to_string(),
+        }),
     }
 }
 
 /// A required variable.
 pub fn required(name: &'static str) -> Result<String, InitError> {
-    optional(name)?.ok_or(InitError::Var { name, message: "not set".to_owned() })
+    optional(name)?.ok_or(InitError::Var {
+        name,
+        message: "not set".to_owned(),
+    })
 }
 
-fn file_or(name: &'static str, what: &'static str, default: &'static str) -> Result<(String, Option<PathBuf>), InitError> {
+fn file_or(
+    name: &'static str,
+    what: &'static str,
+    default: &'static str,
+) -> Result<(String, Option<PathBuf>), InitError> {
     match optional(name)? {
         None => Ok((default.to_owned(), None)),
         Some(p) => {
             let path = PathBuf::from(p);
-            let text = std::fs::read_to_string(&path).map_err(|e| InitError::File { what, path: path.clone(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(&path).map_err(|e| InitError::File {
+                what,
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             Ok((text, Some(path)))
         }
     }

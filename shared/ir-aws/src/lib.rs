@@ -14,4 +14,4 @@ pub mod sdk;
 pub mod telemetry;
 
 pub use diagnostic::diagnostic;
-pub use sdk::{classify, log_sdk_error, SdkFailure};
+pub use sdk::{SdkFailure, classify, log_sdk_error};

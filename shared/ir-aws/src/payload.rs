@@ -19,7 +19,10 @@ pub struct Checked<T> {
 
 impl<T> fmt::Debug for Checked<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Checked").field("bytes", &self.raw.get().len()).field("parsed", &self.value.is_ok()).finish()
+        f.debug_struct("Checked")
+            .field("bytes", &self.raw.get().len())
+            .field("parsed", &self.value.is_ok())
+            .finish()
     }
 }
 
@@ -29,7 +32,11 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Checked<T> {
         let mut de = serde_json::Deserializer::from_str(raw.get());
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." { e.into_inner().to_string() } else { format!("{path}: {}", e.into_inner()) }
+            if path == "." {
+                e.into_inner().to_string()
+            } else {
+                format!("{path}: {}", e.into_inner())
+            }
         });
         Ok(Checked { raw, value })
     }

@@ -44,8 +44,14 @@ const CONFLICT_CODES: &[&str] = &[
     "OperationAborted",
 ];
 
-const ACCESS_CODES: &[&str] =
-    &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId"];
+const ACCESS_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+];
 
 const NOT_FOUND_CODES: &[&str] = &[
     "NoSuchEntity",
@@ -65,7 +71,12 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorName {
         Some(c) if CONFLICT_CODES.contains(&c) => ErrorName::Conflict,
         Some(c) if ACCESS_CODES.contains(&c) => ErrorName::AccessDenied,
         Some(c) if NOT_FOUND_CODES.contains(&c) || c.ends_with(".NotFound") => ErrorName::NotFound,
-        Some(c) if c.ends_with(".Malformed") || c.starts_with("InvalidParameter") || c == "ValidationException" || c == "MalformedPolicyDocument" => {
+        Some(c)
+            if c.ends_with(".Malformed")
+                || c.starts_with("InvalidParameter")
+                || c == "ValidationException"
+                || c == "MalformedPolicyDocument" =>
+        {
             ErrorName::InvalidInput
         }
         _ => match status {
@@ -82,9 +93,13 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorName {
 /// are classified by their code (throttling and 5xx are retryable).
 pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> ErrorName {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorName::Retryable,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorName::Retryable
+        }
         SdkError::ConstructionFailure(_) => ErrorName::Internal,
-        SdkError::ServiceError(se) => classify_code(se.err().code(), Some(se.raw().status().as_u16())),
+        SdkError::ServiceError(se) => {
+            classify_code(se.err().code(), Some(se.raw().status().as_u16()))
+        }
         _ => classify_code(err.code(), None),
     }
 }
@@ -116,7 +131,10 @@ impl fmt::Display for SdkFailure {
 impl std::error::Error for SdkFailure {}
 
 impl SdkFailure {
-    pub fn new<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> SdkFailure {
+    pub fn new<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        operation: &'static str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> SdkFailure {
         SdkFailure {
             operation,
             name: classify(err),
@@ -152,15 +170,39 @@ mod tests {
     fn codes_map_to_stable_names() {
         let cases = [
             (Some("ThrottlingException"), Some(400), ErrorName::Retryable),
-            (Some("RequestLimitExceeded"), Some(503), ErrorName::Retryable),
+            (
+                Some("RequestLimitExceeded"),
+                Some(503),
+                ErrorName::Retryable,
+            ),
             (Some("SomethingNew"), Some(503), ErrorName::Retryable),
             (None, Some(429), ErrorName::Retryable),
-            (Some("ConditionalCheckFailedException"), Some(400), ErrorName::Conflict),
-            (Some("ExecutionAlreadyExists"), Some(400), ErrorName::Conflict),
-            (Some("InvalidInstanceID.NotFound"), Some(400), ErrorName::NotFound),
+            (
+                Some("ConditionalCheckFailedException"),
+                Some(400),
+                ErrorName::Conflict,
+            ),
+            (
+                Some("ExecutionAlreadyExists"),
+                Some(400),
+                ErrorName::Conflict,
+            ),
+            (
+                Some("InvalidInstanceID.NotFound"),
+                Some(400),
+                ErrorName::NotFound,
+            ),
             (Some("NoSuchEntity"), Some(404), ErrorName::NotFound),
-            (Some("InvalidInstanceID.Malformed"), Some(400), ErrorName::InvalidInput),
-            (Some("UnauthorizedOperation"), Some(403), ErrorName::AccessDenied),
+            (
+                Some("InvalidInstanceID.Malformed"),
+                Some(400),
+                ErrorName::InvalidInput,
+            ),
+            (
+                Some("UnauthorizedOperation"),
+                Some(403),
+                ErrorName::AccessDenied,
+            ),
             (Some("SomethingNew"), Some(400), ErrorName::Internal),
         ];
         for (code, status, want) in cases {

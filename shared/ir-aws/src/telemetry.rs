@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 /// finding id) on every line. The level comes from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else
 /// `info`. Lambda adds the timestamp. Safe to call more than once.
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()).unwrap_or_else(|_| "info".to_owned());
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|l| l.to_lowercase())
+        .unwrap_or_else(|_| "info".to_owned());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .json()

@@ -8,12 +8,12 @@ use serde_json::value::RawValue;
 
 use crate::correlate::incident_id;
 use crate::event::{
-    Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, NetworkInterface, OtherResource, Resource,
-    S3Bucket, SecurityEvent, SkipCode, Skipped, Source,
+    Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, NetworkInterface,
+    OtherResource, Resource, S3Bucket, SecurityEvent, SkipCode, Skipped, Source,
 };
 use crate::guardduty;
 use crate::lenient::{LenientBool, LenientF64};
-use crate::normalize::{parse_at, parse_time, required, EnvelopeMeta, InputError};
+use crate::normalize::{EnvelopeMeta, InputError, parse_at, parse_time, required};
 use crate::severity::{FindingSeverity, Severity, SeverityScale};
 
 type Str<'a> = Option<Cow<'a, str>>;
@@ -263,7 +263,9 @@ fn finding_key(product_arn: &str, id: &str) -> String {
 
 fn is_guardduty(f: &Finding<'_>) -> bool {
     f.product_name.as_deref() == Some("GuardDuty")
-        || f.product_arn.as_deref().is_some_and(|a| a.ends_with("/aws/guardduty"))
+        || f.product_arn
+            .as_deref()
+            .is_some_and(|a| a.ends_with("/aws/guardduty"))
 }
 
 pub(crate) fn normalize_batch(
@@ -271,7 +273,9 @@ pub(crate) fn normalize_batch(
     detail: &RawValue,
 ) -> Result<(Vec<SecurityEvent>, Vec<Skipped>), InputError> {
     let d: Detail<'_> = parse_at(detail, "detail")?;
-    let findings = d.findings.ok_or_else(|| InputError::finding("detail.findings", "missing required field"))?;
+    let findings = d
+        .findings
+        .ok_or_else(|| InputError::finding("detail.findings", "missing required field"))?;
     if findings.is_empty() {
         return Err(InputError::EmptyFindings);
     }
@@ -282,7 +286,12 @@ pub(crate) fn normalize_batch(
         let f: Finding<'_> = parse_at(raw, &loc)?;
         let id = required(f.id.as_deref(), &loc, "Id")?.to_owned();
         // Loop guard: our own BatchUpdateFindings re-emit Imported events.
-        let status = f.workflow.as_ref().and_then(|w| w.status.as_deref()).or(f.workflow_state.as_deref()).unwrap_or("NEW");
+        let status = f
+            .workflow
+            .as_ref()
+            .and_then(|w| w.status.as_deref())
+            .or(f.workflow_state.as_deref())
+            .unwrap_or("NEW");
         if status != "NEW" {
             skipped.push(Skipped {
                 finding_id: id,
@@ -302,10 +311,11 @@ pub(crate) fn normalize_batch(
             });
             continue;
         }
-        if is_guardduty(&f) {
-            if let Some(key) = guardduty::key_from_arn(&id) {
-                let incident = incident_id(&key);
-                skipped.push(Skipped {
+        if is_guardduty(&f)
+            && let Some(key) = guardduty::key_from_arn(&id)
+        {
+            let incident = incident_id(&key);
+            skipped.push(Skipped {
                     reason: format!(
                         "GuardDuty finding imported into Security Hub: it is ingested from the GuardDuty event and belongs to incident {incident}"
                     ),
@@ -313,8 +323,7 @@ pub(crate) fn normalize_batch(
                     code: SkipCode::GuarddutyDuplicate,
                     incident_id: Some(incident),
                 });
-                continue;
-            }
+            continue;
         }
         events.push(event(meta, f, id, raw, &loc)?);
     }
@@ -328,7 +337,12 @@ fn event(
     raw: &RawValue,
     loc: &str,
 ) -> Result<SecurityEvent, InputError> {
-    let account = required(f.aws_account_id.as_deref().or(meta.account), loc, "AwsAccountId")?.to_owned();
+    let account = required(
+        f.aws_account_id.as_deref().or(meta.account),
+        loc,
+        "AwsAccountId",
+    )?
+    .to_owned();
     let region = required(f.region.as_deref().or(meta.region), loc, "Region")?.to_owned();
     let product_arn = required(f.product_arn.as_deref(), loc, "ProductArn")?;
     let severity = severity(f.severity.as_ref(), &format!("{loc}.Severity"))?;
@@ -338,10 +352,17 @@ fn event(
         .and_then(|t| t.first())
         .map(|t| t.as_ref())
         .or(f.generator_id.as_deref())
-        .ok_or_else(|| InputError::finding(format!("{loc}.Types"), "missing: neither Types nor GeneratorId"))?
+        .ok_or_else(|| {
+            InputError::finding(
+                format!("{loc}.Types"),
+                "missing: neither Types nor GeneratorId",
+            )
+        })?
         .to_owned();
     let mut resources = f.resources.unwrap_or_default().into_iter();
-    let first = resources.next().ok_or_else(|| InputError::finding(format!("{loc}.Resources"), "no resources"))?;
+    let first = resources
+        .next()
+        .ok_or_else(|| InputError::finding(format!("{loc}.Resources"), "no resources"))?;
     let (resource, tags) = resource(first, &format!("{loc}.Resources[0]"))?;
     let indicators = indicators(f.network.as_ref(), f.action.as_ref());
     let title = f.title.as_deref().unwrap_or(&finding_type).to_owned();
@@ -357,8 +378,14 @@ fn event(
         region,
         resource,
         resource_tags: tags,
-        first_seen: parse_time(f.first_observed_at.as_deref().or(f.created_at.as_deref()), &format!("{loc}.FirstObservedAt"))?,
-        last_seen: parse_time(f.last_observed_at.as_deref().or(f.updated_at.as_deref()), &format!("{loc}.LastObservedAt"))?,
+        first_seen: parse_time(
+            f.first_observed_at.as_deref().or(f.created_at.as_deref()),
+            &format!("{loc}.FirstObservedAt"),
+        )?,
+        last_seen: parse_time(
+            f.last_observed_at.as_deref().or(f.updated_at.as_deref()),
+            &format!("{loc}.LastObservedAt"),
+        )?,
         updated_at: parse_time(f.updated_at.as_deref(), &format!("{loc}.UpdatedAt"))?,
         count: 1,
         indicators,
@@ -370,17 +397,28 @@ fn event(
 fn severity(s: Option<&AsffSeverity<'_>>, loc: &str) -> Result<FindingSeverity, InputError> {
     let s = s.ok_or_else(|| InputError::finding(loc, "missing required field"))?;
     let normalized = s.normalized.map(|n| n.0);
-    let from_number = normalized.map(Severity::from_asff_normalized).transpose().map_err(|m| InputError::finding(format!("{loc}.Normalized"), m))?;
+    let from_number = normalized
+        .map(Severity::from_asff_normalized)
+        .transpose()
+        .map_err(|m| InputError::finding(format!("{loc}.Normalized"), m))?;
     let label = match s.label.as_deref() {
-        Some(l) => Severity::from_asff_label(l).map_err(|m| InputError::finding(format!("{loc}.Label"), m))?,
-        None => from_number.ok_or_else(|| InputError::finding(loc, "neither Label nor Normalized is given"))?,
+        Some(l) => Severity::from_asff_label(l)
+            .map_err(|m| InputError::finding(format!("{loc}.Label"), m))?,
+        None => from_number
+            .ok_or_else(|| InputError::finding(loc, "neither Label nor Normalized is given"))?,
     };
     // A label with an inconsistent number: the label is authoritative; the number is not used.
     match normalized {
-        Some(v) if from_number == Some(label) => {
-            Ok(FindingSeverity { label, value: Some(v), scale: SeverityScale::AsffNormalized })
-        }
-        _ => Ok(FindingSeverity { label, value: normalized, scale: SeverityScale::AsffLabel }),
+        Some(v) if from_number == Some(label) => Ok(FindingSeverity {
+            label,
+            value: Some(v),
+            scale: SeverityScale::AsffNormalized,
+        }),
+        _ => Ok(FindingSeverity {
+            label,
+            value: normalized,
+            scale: SeverityScale::AsffLabel,
+        }),
     }
 }
 
@@ -393,17 +431,28 @@ fn arn_tail(id: &str) -> &str {
     id.rsplit(['/', ':']).next().unwrap_or(id)
 }
 
-fn resource(r: AsffResource<'_>, loc: &str) -> Result<(Resource, BTreeMap<String, String>), InputError> {
+fn resource(
+    r: AsffResource<'_>,
+    loc: &str,
+) -> Result<(Resource, BTreeMap<String, String>), InputError> {
     let rtype = required(r.resource_type.as_deref(), loc, "Type")?.to_owned();
     let id = required(r.id.as_deref(), loc, "Id")?.to_owned();
-    let tags = r.tags.unwrap_or_default().into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let tags = r
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let details = r.details;
     let resource = match rtype.as_str() {
         "AwsEc2Instance" => {
             let d = details.and_then(|d| d.aws_ec2_instance);
             let instance_id = arn_tail(&id).to_owned();
             if !instance_id.starts_with("i-") {
-                return Err(InputError::finding(format!("{loc}.Id"), format!("`{id}` does not name an EC2 instance")));
+                return Err(InputError::finding(
+                    format!("{loc}.Id"),
+                    format!("`{id}` does not name an EC2 instance"),
+                ));
             }
             let (vpc_id, subnet_id, profile, image_id, launched, ipv6, enis) = match d {
                 Some(d) => (
@@ -411,8 +460,15 @@ fn resource(r: AsffResource<'_>, loc: &str) -> Result<(Resource, BTreeMap<String
                     owned(d.subnet_id.as_deref()),
                     owned(d.iam_instance_profile_arn.as_deref()),
                     owned(d.image_id.as_deref()),
-                    parse_time(d.launched_at.as_deref(), &format!("{loc}.Details.AwsEc2Instance.LaunchedAt"))?,
-                    d.ip_v6_addresses.unwrap_or_default().into_iter().map(Cow::into_owned).collect::<Vec<_>>(),
+                    parse_time(
+                        d.launched_at.as_deref(),
+                        &format!("{loc}.Details.AwsEc2Instance.LaunchedAt"),
+                    )?,
+                    d.ip_v6_addresses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Cow::into_owned)
+                        .collect::<Vec<_>>(),
                     d.network_interfaces.unwrap_or_default(),
                 ),
                 None => (None, None, None, None, None, Vec::new(), Vec::new()),
@@ -458,33 +514,72 @@ fn resource(r: AsffResource<'_>, loc: &str) -> Result<(Resource, BTreeMap<String
             let access_key_id = key.or(key_from_id);
             let name = principal_name.or(user).map(|n| arn_tail(n).to_owned());
             match (principal_type, name) {
-                (Some("AssumedRole"), Some(role_name)) => Resource::IamRole(IamRole { role_name, access_key_id, principal_id }),
-                (Some("IAMUser") | None, Some(user_name)) => Resource::IamUser(IamUser { user_name, access_key_id, principal_id }),
-                _ => Resource::Other(OtherResource { resource_type: rtype.clone(), id: id.clone() }),
+                (Some("AssumedRole"), Some(role_name)) => Resource::IamRole(IamRole {
+                    role_name,
+                    access_key_id,
+                    principal_id,
+                }),
+                (Some("IAMUser") | None, Some(user_name)) => Resource::IamUser(IamUser {
+                    user_name,
+                    access_key_id,
+                    principal_id,
+                }),
+                _ => Resource::Other(OtherResource {
+                    resource_type: rtype.clone(),
+                    id: id.clone(),
+                }),
             }
         }
         "AwsIamUser" => {
             let d = details.and_then(|d| d.aws_iam_user);
-            let user_name = d.as_ref().and_then(|d| owned(d.user_name.as_deref())).unwrap_or_else(|| arn_tail(&id).to_owned());
-            Resource::IamUser(IamUser { user_name, access_key_id: None, principal_id: d.and_then(|d| owned(d.user_id.as_deref())) })
+            let user_name = d
+                .as_ref()
+                .and_then(|d| owned(d.user_name.as_deref()))
+                .unwrap_or_else(|| arn_tail(&id).to_owned());
+            Resource::IamUser(IamUser {
+                user_name,
+                access_key_id: None,
+                principal_id: d.and_then(|d| owned(d.user_id.as_deref())),
+            })
         }
         "AwsIamRole" => {
             let d = details.and_then(|d| d.aws_iam_role);
-            let role_name = d.as_ref().and_then(|d| owned(d.role_name.as_deref())).unwrap_or_else(|| arn_tail(&id).to_owned());
-            Resource::IamRole(IamRole { role_name, access_key_id: None, principal_id: d.and_then(|d| owned(d.role_id.as_deref())) })
+            let role_name = d
+                .as_ref()
+                .and_then(|d| owned(d.role_name.as_deref()))
+                .unwrap_or_else(|| arn_tail(&id).to_owned());
+            Resource::IamRole(IamRole {
+                role_name,
+                access_key_id: None,
+                principal_id: d.and_then(|d| owned(d.role_id.as_deref())),
+            })
         }
         "AwsS3Bucket" => {
-            let bucket_name = id.strip_prefix("arn:aws:s3:::").or_else(|| id.rsplit(":::").next()).unwrap_or(&id).to_owned();
-            Resource::S3Bucket(S3Bucket { bucket_name, arn: id.starts_with("arn:").then(|| id.clone()) })
+            let bucket_name = id
+                .strip_prefix("arn:aws:s3:::")
+                .or_else(|| id.rsplit(":::").next())
+                .unwrap_or(&id)
+                .to_owned();
+            Resource::S3Bucket(S3Bucket {
+                bucket_name,
+                arn: id.starts_with("arn:").then(|| id.clone()),
+            })
         }
         "AwsEksCluster" => {
             let cluster_name = details
                 .and_then(|d| d.aws_eks_cluster)
                 .and_then(|d| owned(d.name.as_deref()))
                 .unwrap_or_else(|| arn_tail(&id).to_owned());
-            Resource::EksCluster(EksCluster { cluster_name, arn: id.starts_with("arn:").then(|| id.clone()), vpc_id: None })
+            Resource::EksCluster(EksCluster {
+                cluster_name,
+                arn: id.starts_with("arn:").then(|| id.clone()),
+                vpc_id: None,
+            })
         }
-        _ => Resource::Other(OtherResource { resource_type: rtype, id }),
+        _ => Resource::Other(OtherResource {
+            resource_type: rtype,
+            id,
+        }),
     };
     Ok((resource, tags))
 }
@@ -493,8 +588,16 @@ fn indicators(network: Option<&Network<'_>>, action: Option<&Action<'_>>) -> Vec
     let mut out = Vec::new();
     let mut push = |kind: IndicatorKind, v: Option<&str>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
-            let value = if kind == IndicatorKind::Domain { v.to_ascii_lowercase() } else { v.to_owned() };
-            out.push(Indicator { kind, value, asn: None });
+            let value = if kind == IndicatorKind::Domain {
+                v.to_ascii_lowercase()
+            } else {
+                v.to_owned()
+            };
+            out.push(Indicator {
+                kind,
+                value,
+                asn: None,
+            });
         }
     };
     if let Some(n) = network {
@@ -510,16 +613,41 @@ fn indicators(network: Option<&Network<'_>>, action: Option<&Action<'_>>) -> Vec
         }
     }
     if let Some(a) = action {
-        push(IndicatorKind::Ip, a.network_connection_action.as_ref().and_then(|x| x.remote_ip_details.as_ref()).and_then(|r| r.ip_address_v4.as_deref()));
-        push(IndicatorKind::Ip, a.aws_api_call_action.as_ref().and_then(|x| x.remote_ip_details.as_ref()).and_then(|r| r.ip_address_v4.as_deref()));
+        push(
+            IndicatorKind::Ip,
+            a.network_connection_action
+                .as_ref()
+                .and_then(|x| x.remote_ip_details.as_ref())
+                .and_then(|r| r.ip_address_v4.as_deref()),
+        );
+        push(
+            IndicatorKind::Ip,
+            a.aws_api_call_action
+                .as_ref()
+                .and_then(|x| x.remote_ip_details.as_ref())
+                .and_then(|r| r.ip_address_v4.as_deref()),
+        );
         push(
             IndicatorKind::Domain,
-            a.aws_api_call_action.as_ref().and_then(|x| x.domain_details.as_ref()).and_then(|d| d.domain.as_deref()),
+            a.aws_api_call_action
+                .as_ref()
+                .and_then(|x| x.domain_details.as_ref())
+                .and_then(|d| d.domain.as_deref()),
         );
-        push(IndicatorKind::Domain, a.dns_request_action.as_ref().and_then(|d| d.domain.as_deref()));
+        push(
+            IndicatorKind::Domain,
+            a.dns_request_action
+                .as_ref()
+                .and_then(|d| d.domain.as_deref()),
+        );
         if let Some(p) = &a.port_probe_action {
             for d in p.port_probe_details.iter().flatten() {
-                push(IndicatorKind::Ip, d.remote_ip_details.as_ref().and_then(|r| r.ip_address_v4.as_deref()));
+                push(
+                    IndicatorKind::Ip,
+                    d.remote_ip_details
+                        .as_ref()
+                        .and_then(|r| r.ip_address_v4.as_deref()),
+                );
             }
         }
     }

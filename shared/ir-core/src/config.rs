@@ -35,7 +35,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: {}", self.message)
     }
 }
@@ -51,7 +55,11 @@ pub enum ConfigError {
 }
 
 fn join(problems: &[Problem]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Named for ConfigError {
@@ -231,7 +239,10 @@ impl<'de> Deserialize<'de> for Sla {
         match s.as_str() {
             "immediate" => Ok(Sla::Immediate),
             "next_business_day" => Ok(Sla::NextBusinessDay),
-            other => other.parse().map(Sla::Within).map_err(serde::de::Error::custom),
+            other => other
+                .parse()
+                .map(Sla::Within)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -266,7 +277,9 @@ mod trigger_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Trigger, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -331,23 +344,39 @@ impl Config {
 
     /// Parses, validates against the schema, and checks the meaning of a YAML configuration.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let value: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         let schema: serde_json::Value =
             serde_json::from_str(SCHEMA_JSON).map_err(|e| ConfigError::Schema(e.to_string()))?;
-        let validator = jsonschema::validator_for(&schema).map_err(|e| ConfigError::Schema(e.to_string()))?;
+        let validator =
+            jsonschema::validator_for(&schema).map_err(|e| ConfigError::Schema(e.to_string()))?;
         let problems: Vec<Problem> = validator
             .iter_errors(&value)
-            .map(|e| Problem { path: e.instance_path().to_string(), message: e.to_string() })
+            .map(|e| Problem {
+                path: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
             .collect();
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
         let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
-            let path = e.path().to_string().replace('.', "/").replace('[', "/").replace(']', "");
-            ConfigError::Invalid(vec![Problem { path: format!("/{path}"), message: e.into_inner().to_string() }])
+            let path = e
+                .path()
+                .to_string()
+                .replace(['.', '['], "/")
+                .replace(']', "");
+            ConfigError::Invalid(vec![Problem {
+                path: format!("/{path}"),
+                message: e.into_inner().to_string(),
+            }])
         })?;
         let problems = config.check();
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// The checks of meaning the schema cannot express.
@@ -356,44 +385,78 @@ impl Config {
         let mut problem = |path: String, message: String| out.push(Problem { path, message });
         let w = &self.triage.scoring.weights;
         if (w.sum() - 1.0).abs() > 1e-6 {
-            problem("/triage/scoring/weights".into(), format!("weights must sum to 1.0, they sum to {}", w.sum()));
+            problem(
+                "/triage/scoring/weights".into(),
+                format!("weights must sum to 1.0, they sum to {}", w.sum()),
+            );
         }
         let t = &self.triage.scoring.thresholds;
         if !(t.critical > t.high && t.high > t.medium) {
             problem(
                 "/triage/scoring/thresholds".into(),
-                format!("thresholds must satisfy critical > high > medium (got {}, {}, {})", t.critical, t.high, t.medium),
+                format!(
+                    "thresholds must satisfy critical > high > medium (got {}, {}, {})",
+                    t.critical, t.high, t.medium
+                ),
             );
         }
         for s in Severity::ALL {
             if !self.playbooks.iter().any(|p| p.trigger.matches(s)) {
-                problem("/playbooks".into(), format!("no playbook's trigger matches severity {s}"));
+                problem(
+                    "/playbooks".into(),
+                    format!("no playbook's trigger matches severity {s}"),
+                );
             }
         }
         for (i, p) in self.playbooks.iter().enumerate() {
             if self.playbooks[..i].iter().any(|q| q.id == p.id) {
-                problem(format!("/playbooks/{i}/id"), format!("duplicate playbook id `{}`", p.id));
+                problem(
+                    format!("/playbooks/{i}/id"),
+                    format!("duplicate playbook id `{}`", p.id),
+                );
             }
-            let mode = p.mode.unwrap_or(if self.orchestrator.dry_run_default { Mode::DryRun } else { Mode::Enforce });
+            let mode = p.mode.unwrap_or(if self.orchestrator.dry_run_default {
+                Mode::DryRun
+            } else {
+                Mode::Enforce
+            });
             if mode == Mode::DryRun && !p.dry_run_supported {
                 problem(
                     format!("/playbooks/{i}"),
-                    format!("playbook `{}` does not support dry-run but its mode is dry-run; set `mode: enforce` explicitly", p.id),
+                    format!(
+                        "playbook `{}` does not support dry-run but its mode is dry-run; set `mode: enforce` explicitly",
+                        p.id
+                    ),
                 );
             }
-            let allow = p.allow_unapproved_destructive || self.orchestrator.allow_unapproved_destructive;
+            let allow =
+                p.allow_unapproved_destructive || self.orchestrator.allow_unapproved_destructive;
             for (j, s) in p.steps.iter().enumerate() {
                 let at = format!("/playbooks/{i}/steps/{j}");
                 if p.steps[..j].iter().any(|q| q.id == s.id) {
-                    problem(format!("{at}/id"), format!("duplicate step id `{}` in playbook `{}`", s.id, p.id));
+                    problem(
+                        format!("{at}/id"),
+                        format!("duplicate step id `{}` in playbook `{}`", s.id, p.id),
+                    );
                 }
                 match playbook::action(&s.action) {
                     None => {
                         let known: Vec<&str> = playbook::ACTIONS.iter().map(|a| a.id).collect();
-                        problem(format!("{at}/action"), format!("unknown action `{}` (known: {})", s.action, known.join(", ")));
+                        problem(
+                            format!("{at}/action"),
+                            format!(
+                                "unknown action `{}` (known: {})",
+                                s.action,
+                                known.join(", ")
+                            ),
+                        );
                     }
                     Some(spec) => {
-                        if spec.destructive && mode == Mode::Enforce && !s.requires_approval && !allow {
+                        if spec.destructive
+                            && mode == Mode::Enforce
+                            && !s.requires_approval
+                            && !allow
+                        {
                             problem(
                                 format!("{at}/requires_approval"),
                                 format!(
@@ -402,10 +465,13 @@ impl Config {
                                 ),
                             );
                         }
-                        if let Some(only) = &s.applies_to {
-                            if let Some(k) = only.iter().find(|k| !spec.applies_to.contains(k)) {
-                                problem(format!("{at}/applies_to"), format!("action `{}` cannot act on {k}", s.action));
-                            }
+                        if let Some(only) = &s.applies_to
+                            && let Some(k) = only.iter().find(|k| !spec.applies_to.contains(k))
+                        {
+                            problem(
+                                format!("{at}/applies_to"),
+                                format!("action `{}` cannot act on {k}", s.action),
+                            );
                         }
                     }
                 }
@@ -416,7 +482,10 @@ impl Config {
 
     /// The escalation chain for a severity (empty when the matrix has none).
     pub fn escalation(&self, s: Severity) -> &[Escalation] {
-        self.notifications.escalation_matrix.get(&s).map_or(&[], Vec::as_slice)
+        self.notifications
+            .escalation_matrix
+            .get(&s)
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -432,19 +501,49 @@ mod tests {
     }
 
     fn with(from: &str, to: &str) -> String {
-        assert!(DEFAULT_CONFIG_YAML.contains(from), "fixture text `{from}` not in the default config");
+        assert!(
+            DEFAULT_CONFIG_YAML.contains(from),
+            "fixture text `{from}` not in the default config"
+        );
         DEFAULT_CONFIG_YAML.replacen(from, to, 1)
     }
 
     #[test]
     fn the_embedded_default_is_valid_and_routes_like_the_seed() {
         let c = Config::embedded().unwrap();
-        assert_eq!(c.triage.scoring.weights, Weights { severity: 0.4, asset_criticality: 0.3, historical_frequency: 0.2, threat_score: 0.1 });
-        assert_eq!(c.triage.scoring.thresholds, Thresholds { critical: 0.8, high: 0.5, medium: 0.2 });
-        assert_eq!(playbook::select(&c, Severity::Critical).unwrap().id, "immediate-isolation");
-        assert_eq!(playbook::select(&c, Severity::High).unwrap().id, "investigate-and-notify");
-        assert_eq!(playbook::select(&c, Severity::Medium).unwrap().id, "queue-for-review");
-        assert_eq!(playbook::select(&c, Severity::Low).unwrap().id, "queue-for-review");
+        assert_eq!(
+            c.triage.scoring.weights,
+            Weights {
+                severity: 0.4,
+                asset_criticality: 0.3,
+                historical_frequency: 0.2,
+                threat_score: 0.1
+            }
+        );
+        assert_eq!(
+            c.triage.scoring.thresholds,
+            Thresholds {
+                critical: 0.8,
+                high: 0.5,
+                medium: 0.2
+            }
+        );
+        assert_eq!(
+            playbook::select(&c, Severity::Critical).unwrap().id,
+            "immediate-isolation"
+        );
+        assert_eq!(
+            playbook::select(&c, Severity::High).unwrap().id,
+            "investigate-and-notify"
+        );
+        assert_eq!(
+            playbook::select(&c, Severity::Medium).unwrap().id,
+            "queue-for-review"
+        );
+        assert_eq!(
+            playbook::select(&c, Severity::Low).unwrap().id,
+            "queue-for-review"
+        );
         assert!(c.orchestrator.dry_run_default);
         assert_eq!(c.escalation(Severity::Critical).len(), 2);
         assert_eq!(c.escalation(Severity::Critical)[0].timeout.as_secs(), 300);
@@ -452,34 +551,81 @@ mod tests {
 
     #[test]
     fn schema_errors_name_the_path() {
-        let p = problems(&with("        action: cloud:snapshot_volumes", "        action: Snapshot Volumes"));
-        assert!(p.iter().any(|p| p.path == "/playbooks/0/steps/1/action"), "{p:?}");
+        let p = problems(&with(
+            "        action: cloud:snapshot_volumes",
+            "        action: Snapshot Volumes",
+        ));
+        assert!(
+            p.iter().any(|p| p.path == "/playbooks/0/steps/1/action"),
+            "{p:?}"
+        );
         let p = problems(&with("      severity: 0.4", "      severity: 1.4"));
-        assert!(p.iter().any(|p| p.path == "/triage/scoring/weights/severity"), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/triage/scoring/weights/severity"),
+            "{p:?}"
+        );
         let p = problems(&with("    high: 1h", "    high: soon"));
-        assert!(p.iter().any(|p| p.path == "/triage/response_sla/high"), "{p:?}");
-        let p = problems(&with("  dry_run_default: true", "  dry_run_default: true\n  dry_run_defualt: false"));
-        assert!(p.iter().any(|p| p.path == "/orchestrator" && p.message.contains("dry_run_defualt")), "{p:?}");
+        assert!(
+            p.iter().any(|p| p.path == "/triage/response_sla/high"),
+            "{p:?}"
+        );
+        let p = problems(&with(
+            "  dry_run_default: true",
+            "  dry_run_default: true\n  dry_run_defualt: false",
+        ));
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/orchestrator" && p.message.contains("dry_run_defualt")),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn meaning_errors_name_the_path() {
-        let p = problems(&with("action: cloud:snapshot_volumes", "action: cloud:snapshot_everything"));
-        assert!(p.iter().any(|p| p.path == "/playbooks/0/steps/1/action" && p.message.contains("unknown action")), "{p:?}");
+        let p = problems(&with(
+            "action: cloud:snapshot_volumes",
+            "action: cloud:snapshot_everything",
+        ));
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/playbooks/0/steps/1/action"
+                    && p.message.contains("unknown action")),
+            "{p:?}"
+        );
         let p = problems(&with("      severity: 0.4", "      severity: 0.5"));
-        assert!(p.iter().any(|p| p.path == "/triage/scoring/weights" && p.message.contains("sum")), "{p:?}");
-        let p = problems(&with("trigger: severity <= medium", "trigger: severity == medium"));
-        assert!(p.iter().any(|p| p.message.contains("severity low")), "{p:?}");
-        let p = problems(&with("trigger: severity == high", "trigger: severity == urgent"));
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/triage/scoring/weights" && p.message.contains("sum")),
+            "{p:?}"
+        );
+        let p = problems(&with(
+            "trigger: severity <= medium",
+            "trigger: severity == medium",
+        ));
+        assert!(
+            p.iter().any(|p| p.message.contains("severity low")),
+            "{p:?}"
+        );
+        let p = problems(&with(
+            "trigger: severity == high",
+            "trigger: severity == urgent",
+        ));
         assert!(p.iter().any(|p| p.path == "/playbooks/1/trigger"), "{p:?}");
         let p = problems(&with("      medium: 0.2", "      medium: 0.6"));
-        assert!(p.iter().any(|p| p.path == "/triage/scoring/thresholds"), "{p:?}");
+        assert!(
+            p.iter().any(|p| p.path == "/triage/scoring/thresholds"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn destructive_without_approval_in_enforce_mode_is_refused_unless_allowed() {
         let enforce = with("  dry_run_default: true", "  dry_run_default: false");
-        assert!(Config::from_yaml(&enforce).is_ok(), "the default gates every destructive step");
+        assert!(
+            Config::from_yaml(&enforce).is_ok(),
+            "the default gates every destructive step"
+        );
         let ungated = enforce.replacen(
             "      - id: isolate-instance\n        action: cloud:security_group_deny_all\n        requires_approval: true",
             "      - id: isolate-instance\n        action: cloud:security_group_deny_all",
@@ -487,8 +633,16 @@ mod tests {
         );
         assert_ne!(ungated, enforce);
         let p = problems(&ungated);
-        assert!(p.iter().any(|p| p.path == "/playbooks/0/steps/4/requires_approval"), "{p:?}");
-        let allowed = ungated.replacen("allow_unapproved_destructive: false", "allow_unapproved_destructive: true", 1);
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/playbooks/0/steps/4/requires_approval"),
+            "{p:?}"
+        );
+        let allowed = ungated.replacen(
+            "allow_unapproved_destructive: false",
+            "allow_unapproved_destructive: true",
+            1,
+        );
         assert!(Config::from_yaml(&allowed).is_ok());
         // In dry-run nothing is changed, so no gate is required.
         let dry = ungated.replacen("  dry_run_default: false", "  dry_run_default: true", 1);
@@ -497,6 +651,9 @@ mod tests {
 
     #[test]
     fn not_yaml_is_reported() {
-        assert!(matches!(Config::from_yaml("orchestrator: [unclosed"), Err(ConfigError::Yaml(_))));
+        assert!(matches!(
+            Config::from_yaml("orchestrator: [unclosed"),
+            Err(ConfigError::Yaml(_))
+        ));
     }
 }

@@ -60,20 +60,31 @@ pub struct ScoreInput {
 impl IngestOutput {
     /// Groups the events of one envelope into incidents (see [`crate::correlate::group`]).
     /// `received_at` is EventBridge's `time`; `now` stands in when the envelope had none.
-    pub fn from_normalized(normalized: crate::normalize::Normalized, now: OffsetDateTime) -> IngestOutput {
+    pub fn from_normalized(
+        normalized: crate::normalize::Normalized,
+        now: OffsetDateTime,
+    ) -> IngestOutput {
         let detected_at = normalized.received_at.unwrap_or(now);
         let groups = crate::correlate::group(&normalized.events);
-        let mut slots: Vec<Option<SecurityEvent>> = normalized.events.into_iter().map(Some).collect();
+        let mut slots: Vec<Option<SecurityEvent>> =
+            normalized.events.into_iter().map(Some).collect();
         let incidents = groups
             .into_iter()
             .map(|g| TriageInput {
                 incident_id: g.incident_id,
                 correlations: g.correlations,
-                events: g.members.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect(),
+                events: g
+                    .members
+                    .iter()
+                    .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+                    .collect(),
                 detected_at,
                 history_count: 0,
             })
             .collect();
-        IngestOutput { incidents, skipped: normalized.skipped }
+        IngestOutput {
+            incidents,
+            skipped: normalized.skipped,
+        }
     }
 }

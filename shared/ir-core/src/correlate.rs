@@ -24,7 +24,10 @@ const ID_HEX_LEN: usize = 20;
 
 /// The deterministic incident id opened by the finding with this canonical key.
 pub fn incident_id(finding_key: &str) -> String {
-    let digest = Sha256::new().chain_update(b"finding:").chain_update(finding_key.as_bytes()).finalize();
+    let digest = Sha256::new()
+        .chain_update(b"finding:")
+        .chain_update(finding_key.as_bytes())
+        .finalize();
     let mut id = String::with_capacity(4 + ID_HEX_LEN);
     id.push_str("inc-");
     id.push_str(&hex::encode(&digest[..ID_HEX_LEN / 2]));
@@ -34,8 +37,11 @@ pub fn incident_id(finding_key: &str) -> String {
 /// Whether `s` has the shape of an incident id (`inc-` + 20 lowercase hex digits). Safe to use
 /// as a Step Functions execution name, a DynamoDB key and an S3 key prefix.
 pub fn is_incident_id(s: &str) -> bool {
-    s.strip_prefix("inc-")
-        .is_some_and(|h| h.len() == ID_HEX_LEN && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    s.strip_prefix("inc-").is_some_and(|h| {
+        h.len() == ID_HEX_LEN
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// What correlation decided for one finding.
@@ -53,23 +59,33 @@ pub enum Correlation {
 impl Correlation {
     pub fn incident_id(&self) -> &str {
         match self {
-            Correlation::New { incident_id } | Correlation::Repeat { incident_id } | Correlation::Attach { incident_id } => {
-                incident_id
-            }
+            Correlation::New { incident_id }
+            | Correlation::Repeat { incident_id }
+            | Correlation::Attach { incident_id } => incident_id,
         }
     }
 }
 
 /// Decides for one finding, given what the store knows: the incident its key is mapped to (if
 /// any), and the open incident on its resource (if any).
-pub fn correlate(event: &SecurityEvent, known_finding: Option<&str>, open_on_resource: Option<&str>) -> Correlation {
+pub fn correlate(
+    event: &SecurityEvent,
+    known_finding: Option<&str>,
+    open_on_resource: Option<&str>,
+) -> Correlation {
     if let Some(id) = known_finding {
-        return Correlation::Repeat { incident_id: id.to_owned() };
+        return Correlation::Repeat {
+            incident_id: id.to_owned(),
+        };
     }
     if let Some(id) = open_on_resource {
-        return Correlation::Attach { incident_id: id.to_owned() };
+        return Correlation::Attach {
+            incident_id: id.to_owned(),
+        };
     }
-    Correlation::New { incident_id: incident_id(&event.finding_key) }
+    Correlation::New {
+        incident_id: incident_id(&event.finding_key),
+    }
 }
 
 /// Findings of one input grouped into incidents, with the correlation of each.
@@ -91,8 +107,14 @@ pub fn group(events: &[SecurityEvent]) -> Vec<Group> {
     let mut by_key: BTreeMap<&str, String> = BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
         let resource_key = e.resource_key();
-        let open = by_resource.get(&resource_key).map(|&g| groups[g].incident_id.clone());
-        let decision = correlate(e, by_key.get(e.finding_key.as_str()).map(String::as_str), open.as_deref());
+        let open = by_resource
+            .get(&resource_key)
+            .map(|&g| groups[g].incident_id.clone());
+        let decision = correlate(
+            e,
+            by_key.get(e.finding_key.as_str()).map(String::as_str),
+            open.as_deref(),
+        );
         by_key.insert(&e.finding_key, decision.incident_id().to_owned());
         match by_resource.get(&resource_key) {
             Some(&g) => {

@@ -27,7 +27,9 @@ impl FromStr for ConfigDuration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30s, 5m, 1h or 7d"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration like 30s, 5m, 1h or 7d"))?;
         let mult = match unit {
             "s" => 1,
             "m" => 60,
@@ -35,18 +37,20 @@ impl FromStr for ConfigDuration {
             "d" => 86_400,
             _ => return Err(format!("`{s}` is not a duration like 30s, 5m, 1h or 7d")),
         };
-        n.checked_mul(mult).map(ConfigDuration::from_secs).ok_or_else(|| format!("`{s}` is too long"))
+        n.checked_mul(mult)
+            .map(ConfigDuration::from_secs)
+            .ok_or_else(|| format!("`{s}` is too long"))
     }
 }
 
 impl fmt::Display for ConfigDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.seconds;
-        if s != 0 && s % 86_400 == 0 {
+        if s != 0 && s.is_multiple_of(86_400) {
             write!(f, "{}d", s / 86_400)
-        } else if s != 0 && s % 3_600 == 0 {
+        } else if s != 0 && s.is_multiple_of(3_600) {
             write!(f, "{}h", s / 3_600)
-        } else if s != 0 && s % 60 == 0 {
+        } else if s != 0 && s.is_multiple_of(60) {
             write!(f, "{}m", s / 60)
         } else {
             write!(f, "{s}s")
@@ -73,7 +77,13 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        for (text, secs) in [("90s", 90), ("5m", 300), ("1h", 3600), ("7d", 604_800), ("0s", 0)] {
+        for (text, secs) in [
+            ("90s", 90),
+            ("5m", 300),
+            ("1h", 3600),
+            ("7d", 604_800),
+            ("0s", 0),
+        ] {
             let d: ConfigDuration = text.parse().unwrap();
             assert_eq!(d.as_secs(), secs);
             assert_eq!(d.to_string(), text);

@@ -53,18 +53,23 @@ impl AssetRegistry {
     /// Parses the registry YAML: a list of records. Duplicate ids are an error.
     pub fn from_yaml(text: &str) -> Result<AssetRegistry, EnrichmentDataError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        let records: Option<Vec<AssetRecord>> = serde_path_to_error::deserialize(de)
-            .map_err(|e| {
+        let records: Option<Vec<AssetRecord>> =
+            serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = e.path().to_string();
                 EnrichmentDataError::Registry(format!("{path}: {}", e.into_inner()))
             })?;
         let mut by_id = HashMap::new();
         for (i, r) in records.unwrap_or_default().into_iter().enumerate() {
             if r.resource_id.trim().is_empty() {
-                return Err(EnrichmentDataError::Registry(format!("[{i}].resource_id: empty")));
+                return Err(EnrichmentDataError::Registry(format!(
+                    "[{i}].resource_id: empty"
+                )));
             }
             if let Some(prev) = by_id.insert(r.resource_id.clone(), r) {
-                return Err(EnrichmentDataError::Registry(format!("[{i}].resource_id: duplicate `{}`", prev.resource_id)));
+                return Err(EnrichmentDataError::Registry(format!(
+                    "[{i}].resource_id: duplicate `{}`",
+                    prev.resource_id
+                )));
             }
         }
         Ok(AssetRegistry { by_id })
@@ -102,27 +107,44 @@ impl ThreatIntel {
             if content.is_empty() {
                 continue;
             }
-            let err = |message: String| EnrichmentDataError::Intel { line: line_no, message };
+            let err = |message: String| EnrichmentDataError::Intel {
+                line: line_no,
+                message,
+            };
             let mut parts = content.split_whitespace();
             let indicator = parts.next().unwrap_or_default();
             let score = match parts.next() {
                 None => 1.0,
-                Some(s) => s.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v)).ok_or_else(|| err(format!("score `{s}` is not a number in [0, 1]")))?,
+                Some(s) => s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| err(format!("score `{s}` is not a number in [0, 1]")))?,
             };
             if let Some(extra) = parts.next() {
                 return Err(err(format!("unexpected `{extra}` after the score")));
             }
             if let Some((addr, bits)) = indicator.split_once('/') {
-                let addr: IpAddr = addr.parse().map_err(|_| err(format!("`{indicator}` is not a CIDR block")))?;
+                let addr: IpAddr = addr
+                    .parse()
+                    .map_err(|_| err(format!("`{indicator}` is not a CIDR block")))?;
                 let max = if addr.is_ipv4() { 32 } else { 128 };
-                let bits: u8 = bits.parse().ok().filter(|b| *b <= max).ok_or_else(|| err(format!("`{indicator}` has a bad prefix length")))?;
+                let bits: u8 = bits
+                    .parse()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| err(format!("`{indicator}` has a bad prefix length")))?;
                 intel.nets.push((addr, bits, score));
             } else if let Ok(ip) = indicator.parse::<IpAddr>() {
                 intel.ips.insert(ip, score);
             } else if is_domain(indicator) {
-                intel.domains.insert(indicator.trim_end_matches('.').to_ascii_lowercase(), score);
+                intel
+                    .domains
+                    .insert(indicator.trim_end_matches('.').to_ascii_lowercase(), score);
             } else {
-                return Err(err(format!("`{indicator}` is not an IP address, CIDR block or domain")));
+                return Err(err(format!(
+                    "`{indicator}` is not an IP address, CIDR block or domain"
+                )));
             }
         }
         Ok(intel)
@@ -148,7 +170,10 @@ impl ThreatIntel {
                     .filter(|(net, bits, _)| in_net(ip, *net, *bits))
                     .map(|(net, bits, s)| (format!("{net}/{bits}"), *s))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
-                [exact, net].into_iter().flatten().max_by(|a, b| a.1.total_cmp(&b.1))
+                [exact, net]
+                    .into_iter()
+                    .flatten()
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
             }
             IndicatorKind::Domain => {
                 let mut d = indicator.value.trim_end_matches('.');
@@ -165,17 +190,29 @@ impl ThreatIntel {
 
 fn is_domain(s: &str) -> bool {
     s.contains('.')
-        && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits))
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits))
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -234,9 +271,18 @@ fn tag<'t>(tags: &'t BTreeMap<String, String>, names: &[&str]) -> Option<&'t str
 
 fn pick(registry: Option<&String>, tag: Option<&str>, default: &str) -> Attributed<String> {
     match (registry, tag) {
-        (Some(v), _) => Attributed { value: v.clone(), origin: Origin::Registry },
-        (None, Some(t)) => Attributed { value: t.to_owned(), origin: Origin::Tag },
-        (None, None) => Attributed { value: default.to_owned(), origin: Origin::Default },
+        (Some(v), _) => Attributed {
+            value: v.clone(),
+            origin: Origin::Registry,
+        },
+        (None, Some(t)) => Attributed {
+            value: t.to_owned(),
+            origin: Origin::Tag,
+        },
+        (None, None) => Attributed {
+            value: default.to_owned(),
+            origin: Origin::Default,
+        },
     }
 }
 
@@ -252,43 +298,90 @@ pub fn enrich(
     let resource_id = events.first().map(|e| e.resource.id()).unwrap_or_default();
     let record = registry.get(resource_id);
     let empty = BTreeMap::new();
-    let tags = events.iter().map(|e| &e.resource_tags).find(|t| !t.is_empty()).unwrap_or(&empty);
+    let tags = events
+        .iter()
+        .map(|e| &e.resource_tags)
+        .find(|t| !t.is_empty())
+        .unwrap_or(&empty);
 
-    let owner = pick(record.and_then(|r| r.owner.as_ref()), tag(tags, &["owner"]), &defaults.owner);
-    let environment = pick(record.and_then(|r| r.environment.as_ref()), tag(tags, &["env", "environment"]), &defaults.environment);
+    let owner = pick(
+        record.and_then(|r| r.owner.as_ref()),
+        tag(tags, &["owner"]),
+        &defaults.owner,
+    );
+    let environment = pick(
+        record.and_then(|r| r.environment.as_ref()),
+        tag(tags, &["env", "environment"]),
+        &defaults.environment,
+    );
     let data_classification = pick(
         record.and_then(|r| r.data_classification.as_ref()),
-        tag(tags, &["data-classification", "data_classification", "dataclassification"]),
+        tag(
+            tags,
+            &[
+                "data-classification",
+                "data_classification",
+                "dataclassification",
+            ],
+        ),
         &defaults.data_classification,
     );
     let tag_criticality = tag(tags, &["criticality"]).and_then(|t| match t.parse::<Severity>() {
         Ok(s) => Some(s),
         Err(_) => {
-            notes.push(format!("tag criticality=`{t}` is not low, medium, high or critical: ignored"));
+            notes.push(format!(
+                "tag criticality=`{t}` is not low, medium, high or critical: ignored"
+            ));
             None
         }
     });
     let criticality = match (record.and_then(|r| r.criticality), tag_criticality) {
-        (Some(v), _) => Attributed { value: v, origin: Origin::Registry },
-        (None, Some(v)) => Attributed { value: v, origin: Origin::Tag },
-        (None, None) => Attributed { value: defaults.criticality, origin: Origin::Default },
+        (Some(v), _) => Attributed {
+            value: v,
+            origin: Origin::Registry,
+        },
+        (None, Some(v)) => Attributed {
+            value: v,
+            origin: Origin::Tag,
+        },
+        (None, None) => Attributed {
+            value: defaults.criticality,
+            origin: Origin::Default,
+        },
     };
     if record.is_none() && tags.is_empty() {
-        notes.push(format!("asset `{resource_id}` is unknown to the registry and carries no tags: defaults used"));
+        notes.push(format!(
+            "asset `{resource_id}` is unknown to the registry and carries no tags: defaults used"
+        ));
     }
 
     let mut intel_matches = Vec::new();
     for e in events {
         for ind in &e.indicators {
-            if let Some((matched, score)) = intel.lookup(ind) {
-                if !intel_matches.iter().any(|m: &IntelMatch| m.indicator == ind.value) {
-                    intel_matches.push(IntelMatch { indicator: ind.value.clone(), matched, score });
-                }
+            if let Some((matched, score)) = intel.lookup(ind)
+                && !intel_matches
+                    .iter()
+                    .any(|m: &IntelMatch| m.indicator == ind.value)
+            {
+                intel_matches.push(IntelMatch {
+                    indicator: ind.value.clone(),
+                    matched,
+                    score,
+                });
             }
         }
     }
     let threat_score = intel_matches.iter().map(|m| m.score).fold(0.0, f64::max);
-    Enrichment { owner, environment, criticality, data_classification, threat_score, intel_matches, history_count, notes }
+    Enrichment {
+        owner,
+        environment,
+        criticality,
+        data_classification,
+        threat_score,
+        intel_matches,
+        history_count,
+        notes,
+    }
 }
 
 #[cfg(test)]
@@ -296,28 +389,56 @@ mod tests {
     use super::*;
 
     fn ip(v: &str) -> Indicator {
-        Indicator { kind: IndicatorKind::Ip, value: v.into(), asn: None }
+        Indicator {
+            kind: IndicatorKind::Ip,
+            value: v.into(),
+            asn: None,
+        }
     }
     fn domain(v: &str) -> Indicator {
-        Indicator { kind: IndicatorKind::Domain, value: v.into(), asn: None }
+        Indicator {
+            kind: IndicatorKind::Domain,
+            value: v.into(),
+            asn: None,
+        }
     }
 
     #[test]
     fn intel_matches_ips_nets_and_subdomains() {
-        let intel = ThreatIntel::parse("# c\n198.51.100.23 0.9\n203.0.113.0/24 0.5\nevil.example\n2001:db8::/32 0.3\n\n").unwrap();
+        let intel = ThreatIntel::parse(
+            "# c\n198.51.100.23 0.9\n203.0.113.0/24 0.5\nevil.example\n2001:db8::/32 0.3\n\n",
+        )
+        .unwrap();
         assert_eq!(intel.len(), 4);
-        assert_eq!(intel.lookup(&ip("198.51.100.23")), Some(("198.51.100.23".into(), 0.9)));
-        assert_eq!(intel.lookup(&ip("203.0.113.77")), Some(("203.0.113.0/24".into(), 0.5)));
-        assert_eq!(intel.lookup(&ip("2001:db8::1")), Some(("2001:db8::/32".into(), 0.3)));
+        assert_eq!(
+            intel.lookup(&ip("198.51.100.23")),
+            Some(("198.51.100.23".into(), 0.9))
+        );
+        assert_eq!(
+            intel.lookup(&ip("203.0.113.77")),
+            Some(("203.0.113.0/24".into(), 0.5))
+        );
+        assert_eq!(
+            intel.lookup(&ip("2001:db8::1")),
+            Some(("2001:db8::/32".into(), 0.3))
+        );
         assert_eq!(intel.lookup(&ip("192.0.2.1")), None);
-        assert_eq!(intel.lookup(&domain("c2.evil.example")), Some(("evil.example".into(), 1.0)));
+        assert_eq!(
+            intel.lookup(&domain("c2.evil.example")),
+            Some(("evil.example".into(), 1.0))
+        );
         assert_eq!(intel.lookup(&domain("notevil.example")), None);
         assert_eq!(intel.lookup(&ip("not-an-ip")), None);
     }
 
     #[test]
     fn intel_errors_name_the_line() {
-        for (text, line) in [("1.2.3.4 2.0", 1), ("# ok\n1.2.3.4/40", 2), ("ok.example\nnot_a_thing", 2), ("1.2.3.4 0.5 extra", 1)] {
+        for (text, line) in [
+            ("1.2.3.4 2.0", 1),
+            ("# ok\n1.2.3.4/40", 2),
+            ("ok.example\nnot_a_thing", 2),
+            ("1.2.3.4 0.5 extra", 1),
+        ] {
             match ThreatIntel::parse(text) {
                 Err(EnrichmentDataError::Intel { line: l, .. }) => assert_eq!(l, line, "{text}"),
                 other => panic!("{text}: {other:?}"),

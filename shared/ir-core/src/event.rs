@@ -108,7 +108,11 @@ pub struct Ec2Instance {
     pub instance_profile_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub launch_time: Option<OffsetDateTime>,
 }
 
@@ -240,11 +244,23 @@ pub struct SecurityEvent {
     /// The resource's tags as the finding carried them.
     #[serde(default)]
     pub resource_tags: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub first_seen: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub last_seen: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub updated_at: Option<OffsetDateTime>,
     /// How many times the source has seen the activity (GuardDuty `service.count`; 1 otherwise).
     pub count: u64,
@@ -264,7 +280,12 @@ impl SecurityEvent {
 
     /// The correlation key of the resource: account, kind and id.
     pub fn resource_key(&self) -> String {
-        format!("{}/{}/{}", self.account, self.resource.kind().as_str(), self.resource.id())
+        format!(
+            "{}/{}/{}",
+            self.account,
+            self.resource.kind().as_str(),
+            self.resource.id()
+        )
     }
 }
 

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::event::{
-    Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, NetworkInterface, OtherResource, Resource,
-    S3Bucket, SecurityEvent, SecurityGroupRef, SkipCode, Skipped, Source,
+    Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, NetworkInterface,
+    OtherResource, Resource, S3Bucket, SecurityEvent, SecurityGroupRef, SkipCode, Skipped, Source,
 };
 use crate::lenient::{LenientBool, LenientF64, LenientTime, LenientU64, NumOrString};
-use crate::normalize::{parse_at, parse_time, required, EnvelopeMeta, InputError, One};
+use crate::normalize::{EnvelopeMeta, InputError, One, parse_at, parse_time, required};
 use crate::severity::{FindingSeverity, Severity, SeverityScale};
 
 type Str<'a> = Option<Cow<'a, str>>;
@@ -256,15 +256,24 @@ pub fn finding_key(account: &str, region: &str, finding_id: &str) -> String {
 /// (`arn:aws:guardduty:<region>:<account>:detector/<detector>/finding/<id>`), if it is one.
 pub fn key_from_arn(arn: &str) -> Option<String> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("guardduty"), Some(region), Some(account), Some(path)) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("arn"), Some(_partition), Some("guardduty"), Some(region), Some(account), Some(path)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
     let mut segments = path.split('/');
-    let (Some("detector"), Some(_detector), Some("finding"), Some(id), None) =
-        (segments.next(), segments.next(), segments.next(), segments.next(), segments.next())
-    else {
+    let (Some("detector"), Some(_detector), Some("finding"), Some(id), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
         return None;
     };
     if region.is_empty() || account.is_empty() || id.is_empty() {
@@ -281,16 +290,25 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
     let finding_type = required(f.finding_type.as_deref(), LOC, "type")?;
     let account = required(f.account_id.as_deref().or(meta.account), LOC, "accountId")?;
     let region = required(f.region.as_deref().or(meta.region), LOC, "region")?;
-    let LenientF64(value) = f.severity.ok_or_else(|| InputError::finding("detail.severity", "missing required field"))?;
-    let label = Severity::from_guardduty(value).map_err(|m| InputError::finding("detail.severity", m))?;
-    if let Some(arn) = f.arn.as_deref() {
-        if let Some(key) = key_from_arn(arn) {
-            if key != finding_key(account, region, finding_id) {
-                return Err(InputError::finding("detail.arn", format!("`{arn}` does not name finding `{finding_id}`")));
-            }
-        }
+    let LenientF64(value) = f
+        .severity
+        .ok_or_else(|| InputError::finding("detail.severity", "missing required field"))?;
+    let label =
+        Severity::from_guardduty(value).map_err(|m| InputError::finding("detail.severity", m))?;
+    if let Some(arn) = f.arn.as_deref()
+        && let Some(key) = key_from_arn(arn)
+        && key != finding_key(account, region, finding_id)
+    {
+        return Err(InputError::finding(
+            "detail.arn",
+            format!("`{arn}` does not name finding `{finding_id}`"),
+        ));
     }
-    if f.service.as_ref().and_then(|s| s.archived).is_some_and(|a| a.0) {
+    if f.service
+        .as_ref()
+        .and_then(|s| s.archived)
+        .is_some_and(|a| a.0)
+    {
         return Ok(One::Skip(Skipped {
             finding_id: finding_id.to_owned(),
             code: SkipCode::Archived,
@@ -298,15 +316,23 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
             incident_id: None,
         }));
     }
-    let res = f.resource.ok_or_else(|| InputError::finding("detail.resource", "missing required field"))?;
+    let res = f
+        .resource
+        .ok_or_else(|| InputError::finding("detail.resource", "missing required field"))?;
     let (resource, tags) = resource(res)?;
     let service = f.service;
     let (count, first_seen, last_seen, sample, indicators) = match &service {
         Some(s) => (
             s.count.map_or(1, |c| c.0.max(1)),
-            parse_time(s.event_first_seen.as_deref(), "detail.service.eventFirstSeen")?,
+            parse_time(
+                s.event_first_seen.as_deref(),
+                "detail.service.eventFirstSeen",
+            )?,
             parse_time(s.event_last_seen.as_deref(), "detail.service.eventLastSeen")?,
-            s.additional_info.as_ref().and_then(|a| a.sample).is_some_and(|b| b.0),
+            s.additional_info
+                .as_ref()
+                .and_then(|a| a.sample)
+                .is_some_and(|b| b.0),
             s.action.as_ref().map(indicators).unwrap_or_default(),
         ),
         None => (1, None, None, false, Vec::new()),
@@ -317,7 +343,11 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
         source: Source::Guardduty,
         product: "GuardDuty".to_owned(),
         finding_type: finding_type.to_owned(),
-        severity: FindingSeverity { label, value: Some(value), scale: SeverityScale::GuardDuty },
+        severity: FindingSeverity {
+            label,
+            value: Some(value),
+            scale: SeverityScale::GuardDuty,
+        },
         title: f.title.as_deref().unwrap_or(finding_type).to_owned(),
         account: account.to_owned(),
         region: region.to_owned(),
@@ -336,7 +366,12 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
 fn tags(list: Option<Vec<Tag<'_>>>) -> BTreeMap<String, String> {
     list.unwrap_or_default()
         .into_iter()
-        .filter_map(|t| Some((t.key?.into_owned(), t.value.map(Cow::into_owned).unwrap_or_default())))
+        .filter_map(|t| {
+            Some((
+                t.key?.into_owned(),
+                t.value.map(Cow::into_owned).unwrap_or_default(),
+            ))
+        })
         .collect()
 }
 
@@ -345,26 +380,54 @@ fn owned(s: Str<'_>) -> Option<String> {
 }
 
 fn resource(r: GdResource<'_>) -> Result<(Resource, BTreeMap<String, String>), InputError> {
-    let resource_type = required(r.resource_type.as_deref(), "detail.resource", "resourceType")?.to_owned();
+    let resource_type = required(
+        r.resource_type.as_deref(),
+        "detail.resource",
+        "resourceType",
+    )?
+    .to_owned();
     match resource_type.as_str() {
         "Instance" => {
-            let d = r
-                .instance_details
-                .ok_or_else(|| InputError::finding("detail.resource.instanceDetails", "missing for resourceType Instance"))?;
-            Ok((Resource::Ec2Instance(instance(d.instance_id, d.image_id, d.launch_time, d.iam_instance_profile, d.network_interfaces)?), tags(d.tags)))
+            let d = r.instance_details.ok_or_else(|| {
+                InputError::finding(
+                    "detail.resource.instanceDetails",
+                    "missing for resourceType Instance",
+                )
+            })?;
+            Ok((
+                Resource::Ec2Instance(instance(
+                    d.instance_id,
+                    d.image_id,
+                    d.launch_time,
+                    d.iam_instance_profile,
+                    d.network_interfaces,
+                )?),
+                tags(d.tags),
+            ))
         }
         "AccessKey" => {
-            let d = r
-                .access_key_details
-                .ok_or_else(|| InputError::finding("detail.resource.accessKeyDetails", "missing for resourceType AccessKey"))?;
+            let d = r.access_key_details.ok_or_else(|| {
+                InputError::finding(
+                    "detail.resource.accessKeyDetails",
+                    "missing for resourceType AccessKey",
+                )
+            })?;
             let loc = "detail.resource.accessKeyDetails";
             let user_name = required(d.user_name.as_deref(), loc, "userName")?.to_owned();
             let access_key_id = owned(d.access_key_id);
             let principal_id = owned(d.principal_id);
             let tags = r.instance_details.map(|i| tags(i.tags)).unwrap_or_default();
             let resource = match d.user_type.as_deref() {
-                Some("IAMUser") => Resource::IamUser(IamUser { user_name, access_key_id, principal_id }),
-                Some("AssumedRole") => Resource::IamRole(IamRole { role_name: user_name, access_key_id, principal_id }),
+                Some("IAMUser") => Resource::IamUser(IamUser {
+                    user_name,
+                    access_key_id,
+                    principal_id,
+                }),
+                Some("AssumedRole") => Resource::IamRole(IamRole {
+                    role_name: user_name,
+                    access_key_id,
+                    principal_id,
+                }),
                 other => Resource::Other(OtherResource {
                     resource_type: format!("AccessKey/{}", other.unwrap_or("unknown")),
                     id: user_name,
@@ -376,26 +439,64 @@ fn resource(r: GdResource<'_>) -> Result<(Resource, BTreeMap<String, String>), I
             let first = r
                 .s3_bucket_details
                 .and_then(|v| v.into_iter().next())
-                .ok_or_else(|| InputError::finding("detail.resource.s3BucketDetails", "missing for resourceType S3Bucket"))?;
-            let bucket_name = required(first.name.as_deref(), "detail.resource.s3BucketDetails[0]", "name")?.to_owned();
-            Ok((Resource::S3Bucket(S3Bucket { bucket_name, arn: owned(first.arn) }), tags(first.tags)))
+                .ok_or_else(|| {
+                    InputError::finding(
+                        "detail.resource.s3BucketDetails",
+                        "missing for resourceType S3Bucket",
+                    )
+                })?;
+            let bucket_name = required(
+                first.name.as_deref(),
+                "detail.resource.s3BucketDetails[0]",
+                "name",
+            )?
+            .to_owned();
+            Ok((
+                Resource::S3Bucket(S3Bucket {
+                    bucket_name,
+                    arn: owned(first.arn),
+                }),
+                tags(first.tags),
+            ))
         }
         "EKSCluster" => {
-            let d = r
-                .eks_cluster_details
-                .ok_or_else(|| InputError::finding("detail.resource.eksClusterDetails", "missing for resourceType EKSCluster"))?;
-            let cluster_name = required(d.name.as_deref(), "detail.resource.eksClusterDetails", "name")?.to_owned();
-            Ok((Resource::EksCluster(EksCluster { cluster_name, arn: owned(d.arn), vpc_id: owned(d.vpc_id) }), tags(d.tags)))
+            let d = r.eks_cluster_details.ok_or_else(|| {
+                InputError::finding(
+                    "detail.resource.eksClusterDetails",
+                    "missing for resourceType EKSCluster",
+                )
+            })?;
+            let cluster_name = required(
+                d.name.as_deref(),
+                "detail.resource.eksClusterDetails",
+                "name",
+            )?
+            .to_owned();
+            Ok((
+                Resource::EksCluster(EksCluster {
+                    cluster_name,
+                    arn: owned(d.arn),
+                    vpc_id: owned(d.vpc_id),
+                }),
+                tags(d.tags),
+            ))
         }
         _ => {
             let id = r
                 .instance_details
                 .as_ref()
                 .and_then(|d| d.instance_id.as_deref())
-                .or_else(|| r.access_key_details.as_ref().and_then(|d| d.user_name.as_deref()))
+                .or_else(|| {
+                    r.access_key_details
+                        .as_ref()
+                        .and_then(|d| d.user_name.as_deref())
+                })
                 .unwrap_or("unknown")
                 .to_owned();
-            Ok((Resource::Other(OtherResource { resource_type, id }), BTreeMap::new()))
+            Ok((
+                Resource::Other(OtherResource { resource_type, id }),
+                BTreeMap::new(),
+            ))
         }
     }
 }
@@ -412,7 +513,12 @@ fn instance(
     let mut network_interfaces = Vec::new();
     for (i, e) in enis.unwrap_or_default().into_iter().enumerate() {
         let eni_loc = format!("{loc}.networkInterfaces[{i}]");
-        let network_interface_id = required(e.network_interface_id.as_deref(), &eni_loc, "networkInterfaceId")?.to_owned();
+        let network_interface_id = required(
+            e.network_interface_id.as_deref(),
+            &eni_loc,
+            "networkInterfaceId",
+        )?
+        .to_owned();
         network_interfaces.push(NetworkInterface {
             network_interface_id,
             vpc_id: owned(e.vpc_id),
@@ -421,11 +527,21 @@ fn instance(
                 .security_groups
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|g| Some(SecurityGroupRef { group_id: owned(g.group_id)?, group_name: owned(g.group_name) }))
+                .filter_map(|g| {
+                    Some(SecurityGroupRef {
+                        group_id: owned(g.group_id)?,
+                        group_name: owned(g.group_name),
+                    })
+                })
                 .collect(),
             private_ipv4: owned(e.private_ip_address),
             public_ipv4: owned(e.public_ip),
-            ipv6_addresses: e.ipv6_addresses.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
+            ipv6_addresses: e
+                .ipv6_addresses
+                .unwrap_or_default()
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect(),
         });
     }
     Ok(Ec2Instance {
@@ -443,30 +559,64 @@ fn indicators(action: &Action<'_>) -> Vec<Indicator> {
     let mut out = Vec::new();
     let mut ip = |d: Option<&RemoteIpDetails<'_>>| {
         if let Some(d) = d {
-            let asn = d.organization.as_ref().and_then(|o| o.asn.as_ref()).map(|a| a.0.clone());
-            for v in [d.ip_address_v4.as_deref(), d.ip_address_v6.as_deref()].into_iter().flatten() {
+            let asn = d
+                .organization
+                .as_ref()
+                .and_then(|o| o.asn.as_ref())
+                .map(|a| a.0.clone());
+            for v in [d.ip_address_v4.as_deref(), d.ip_address_v6.as_deref()]
+                .into_iter()
+                .flatten()
+            {
                 if !v.is_empty() {
-                    out.push(Indicator { kind: IndicatorKind::Ip, value: v.to_owned(), asn: asn.clone() });
+                    out.push(Indicator {
+                        kind: IndicatorKind::Ip,
+                        value: v.to_owned(),
+                        asn: asn.clone(),
+                    });
                 }
             }
         }
     };
-    ip(action.network_connection_action.as_ref().and_then(|a| a.remote_ip_details.as_ref()));
-    ip(action.aws_api_call_action.as_ref().and_then(|a| a.remote_ip_details.as_ref()));
-    ip(action.kubernetes_api_call_action.as_ref().and_then(|a| a.remote_ip_details.as_ref()));
-    ip(action.rds_login_attempt_action.as_ref().and_then(|a| a.remote_ip_details.as_ref()));
+    ip(action
+        .network_connection_action
+        .as_ref()
+        .and_then(|a| a.remote_ip_details.as_ref()));
+    ip(action
+        .aws_api_call_action
+        .as_ref()
+        .and_then(|a| a.remote_ip_details.as_ref()));
+    ip(action
+        .kubernetes_api_call_action
+        .as_ref()
+        .and_then(|a| a.remote_ip_details.as_ref()));
+    ip(action
+        .rds_login_attempt_action
+        .as_ref()
+        .and_then(|a| a.remote_ip_details.as_ref()));
     if let Some(p) = &action.port_probe_action {
         for d in p.port_probe_details.iter().flatten() {
             ip(d.remote_ip_details.as_ref());
         }
     }
     let domains = [
-        action.dns_request_action.as_ref().and_then(|d| d.domain.as_deref()),
-        action.aws_api_call_action.as_ref().and_then(|a| a.domain_details.as_ref()).and_then(|d| d.domain.as_deref()),
+        action
+            .dns_request_action
+            .as_ref()
+            .and_then(|d| d.domain.as_deref()),
+        action
+            .aws_api_call_action
+            .as_ref()
+            .and_then(|a| a.domain_details.as_ref())
+            .and_then(|d| d.domain.as_deref()),
     ];
     for d in domains.into_iter().flatten() {
         if !d.is_empty() {
-            out.push(Indicator { kind: IndicatorKind::Domain, value: d.to_ascii_lowercase(), asn: None });
+            out.push(Indicator {
+                kind: IndicatorKind::Domain,
+                value: d.to_ascii_lowercase(),
+                asn: None,
+            });
         }
     }
     out.sort();
@@ -481,7 +631,10 @@ mod tests {
     #[test]
     fn arn_keys_match_direct_keys() {
         let arn = "arn:aws:guardduty:us-east-1:111122223333:detector/12abc/finding/d4b6";
-        assert_eq!(key_from_arn(arn).unwrap(), finding_key("111122223333", "us-east-1", "d4b6"));
+        assert_eq!(
+            key_from_arn(arn).unwrap(),
+            finding_key("111122223333", "us-east-1", "d4b6")
+        );
         for not in [
             "arn:aws:inspector2:us-east-1:111122223333:finding/abc",
             "arn:aws:guardduty:us-east-1:111122223333:detector/12abc",

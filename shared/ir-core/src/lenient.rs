@@ -7,10 +7,10 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
+use serde::de::{self, Deserializer, Visitor};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// A number given as a JSON number or as a numeric string. Non-finite values are rejected.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,7 +58,9 @@ impl<'de> Deserialize<'de> for LenientU64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let LenientF64(v) = LenientF64::deserialize(d)?;
         if v < 0.0 || v.fract() != 0.0 || v > 9.0e15 {
-            return Err(de::Error::custom(format_args!("`{v}` is not a whole non-negative number")));
+            return Err(de::Error::custom(format_args!(
+                "`{v}` is not a whole non-negative number"
+            )));
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok(LenientU64(v as u64))
@@ -131,13 +133,19 @@ const EPOCH_MS_FLOOR: f64 = 1.0e11;
 impl LenientTime {
     /// Parses RFC 3339 text, as found in `createdAt`, `updatedAt`, `eventFirstSeen`, ASFF times.
     pub fn parse_text(s: &str) -> Result<OffsetDateTime, String> {
-        OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|e| format!("`{s}` is not an ISO-8601 time: {e}"))
+        OffsetDateTime::parse(s.trim(), &Rfc3339)
+            .map_err(|e| format!("`{s}` is not an ISO-8601 time: {e}"))
     }
 
     fn from_epoch(v: f64) -> Result<OffsetDateTime, String> {
-        let nanos = if v.abs() >= EPOCH_MS_FLOOR { v * 1.0e6 } else { v * 1.0e9 };
+        let nanos = if v.abs() >= EPOCH_MS_FLOOR {
+            v * 1.0e6
+        } else {
+            v * 1.0e9
+        };
         #[allow(clippy::cast_possible_truncation)]
-        OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).map_err(|e| format!("`{v}` is not an epoch time: {e}"))
+        OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+            .map_err(|e| format!("`{v}` is not an epoch time: {e}"))
     }
 }
 
@@ -151,20 +159,30 @@ impl<'de> Deserialize<'de> for LenientTime {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<LenientTime, E> {
                 #[allow(clippy::cast_precision_loss)]
-                LenientTime::from_epoch(v as f64).map(LenientTime).map_err(E::custom)
+                LenientTime::from_epoch(v as f64)
+                    .map(LenientTime)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<LenientTime, E> {
                 #[allow(clippy::cast_precision_loss)]
-                LenientTime::from_epoch(v as f64).map(LenientTime).map_err(E::custom)
+                LenientTime::from_epoch(v as f64)
+                    .map(LenientTime)
+                    .map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<LenientTime, E> {
-                LenientTime::from_epoch(v).map(LenientTime).map_err(E::custom)
+                LenientTime::from_epoch(v)
+                    .map(LenientTime)
+                    .map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientTime, E> {
                 if let Ok(n) = v.trim().parse::<f64>() {
-                    return LenientTime::from_epoch(n).map(LenientTime).map_err(E::custom);
+                    return LenientTime::from_epoch(n)
+                        .map(LenientTime)
+                        .map_err(E::custom);
                 }
-                LenientTime::parse_text(v).map(LenientTime).map_err(E::custom)
+                LenientTime::parse_text(v)
+                    .map(LenientTime)
+                    .map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -177,7 +195,13 @@ mod tests {
 
     #[test]
     fn numbers_accept_every_real_form() {
-        for (text, want) in [("8", 8.0), ("8.0", 8.0), ("\"8\"", 8.0), ("\" 7.5 \"", 7.5), ("2", 2.0)] {
+        for (text, want) in [
+            ("8", 8.0),
+            ("8.0", 8.0),
+            ("\"8\"", 8.0),
+            ("\" 7.5 \"", 7.5),
+            ("2", 2.0),
+        ] {
             let got: LenientF64 = serde_json::from_str(text).unwrap();
             assert_eq!(got.0, want, "{text}");
         }
@@ -196,8 +220,14 @@ mod tests {
 
     #[test]
     fn asn_is_number_or_string() {
-        assert_eq!(serde_json::from_str::<NumOrString>("64500").unwrap().0, "64500");
-        assert_eq!(serde_json::from_str::<NumOrString>("\"64500\"").unwrap().0, "64500");
+        assert_eq!(
+            serde_json::from_str::<NumOrString>("64500").unwrap().0,
+            "64500"
+        );
+        assert_eq!(
+            serde_json::from_str::<NumOrString>("\"64500\"").unwrap().0,
+            "64500"
+        );
     }
 
     #[test]

@@ -27,6 +27,6 @@ pub use config::Config;
 pub use contracts::{EnrichInput, IngestOutput, ScoreInput, TriageInput};
 pub use error::{ErrorName, Named};
 pub use event::{Resource, ResourceKind, SecurityEvent, Skipped, Source};
-pub use normalize::{normalize, normalize_detail, EnvelopeMeta, InputError, Normalized};
+pub use normalize::{EnvelopeMeta, InputError, Normalized, normalize, normalize_detail};
 pub use severity::Severity;
 pub use triage::{Decision, Engine};

@@ -41,8 +41,14 @@ pub enum InputError {
     TooLarge { size: usize },
     #[error("unsupported event source `{0}` (supported: aws.guardduty, aws.securityhub)")]
     UnsupportedSource(String),
-    #[error("unsupported detail-type `{detail_type}` for source `{event_source}` (supported: {supported})")]
-    UnsupportedDetailType { event_source: String, detail_type: String, supported: &'static str },
+    #[error(
+        "unsupported detail-type `{detail_type}` for source `{event_source}` (supported: {supported})"
+    )]
+    UnsupportedDetailType {
+        event_source: String,
+        detail_type: String,
+        supported: &'static str,
+    },
     #[error("Security Hub event has no findings (detail.findings is empty)")]
     EmptyFindings,
     #[error("{location}: {message}")]
@@ -70,7 +76,10 @@ impl InputError {
     }
 
     pub(crate) fn finding(location: impl Into<String>, message: impl Into<String>) -> InputError {
-        InputError::InvalidFinding { location: location.into(), message: message.into() }
+        InputError::InvalidFinding {
+            location: location.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -126,20 +135,39 @@ pub fn normalize(bytes: &[u8]) -> Result<Normalized, InputError> {
         serde_json::error::Category::Data => InputError::NotAnEnvelope(e.to_string()),
         _ => InputError::NotJson(e.to_string()),
     })?;
-    let source = env.source.as_deref().ok_or_else(|| InputError::NotAnEnvelope("missing `source`".into()))?;
-    let detail_type =
-        env.detail_type.as_deref().ok_or_else(|| InputError::NotAnEnvelope("missing `detail-type`".into()))?;
-    let detail = env.detail.ok_or_else(|| InputError::NotAnEnvelope("missing `detail`".into()))?;
+    let source = env
+        .source
+        .as_deref()
+        .ok_or_else(|| InputError::NotAnEnvelope("missing `source`".into()))?;
+    let detail_type = env
+        .detail_type
+        .as_deref()
+        .ok_or_else(|| InputError::NotAnEnvelope("missing `detail-type`".into()))?;
+    let detail = env
+        .detail
+        .ok_or_else(|| InputError::NotAnEnvelope("missing `detail`".into()))?;
     let time = match env.time.as_deref() {
-        Some(t) => Some(LenientTime::parse_text(t).map_err(|e| InputError::NotAnEnvelope(format!("time: {e}")))?),
+        Some(t) => Some(
+            LenientTime::parse_text(t)
+                .map_err(|e| InputError::NotAnEnvelope(format!("time: {e}")))?,
+        ),
         None => None,
     };
-    let meta = EnvelopeMeta { source, detail_type, account: env.account.as_deref(), region: env.region.as_deref(), time };
+    let meta = EnvelopeMeta {
+        source,
+        detail_type,
+        account: env.account.as_deref(),
+        region: env.region.as_deref(),
+        time,
+    };
     normalize_detail(&meta, detail)
 }
 
 /// Normalizes the `detail` of an envelope already split (the ingest Lambda).
-pub fn normalize_detail(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<Normalized, InputError> {
+pub fn normalize_detail(
+    meta: &EnvelopeMeta<'_>,
+    detail: &RawValue,
+) -> Result<Normalized, InputError> {
     let (events, skipped) = match (meta.source, meta.detail_type) {
         (GUARDDUTY_SOURCE, GUARDDUTY_DETAIL_TYPE) => match guardduty::normalize(meta, detail)? {
             One::Event(e) => (vec![e], Vec::new()),
@@ -167,29 +195,59 @@ pub fn normalize_detail(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<No
         }
         (other, _) => return Err(InputError::UnsupportedSource(other.into())),
     };
-    Ok(Normalized { events, skipped, received_at: meta.time })
-}
-
-/// Deserializes `raw` into `T`, reporting the JSON path of the first problem under `location`.
-pub(crate) fn parse_at<'a, T: Deserialize<'a>>(raw: &'a RawValue, location: &str) -> Result<T, InputError> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let at = if path == "." { location.to_owned() } else { format!("{location}.{path}") };
-        InputError::finding(at, e.into_inner().to_string())
+    Ok(Normalized {
+        events,
+        skipped,
+        received_at: meta.time,
     })
 }
 
+/// Deserializes `raw` into `T`, reporting the JSON path of the first problem under `location`.
+/// The fast path parses without tracking paths; only a failure is parsed again to locate it.
+pub(crate) fn parse_at<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    location: &str,
+) -> Result<T, InputError> {
+    if let Ok(v) = serde_json::from_str(raw.get()) {
+        return Ok(v);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                location.to_owned()
+            } else {
+                format!("{location}.{path}")
+            };
+            Err(InputError::finding(at, e.into_inner().to_string()))
+        }
+    }
+}
+
 /// Parses an optional RFC 3339 field of a finding.
-pub(crate) fn parse_time(value: Option<&str>, location: &str) -> Result<Option<OffsetDateTime>, InputError> {
-    value.map(|t| LenientTime::parse_text(t).map_err(|e| InputError::finding(location, e))).transpose()
+pub(crate) fn parse_time(
+    value: Option<&str>,
+    location: &str,
+) -> Result<Option<OffsetDateTime>, InputError> {
+    value
+        .map(|t| LenientTime::parse_text(t).map_err(|e| InputError::finding(location, e)))
+        .transpose()
 }
 
 /// Requires a non-empty string field of a finding.
-pub(crate) fn required<'s>(value: Option<&'s str>, location: &str, field: &str) -> Result<&'s str, InputError> {
+pub(crate) fn required<'s>(
+    value: Option<&'s str>,
+    location: &str,
+    field: &str,
+) -> Result<&'s str, InputError> {
     match value.map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(InputError::finding(format!("{location}.{field}"), "missing required field")),
+        _ => Err(InputError::finding(
+            format!("{location}.{field}"),
+            "missing required field",
+        )),
     }
 }
 
@@ -205,19 +263,34 @@ mod tests {
     fn refuses_what_is_not_an_envelope() {
         assert_eq!(err("not json").code(), "not-json");
         assert_eq!(err("[1,2]").code(), "not-an-envelope");
-        assert_eq!(err(r#"{"source":"aws.guardduty","detail":{}}"#).code(), "not-an-envelope");
-        assert_eq!(err(r#"{"source":"aws.guardduty","detail-type":"GuardDuty Finding"}"#).code(), "not-an-envelope");
+        assert_eq!(
+            err(r#"{"source":"aws.guardduty","detail":{}}"#).code(),
+            "not-an-envelope"
+        );
+        assert_eq!(
+            err(r#"{"source":"aws.guardduty","detail-type":"GuardDuty Finding"}"#).code(),
+            "not-an-envelope"
+        );
         assert_eq!(err(r#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{}}"#).code(), "unsupported-source");
         assert_eq!(err(r#"{"source":"aws.guardduty","detail-type":"GuardDuty Malware Protection","detail":{}}"#).code(), "unsupported-detail-type");
-        let ocsf = err(r#"{"source":"aws.securityhub","detail-type":"Findings Imported V2","detail":{}}"#);
+        let ocsf =
+            err(r#"{"source":"aws.securityhub","detail-type":"Findings Imported V2","detail":{}}"#);
         assert!(ocsf.to_string().contains("OCSF"), "{ocsf}");
-        assert_eq!(err(r#"{"source":"aws.securityhub","detail-type":"Security Hub Findings - Imported","detail":{"findings":[]}}"#), InputError::EmptyFindings);
+        assert_eq!(
+            err(
+                r#"{"source":"aws.securityhub","detail-type":"Security Hub Findings - Imported","detail":{"findings":[]}}"#
+            ),
+            InputError::EmptyFindings
+        );
         assert_eq!(err(r#"{"source":"aws.securityhub","detail-type":"Security Hub Findings - Imported","detail":{"findings":[]},"time":"noon"}"#).code(), "not-an-envelope");
     }
 
     #[test]
     fn refuses_events_over_the_eventbridge_limit() {
-        let big = format!(r#"{{"source":"aws.guardduty","pad":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES));
+        let big = format!(
+            r#"{{"source":"aws.guardduty","pad":"{}"}}"#,
+            "x".repeat(MAX_EVENT_BYTES)
+        );
         assert!(matches!(err(&big), InputError::TooLarge { .. }));
     }
 }

@@ -38,7 +38,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:revoke_session",
         function: "revoke-sessions",
         destructive: true,
-        applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser, ResourceKind::Ec2Instance],
+        applies_to: &[
+            ResourceKind::IamRole,
+            ResourceKind::IamUser,
+            ResourceKind::Ec2Instance,
+        ],
         summary: "deny every session issued before now (aws:TokenIssueTime) on the role, the user, or the instance profile's role",
     },
     ActionSpec {
@@ -134,14 +138,33 @@ impl Trigger {
 impl FromStr for Trigger {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("trigger `{text}` is not `severity OP level` or `severity in [level, ...]`");
-        let rest = text.trim().strip_prefix("severity").ok_or_else(bad)?.trim_start();
+        let bad =
+            || format!("trigger `{text}` is not `severity OP level` or `severity in [level, ...]`");
+        let rest = text
+            .trim()
+            .strip_prefix("severity")
+            .ok_or_else(bad)?
+            .trim_start();
         if let Some(list) = rest.strip_prefix("in") {
-            let inner = list.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).ok_or_else(bad)?;
-            let levels = inner.split(',').map(str::parse).collect::<Result<Vec<Severity>, _>>()?;
+            let inner = list
+                .trim()
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .ok_or_else(bad)?;
+            let levels = inner
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<Severity>, _>>()?;
             return Ok(Trigger::In(levels));
         }
-        for (token, op) in [("==", Op::Eq), ("!=", Op::Ne), (">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)] {
+        for (token, op) in [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+        ] {
             if let Some(level) = rest.strip_prefix(token) {
                 return Ok(Trigger::Compare(op, level.parse()?));
             }
@@ -221,19 +244,26 @@ pub struct PlannedPlaybook {
 /// The first playbook, in config order, whose trigger matches the severity. Config validation
 /// guarantees one exists for every severity.
 pub fn select(config: &Config, severity: Severity) -> Option<&PlaybookConfig> {
-    config.playbooks.iter().find(|p| p.trigger.matches(severity))
+    config
+        .playbooks
+        .iter()
+        .find(|p| p.trigger.matches(severity))
 }
 
 /// Why an action does not apply to this resource, or `None` when it does.
 pub fn inapplicable(spec: &ActionSpec, step: &StepConfig, resource: &Resource) -> Option<String> {
     let kind = resource.kind();
-    if let Some(only) = &step.applies_to {
-        if !only.contains(&kind) {
-            return Some(format!("step is limited to {}", join(only)));
-        }
+    if let Some(only) = &step.applies_to
+        && !only.contains(&kind)
+    {
+        return Some(format!("step is limited to {}", join(only)));
     }
     if !spec.applies_to.contains(&kind) {
-        return Some(format!("{} acts on {}, not {kind}", spec.id, join(spec.applies_to)));
+        return Some(format!(
+            "{} acts on {}, not {kind}",
+            spec.id,
+            join(spec.applies_to)
+        ));
     }
     match (spec.function, resource) {
         ("revoke-sessions", Resource::Ec2Instance(i)) if i.instance_profile_arn.is_none() => {
@@ -244,7 +274,11 @@ pub fn inapplicable(spec: &ActionSpec, step: &StepConfig, resource: &Resource) -
 }
 
 fn join(kinds: &[ResourceKind]) -> String {
-    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a step acts on, in words.
@@ -265,17 +299,31 @@ pub fn target(spec: &ActionSpec, resource: &Resource) -> String {
 
 /// The plan of `playbook` for `resource`.
 pub fn plan(config: &Config, playbook: &PlaybookConfig, resource: &Resource) -> PlannedPlaybook {
-    let mode = playbook.mode.unwrap_or(if config.orchestrator.dry_run_default { Mode::DryRun } else { Mode::Enforce });
+    let mode = playbook
+        .mode
+        .unwrap_or(if config.orchestrator.dry_run_default {
+            Mode::DryRun
+        } else {
+            Mode::Enforce
+        });
     let mut steps = Vec::new();
     let mut not_applicable = Vec::new();
     for step in &playbook.steps {
         // Config validation guarantees every action is known; an unknown one is left out, stated.
         let Some(spec) = action(&step.action) else {
-            not_applicable.push(NotApplicable { id: step.id.clone(), action: step.action.clone(), reason: "unknown action".into() });
+            not_applicable.push(NotApplicable {
+                id: step.id.clone(),
+                action: step.action.clone(),
+                reason: "unknown action".into(),
+            });
             continue;
         };
         if let Some(reason) = inapplicable(spec, step, resource) {
-            not_applicable.push(NotApplicable { id: step.id.clone(), action: step.action.clone(), reason });
+            not_applicable.push(NotApplicable {
+                id: step.id.clone(),
+                action: step.action.clone(),
+                reason,
+            });
             continue;
         }
         steps.push(PlannedStep {
@@ -293,7 +341,13 @@ pub fn plan(config: &Config, playbook: &PlaybookConfig, resource: &Resource) -> 
             retention: step.retention.map(|r| r.to_string()),
         });
     }
-    PlannedPlaybook { id: playbook.id.clone(), trigger: playbook.trigger.to_string(), mode, steps, not_applicable }
+    PlannedPlaybook {
+        id: playbook.id.clone(),
+        trigger: playbook.trigger.to_string(),
+        mode,
+        steps,
+        not_applicable,
+    }
 }
 
 #[cfg(test)]
@@ -305,13 +359,21 @@ mod tests {
         let t: Trigger = "severity == critical".parse().unwrap();
         assert!(t.matches(Severity::Critical) && !t.matches(Severity::High));
         let t: Trigger = "severity <= medium".parse().unwrap();
-        assert!(t.matches(Severity::Low) && t.matches(Severity::Medium) && !t.matches(Severity::High));
+        assert!(
+            t.matches(Severity::Low) && t.matches(Severity::Medium) && !t.matches(Severity::High)
+        );
         let t: Trigger = "severity in [low, high]".parse().unwrap();
         assert!(t.matches(Severity::High) && !t.matches(Severity::Medium));
         let t: Trigger = "severity>high".parse().unwrap();
         assert_eq!(t, Trigger::Compare(Op::Gt, Severity::High));
         assert_eq!(t.to_string(), "severity > high");
-        for bad in ["severity == urgent", "priority == high", "severity ~ high", "severity in low", ""] {
+        for bad in [
+            "severity == urgent",
+            "priority == high",
+            "severity ~ high",
+            "severity in low",
+            "",
+        ] {
             assert!(bad.parse::<Trigger>().is_err(), "{bad}");
         }
     }

@@ -46,8 +46,15 @@ pub fn criticality_component(c: Severity) -> f64 {
 }
 
 /// The components of an incident.
-pub fn components(events: &[SecurityEvent], enrichment: &Enrichment, scoring: &Scoring) -> Components {
-    let severity = events.iter().map(|e| e.severity.component()).fold(0.0, f64::max);
+pub fn components(
+    events: &[SecurityEvent],
+    enrichment: &Enrichment,
+    scoring: &Scoring,
+) -> Components {
+    let severity = events
+        .iter()
+        .map(|e| e.severity.component())
+        .fold(0.0, f64::max);
     let saturation = f64::from(scoring.historical_saturation.max(1));
     Components {
         severity,
@@ -80,10 +87,19 @@ pub fn score(c: Components, scoring: &Scoring) -> ScoreBreakdown {
         historical_frequency: w.historical_frequency * clamp(c.historical_frequency),
         threat_score: w.threat_score * clamp(c.threat_score),
     };
-    let sum = contributions.severity + contributions.asset_criticality + contributions.historical_frequency + contributions.threat_score;
+    let sum = contributions.severity
+        + contributions.asset_criticality
+        + contributions.historical_frequency
+        + contributions.threat_score;
     // Rounded to 1e-9 so that 0.8 computed as 0.7999999999 still meets a 0.8 threshold.
     let score = (clamp(sum) * 1e9).round() / 1e9;
-    ScoreBreakdown { components: c, weights: w, contributions, score, score_severity: severity_for(score, &scoring.thresholds) }
+    ScoreBreakdown {
+        components: c,
+        weights: w,
+        contributions,
+        score,
+        score_severity: severity_for(score, &scoring.thresholds),
+    }
 }
 
 #[cfg(test)]
@@ -98,12 +114,22 @@ mod tests {
 
     #[test]
     fn the_seed_weights_by_hand() {
-        let c = Components { severity: 0.8, asset_criticality: 1.0, historical_frequency: 0.4, threat_score: 1.0 };
+        let c = Components {
+            severity: 0.8,
+            asset_criticality: 1.0,
+            historical_frequency: 0.4,
+            threat_score: 1.0,
+        };
         let b = score(c, &scoring());
         // 0.4*0.8 + 0.3*1.0 + 0.2*0.4 + 0.1*1.0 = 0.32 + 0.3 + 0.08 + 0.1
         assert!((b.score - 0.8).abs() < 1e-9, "{}", b.score);
         assert_eq!(b.score_severity, Severity::Critical);
-        let zero = Components { severity: 0.0, asset_criticality: 0.0, historical_frequency: 0.0, threat_score: 0.0 };
+        let zero = Components {
+            severity: 0.0,
+            asset_criticality: 0.0,
+            historical_frequency: 0.0,
+            threat_score: 0.0,
+        };
         assert_eq!(score(zero, &scoring()).score_severity, Severity::Low);
     }
 
@@ -131,15 +157,17 @@ mod tests {
     }
 
     fn weights_strategy() -> impl Strategy<Value = Weights> {
-        (0u32..=100, 0u32..=100, 0u32..=100, 0u32..=100).prop_filter("non-zero", |w| w.0 + w.1 + w.2 + w.3 > 0).prop_map(|(a, b, c, d)| {
-            let s = f64::from(a + b + c + d);
-            Weights {
-                severity: f64::from(a) / s,
-                asset_criticality: f64::from(b) / s,
-                historical_frequency: f64::from(c) / s,
-                threat_score: f64::from(d) / s,
-            }
-        })
+        (0u32..=100, 0u32..=100, 0u32..=100, 0u32..=100)
+            .prop_filter("non-zero", |w| w.0 + w.1 + w.2 + w.3 > 0)
+            .prop_map(|(a, b, c, d)| {
+                let s = f64::from(a + b + c + d);
+                Weights {
+                    severity: f64::from(a) / s,
+                    asset_criticality: f64::from(b) / s,
+                    historical_frequency: f64::from(c) / s,
+                    threat_score: f64::from(d) / s,
+                }
+            })
     }
 
     proptest! {

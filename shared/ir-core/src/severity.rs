@@ -17,7 +17,12 @@ pub enum Severity {
 
 impl Severity {
     /// Every label, lowest first.
-    pub const ALL: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,7 +67,9 @@ impl Severity {
     /// 90–100 critical.
     pub fn from_asff_normalized(value: f64) -> Result<Severity, String> {
         if !value.is_finite() || !(0.0..=100.0).contains(&value) {
-            return Err(format!("Security Hub normalized severity {value} is outside 0–100"));
+            return Err(format!(
+                "Security Hub normalized severity {value} is outside 0–100"
+            ));
         }
         Ok(if value >= 90.0 {
             Severity::Critical
@@ -101,7 +108,9 @@ impl FromStr for Severity {
             "medium" => Ok(Severity::Medium),
             "high" => Ok(Severity::High),
             "critical" => Ok(Severity::Critical),
-            other => Err(format!("`{other}` is not a severity (low, medium, high, critical)")),
+            other => Err(format!(
+                "`{other}` is not a severity (low, medium, high, critical)"
+            )),
         }
     }
 }
@@ -168,13 +177,28 @@ mod tests {
 
     #[test]
     fn asff_labels_and_numbers() {
-        assert_eq!(Severity::from_asff_label("INFORMATIONAL").unwrap(), Severity::Low);
-        assert_eq!(Severity::from_asff_label("CRITICAL").unwrap(), Severity::Critical);
+        assert_eq!(
+            Severity::from_asff_label("INFORMATIONAL").unwrap(),
+            Severity::Low
+        );
+        assert_eq!(
+            Severity::from_asff_label("CRITICAL").unwrap(),
+            Severity::Critical
+        );
         assert!(Severity::from_asff_label("critical").is_err());
         assert_eq!(Severity::from_asff_normalized(0.0).unwrap(), Severity::Low);
-        assert_eq!(Severity::from_asff_normalized(40.0).unwrap(), Severity::Medium);
-        assert_eq!(Severity::from_asff_normalized(70.0).unwrap(), Severity::High);
-        assert_eq!(Severity::from_asff_normalized(90.0).unwrap(), Severity::Critical);
+        assert_eq!(
+            Severity::from_asff_normalized(40.0).unwrap(),
+            Severity::Medium
+        );
+        assert_eq!(
+            Severity::from_asff_normalized(70.0).unwrap(),
+            Severity::High
+        );
+        assert_eq!(
+            Severity::from_asff_normalized(90.0).unwrap(),
+            Severity::Critical
+        );
         assert!(Severity::from_asff_normalized(101.0).is_err());
     }
 
@@ -186,11 +210,23 @@ mod tests {
 
     #[test]
     fn component_uses_the_scale() {
-        let gd = FindingSeverity { label: Severity::High, value: Some(8.0), scale: SeverityScale::GuardDuty };
+        let gd = FindingSeverity {
+            label: Severity::High,
+            value: Some(8.0),
+            scale: SeverityScale::GuardDuty,
+        };
         assert!((gd.component() - 0.8).abs() < 1e-9);
-        let sh = FindingSeverity { label: Severity::Medium, value: Some(40.0), scale: SeverityScale::AsffNormalized };
+        let sh = FindingSeverity {
+            label: Severity::Medium,
+            value: Some(40.0),
+            scale: SeverityScale::AsffNormalized,
+        };
         assert!((sh.component() - 0.4).abs() < 1e-9);
-        let label = FindingSeverity { label: Severity::Critical, value: None, scale: SeverityScale::AsffLabel };
+        let label = FindingSeverity {
+            label: Severity::Critical,
+            value: None,
+            scale: SeverityScale::AsffLabel,
+        };
         assert!((label.component() - 0.9).abs() < 1e-9);
     }
 }

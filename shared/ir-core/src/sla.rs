@@ -40,20 +40,25 @@ pub fn decide(severity: Severity, sla: Sla, detected_at: OffsetDateTime) -> SlaD
         }
         Sla::NextBusinessDay => {
             let mut day = detected_at.to_offset(time::UtcOffset::UTC).date();
-            loop {
-                match day.next_day() {
-                    Some(d) => day = d,
-                    None => break,
-                }
+            while let Some(next) = day.next_day() {
+                day = next;
                 if !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
                     break;
                 }
             }
             let start = Time::from_hms(BUSINESS_DAY_START_HOUR, 0, 0).unwrap_or(Time::MIDNIGHT);
-            ("next business day".to_owned(), day.with_time(start).assume_utc())
+            (
+                "next business day".to_owned(),
+                day.with_time(start).assume_utc(),
+            )
         }
     };
-    SlaDecision { severity, target: sla.to_string(), description, respond_by }
+    SlaDecision {
+        severity,
+        target: sla.to_string(),
+        description,
+        respond_by,
+    }
 }
 
 #[cfg(test)]
@@ -66,11 +71,34 @@ mod tests {
     fn targets() {
         let t = datetime!(2026-11-20 10:00 UTC); // a Friday
         assert_eq!(decide(Severity::Critical, Sla::Immediate, t).respond_by, t);
-        let high = decide(Severity::High, Sla::Within(ConfigDuration::from_secs(3600)), t);
+        let high = decide(
+            Severity::High,
+            Sla::Within(ConfigDuration::from_secs(3600)),
+            t,
+        );
         assert_eq!(high.respond_by, datetime!(2026-11-20 11:00 UTC));
         assert_eq!(high.description, "within 1 hour");
-        assert_eq!(decide(Severity::Medium, Sla::Within(ConfigDuration::from_secs(4 * 3600)), t).description, "within 4 hours");
-        assert_eq!(decide(Severity::Low, Sla::NextBusinessDay, t).respond_by, datetime!(2026-11-23 09:00 UTC));
-        assert_eq!(decide(Severity::Low, Sla::NextBusinessDay, datetime!(2026-11-17 23:00 UTC)).respond_by, datetime!(2026-11-18 09:00 UTC));
+        assert_eq!(
+            decide(
+                Severity::Medium,
+                Sla::Within(ConfigDuration::from_secs(4 * 3600)),
+                t
+            )
+            .description,
+            "within 4 hours"
+        );
+        assert_eq!(
+            decide(Severity::Low, Sla::NextBusinessDay, t).respond_by,
+            datetime!(2026-11-23 09:00 UTC)
+        );
+        assert_eq!(
+            decide(
+                Severity::Low,
+                Sla::NextBusinessDay,
+                datetime!(2026-11-17 23:00 UTC)
+            )
+            .respond_by,
+            datetime!(2026-11-18 09:00 UTC)
+        );
     }
 }

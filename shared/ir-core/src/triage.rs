@@ -66,20 +66,36 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: Config, registry: AssetRegistry, intel: ThreatIntel) -> Engine {
-        Engine { config, registry, intel }
+        Engine {
+            config,
+            registry,
+            intel,
+        }
     }
 
     /// The engine on the embedded default configuration, registry and intel list.
     pub fn embedded() -> Result<Engine, String> {
         let config = Config::embedded().map_err(|e| e.to_string())?;
-        let registry = AssetRegistry::from_yaml(crate::config::DEFAULT_ASSETS_YAML).map_err(|e| e.to_string())?;
-        let intel = ThreatIntel::parse(crate::config::DEFAULT_THREAT_INTEL).map_err(|e| e.to_string())?;
-        Ok(Engine { config, registry, intel })
+        let registry = AssetRegistry::from_yaml(crate::config::DEFAULT_ASSETS_YAML)
+            .map_err(|e| e.to_string())?;
+        let intel =
+            ThreatIntel::parse(crate::config::DEFAULT_THREAT_INTEL).map_err(|e| e.to_string())?;
+        Ok(Engine {
+            config,
+            registry,
+            intel,
+        })
     }
 
     /// Enrichment of an incident's resource and indicators.
     pub fn enrich(&self, events: &[SecurityEvent], history_count: u32) -> Enrichment {
-        enrich::enrich(events, &self.registry, &self.intel, &self.config.triage.defaults, history_count)
+        enrich::enrich(
+            events,
+            &self.registry,
+            &self.intel,
+            &self.config.triage.defaults,
+            history_count,
+        )
     }
 
     /// Score, severity, playbook and SLA, given the enrichment.
@@ -90,13 +106,25 @@ impl Engine {
         enrichment: &Enrichment,
         detected_at: OffsetDateTime,
     ) -> Result<Decision, TriageError> {
-        let first = events.first().ok_or_else(|| TriageError::NoEvents(incident_id.to_owned()))?;
+        let first = events
+            .first()
+            .ok_or_else(|| TriageError::NoEvents(incident_id.to_owned()))?;
         let scoring = &self.config.triage.scoring;
         let breakdown = score::score(score::components(events, enrichment, scoring), scoring);
-        let finding_severity = events.iter().map(SecurityEvent::severity_label).max().unwrap_or(Severity::Low);
+        let finding_severity = events
+            .iter()
+            .map(SecurityEvent::severity_label)
+            .max()
+            .unwrap_or(Severity::Low);
         let severity = finding_severity.max(breakdown.score_severity);
-        let chosen = playbook::select(&self.config, severity).ok_or(TriageError::NoPlaybook(severity))?;
-        let sla = *self.config.triage.response_sla.get(&severity).ok_or(TriageError::NoSla(severity))?;
+        let chosen =
+            playbook::select(&self.config, severity).ok_or(TriageError::NoPlaybook(severity))?;
+        let sla = *self
+            .config
+            .triage
+            .response_sla
+            .get(&severity)
+            .ok_or(TriageError::NoSla(severity))?;
         let mut plan = playbook::plan(&self.config, chosen, &first.resource);
         // Generated sample findings (GuardDuty CreateSampleFindings) never drive enforcement.
         if events.iter().all(|e| e.sample) {

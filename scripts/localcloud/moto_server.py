@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Local AWS emulator launcher for the test harness (moto in server mode).
+
+Run with the project virtualenv's interpreter (created by ``scripts/bootstrap-python``)::
+
+    .venv/bin/python scripts/localcloud/moto_server.py --port 0 [--lambda-endpoint URL]
+
+What it does, in order:
+
+1. imports moto (pinned in scripts/requirements.txt) and enables Step Functions state-machine
+   execution (``{"stepfunctions": {"execute_state_machine": true}}`` in
+   ``moto.core.config.default_user_config``), then verifies that moto's Step Functions request
+   handler now selects the executing (ASL parser) backend;
+2. binds moto's WSGI app on ``--host`` (default 127.0.0.1) and ``--port`` (0 = a free port
+   chosen by the kernel) and exports ``MOTO_PORT=<bound port>``: moto's Step Functions engine
+   builds its service clients (``dynamodb:putItem``, ``aws-sdk:ec2:...`` tasks) for
+   ``http://localhost:$MOTO_PORT``, so without this they would call port 5000;
+3. with ``--lambda-endpoint URL``, routes the engine's Lambda invocations to URL (for example a
+   ``cargo lambda watch`` address) by replacing the engine's client factory
+   ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for`` with one that returns a
+   Lambda client for URL (every other service still goes to this moto server). The hook is
+   internal to moto, which is why moto is pinned: if it is missing or changed, this launcher
+   exits with status 3 and says so. On success it logs ``lambda routing -> URL`` to stderr;
+4. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
+   stdout is redirected to stderr, so the parent may close its end of the pipe;
+5. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
+   open, so the server dies with the parent). Pass ``--no-stdin-watch`` when running it by hand
+   in the background with stdin at /dev/null.
+
+Diagnostics go to stderr. Exit status: 0 on a requested stop, 1 if the server cannot start,
+2 on bad usage or a missing/unusable moto install, 3 if the pinned moto's internals changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+PROG = "moto_server.py"
+BOOTSTRAP_HINT = "run scripts/bootstrap-python (from the repository root) to create .venv"
+
+# The internal moto hook replaced for --lambda-endpoint, and the module known to call it for
+# `lambda:invoke` / `arn:aws:lambda:...` tasks.
+HOOK_MODULE = "moto.stepfunctions.parser.asl.utils.boto_client"
+HOOK_NAME = "boto_client_for"
+LAMBDA_CALLER_MODULE = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+)
+
+
+def log(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg: str, code: int) -> NoReturn:
+    log(f"error: {msg}")
+    sys.exit(code)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n", 1)[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to bind; 0 = any free port")
+    p.add_argument(
+        "--lambda-endpoint",
+        metavar="URL",
+        help="route Step Functions Lambda invocations to this Lambda Invoke API endpoint",
+    )
+    p.add_argument(
+        "--no-stdin-watch",
+        action="store_true",
+        help="do not exit when stdin reaches EOF (manual runs with stdin at /dev/null)",
+    )
+    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = p.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        p.error(f"--port {args.port} is out of range 0..65535")
+    if args.lambda_endpoint is not None:
+        parts = urlsplit(args.lambda_endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            p.error(f"--lambda-endpoint must be an http(s) URL, got {args.lambda_endpoint!r}")
+        args.lambda_endpoint = args.lambda_endpoint.rstrip("/")
+    return args
+
+
+def import_moto() -> Any:
+    try:
+        import moto  # noqa: PLC0415
+        import moto.server  # noqa: F401, PLC0415
+    except ImportError as exc:
+        die(f"cannot import moto[server] with {sys.executable}: {exc}; {BOOTSTRAP_HINT}", 2)
+    return moto
+
+
+def enable_state_machine_execution() -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+    from moto.core.config import default_user_config  # noqa: PLC0415
+
+    # Mutate the shared dict in place: moto modules hold references to this very object.
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+    # Verify at the consumer: the Step Functions response handler picks its backend from this
+    # config on every request; it must now be the executing (ASL parser) backend.
+    try:
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend  # noqa: PLC0415
+        from moto.stepfunctions.responses import get_backend  # noqa: PLC0415
+    except ImportError as exc:
+        die(f"moto's Step Functions execution backend is not importable: {exc}", 3)
+    backend = get_backend(DEFAULT_ACCOUNT_ID, "us-east-1")
+    if not isinstance(backend, StepFunctionsParserBackend):
+        die(
+            "setting stepfunctions.execute_state_machine=true did not take effect: "
+            f"moto.stepfunctions.responses.get_backend returned {type(backend).__name__}",
+            3,
+        )
+
+
+def install_lambda_routing(url: str) -> int:
+    """Replace the Step Functions engine's client factory for `lambda`. Returns the number of
+    module bindings rebound. Exits with status 3 if the pinned moto's hook is not as expected."""
+    import importlib  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    import moto  # noqa: PLC0415
+
+    def changed(what: str) -> NoReturn:
+        die(
+            f"moto {moto.__version__}: cannot route Step Functions Lambda tasks: {what}. "
+            "This launcher patches a moto-internal hook and moto is pinned in "
+            "scripts/requirements.txt; update scripts/localcloud/moto_server.py for the "
+            "installed moto version.",
+            3,
+        )
+
+    try:
+        hook_mod = importlib.import_module(HOOK_MODULE)
+        caller_mod = importlib.import_module(LAMBDA_CALLER_MODULE)
+    except ImportError as exc:
+        changed(f"module not found ({exc})")
+    original = getattr(hook_mod, HOOK_NAME, None)
+    if not callable(original):
+        changed(f"{HOOK_MODULE}.{HOOK_NAME} not found")
+    params = list(inspect.signature(original).parameters)
+    if params[:3] != ["region", "service", "state_credentials"]:
+        changed(f"{HOOK_MODULE}.{HOOK_NAME} has an unexpected signature {params}")
+    if getattr(caller_mod, HOOK_NAME, None) is not original:
+        changed(f"{LAMBDA_CALLER_MODULE} no longer calls {HOOK_NAME}")
+
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    timeout_s = 99999999
+    try:
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import (  # noqa: PLC0415
+            TimeoutSeconds,
+        )
+
+        timeout_s = TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS
+    except (ImportError, AttributeError):
+        pass
+
+    def routed_boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if service != "lambda":
+            return original(region=region, service=service, state_credentials=state_credentials)
+        # Same client settings as moto's factory (no retries: a task's Retry block decides).
+        return boto3.client(
+            service_name="lambda",
+            region_name=region,
+            endpoint_url=url,
+            aws_access_key_id="ak",
+            aws_secret_access_key="sk",
+            config=Config(
+                parameter_validation=False,
+                retries={"max_attempts": 0, "total_max_attempts": 1},
+                connect_timeout=timeout_s,
+                read_timeout=timeout_s,
+            ),
+        )
+
+    routed_boto_client_for.__wrapped__ = original  # type: ignore[attr-defined]
+
+    # Rebind the definition (for modules imported later) and every `from ... import
+    # boto_client_for` binding already made by loaded moto modules.
+    rebound = 0
+    for mod in list(sys.modules.values()):
+        name = getattr(mod, "__name__", "")
+        if name.startswith("moto.") and getattr(mod, HOOK_NAME, None) is original:
+            setattr(mod, HOOK_NAME, routed_boto_client_for)
+            rebound += 1
+
+    # Verify where it matters: the factory the Lambda task code calls now yields a client
+    # for `url`, and other services still resolve to moto itself.
+    client = getattr(caller_mod, HOOK_NAME)(region="us-east-1", service="lambda")
+    got = client.meta.endpoint_url.rstrip("/")
+    if got != url:
+        changed(f"patched factory returned a Lambda client for {got}, expected {url}")
+    return rebound
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    moto = import_moto()
+
+    import logging  # noqa: PLC0415
+
+    try:
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
+    except ImportError as exc:
+        die(f"moto server components missing ({exc}); {BOOTSTRAP_HINT}", 2)
+
+    if not args.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    enable_state_machine_execution()
+
+    try:
+        server = make_server(
+            args.host,
+            args.port,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+    except OSError as exc:
+        die(f"cannot listen on {args.host}:{args.port}: {exc}", 1)
+    except SystemExit:
+        # werkzeug reports "Address already in use" itself and exits.
+        die(f"cannot listen on {args.host}:{args.port} (address in use; see above)", 1)
+    host, port = server.server_address[:2]
+    # moto's Step Functions engine calls other services at http://localhost:$MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+
+    if args.lambda_endpoint is not None:
+        rebound = install_lambda_routing(args.lambda_endpoint)
+        log(
+            f"lambda routing -> {args.lambda_endpoint} "
+            f"(patched {HOOK_MODULE}.{HOOK_NAME}, {rebound} bindings)"
+        )
+
+    stop = threading.Event()
+    reason: list[str] = []
+
+    def request_stop(why: str) -> None:
+        if not reason:
+            reason.append(why)
+        stop.set()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    serve_thread = threading.Thread(target=server.serve_forever, name="moto-serve", daemon=True)
+    serve_thread.start()
+
+    if not args.no_stdin_watch:
+
+        def watch_stdin() -> None:
+            try:
+                while sys.stdin.buffer.read1(65536):
+                    pass
+            except (OSError, ValueError):
+                pass
+            request_stop("stdin closed")
+
+        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+
+    log(f"moto {moto.__version__} listening on {host}:{port} (stepfunctions execution on)")
+    sys.stdout.write(f"READY http://{host}:{port}\n")
+    sys.stdout.flush()
+    # Anything printed later (moto prints now and then) goes to stderr, never into the pipe the
+    # parent read READY from.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    stop.wait()
+    log(f"stopping ({reason[0] if reason else 'stop requested'})")
+    sys.stderr.flush()
+    # No graceful drain: state is in-memory only, and worker threads (request handlers, running
+    # state machines) must not keep the process alive after the parent is gone.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(0)

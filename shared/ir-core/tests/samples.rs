@@ -1,0 +1,479 @@
+//! Every sample in `events/` through the whole core: normalize, correlate, enrich, score, route.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use ir_core::correlate::{Correlation, incident_id, is_incident_id};
+use ir_core::event::{Resource, SkipCode};
+use ir_core::{Engine, IngestOutput, ResourceKind, Severity, Source, normalize};
+use time::OffsetDateTime;
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+fn load(name: &str) -> Vec<u8> {
+    let p = events_dir().join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// What a sample must produce: the events (source, kind, id, finding severity), the skip codes,
+/// and the incident severity and playbook under the embedded configuration with no history.
+struct Expect {
+    file: &'static str,
+    events: &'static [(Source, ResourceKind, &'static str, Severity)],
+    skipped: &'static [SkipCode],
+    incidents: &'static [(Severity, &'static str)],
+}
+
+const EXPECTED: &[Expect] = &[
+    Expect {
+        file: "guardduty-cryptocurrency-bitcointool-dns.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60001",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "guardduty-cryptocurrency-bitcointool-dns-repeat.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60001",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "guardduty-backdoor-cc-activity.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60001",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "guardduty-ssh-bruteforce.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60002",
+            Severity::Low,
+        )],
+        skipped: &[],
+        // Low finding, low-criticality staging asset, but the source is in a listed /24: medium.
+        incidents: &[(Severity::Medium, "queue-for-review")],
+    },
+    Expect {
+        file: "guardduty-instance-credential-exfiltration.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::IamRole,
+            "web-prod-instance-role",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "guardduty-recon-malicious-ip-caller.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::IamUser,
+            "ci-deployer",
+            Severity::Medium,
+        )],
+        skipped: &[],
+        // Medium finding raised to high by a high-criticality principal and a listed caller.
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "guardduty-s3-exfiltration.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::S3Bucket,
+            "acme-customer-exports",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "guardduty-portprobe-low.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60002",
+            Severity::Low,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::Medium, "queue-for-review")],
+    },
+    Expect {
+        file: "securityhub-inspector-cve.json",
+        events: &[(
+            Source::Securityhub,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60001",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "securityhub-fsbp-control-failure.json",
+        events: &[
+            (
+                Source::Securityhub,
+                ResourceKind::S3Bucket,
+                "acme-customer-exports",
+                Severity::Medium,
+            ),
+            (
+                Source::Securityhub,
+                ResourceKind::Other,
+                "arn:aws:ec2:us-east-1:111122223333:security-group/sg-0a1b2c3d4e5f60302",
+                Severity::Critical,
+            ),
+        ],
+        skipped: &[],
+        // S3.8: 0.4 x 0.4 + critical bucket 0.3 x 1.0 = 0.46, medium. EC2.19 is critical on its own.
+        incidents: &[
+            (Severity::Medium, "queue-for-review"),
+            (Severity::Critical, "immediate-isolation"),
+        ],
+    },
+    Expect {
+        file: "securityhub-guardduty-duplicate.json",
+        events: &[],
+        skipped: &[SkipCode::GuarddutyDuplicate],
+        incidents: &[],
+    },
+    Expect {
+        file: "securityhub-workflow-notified.json",
+        events: &[],
+        skipped: &[SkipCode::WorkflowNotNew, SkipCode::RecordNotActive],
+        incidents: &[],
+    },
+];
+
+#[test]
+fn every_sample_is_covered_by_the_table() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    let in_table: BTreeSet<String> = EXPECTED.iter().map(|e| e.file.to_owned()).collect();
+    assert_eq!(on_disk, in_table);
+    assert!(on_disk.len() >= 10);
+}
+
+#[test]
+fn every_sample_normalizes_and_triages_as_expected() {
+    let engine = Engine::embedded().unwrap();
+    for x in EXPECTED {
+        let n = normalize(&load(x.file)).unwrap_or_else(|e| panic!("{}: {e}", x.file));
+        let got: Vec<_> = n
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.source,
+                    e.resource.kind(),
+                    e.resource.id().to_owned(),
+                    e.severity.label,
+                )
+            })
+            .collect();
+        let want: Vec<_> = x
+            .events
+            .iter()
+            .map(|(s, k, id, sev)| (*s, *k, (*id).to_owned(), *sev))
+            .collect();
+        assert_eq!(got, want, "{}: events", x.file);
+        let codes: Vec<SkipCode> = n.skipped.iter().map(|s| s.code).collect();
+        assert_eq!(codes, x.skipped, "{}: skipped", x.file);
+        for e in &n.events {
+            assert_eq!(e.raw.get(), e.raw.get().trim(), "{}", x.file);
+            assert!(
+                !e.finding_type.is_empty()
+                    && !e.title.is_empty()
+                    && e.account == "111122223333"
+                    && e.region == "us-east-1"
+            );
+            assert!(
+                e.first_seen.is_some() && e.last_seen.is_some(),
+                "{}: times",
+                x.file
+            );
+        }
+        let ingest = IngestOutput::from_normalized(n, OffsetDateTime::UNIX_EPOCH);
+        let got: Vec<_> = ingest
+            .incidents
+            .iter()
+            .map(|i| {
+                let en = engine.enrich(&i.events, 0);
+                let d = engine
+                    .decide(&i.incident_id, &i.events, &en, i.detected_at)
+                    .unwrap();
+                assert!(is_incident_id(&d.incident_id));
+                assert!((0.0..=1.0).contains(&d.score.score));
+                (d.severity, d.playbook.id)
+            })
+            .collect();
+        let want: Vec<_> = x
+            .incidents
+            .iter()
+            .map(|(s, p)| (*s, (*p).to_owned()))
+            .collect();
+        assert_eq!(got, want, "{}: incidents", x.file);
+    }
+}
+
+#[test]
+fn the_raw_finding_is_kept_verbatim() {
+    let text = String::from_utf8(load("guardduty-backdoor-cc-activity.json")).unwrap();
+    let n = normalize(text.as_bytes()).unwrap();
+    let detail: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["detail"].clone();
+    let raw: serde_json::Value = serde_json::from_str(n.events[0].raw.get()).unwrap();
+    assert_eq!(raw, detail);
+    // Unknown fields survive in the raw copy.
+    assert!(raw["service"].get("featureName").is_some());
+}
+
+#[test]
+fn untidy_fields_are_accepted() {
+    // Integer severity 8 and float 8.0; asn as string and number; launchTime as ISO and epoch ms.
+    let int = normalize(&load("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+    let float = normalize(&load("guardduty-backdoor-cc-activity.json")).unwrap();
+    assert_eq!(int.events[0].severity.value, Some(8.0));
+    assert_eq!(float.events[0].severity.value, Some(8.0));
+    let Resource::Ec2Instance(a) = &int.events[0].resource else {
+        panic!()
+    };
+    let Resource::Ec2Instance(b) = &float.events[0].resource else {
+        panic!()
+    };
+    assert!(a.launch_time.is_some() && b.launch_time.is_some());
+    assert_eq!(float.events[0].indicators[0].asn.as_deref(), Some("64500"));
+    let numeric_asn = normalize(&load("guardduty-ssh-bruteforce.json")).unwrap();
+    assert_eq!(
+        numeric_asn.events[0].indicators[0].asn.as_deref(),
+        Some("64501")
+    );
+    let sample = normalize(&load("guardduty-portprobe-low.json")).unwrap();
+    assert!(sample.events[0].sample);
+    assert!(!int.events[0].sample);
+}
+
+#[test]
+fn the_victim_instance_is_described_in_full() {
+    let n = normalize(&load("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+    let Resource::Ec2Instance(i) = &n.events[0].resource else {
+        panic!("not an instance")
+    };
+    assert_eq!(i.network_interfaces.len(), 2);
+    assert_eq!(i.vpc_id.as_deref(), Some("vpc-0a1b2c3d4e5f60100"));
+    let groups: Vec<&str> = i.network_interfaces[0]
+        .security_groups
+        .iter()
+        .map(|g| g.group_id.as_str())
+        .collect();
+    assert_eq!(groups, ["sg-0a1b2c3d4e5f60301", "sg-0a1b2c3d4e5f60302"]);
+    assert_eq!(
+        i.network_interfaces[0].ipv6_addresses,
+        ["2600:1f18:abcd:1200::15"]
+    );
+    assert!(
+        i.instance_profile_arn
+            .as_deref()
+            .unwrap()
+            .ends_with("instance-profile/web-prod-instance-profile")
+    );
+    assert_eq!(
+        n.events[0]
+            .resource_tags
+            .get("criticality")
+            .map(String::as_str),
+        Some("high")
+    );
+}
+
+#[test]
+fn repeats_and_hub_copies_land_on_one_incident() {
+    let first = normalize(&load("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+    let repeat = normalize(&load(
+        "guardduty-cryptocurrency-bitcointool-dns-repeat.json",
+    ))
+    .unwrap();
+    let hub = normalize(&load("securityhub-guardduty-duplicate.json")).unwrap();
+    let (a, b) = (&first.events[0], &repeat.events[0]);
+    assert_eq!(a.finding_key, b.finding_key);
+    assert!(b.count > a.count, "the repeat carries a larger count");
+    let id = incident_id(&a.finding_key);
+    assert_eq!(hub.skipped[0].incident_id.as_deref(), Some(id.as_str()));
+    // With the store knowing the finding, the repeat is an update of the same incident.
+    assert_eq!(
+        ir_core::correlate::correlate(b, Some(&id), None),
+        Correlation::Repeat {
+            incident_id: id.clone()
+        }
+    );
+    // Another finding on the same resource while the incident is open attaches to it.
+    let other = normalize(&load("guardduty-backdoor-cc-activity.json")).unwrap();
+    assert_eq!(
+        ir_core::correlate::correlate(&other.events[0], None, Some(&id)),
+        Correlation::Attach {
+            incident_id: id.clone()
+        }
+    );
+    assert_ne!(incident_id(&other.events[0].finding_key), id);
+}
+
+#[test]
+fn a_batch_groups_by_resource_and_raises_severity() {
+    // Two findings on one resource in one batch: one incident, the higher severity wins.
+    let text = String::from_utf8(load("securityhub-inspector-cve.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut second = v["detail"]["findings"][0].clone();
+    second["Id"] = serde_json::json!("arn:aws:inspector2:us-east-1:111122223333:finding/second");
+    second["Severity"] = serde_json::json!({"Label": "CRITICAL", "Normalized": 95});
+    v["detail"]["findings"].as_array_mut().unwrap().push(second);
+    let n = normalize(v.to_string().as_bytes()).unwrap();
+    let ingest = IngestOutput::from_normalized(n, OffsetDateTime::UNIX_EPOCH);
+    assert_eq!(ingest.incidents.len(), 1);
+    let i = &ingest.incidents[0];
+    assert_eq!(i.events.len(), 2);
+    assert!(matches!(i.correlations[1], Correlation::Attach { .. }));
+    let engine = Engine::embedded().unwrap();
+    let d = engine
+        .decide(
+            &i.incident_id,
+            &i.events,
+            &engine.enrich(&i.events, 0),
+            i.detected_at,
+        )
+        .unwrap();
+    assert_eq!(d.severity, Severity::Critical);
+}
+
+#[test]
+fn unknown_assets_get_the_documented_defaults() {
+    let text = String::from_utf8(load("guardduty-ssh-bruteforce.json"))
+        .unwrap()
+        .replace("i-0a1b2c3d4e5f60002", "i-0fffffffffffffff9");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["detail"]["resource"]["instanceDetails"]["tags"] = serde_json::json!([]);
+    let n = normalize(v.to_string().as_bytes()).unwrap();
+    let engine = Engine::embedded().unwrap();
+    let en = engine.enrich(&n.events, 0);
+    assert_eq!(en.owner.value, "unassigned");
+    assert_eq!(en.environment.value, "unknown");
+    assert_eq!(en.criticality.value, Severity::Medium);
+    assert_eq!(en.data_classification.value, "unclassified");
+    assert!(en.notes.iter().any(|n| n.contains("unknown")));
+}
+
+#[test]
+fn sample_findings_never_enforce() {
+    let yaml = ir_core::config::DEFAULT_CONFIG_YAML.replacen(
+        "    trigger: severity <= medium\n",
+        "    trigger: severity <= medium\n    mode: enforce\n",
+        1,
+    );
+    let config = ir_core::Config::from_yaml(&yaml).unwrap();
+    let e = Engine::embedded().unwrap();
+    let engine = Engine::new(config, e.registry, e.intel);
+    let n = normalize(&load("guardduty-portprobe-low.json")).unwrap();
+    let d = engine
+        .decide(
+            "inc-00000000000000000000",
+            &n.events,
+            &engine.enrich(&n.events, 0),
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+    assert!(d.samples_only);
+    assert_eq!(d.playbook.mode, ir_core::config::Mode::DryRun);
+    let real = normalize(&load("guardduty-ssh-bruteforce.json")).unwrap();
+    let d = engine
+        .decide(
+            "inc-00000000000000000000",
+            &real.events,
+            &engine.enrich(&real.events, 0),
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+    assert_eq!(d.playbook.mode, ir_core::config::Mode::Enforce);
+}
+
+#[test]
+fn invalid_findings_name_the_field() {
+    let gd = String::from_utf8(load("guardduty-ssh-bruteforce.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&gd).unwrap();
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "detail.id",
+            Box::new(|v| {
+                v["detail"].as_object_mut().unwrap().remove("id");
+            }),
+        ),
+        (
+            "detail.severity",
+            Box::new(|v| v["detail"]["severity"] = serde_json::json!(11)),
+        ),
+        (
+            "detail.severity",
+            Box::new(|v| v["detail"]["severity"] = serde_json::json!("high")),
+        ),
+        (
+            "detail.severity",
+            Box::new(|v| {
+                v["detail"].as_object_mut().unwrap().remove("severity");
+            }),
+        ),
+        (
+            "detail.resource.instanceDetails",
+            Box::new(|v| {
+                v["detail"]["resource"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("instanceDetails");
+            }),
+        ),
+        (
+            "detail.service.count",
+            Box::new(|v| v["detail"]["service"]["count"] = serde_json::json!(-2)),
+        ),
+    ];
+    for (want, mutate) in cases {
+        let mut m = v.clone();
+        mutate(&mut m);
+        let e = normalize(m.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().starts_with(want), "want {want}, got {e}");
+    }
+    let hub = String::from_utf8(load("securityhub-inspector-cve.json")).unwrap();
+    v = serde_json::from_str(&hub).unwrap();
+    v["detail"]["findings"][0]["Severity"] = serde_json::json!({"Label": "SEVERE"});
+    let e = normalize(v.to_string().as_bytes()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("detail.findings[0].Severity.Label"),
+        "{e}"
+    );
+    v["detail"]["findings"][0]["Severity"] = serde_json::json!({});
+    assert!(normalize(v.to_string().as_bytes()).is_err());
+}
