@@ -113,7 +113,7 @@ mod tests {
         assert!(
             repeat
                 .approval_gates()
-                .any(|s| s.function == "isolate-instance")
+                .any(|s| s.function == "ir-isolate-instance")
         );
     }
 

@@ -64,12 +64,7 @@ fn file_or(
 /// The triage engine: the embedded configuration, registry and intel list, each replaceable by a
 /// file named in `IR_CONFIG_FILE`, `IR_ASSETS_FILE`, `IR_THREAT_INTEL_FILE`.
 pub fn engine() -> Result<Engine, InitError> {
-    let (config, path) = file_or("IR_CONFIG_FILE", "config", DEFAULT_CONFIG_YAML)?;
-    let config = Config::from_yaml(&config).map_err(|e| InitError::File {
-        what: "config",
-        path: path.unwrap_or_else(|| "(embedded)".into()),
-        message: e.to_string(),
-    })?;
+    let config = config()?;
     let (assets, path) = file_or("IR_ASSETS_FILE", "asset registry", DEFAULT_ASSETS_YAML)?;
     let registry = AssetRegistry::from_yaml(&assets).map_err(|e| InitError::File {
         what: "asset registry",
@@ -83,4 +78,14 @@ pub fn engine() -> Result<Engine, InitError> {
         message: e.to_string(),
     })?;
     Ok(Engine::new(config, registry, intel))
+}
+
+/// The configuration alone: the embedded one, or the file named in `IR_CONFIG_FILE`.
+pub fn config() -> Result<Config, InitError> {
+    let (text, path) = file_or("IR_CONFIG_FILE", "config", DEFAULT_CONFIG_YAML)?;
+    Config::from_yaml(&text).map_err(|e| InitError::File {
+        what: "config",
+        path: path.unwrap_or_else(|| "(embedded)".into()),
+        message: e.to_string(),
+    })
 }

@@ -7,11 +7,20 @@
 //! live in `ir-core`). Endpoints come from the standard AWS configuration chain
 //! (`AWS_ENDPOINT_URL`, profiles): nothing here knows whether the cloud is real or local.
 
+pub mod action;
+pub mod calls;
+pub mod clients;
 pub mod diagnostic;
+pub mod ec2;
+pub mod evidence;
+pub mod iam;
 pub mod env;
 pub mod payload;
 pub mod sdk;
 pub mod telemetry;
 
+pub use action::{ActionError, ReportBuilder};
+pub use calls::CallLog;
+pub use clients::{ClientOptions, Clients};
 pub use diagnostic::diagnostic;
 pub use sdk::{SdkFailure, classify, log_sdk_error};

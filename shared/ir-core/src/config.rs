@@ -100,7 +100,52 @@ pub struct Config {
     pub playbooks: Vec<PlaybookConfig>,
     pub notifications: Notifications,
     #[serde(default)]
+    pub evidence: EvidenceConfig,
+    #[serde(default)]
     pub protection: Protection,
+}
+
+/// Evidence collection settings (bucket names come from the deployment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceConfig {
+    #[serde(default = "d_lock_mode")]
+    pub object_lock_mode: String,
+    #[serde(default = "d_retention")]
+    pub retention_days: u32,
+    #[serde(default = "d_before")]
+    pub cloudtrail_window_before: ConfigDuration,
+    #[serde(default = "d_after")]
+    pub cloudtrail_window_after: ConfigDuration,
+    #[serde(default = "d_max_objects")]
+    pub max_log_objects: u32,
+}
+
+fn d_lock_mode() -> String {
+    "COMPLIANCE".into()
+}
+fn d_retention() -> u32 {
+    365
+}
+fn d_before() -> ConfigDuration {
+    ConfigDuration::from_secs(3600)
+}
+fn d_after() -> ConfigDuration {
+    ConfigDuration::from_secs(900)
+}
+fn d_max_objects() -> u32 {
+    2000
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            object_lock_mode: d_lock_mode(),
+            retention_days: d_retention(),
+            cloudtrail_window_before: d_before(),
+            cloudtrail_window_after: d_after(),
+            max_log_objects: d_max_objects(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,6 +22,8 @@ pub enum ErrorName {
     AccessDenied,
     /// Throttling, 5xx, timeouts, transport errors: safe to retry with backoff.
     Retryable,
+    /// An action ran but reading the result back showed it did not hold.
+    VerificationFailed,
     /// The function's own configuration is wrong (missing variable, invalid config file).
     Configuration,
     /// Anything else; a bug. Not retried.
@@ -29,13 +31,14 @@ pub enum ErrorName {
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 8] = [
+    pub const ALL: [ErrorName; 9] = [
         ErrorName::InvalidInput,
         ErrorName::NotFound,
         ErrorName::Conflict,
         ErrorName::Protected,
         ErrorName::AccessDenied,
         ErrorName::Retryable,
+        ErrorName::VerificationFailed,
         ErrorName::Configuration,
         ErrorName::Internal,
     ];
@@ -48,6 +51,7 @@ impl ErrorName {
             ErrorName::Protected => "Protected",
             ErrorName::AccessDenied => "AccessDenied",
             ErrorName::Retryable => "Retryable",
+            ErrorName::VerificationFailed => "VerificationFailed",
             ErrorName::Configuration => "Configuration",
             ErrorName::Internal => "Internal",
         }

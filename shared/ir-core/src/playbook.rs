@@ -29,14 +29,14 @@ const ALL_KINDS: &[ResourceKind] = &ResourceKind::ALL;
 pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         id: "cloud:security_group_deny_all",
-        function: "isolate-instance",
+        function: "ir-isolate-instance",
         destructive: true,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "isolate the instance: per-ENI all-allow conversion group, then a no-rule isolation group; protect it from termination",
     },
     ActionSpec {
         id: "cloud:revoke_session",
-        function: "revoke-sessions",
+        function: "ir-revoke-sessions",
         destructive: true,
         applies_to: &[
             ResourceKind::IamRole,
@@ -47,49 +47,49 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         id: "cloud:deny_principal",
-        function: "deny-principal",
+        function: "ir-deny-principal",
         destructive: true,
         applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser],
         summary: "attach an inline deny-all policy named for the incident",
     },
     ActionSpec {
         id: "cloud:disable_access_keys",
-        function: "disable-access-keys",
+        function: "ir-disable-access-keys",
         destructive: true,
         applies_to: &[ResourceKind::IamUser],
         summary: "set the finding's access key (or all the user's keys) Inactive; never delete",
     },
     ActionSpec {
         id: "cloud:snapshot_volumes",
-        function: "snapshot-volumes",
+        function: "ir-snapshot-volumes",
         destructive: false,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "crash-consistent snapshot of every attached volume, tagged with the incident",
     },
     ActionSpec {
         id: "cloud:collect_evidence",
-        function: "collect-evidence",
+        function: "ir-collect-evidence",
         destructive: false,
         applies_to: ALL_KINDS,
         summary: "write the finding, the resource description and the incident window's CloudTrail logs to the Object Lock bucket",
     },
     ActionSpec {
         id: "cloud:fetch_audit_logs",
-        function: "collect-evidence",
+        function: "ir-collect-evidence",
         destructive: false,
         applies_to: ALL_KINDS,
         summary: "copy the incident window's CloudTrail logs to the Object Lock bucket",
     },
     ActionSpec {
         id: "slack:post_message",
-        function: "notify",
+        function: "ir-notify",
         destructive: false,
         applies_to: ALL_KINDS,
         summary: "post the incident update to a channel",
     },
     ActionSpec {
         id: "jira:create_issue",
-        function: "create-ticket",
+        function: "ir-create-ticket",
         destructive: false,
         applies_to: ALL_KINDS,
         summary: "open a ticket for the incident",
@@ -266,7 +266,7 @@ pub fn inapplicable(spec: &ActionSpec, step: &StepConfig, resource: &Resource) -
         ));
     }
     match (spec.function, resource) {
-        ("revoke-sessions", Resource::Ec2Instance(i)) if i.instance_profile_arn.is_none() => {
+        ("ir-revoke-sessions", Resource::Ec2Instance(i)) if i.instance_profile_arn.is_none() => {
             Some("instance has no instance profile: no role sessions to revoke".to_owned())
         }
         _ => None,
@@ -284,12 +284,12 @@ fn join(kinds: &[ResourceKind]) -> String {
 /// What a step acts on, in words.
 pub fn target(spec: &ActionSpec, resource: &Resource) -> String {
     match (spec.function, resource) {
-        ("revoke-sessions", Resource::Ec2Instance(i)) => format!(
+        ("ir-revoke-sessions", Resource::Ec2Instance(i)) => format!(
             "role of instance profile {} (instance {})",
             i.instance_profile_arn.as_deref().unwrap_or("?"),
             i.instance_id
         ),
-        ("disable-access-keys", Resource::IamUser(u)) => match &u.access_key_id {
+        ("ir-disable-access-keys", Resource::IamUser(u)) => match &u.access_key_id {
             Some(k) => format!("access key {k} of user {}", u.user_name),
             None => format!("every access key of user {}", u.user_name),
         },

@@ -1,0 +1,1 @@
+//! Evidence: collect-evidence into the Object Lock bucket.

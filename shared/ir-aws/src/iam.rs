@@ -1,0 +1,1 @@
+//! IAM containment: revoke-sessions, deny-principal, disable-access-keys, and restoring them.
