@@ -17,6 +17,7 @@ pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod guardduty;
+pub mod incident;
 pub mod lenient;
 pub mod normalize;
 pub mod playbook;
