@@ -318,10 +318,10 @@ pub fn protection_reason(p: &PrincipalFacts<'_>, protection: &Protection) -> Opt
     if protection.principals.iter().any(|x| x == p.arn || x == p.name) {
         return Some(format!("{} is a protected principal (config protection.principals)", p.arn));
     }
-    if let Some(tag) = &protection.suite_role_tag {
-        if p.tags.iter().any(|(k, _)| k == tag) {
-            return Some(format!("{} is one of the suite's own principals (tag {tag})", p.arn));
-        }
+    if let Some(tag) = &protection.suite_role_tag
+        && p.tags.iter().any(|(k, _)| k == tag)
+    {
+        return Some(format!("{} is one of the suite's own principals (tag {tag})", p.arn));
     }
     if p.path.starts_with(SUITE_PATH) {
         return Some(format!("{} is one of the suite's own principals (path {SUITE_PATH})", p.arn));

@@ -1,1 +1,0 @@
-//! IAM containment: revoke-sessions, deny-principal, disable-access-keys, and restoring them.
