@@ -21,6 +21,9 @@ pub enum ActionError {
     /// The target is a protected principal; nothing was changed.
     #[error("refused: {0}")]
     Protected(String),
+    /// The state belongs to someone else (another incident's containment, an unreadable record).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The function's configuration is wrong (missing bucket name, invalid config).
     #[error("configuration: {0}")]
     Configuration(String),
@@ -47,6 +50,7 @@ impl Named for ActionError {
             ActionError::InvalidInput(_) => ErrorName::InvalidInput,
             ActionError::NotFound(_) => ErrorName::NotFound,
             ActionError::Protected(_) => ErrorName::Protected,
+            ActionError::Conflict(_) => ErrorName::Conflict,
             ActionError::Configuration(_) => ErrorName::Configuration,
             ActionError::Aws(f) => f.name,
             ActionError::Verification(_) => ErrorName::VerificationFailed,
