@@ -35,13 +35,24 @@ pub enum ActionError {
     Verification(String),
     /// A failure after some changes were made: the report says exactly which.
     #[error("{cause}; changes already made: {}", summary(done))]
-    Incomplete { cause: Box<ActionError>, done: Box<ActionReport> },
+    Incomplete {
+        cause: Box<ActionError>,
+        done: Box<ActionReport>,
+    },
 }
 
 fn summary(done: &ActionReport) -> String {
-    let applied: Vec<String> =
-        done.changes.iter().filter(|c| c.status == ChangeStatus::Applied).map(|c| format!("{} {}", c.target, c.attribute)).collect();
-    if applied.is_empty() { "none".to_owned() } else { applied.join(", ") }
+    let applied: Vec<String> = done
+        .changes
+        .iter()
+        .filter(|c| c.status == ChangeStatus::Applied)
+        .map(|c| format!("{} {}", c.target, c.attribute))
+        .collect();
+    if applied.is_empty() {
+        "none".to_owned()
+    } else {
+        applied.join(", ")
+    }
 }
 
 impl Named for ActionError {
@@ -68,8 +79,15 @@ impl From<ActionError> for Diagnostic {
 impl ActionError {
     /// Wraps a failure with the changes made before it, when there were any.
     pub fn after(self, done: &ActionReport) -> ActionError {
-        if done.changes.iter().any(|c| c.status == ChangeStatus::Applied) {
-            ActionError::Incomplete { cause: Box::new(self), done: Box::new(done.clone()) }
+        if done
+            .changes
+            .iter()
+            .any(|c| c.status == ChangeStatus::Applied)
+        {
+            ActionError::Incomplete {
+                cause: Box::new(self),
+                done: Box::new(done.clone()),
+            }
         } else {
             self
         }
@@ -78,7 +96,9 @@ impl ActionError {
     /// An AWS `NotFound` failure becomes a plain `NotFound` naming the resource.
     pub fn not_found_as(self, what: impl FnOnce() -> String) -> ActionError {
         match self {
-            ActionError::Aws(f) if f.name == ErrorName::NotFound => ActionError::NotFound(format!("{} ({})", what(), f)),
+            ActionError::Aws(f) if f.name == ErrorName::NotFound => {
+                ActionError::NotFound(format!("{} ({})", what(), f))
+            }
             other => other,
         }
     }
@@ -92,7 +112,13 @@ pub struct ReportBuilder {
 }
 
 impl ReportBuilder {
-    pub fn new(incident_id: &str, step_id: &str, action: &str, mode: Mode, call_mark: usize) -> ReportBuilder {
+    pub fn new(
+        incident_id: &str,
+        step_id: &str,
+        action: &str,
+        mode: Mode,
+        call_mark: usize,
+    ) -> ReportBuilder {
         ReportBuilder {
             report: ActionReport {
                 incident_id: incident_id.to_owned(),
@@ -116,7 +142,13 @@ impl ReportBuilder {
 
     /// Records a change: `Unchanged` when before == after, else `Planned` in dry-run and
     /// `Applied` in enforce (call it after the change succeeded).
-    pub fn change(&mut self, target: impl Into<String>, attribute: impl Into<String>, before: serde_json::Value, after: serde_json::Value) {
+    pub fn change(
+        &mut self,
+        target: impl Into<String>,
+        attribute: impl Into<String>,
+        before: serde_json::Value,
+        after: serde_json::Value,
+    ) {
         let status = if before == after {
             ChangeStatus::Unchanged
         } else if self.report.mode == Mode::DryRun {
@@ -124,7 +156,13 @@ impl ReportBuilder {
         } else {
             ChangeStatus::Applied
         };
-        self.report.changes.push(Change { target: target.into(), attribute: attribute.into(), before, after, status });
+        self.report.changes.push(Change {
+            target: target.into(),
+            attribute: attribute.into(),
+            before,
+            after,
+            status,
+        });
     }
 
     pub fn note(&mut self, note: impl Into<String>) {
@@ -144,7 +182,11 @@ impl ReportBuilder {
 
     /// Finishes: the outcome follows from the changes; the call count from the log.
     pub fn finish(mut self, calls: &crate::calls::CallLog) -> ActionReport {
-        let any_change = self.report.changes.iter().any(|c| c.status != ChangeStatus::Unchanged);
+        let any_change = self
+            .report
+            .changes
+            .iter()
+            .any(|c| c.status != ChangeStatus::Unchanged);
         self.report.outcome = match (any_change, self.report.mode) {
             (false, _) => Outcome::AlreadyInPlace,
             (true, Mode::DryRun) => Outcome::Planned,
@@ -157,7 +199,13 @@ impl ReportBuilder {
 
 impl ActionError {
     /// An SDK failure, logged once here with operation, code and request id.
-    pub fn sdk<E>(operation: &'static str, err: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ActionError
+    pub fn sdk<E>(
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    ) -> ActionError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -210,7 +258,11 @@ impl ActionInput for ir_core::action::ReleaseRequest {
 
 /// Runs one action invocation: checks the payload, runs `f` inside a span carrying the incident,
 /// finding and step ids, and logs the outcome or the error once.
-pub async fn perform<T, F, Fut>(action: &'static str, incoming: crate::payload::Checked<T>, f: F) -> Result<ActionReport, ActionError>
+pub async fn perform<T, F, Fut>(
+    action: &'static str,
+    incoming: crate::payload::Checked<T>,
+    f: F,
+) -> Result<ActionReport, ActionError>
 where
     T: ActionInput,
     F: FnOnce(T) -> Fut,
@@ -226,7 +278,8 @@ where
         }
     };
     if !ir_core::correlate::is_incident_id(input.incident_id()) {
-        let e = ActionError::InvalidInput(format!("`{}` is not an incident id", input.incident_id()));
+        let e =
+            ActionError::InvalidInput(format!("`{}` is not an incident id", input.incident_id()));
         tracing::warn!(action, error_name = e.error_name().as_str(), error = %e, "action refused");
         return Err(e);
     }

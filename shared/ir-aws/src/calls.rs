@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -24,7 +24,10 @@ impl CallLog {
 
     /// The operations since `mark` (a previous [`CallLog::count`]).
     pub fn since(&self, mark: usize) -> Vec<String> {
-        self.calls.lock().map(|c| c.get(mark..).map(<[String]>::to_vec).unwrap_or_default()).unwrap_or_default()
+        self.calls
+            .lock()
+            .map(|c| c.get(mark..).map(<[String]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// The number of operations since `mark`, as reported in an action's `awsCalls`.
@@ -46,7 +49,10 @@ impl Intercept for CallLog {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let op = cfg.load::<Metadata>().map_or_else(|| "unknown".to_owned(), |m| format!("{}:{}", m.service(), m.name()));
+        let op = cfg.load::<Metadata>().map_or_else(
+            || "unknown".to_owned(),
+            |m| format!("{}:{}", m.service(), m.name()),
+        );
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(op);
         }

@@ -26,8 +26,11 @@ pub struct ClientOptions {
 impl ClientOptions {
     /// `IR_S3_FORCE_PATH_STYLE=true` turns on path-style S3 addressing.
     pub fn from_env() -> ClientOptions {
-        let s3_force_path_style = std::env::var("IR_S3_FORCE_PATH_STYLE").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        ClientOptions { s3_force_path_style }
+        let s3_force_path_style = std::env::var("IR_S3_FORCE_PATH_STYLE")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        ClientOptions {
+            s3_force_path_style,
+        }
     }
 }
 
@@ -35,12 +38,25 @@ impl Clients {
     /// Clients from an SDK configuration.
     pub fn new(sdk: &SdkConfig, options: ClientOptions) -> Clients {
         let calls = CallLog::default();
-        let ec2 = aws_sdk_ec2::config::Builder::from(sdk).interceptor(calls.clone()).build();
-        let iam = aws_sdk_iam::config::Builder::from(sdk).interceptor(calls.clone()).build();
-        let s3 = aws_sdk_s3::config::Builder::from(sdk).interceptor(calls.clone()).force_path_style(options.s3_force_path_style).build();
-        let sts = aws_sdk_sts::config::Builder::from(sdk).interceptor(calls.clone()).build();
-        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(calls.clone()).build();
-        let sfn = aws_sdk_sfn::config::Builder::from(sdk).interceptor(calls.clone()).build();
+        let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build();
+        let iam = aws_sdk_iam::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build();
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .force_path_style(options.s3_force_path_style)
+            .build();
+        let sts = aws_sdk_sts::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build();
+        let sfn = aws_sdk_sfn::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build();
         Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             iam: aws_sdk_iam::Client::from_conf(iam),

@@ -12,10 +12,11 @@ pub mod calls;
 pub mod clients;
 pub mod diagnostic;
 pub mod ec2;
+pub mod env;
 pub mod evidence;
 pub mod iam;
-pub mod env;
 pub mod payload;
+pub mod release;
 pub mod sdk;
 pub mod telemetry;
 

@@ -1,1 +1,0 @@
-//! Evidence: collect-evidence into the Object Lock bucket.
