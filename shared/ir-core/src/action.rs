@@ -235,7 +235,10 @@ pub struct EvidenceManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Artifacts {
-    Snapshots { instance_id: String, snapshots: Vec<SnapshotRef> },
+    Snapshots {
+        instance_id: String,
+        snapshots: Vec<SnapshotRef>,
+    },
     Evidence(EvidenceManifest),
 }
 
@@ -315,19 +318,35 @@ pub const SUITE_PATH: &str = "/ir-suite/";
 /// (by ARN or name), the suite's own roles (tag `protection.suite_role_tag`, or the `/ir-suite/`
 /// path), and AWS service-linked roles (`/aws-service-role/`), which cannot be changed anyway.
 pub fn protection_reason(p: &PrincipalFacts<'_>, protection: &Protection) -> Option<String> {
-    if protection.principals.iter().any(|x| x == p.arn || x == p.name) {
-        return Some(format!("{} is a protected principal (config protection.principals)", p.arn));
+    if protection
+        .principals
+        .iter()
+        .any(|x| x == p.arn || x == p.name)
+    {
+        return Some(format!(
+            "{} is a protected principal (config protection.principals)",
+            p.arn
+        ));
     }
     if let Some(tag) = &protection.suite_role_tag
         && p.tags.iter().any(|(k, _)| k == tag)
     {
-        return Some(format!("{} is one of the suite's own principals (tag {tag})", p.arn));
+        return Some(format!(
+            "{} is one of the suite's own principals (tag {tag})",
+            p.arn
+        ));
     }
     if p.path.starts_with(SUITE_PATH) {
-        return Some(format!("{} is one of the suite's own principals (path {SUITE_PATH})", p.arn));
+        return Some(format!(
+            "{} is one of the suite's own principals (path {SUITE_PATH})",
+            p.arn
+        ));
     }
     if p.path.starts_with("/aws-service-role/") || p.path.starts_with("/aws-reserved/") {
-        return Some(format!("{} is managed by AWS ({}) and cannot be contained here", p.arn, p.path));
+        return Some(format!(
+            "{} is managed by AWS ({}) and cannot be contained here",
+            p.arn, p.path
+        ));
     }
     None
 }
@@ -338,27 +357,79 @@ mod tests {
     use time::macros::datetime;
 
     fn protection() -> Protection {
-        Protection { principals: vec!["BreakGlassAdmin".into(), "arn:aws:iam::1:user/root-ops".into()], suite_role_tag: Some("ir:suite".into()) }
+        Protection {
+            principals: vec![
+                "BreakGlassAdmin".into(),
+                "arn:aws:iam::1:user/root-ops".into(),
+            ],
+            suite_role_tag: Some("ir:suite".into()),
+        }
     }
 
     #[test]
     fn protected_principals_are_recognized() {
         let none: &[(String, String)] = &[];
         let tagged = [("ir:suite".to_owned(), "true".to_owned())];
-        let p = |name, arn, path, tags| PrincipalFacts { name, arn, path, tags };
+        let p = |name, arn, path, tags| PrincipalFacts {
+            name,
+            arn,
+            path,
+            tags,
+        };
         let cfg = protection();
-        assert!(protection_reason(&p("BreakGlassAdmin", "arn:aws:iam::1:role/BreakGlassAdmin", "/", none), &cfg).is_some());
-        assert!(protection_reason(&p("root-ops", "arn:aws:iam::1:user/root-ops", "/", none), &cfg).is_some());
+        assert!(
+            protection_reason(
+                &p(
+                    "BreakGlassAdmin",
+                    "arn:aws:iam::1:role/BreakGlassAdmin",
+                    "/",
+                    none
+                ),
+                &cfg
+            )
+            .is_some()
+        );
+        assert!(
+            protection_reason(
+                &p("root-ops", "arn:aws:iam::1:user/root-ops", "/", none),
+                &cfg
+            )
+            .is_some()
+        );
         assert!(protection_reason(&p("x", "arn:aws:iam::1:role/x", "/", &tagged), &cfg).is_some());
-        assert!(protection_reason(&p("x", "arn:aws:iam::1:role/ir-suite/x", "/ir-suite/", none), &cfg).is_some());
-        assert!(protection_reason(&p("AWSServiceRoleForX", "arn", "/aws-service-role/x/", none), &cfg).is_some());
-        assert!(protection_reason(&p("web-prod", "arn:aws:iam::1:role/web-prod", "/", none), &cfg).is_none());
+        assert!(
+            protection_reason(
+                &p("x", "arn:aws:iam::1:role/ir-suite/x", "/ir-suite/", none),
+                &cfg
+            )
+            .is_some()
+        );
+        assert!(
+            protection_reason(
+                &p("AWSServiceRoleForX", "arn", "/aws-service-role/x/", none),
+                &cfg
+            )
+            .is_some()
+        );
+        assert!(
+            protection_reason(
+                &p("web-prod", "arn:aws:iam::1:role/web-prod", "/", none),
+                &cfg
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn revoke_policy_denies_sessions_issued_before_the_instant() {
-        let doc = policy_document(PolicyPurpose::RevokeSessions, datetime!(2026-11-20 10:00:00.123 UTC));
-        assert_eq!(doc["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"], "2026-11-20T10:00:00Z");
+        let doc = policy_document(
+            PolicyPurpose::RevokeSessions,
+            datetime!(2026-11-20 10:00:00.123 UTC),
+        );
+        assert_eq!(
+            doc["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
+            "2026-11-20T10:00:00Z"
+        );
         assert_eq!(doc["Statement"][0]["Effect"], "Deny");
         assert!(policy_name(PolicyPurpose::DenyAll, "inc-0123456789abcdef0123").len() <= 128);
     }

@@ -87,11 +87,21 @@ fn write_canonical(v: &serde_json::Value, out: &mut String) {
 }
 
 fn timestamp(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// The hash of a record's content chained to `prev_hash`.
-pub fn record_hash(incident_id: &str, seq: u64, at: OffsetDateTime, actor: &str, action: &str, detail: &serde_json::Value, prev_hash: &str) -> String {
+pub fn record_hash(
+    incident_id: &str,
+    seq: u64,
+    at: OffsetDateTime,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+    prev_hash: &str,
+) -> String {
     let body = serde_json::json!({
         "incidentId": incident_id,
         "seq": seq,
@@ -101,24 +111,53 @@ pub fn record_hash(incident_id: &str, seq: u64, at: OffsetDateTime, actor: &str,
         "detail": detail,
         "prevHash": prev_hash,
     });
-    let digest = Sha256::new().chain_update(prev_hash.as_bytes()).chain_update(b"\n").chain_update(canonical_json(&body).as_bytes()).finalize();
+    let digest = Sha256::new()
+        .chain_update(prev_hash.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(canonical_json(&body).as_bytes())
+        .finalize();
     hex::encode(digest)
 }
 
 impl AuditRecord {
     /// The record that follows `prev` (or the first record of the incident when `prev` is `None`).
-    pub fn next(prev: Option<&AuditRecord>, incident_id: &str, at: OffsetDateTime, actor: &str, action: &str, detail: serde_json::Value) -> AuditRecord {
+    pub fn next(
+        prev: Option<&AuditRecord>,
+        incident_id: &str,
+        at: OffsetDateTime,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
         let (seq, prev_hash) = match prev {
             Some(p) => (p.seq + 1, p.hash.clone()),
             None => (0, GENESIS.to_owned()),
         };
         let hash = record_hash(incident_id, seq, at, actor, action, &detail, &prev_hash);
-        AuditRecord { incident_id: incident_id.to_owned(), seq, at, actor: actor.to_owned(), action: action.to_owned(), detail, prev_hash, hash }
+        AuditRecord {
+            incident_id: incident_id.to_owned(),
+            seq,
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail,
+            prev_hash,
+            hash,
+        }
     }
 
     /// Whether the record's hash matches its content.
     pub fn is_intact(&self) -> bool {
-        self.hash == record_hash(&self.incident_id, self.seq, self.at, &self.actor, &self.action, &self.detail, &self.prev_hash)
+        self.hash
+            == record_hash(
+                &self.incident_id,
+                self.seq,
+                self.at,
+                &self.actor,
+                &self.action,
+                &self.detail,
+                &self.prev_hash,
+            )
     }
 }
 
@@ -126,32 +165,76 @@ impl AuditRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainError {
     Empty,
-    WrongIncident { seq: u64, found: String },
+    WrongIncident {
+        seq: u64,
+        found: String,
+    },
     /// A sequence number is missing or out of place (deletion, insertion, reordering).
-    Gap { position: usize, expected: u64, found: u64 },
+    Gap {
+        position: usize,
+        expected: u64,
+        found: u64,
+    },
     /// A record's content does not match its hash (edited).
-    Tampered { seq: u64 },
+    Tampered {
+        seq: u64,
+    },
     /// A record does not point at its predecessor's hash.
-    BrokenLink { seq: u64 },
+    BrokenLink {
+        seq: u64,
+    },
     /// An anchored head is not in the chain as anchored (rewritten or truncated history).
-    AnchorMismatch { seq: u64, anchored: String, found: Option<String> },
+    AnchorMismatch {
+        seq: u64,
+        anchored: String,
+        found: Option<String>,
+    },
 }
 
 impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChainError::Empty => f.write_str("the audit chain is empty"),
-            ChainError::WrongIncident { seq, found } => write!(f, "record {seq} belongs to incident {found}"),
-            ChainError::Gap { position, expected, found } => {
-                write!(f, "record at position {position} has sequence {found}, expected {expected} (deleted, inserted or reordered)")
+            ChainError::WrongIncident { seq, found } => {
+                write!(f, "record {seq} belongs to incident {found}")
             }
-            ChainError::Tampered { seq } => write!(f, "record {seq} does not match its hash (edited)"),
-            ChainError::BrokenLink { seq } => write!(f, "record {seq} does not link to record {}", seq.saturating_sub(1)),
-            ChainError::AnchorMismatch { seq, anchored, found: Some(h) } => {
-                write!(f, "anchored head {seq} was {anchored}, the chain now has {h}")
+            ChainError::Gap {
+                position,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "record at position {position} has sequence {found}, expected {expected} (deleted, inserted or reordered)"
+                )
             }
-            ChainError::AnchorMismatch { seq, anchored, found: None } => {
-                write!(f, "anchored head {seq} ({anchored}) is missing from the chain (truncated)")
+            ChainError::Tampered { seq } => {
+                write!(f, "record {seq} does not match its hash (edited)")
+            }
+            ChainError::BrokenLink { seq } => write!(
+                f,
+                "record {seq} does not link to record {}",
+                seq.saturating_sub(1)
+            ),
+            ChainError::AnchorMismatch {
+                seq,
+                anchored,
+                found: Some(h),
+            } => {
+                write!(
+                    f,
+                    "anchored head {seq} was {anchored}, the chain now has {h}"
+                )
+            }
+            ChainError::AnchorMismatch {
+                seq,
+                anchored,
+                found: None,
+            } => {
+                write!(
+                    f,
+                    "anchored head {seq} ({anchored}) is missing from the chain (truncated)"
+                )
             }
         }
     }
@@ -168,15 +251,26 @@ pub struct Verified {
 }
 
 /// Verifies a chain (records in sequence order, as stored) against its anchors.
-pub fn verify(incident_id: &str, records: &[AuditRecord], anchors: &[Anchor]) -> Result<Verified, ChainError> {
+pub fn verify(
+    incident_id: &str,
+    records: &[AuditRecord],
+    anchors: &[Anchor],
+) -> Result<Verified, ChainError> {
     let mut prev = GENESIS;
     for (i, r) in records.iter().enumerate() {
         if r.incident_id != incident_id {
-            return Err(ChainError::WrongIncident { seq: r.seq, found: r.incident_id.clone() });
+            return Err(ChainError::WrongIncident {
+                seq: r.seq,
+                found: r.incident_id.clone(),
+            });
         }
         let expected = u64::try_from(i).unwrap_or(u64::MAX);
         if r.seq != expected {
-            return Err(ChainError::Gap { position: i, expected, found: r.seq });
+            return Err(ChainError::Gap {
+                position: i,
+                expected,
+                found: r.seq,
+            });
         }
         if !r.is_intact() {
             return Err(ChainError::Tampered { seq: r.seq });
@@ -188,12 +282,23 @@ pub fn verify(incident_id: &str, records: &[AuditRecord], anchors: &[Anchor]) ->
     }
     let head = records.last().ok_or(ChainError::Empty)?;
     for a in anchors.iter().filter(|a| a.incident_id == incident_id) {
-        let found = usize::try_from(a.seq).ok().and_then(|i| records.get(i)).map(|r| r.hash.clone());
+        let found = usize::try_from(a.seq)
+            .ok()
+            .and_then(|i| records.get(i))
+            .map(|r| r.hash.clone());
         if found.as_deref() != Some(a.hash.as_str()) {
-            return Err(ChainError::AnchorMismatch { seq: a.seq, anchored: a.hash.clone(), found });
+            return Err(ChainError::AnchorMismatch {
+                seq: a.seq,
+                anchored: a.hash.clone(),
+                found,
+            });
         }
     }
-    Ok(Verified { records: records.len(), head: head.hash.clone(), anchors_checked: anchors.len() })
+    Ok(Verified {
+        records: records.len(),
+        head: head.hash.clone(),
+        anchors_checked: anchors.len(),
+    })
 }
 
 #[cfg(test)]
@@ -206,15 +311,29 @@ mod tests {
     fn chain(n: usize) -> Vec<AuditRecord> {
         let mut out: Vec<AuditRecord> = Vec::new();
         for i in 0..n {
-            let at = datetime!(2026-11-20 10:00 UTC) + time::Duration::seconds(i64::try_from(i).unwrap());
-            let r = AuditRecord::next(out.last(), ID, at, "ir-score", &format!("step-{i}"), serde_json::json!({"i": i, "b": [1, {"z": 1, "a": 2}]}));
+            let at = datetime!(2026-11-20 10:00 UTC)
+                + time::Duration::seconds(i64::try_from(i).unwrap());
+            let r = AuditRecord::next(
+                out.last(),
+                ID,
+                at,
+                "ir-score",
+                &format!("step-{i}"),
+                serde_json::json!({"i": i, "b": [1, {"z": 1, "a": 2}]}),
+            );
             out.push(r);
         }
         out
     }
 
     fn anchor(r: &AuditRecord) -> Anchor {
-        Anchor { incident_id: ID.into(), seq: r.seq, hash: r.hash.clone(), reason: "left-containment".into(), at: r.at }
+        Anchor {
+            incident_id: ID.into(),
+            seq: r.seq,
+            hash: r.hash.clone(),
+            reason: "left-containment".into(),
+            at: r.at,
+        }
     }
 
     #[test]
@@ -231,39 +350,86 @@ mod tests {
         let c = chain(5);
         let mut edited = c.clone();
         edited[2].detail = serde_json::json!({"i": 99});
-        assert_eq!(verify(ID, &edited, &[]), Err(ChainError::Tampered { seq: 2 }));
+        assert_eq!(
+            verify(ID, &edited, &[]),
+            Err(ChainError::Tampered { seq: 2 })
+        );
 
         let mut rehashed = edited.clone();
-        rehashed[2].hash = record_hash(ID, 2, rehashed[2].at, "ir-score", "step-2", &rehashed[2].detail, &rehashed[2].prev_hash);
-        assert_eq!(verify(ID, &rehashed, &[]), Err(ChainError::BrokenLink { seq: 3 }));
+        rehashed[2].hash = record_hash(
+            ID,
+            2,
+            rehashed[2].at,
+            "ir-score",
+            "step-2",
+            &rehashed[2].detail,
+            &rehashed[2].prev_hash,
+        );
+        assert_eq!(
+            verify(ID, &rehashed, &[]),
+            Err(ChainError::BrokenLink { seq: 3 })
+        );
 
         let mut deleted = c.clone();
         deleted.remove(1);
-        assert!(matches!(verify(ID, &deleted, &[]), Err(ChainError::Gap { position: 1, expected: 1, found: 2 })));
+        assert!(matches!(
+            verify(ID, &deleted, &[]),
+            Err(ChainError::Gap {
+                position: 1,
+                expected: 1,
+                found: 2
+            })
+        ));
 
         let mut reordered = c.clone();
         reordered.swap(1, 2);
-        assert!(matches!(verify(ID, &reordered, &[]), Err(ChainError::Gap { .. })));
+        assert!(matches!(
+            verify(ID, &reordered, &[]),
+            Err(ChainError::Gap { .. })
+        ));
 
         // Truncating the tail leaves a valid prefix: only the anchor reveals it.
         let truncated = &c[..3];
         assert!(verify(ID, truncated, &[]).is_ok());
-        assert!(matches!(verify(ID, truncated, &[anchor(&c[4])]), Err(ChainError::AnchorMismatch { found: None, .. })));
+        assert!(matches!(
+            verify(ID, truncated, &[anchor(&c[4])]),
+            Err(ChainError::AnchorMismatch { found: None, .. })
+        ));
 
         // A whole rewritten chain (new hashes everywhere) verifies alone but not against anchors.
         let mut forged = chain(5);
-        forged[1] = AuditRecord::next(Some(&forged[0]), ID, forged[1].at, "someone", "step-1", serde_json::json!({}));
+        forged[1] = AuditRecord::next(
+            Some(&forged[0]),
+            ID,
+            forged[1].at,
+            "someone",
+            "step-1",
+            serde_json::json!({}),
+        );
         for i in 2..5 {
             let prev = forged[i - 1].clone();
-            forged[i] = AuditRecord::next(Some(&prev), ID, forged[i].at, "ir-score", &forged[i].action.clone(), forged[i].detail.clone());
+            forged[i] = AuditRecord::next(
+                Some(&prev),
+                ID,
+                forged[i].at,
+                "ir-score",
+                &forged[i].action.clone(),
+                forged[i].detail.clone(),
+            );
         }
         assert!(verify(ID, &forged, &[]).is_ok());
-        assert!(matches!(verify(ID, &forged, &[anchor(&c[4])]), Err(ChainError::AnchorMismatch { .. })));
+        assert!(matches!(
+            verify(ID, &forged, &[anchor(&c[4])]),
+            Err(ChainError::AnchorMismatch { .. })
+        ));
     }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let v = serde_json::json!({"b": 1, "a": {"d": [3, {"y": 1, "x": 2}], "c": "s\"q"}});
-        assert_eq!(canonical_json(&v), r#"{"a":{"c":"s\"q","d":[3,{"x":2,"y":1}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":"s\"q","d":[3,{"x":2,"y":1}]},"b":1}"#
+        );
     }
 }

@@ -21,7 +21,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Triage, Status::Containment, Status::Contained, Status::Resolved, Status::Postmortem];
+    pub const ALL: [Status; 5] = [
+        Status::Triage,
+        Status::Containment,
+        Status::Contained,
+        Status::Resolved,
+        Status::Postmortem,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,7 +41,10 @@ impl Status {
 
     /// An incident is open until it is resolved.
     pub fn is_open(self) -> bool {
-        matches!(self, Status::Triage | Status::Containment | Status::Contained)
+        matches!(
+            self,
+            Status::Triage | Status::Containment | Status::Contained
+        )
     }
 
     /// Whether `self → to` is a legal transition.
@@ -63,7 +72,10 @@ impl fmt::Display for Status {
 impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Status::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| format!("`{s}` is not an incident status"))
+        Status::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an incident status"))
     }
 }
 
@@ -72,16 +84,32 @@ impl FromStr for Status {
 #[serde(rename_all = "camelCase")]
 pub struct Timeline {
     /// When the activity was first seen by the detector (the earliest finding's first-seen).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub first_seen: Option<OffsetDateTime>,
     /// When the suite received the first finding.
     #[serde(with = "time::serde::rfc3339")]
     pub detected_at: OffsetDateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub triaged_at: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub contained_at: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub resolved_at: Option<OffsetDateTime>,
 }
 
