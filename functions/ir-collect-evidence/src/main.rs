@@ -5,29 +5,23 @@
 //! (optional; without it no logs are collected and every report says so), and the `evidence`
 //! section of the configuration. A bad setting fails init once, never an invocation.
 
-use std::sync::Arc;
-
 use ir_aws::Clients;
-use ir_aws::evidence::{ACTION, EvidenceSettings};
-use ir_aws::payload::Checked;
 use ir_core::action::EvidenceRequest;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_aws::telemetry::init();
-    let settings = Arc::new(EvidenceSettings::from_env()?);
+    // Read once at init: a bad setting fails the start, never an invocation.
+    let state = ir_aws::evidence::EvidenceSettings::from_env()?;
     let clients = Clients::from_env().await;
-    run(service_fn(
-        move |event: LambdaEvent<Checked<EvidenceRequest>>| {
-            let (clients, settings) = (clients.clone(), Arc::clone(&settings));
-            async move {
-                ir_aws::action::perform(ACTION, event.payload, |req| async move {
-                    ir_aws::evidence::collect_evidence(&clients, &settings, &req).await
-                })
-                .await
-            }
+    ir_aws::action::serve(
+        ir_aws::evidence::ACTION,
+        clients,
+        state,
+        |c, settings, req: EvidenceRequest| async move {
+            ir_aws::evidence::collect_evidence(&c, &settings, &req).await
         },
-    ))
+    )
     .await
 }

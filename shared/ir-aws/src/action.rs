@@ -304,3 +304,30 @@ where
     }
     result
 }
+
+/// The Lambda runtime loop of an action function: every invocation goes through [`perform`]
+/// with the clients and the state read once at init (configuration, settings).
+pub async fn serve<T, S, F, Fut>(
+    action: &'static str,
+    clients: crate::Clients,
+    state: S,
+    f: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    T: ActionInput + serde::de::DeserializeOwned + Send + 'static,
+    S: Send + Sync + 'static,
+    F: Fn(crate::Clients, std::sync::Arc<S>, T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<ActionReport, ActionError>> + Send,
+{
+    let state = std::sync::Arc::new(state);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<crate::payload::Checked<T>>| {
+            let (clients, state, f) = (clients.clone(), std::sync::Arc::clone(&state), f.clone());
+            // Boxed: an action's future is large, and the runtime's own futures nest around it.
+            Box::pin(
+                async move { perform(action, event.payload, |req| f(clients, state, req)).await },
+            )
+        },
+    ))
+    .await
+}
