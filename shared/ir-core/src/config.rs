@@ -478,7 +478,7 @@ impl Config {
                 p.allow_unapproved_destructive || self.orchestrator.allow_unapproved_destructive;
             for (j, s) in p.steps.iter().enumerate() {
                 let at = format!("/playbooks/{i}/steps/{j}");
-                if p.steps[..j].iter().any(|q| q.id == s.id) {
+                if p.steps[..j].iter().any(|q| playbook::step_key(&q.id) == playbook::step_key(&s.id)) {
                     problem(
                         format!("{at}/id"),
                         format!("duplicate step id `{}` in playbook `{}`", s.id, p.id),

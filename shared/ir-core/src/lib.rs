@@ -20,6 +20,7 @@ pub mod guardduty;
 pub mod incident;
 pub mod lenient;
 pub mod normalize;
+pub mod orchestration;
 pub mod playbook;
 pub mod score;
 pub mod severity;

@@ -89,10 +89,10 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         id: "jira:create_issue",
-        function: "ir-create-ticket",
+        function: "ir-notify",
         destructive: false,
         applies_to: ALL_KINDS,
-        summary: "open a ticket for the incident",
+        summary: "request a ticket for the incident (published for the ticketing integration)",
     },
 ];
 
@@ -239,6 +239,12 @@ pub struct PlannedPlaybook {
     pub steps: Vec<PlannedStep>,
     #[serde(default)]
     pub not_applicable: Vec<NotApplicable>,
+}
+
+/// The key of a step in state-machine paths and state names: its id with `-` as `_`
+/// (`isolate-instance` → `isolate_instance`). Config validation refuses ids that collide.
+pub fn step_key(id: &str) -> String {
+    id.replace('-', "_")
 }
 
 /// The first playbook, in config order, whose trigger matches the severity. Config validation

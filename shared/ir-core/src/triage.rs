@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::config::{Config, Mode};
+use std::collections::BTreeMap;
+
+use crate::config::{Config, Mode, OnExhausted};
 use crate::enrich::{self, AssetRegistry, Enrichment, ThreatIntel};
 use crate::error::{ErrorName, Named};
 use crate::event::SecurityEvent;
@@ -47,6 +49,23 @@ pub struct Decision {
     /// Every finding is a generated sample: the plan is forced to dry-run.
     #[serde(default)]
     pub samples_only: bool,
+    /// The planned steps by step key (`step_key`), for the playbook state machine's choices.
+    #[serde(default)]
+    pub plan: BTreeMap<String, playbook::PlannedStep>,
+    /// Who is asked to approve, in order, and how long each has (the escalation matrix row of
+    /// the incident severity).
+    #[serde(default)]
+    pub escalation: Vec<EscalationLevel>,
+    /// What an approval gate does when every level timed out.
+    pub on_exhausted: OnExhausted,
+}
+
+/// One level of the escalation matrix as it applies to an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationLevel {
+    pub role: String,
+    pub timeout_seconds: u64,
 }
 
 impl Decision {
@@ -133,14 +152,23 @@ impl Engine {
                 step.mode = Mode::DryRun;
             }
         }
+        let escalation = self
+            .config
+            .escalation(severity)
+            .iter()
+            .map(|e| EscalationLevel { role: e.role.clone(), timeout_seconds: e.timeout.as_secs() })
+            .collect();
         Ok(Decision {
             incident_id: incident_id.to_owned(),
             severity,
             finding_severity,
             score: breakdown,
+            plan: plan.steps.iter().map(|s| (playbook::step_key(&s.id), s.clone())).collect(),
             playbook: plan,
             sla: sla::decide(severity, sla, detected_at),
             samples_only: events.iter().all(|e| e.sample),
+            escalation,
+            on_exhausted: self.config.notifications.on_escalation_exhausted,
         })
     }
 }
