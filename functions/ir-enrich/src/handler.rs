@@ -32,11 +32,7 @@ impl From<EnrichError> for Diagnostic {
 }
 
 pub fn handle(engine: &Engine, incoming: Incoming) -> Result<Enrichment, EnrichError> {
-    let result = enrich(engine, incoming);
-    if let Err(e) = &result {
-        tracing::warn!(error_name = e.error_name().as_str(), error = %e, "enrichment refused");
-    }
-    result
+    ir_aws::logged("enrichment refused", enrich(engine, incoming))
 }
 
 pub fn enrich(engine: &Engine, incoming: Incoming) -> Result<Enrichment, EnrichError> {

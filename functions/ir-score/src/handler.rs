@@ -35,11 +35,7 @@ impl From<ScoreError> for Diagnostic {
 }
 
 pub fn handle(engine: &Engine, incoming: Incoming) -> Result<Decision, ScoreError> {
-    let result = score(engine, incoming);
-    if let Err(e) = &result {
-        tracing::warn!(error_name = e.error_name().as_str(), error = %e, "scoring refused");
-    }
-    result
+    ir_aws::logged("scoring refused", score(engine, incoming))
 }
 
 pub fn score(engine: &Engine, incoming: Incoming) -> Result<Decision, ScoreError> {

@@ -25,3 +25,14 @@ mod tests {
         assert_eq!(d.error_message, "throttled");
     }
 }
+
+/// Logs a function's failure once, at the boundary, with its stable name; passes the result on.
+pub fn logged<O, E: ir_core::Named + Display>(
+    what: &'static str,
+    result: Result<O, E>,
+) -> Result<O, E> {
+    if let Err(e) = &result {
+        tracing::warn!(error_name = e.error_name().as_str(), error = %e, "{what}");
+    }
+    result
+}

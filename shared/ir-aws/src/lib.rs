@@ -23,5 +23,5 @@ pub mod telemetry;
 pub use action::{ActionError, ReportBuilder};
 pub use calls::CallLog;
 pub use clients::{ClientOptions, Clients};
-pub use diagnostic::diagnostic;
+pub use diagnostic::{diagnostic, logged};
 pub use sdk::{SdkFailure, classify, log_sdk_error};
