@@ -14,6 +14,17 @@ pub fn diagnostic(name: ErrorName, message: impl Display) -> Diagnostic {
     }
 }
 
+/// Logs a function's failure once, at the boundary, with its stable name; passes the result on.
+pub fn logged<O, E: ir_core::Named + Display>(
+    what: &'static str,
+    result: Result<O, E>,
+) -> Result<O, E> {
+    if let Err(e) = &result {
+        tracing::warn!(error_name = e.error_name().as_str(), error = %e, "{what}");
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,15 +35,4 @@ mod tests {
         assert_eq!(d.error_type, "Retryable");
         assert_eq!(d.error_message, "throttled");
     }
-}
-
-/// Logs a function's failure once, at the boundary, with its stable name; passes the result on.
-pub fn logged<O, E: ir_core::Named + Display>(
-    what: &'static str,
-    result: Result<O, E>,
-) -> Result<O, E> {
-    if let Err(e) = &result {
-        tracing::warn!(error_name = e.error_name().as_str(), error = %e, "{what}");
-    }
-    result
 }

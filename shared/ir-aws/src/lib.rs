@@ -18,6 +18,7 @@ pub mod iam;
 pub mod payload;
 pub mod release;
 pub mod sdk;
+pub mod store;
 pub mod telemetry;
 
 pub use action::{ActionError, ReportBuilder};

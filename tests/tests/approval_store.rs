@@ -1,0 +1,345 @@
+//! The approval store against the local cloud: real aws-sdk-rust calls over HTTP to moto.
+//!
+//! Every test creates its own tables (`create_tables`, names from `unique_name`); state is
+//! read back through the store and with plain SDK calls. Every log line of this test binary, at
+//! DEBUG and above and from every crate (the SDK's included), is captured ([`capture`]) and
+//! checked for the task token.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use ir_aws::store::{
+    ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, StoreError, TableNames, TaskToken,
+    create_tables,
+};
+use ir_aws::{ClientOptions, Clients};
+use ir_core::correlate::incident_id;
+use ir_core::{ErrorName, Named};
+use ir_tests::{LocalCloud, unique_name};
+use serde_json::json;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const T0: OffsetDateTime = datetime!(2026-11-20 10:06:00 UTC);
+/// Shaped like a Step Functions task token; must never show in any text output.
+const TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAAXsecretTaskTokenTextF00dCafe==";
+
+async fn cloud() -> &'static LocalCloud {
+    match LocalCloud::shared().await {
+        Ok(cloud) => cloud,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of this whole test binary: one global subscriber, installed by the first test that
+/// sets up (a global one, because a thread-scoped subscriber misses callsites that tests on
+/// other threads registered first). DEBUG and above: at TRACE the SDK's orchestrator
+/// (`aws_smithy_runtime`) logs whole response bodies, task tokens included, so a deployed
+/// function's log filter must never enable TRACE for it.
+fn capture() -> Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        lambda_runtime::tracing::subscriber::fmt()
+            .with_max_level(lambda_runtime::tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    })
+    .clone()
+}
+
+async fn setup() -> (Clients, TableNames, ApprovalStore) {
+    capture();
+    let cloud = cloud().await;
+    let clients = Clients::new(
+        &cloud.sdk_config(),
+        ClientOptions {
+            s3_force_path_style: true,
+        },
+    );
+    let names = TableNames::with_prefix(&unique_name("ir"));
+    create_tables(&clients, &names).await.unwrap();
+    let store = ApprovalStore::new(clients.clone(), names.clone());
+    (clients, names, store)
+}
+
+fn request(id: &str, step: &str, token: &str, level: u32) -> ApprovalRequest {
+    ApprovalRequest {
+        incident_id: id.to_owned(),
+        step_id: step.to_owned(),
+        task_token: TaskToken::new(token),
+        requester: "ir-request-approval".into(),
+        plan: json!({"action": "ir-isolate-instance", "target": "i-0abc", "mode": "enforce"}),
+        level,
+        requested_at: T0,
+        expires_at: T0 + Duration::hours(1),
+    }
+}
+
+fn assert_no_token(text: &str) {
+    assert!(!text.contains("secretTaskToken"), "token leaked: {text}");
+}
+
+#[tokio::test]
+async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() -> TestResult {
+    let (clients, names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    let req = request(&id, "isolate-instance", TOKEN, 0);
+    assert_no_token(&format!("{req:?}"));
+
+    let mark = clients.calls.count();
+    let stored = store.request(&req).await?;
+    assert_eq!(clients.calls.since(mark), ["DynamoDB:PutItem"]);
+    assert_eq!(stored.status, ApprovalStatus::Pending);
+    assert_no_token(&format!("{stored:?}"));
+
+    let read = store.get(&id, "isolate-instance").await?.unwrap();
+    assert_eq!(read, stored);
+    assert_eq!(read.task_token.expose(), TOKEN);
+    assert_eq!(read.plan, req.plan);
+    assert_eq!(store.pending(&id).await?.len(), 1);
+    // The TTL attribute is epoch seconds.
+    let raw = clients
+        .dynamodb
+        .get_item()
+        .table_name(&names.approvals)
+        .key("incidentId", AttributeValue::S(id.clone()))
+        .key("stepId", AttributeValue::S("isolate-instance".into()))
+        .send()
+        .await?
+        .item
+        .unwrap();
+    assert_eq!(
+        raw.get("expiresAt").unwrap().as_n().unwrap(),
+        &(T0 + Duration::hours(1)).unix_timestamp().to_string()
+    );
+
+    let decided_at = T0 + Duration::minutes(7);
+    let mark = clients.calls.count();
+    let first = store
+        .decide(
+            &id,
+            "isolate-instance",
+            true,
+            "arn:aws:iam::123456789012:user/alice",
+            "confirmed compromise",
+            decided_at,
+        )
+        .await?;
+    assert_eq!(clients.calls.since(mark), ["DynamoDB:UpdateItem"]);
+    assert_no_token(&format!("{first:?}"));
+    match &first {
+        Decided::Now {
+            task_token,
+            approval,
+        } => {
+            assert_eq!(task_token.expose(), TOKEN);
+            assert_eq!(approval.status, ApprovalStatus::Approved);
+            assert_eq!(approval.decided_at, Some(decided_at));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mark = clients.calls.count();
+    let second = store
+        .decide(
+            &id,
+            "isolate-instance",
+            false,
+            "arn:aws:iam::123456789012:user/bob",
+            "",
+            decided_at + Duration::minutes(1),
+        )
+        .await?;
+    assert_eq!(
+        second,
+        Decided::Already {
+            status: ApprovalStatus::Approved,
+            decided_by: Some("arn:aws:iam::123456789012:user/alice".into()),
+            decided_at: Some(decided_at),
+        },
+        "a clear no-op, no token"
+    );
+    // The refused update returns the item as it is: no read needed.
+    assert_eq!(clients.calls.since(mark), ["DynamoDB:UpdateItem"]);
+    let after = store.get(&id, "isolate-instance").await?.unwrap();
+    assert_eq!(after.status, ApprovalStatus::Approved);
+    assert_eq!(after.reason.as_deref(), Some("confirmed compromise"));
+    assert!(store.pending(&id).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn deciding_an_unknown_step_is_not_found() -> TestResult {
+    let (_clients, _names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    store
+        .request(&request(&id, "isolate-instance", TOKEN, 0))
+        .await?;
+    let err = store
+        .decide(&id, "disable-keys", true, "alice", "", T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(err.error_name(), ErrorName::NotFound);
+    assert!(store.get(&id, "disable-keys").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_re_request_replaces_only_a_pending_one_and_never_downgrades() -> TestResult {
+    let (_clients, _names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    store
+        .request(&request(&id, "revoke", "token-level-0", 0))
+        .await?;
+
+    // Escalation: the next level's task has a new token; it replaces the pending request.
+    store
+        .request(&request(&id, "revoke", "token-level-1", 1))
+        .await?;
+    let read = store.get(&id, "revoke").await?.unwrap();
+    assert_eq!((read.level, read.task_token.expose()), (1, "token-level-1"));
+
+    // A late request from the lower level does not replace it.
+    let err = store
+        .request(&request(&id, "revoke", "token-level-0-late", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+    assert_eq!(
+        store.get(&id, "revoke").await?.unwrap().task_token.expose(),
+        "token-level-1"
+    );
+
+    // Decided: never reopened, not even at a higher level.
+    let decided = store
+        .decide(&id, "revoke", false, "carol", "false positive", T0)
+        .await?;
+    assert!(
+        matches!(decided, Decided::Now { ref approval, .. } if approval.status == ApprovalStatus::Rejected)
+    );
+    let err = store
+        .request(&request(&id, "revoke", "token-level-2", 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Conflict);
+    let read = store.get(&id, "revoke").await?.unwrap();
+    assert_eq!(
+        (read.status, read.level, read.task_token.expose()),
+        (ApprovalStatus::Rejected, 1, "token-level-1")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_request_cannot_be_approved() -> TestResult {
+    let (clients, names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    let req = request(&id, "isolate-instance", TOKEN, 0);
+    store.request(&req).await?;
+
+    let late = req.expires_at + Duration::seconds(1);
+    let outcome = store
+        .decide(&id, "isolate-instance", true, "alice", "", late)
+        .await?;
+    assert_eq!(
+        outcome,
+        Decided::Already {
+            status: ApprovalStatus::Expired,
+            decided_by: None,
+            decided_at: None
+        }
+    );
+    let read = store.get(&id, "isolate-instance").await?.unwrap();
+    assert_eq!(read.status, ApprovalStatus::Expired);
+    assert!(read.is_expired(late));
+
+    // DynamoDB deletes expired requests by the TTL attribute.
+    let ttl = clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&names.approvals)
+        .send()
+        .await?;
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expiresAt"));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_never_carry_the_token() -> TestResult {
+    let (clients, _names, _store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    // A table that does not exist: the SDK error is logged and returned, without the token.
+    let missing = ApprovalStore::new(
+        clients.clone(),
+        TableNames::with_prefix(&unique_name("none")),
+    );
+    let err = missing
+        .request(&request(&id, "isolate-instance", TOKEN, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::NotFound, "{err}");
+    assert_no_token(&format!("{err} {err:?}"));
+
+    let bad = ApprovalRequest {
+        expires_at: T0,
+        ..request(&id, "isolate-instance", TOKEN, 0)
+    };
+    let err = missing.request(&bad).await.unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::InvalidInput);
+    assert_no_token(&format!("{err} {err:?}"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_log_line_carries_the_token() -> TestResult {
+    let (clients, _names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    store
+        .request(&request(&id, "isolate-instance", TOKEN, 0))
+        .await?;
+    store.get(&id, "isolate-instance").await?;
+    store.pending(&id).await?;
+    store
+        .decide(&id, "isolate-instance", true, "alice", "", T0)
+        .await?;
+    store
+        .decide(&id, "isolate-instance", true, "bob", "", T0)
+        .await?;
+    let missing = ApprovalStore::new(clients, TableNames::with_prefix(&unique_name("none")));
+    missing
+        .request(&request(&id, "isolate-instance", TOKEN, 0))
+        .await
+        .unwrap_err();
+
+    let logs = String::from_utf8(capture().0.lock().unwrap().clone())?;
+    assert!(logs.contains("AWS call failed"), "the capture works");
+    assert!(
+        logs.contains("DynamoDB.UpdateItem"),
+        "the SDK's own lines are in it"
+    );
+    assert_no_token(&logs);
+    Ok(())
+}
