@@ -13,10 +13,32 @@
 //! # let _ = (ec2, s3, bucket);
 //! # Ok(()) }
 //! ```
+//!
+//! The rest is what the test files share:
+//!
+//! * [`support`]: [`cloud`] (the shared emulator, or a loud failure), [`TestResult`], fresh
+//!   [`incident_id`]s.
+//! * [`fixtures`]: resources to act on, made and read back with plain SDK clients (EC2
+//!   networks and instances, IAM roles, users and keys, Object Lock buckets).
+//! * [`actions`] and [`recorder`]: the suite's [`Clients`](ir_aws::Clients) for the emulator, a
+//!   [`Recorder`] of the requests really sent, and the resources, requests and reports of the
+//!   actions.
 
+pub mod fixtures;
 pub mod localcloud;
+pub mod support;
+
+pub mod actions;
+pub mod recorder;
 
 pub use localcloud::{
     ACCESS_KEY_ID, ACCOUNT_ID, BOOTSTRAP_COMMAND, DEFAULT_STARTUP_TIMEOUT, HarnessError,
     LocalCloud, LocalCloudBuilder, REGION, SECRET_ACCESS_KEY, repo_root, unique_name,
 };
+pub use support::{TestResult, cloud, incident_id, incident_id_from, percent_decode, sha256_hex};
+
+pub use actions::{
+    FINDING_ID, change, clients, containment_request, ec2_instance, expect_err, instance_resource,
+    recorded_clients, release_report, role_resource, user_resource,
+};
+pub use recorder::{Mark, Recorder, RecordingInterceptor, SentRequest};

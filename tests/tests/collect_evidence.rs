@@ -11,32 +11,30 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
-    ObjectLockRetentionMode, ObjectLockRule, Tag, Tagging, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
+use ir_aws::Clients;
 use ir_aws::evidence::{EvidenceSettings, collect_evidence};
-use ir_aws::{ClientOptions, Clients};
 use ir_core::action::{
     ActionReport, Artifacts, ChangeStatus, EvidenceManifest, EvidenceRequest, Outcome,
 };
 use ir_core::config::{EvidenceConfig, Mode};
 use ir_core::duration::ConfigDuration;
-use ir_core::event::{Ec2Instance, EksCluster, IamRole, IamUser, S3Bucket};
-use ir_core::{ErrorName, Named, Resource};
-use ir_tests::{ACCOUNT_ID, LocalCloud, REGION, unique_name};
+use ir_core::event::{EksCluster, IamRole, IamUser, S3Bucket};
+use ir_core::{ErrorName, Resource};
+use ir_tests::fixtures::{
+    create_access_key, create_role, create_security_group, create_subnet, create_user, create_vpc,
+    launch, locked_bucket, name_tag, put_role_policy, run_instance,
+};
+use ir_tests::{
+    ACCOUNT_ID, REGION, TestResult, clients, cloud, expect_err, incident_id_from,
+    instance_resource, sha256_hex, unique_name,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::datetime;
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// moto's identity for the static test credentials.
 const CALLER_ARN: &str = "arn:aws:sts::123456789012:user/moto";
@@ -46,121 +44,12 @@ const LAST_SEEN: OffsetDateTime = datetime!(2026-11-21 00:10:00 UTC);
 /// The finding exactly as delivered: its spacing and key order must survive byte for byte.
 const FINDING: &str = "{\"schemaVersion\": \"2.0\",\n  \"id\": \"7ab0c1d2e3f4a5b6c7d8e9f0a1b2c3d4\",\n  \"type\":\"UnauthorizedAccess:EC2/SSHBruteForce\", \"severity\": 8,\n  \"service\": {\"count\": 3}}";
 
-async fn cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// The operations the action's clients start, as `SERVICE:Operation`, once per operation
-/// whatever its retries (read before serialization, from the operation's input type).
-///
-/// `CallLog` counts operations correctly (`awsCalls`), but its hook (`read_before_execution`
-/// on the client) runs before the operation's configuration is applied, so the operation
-/// metadata it looks for is not there yet and it names every call `unknown`; the names are taken
-/// here instead.
-#[derive(Debug, Clone, Default)]
-struct Sent(Arc<Mutex<Vec<String>>>);
-
-#[derive(Debug, Clone)]
-struct SentBy {
-    service: &'static str,
-    sent: Sent,
-}
-
-impl Intercept for SentBy {
-    fn name(&self) -> &'static str {
-        "SentBy"
-    }
-
-    fn read_before_serialization(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        // `Input(TypeErasedBox[!Clone]:PutObjectInput { .. })` -> `PutObject`
-        let input = format!("{:?}", context.input());
-        let op = input
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .find_map(|w| w.strip_suffix("Input").filter(|op| !op.is_empty()))
-            .unwrap_or("unknown")
-            .to_owned();
-        self.sent
-            .0
-            .lock()
-            .unwrap()
-            .push(format!("{}:{op}", self.service));
-        Ok(())
-    }
-}
-
-impl Sent {
-    fn mark(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    /// The operations since `mark`, sorted (concurrent calls complete in any order).
-    fn since(&self, mark: usize) -> Vec<String> {
-        let mut ops = self.0.lock().unwrap()[mark..].to_vec();
-        ops.sort();
-        ops
-    }
-}
-
-/// The clients an action runs with: the suite's call log on every client, plus the recorder of
-/// operation names.
-fn clients(cloud: &LocalCloud) -> (Clients, Sent) {
-    let sdk = cloud.sdk_config();
-    let mut clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
-    let sent = Sent::default();
-    let by = |service| SentBy {
-        service,
-        sent: sent.clone(),
-    };
-    clients.ec2 = aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(&sdk)
-            .interceptor(clients.calls.clone())
-            .interceptor(by("EC2"))
-            .build(),
-    );
-    clients.iam = aws_sdk_iam::Client::from_conf(
-        aws_sdk_iam::config::Builder::from(&sdk)
-            .interceptor(clients.calls.clone())
-            .interceptor(by("IAM"))
-            .build(),
-    );
-    clients.sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&sdk)
-            .interceptor(clients.calls.clone())
-            .interceptor(by("STS"))
-            .build(),
-    );
-    clients.s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .interceptor(clients.calls.clone())
-            .interceptor(by("S3"))
-            .force_path_style(true)
-            .build(),
-    );
-    (clients, sent)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn incident_id(seed: &str) -> String {
-    format!("inc-{}", &sha256_hex(seed.as_bytes())[..20])
+/// The operations `clients` started since `mark` (a call-log count), as `SERVICE:Operation`,
+/// sorted (concurrent calls complete in any order).
+fn calls_since(clients: &Clients, mark: usize) -> Vec<String> {
+    let mut ops = clients.calls.since(mark);
+    ops.sort();
+    ops
 }
 
 fn config(max_log_objects: u32) -> EvidenceConfig {
@@ -186,51 +75,6 @@ fn request(incident: &str, resource: Resource, mode: Mode, region: &str) -> Evid
         first_seen: FIRST_SEEN,
         last_seen: LAST_SEEN,
     }
-}
-
-fn instance_resource(instance_id: &str) -> Resource {
-    Resource::Ec2Instance(Ec2Instance {
-        instance_id: instance_id.to_owned(),
-        vpc_id: None,
-        subnet_id: None,
-        network_interfaces: vec![],
-        instance_profile_arn: None,
-        image_id: None,
-        launch_time: None,
-    })
-}
-
-/// An evidence bucket as the deployment creates it: Object Lock (hence versioning), default
-/// retention COMPLIANCE 1 day.
-async fn evidence_bucket(s3: &aws_sdk_s3::Client) -> String {
-    let bucket = unique_name("ev");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
-    s3.put_object_lock_configuration()
-        .bucket(&bucket)
-        .object_lock_configuration(
-            ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(
-                            DefaultRetention::builder()
-                                .mode(ObjectLockRetentionMode::Compliance)
-                                .days(1)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    bucket
 }
 
 fn ct_key(region: &str, day: &str, stamp: &str, unique: &str) -> String {
@@ -319,40 +163,9 @@ struct Instance {
 }
 
 async fn instance(ec2: &aws_sdk_ec2::Client) -> Instance {
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.20.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_owned();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.20.1.0/24")
-        .send()
-        .await
-        .unwrap()
-        .subnet()
-        .unwrap()
-        .subnet_id()
-        .unwrap()
-        .to_owned();
-    let group = ec2
-        .create_security_group()
-        .group_name(unique_name("ir-ev-web"))
-        .description("web")
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_owned();
+    let vpc = create_vpc(ec2, "10.20.0.0/16").await;
+    let subnet = create_subnet(ec2, &vpc, "10.20.1.0/24").await;
+    let group = create_security_group(ec2, &vpc, &unique_name("ir-ev-web"), "web").await;
     ec2.authorize_security_group_ingress()
         .group_id(&group)
         .ip_permissions(
@@ -371,29 +184,17 @@ async fn instance(ec2: &aws_sdk_ec2::Client) -> Instance {
         .send()
         .await
         .unwrap();
-    let run = ec2
-        .run_instances()
-        .image_id("ami-1e749f67")
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&subnet)
-        .security_group_ids(&group)
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Name")
-                        .value("web-prod")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let i = &run.instances()[0];
+    let i = launch(
+        run_instance(ec2)
+            .image_id("ami-1e749f67")
+            .subnet_id(&subnet)
+            .security_group_ids(&group)
+            .tag_specifications(name_tag(
+                aws_sdk_ec2::types::ResourceType::Instance,
+                "web-prod",
+            )),
+    )
+    .await;
     let eni = i.network_interfaces()[0]
         .network_interface_id()
         .unwrap()
@@ -558,22 +359,22 @@ async fn enforce_collects_finding_description_and_window_logs_into_locked_versio
         cloud.s3_client(),
         aws_sdk_ec2::Client::new(&cloud.sdk_config()),
     );
-    let bucket = evidence_bucket(&s3).await;
+    let bucket = locked_bucket(&s3, "ev").await;
     // 1000 early files make the 2026-11-20 folder span two listing pages.
     let trail = trail_bucket(&s3, 1000).await;
     let vm = instance(&ec2).await;
-    let incident = incident_id(&bucket);
-    let (clients, sent) = clients(cloud);
+    let incident = incident_id_from(&bucket);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2000));
     let req = request(&incident, instance_resource(&vm.id), Mode::Enforce, REGION);
 
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(&clients, &settings, &req).await?;
     assert_eq!(report.outcome, Outcome::Applied, "{report:#?}");
     assert_eq!(report.mode, Mode::Enforce);
     assert_eq!(report.action, "ir-collect-evidence");
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -726,11 +527,11 @@ async fn second_run_is_already_in_place_and_writes_nothing() -> TestResult {
         cloud.s3_client(),
         aws_sdk_ec2::Client::new(&cloud.sdk_config()),
     );
-    let bucket = evidence_bucket(&s3).await;
+    let bucket = locked_bucket(&s3, "ev").await;
     let trail = trail_bucket(&s3, 0).await;
     let vm = instance(&ec2).await;
-    let incident = incident_id(&bucket);
-    let (clients, sent) = clients(cloud);
+    let incident = incident_id_from(&bucket);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2000));
     let req = request(&incident, instance_resource(&vm.id), Mode::Enforce, REGION);
 
@@ -745,7 +546,7 @@ async fn second_run_is_already_in_place_and_writes_nothing() -> TestResult {
     );
     assert_eq!(markers, 0);
 
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let second = collect_evidence(&clients, &settings, &req).await?;
     assert_eq!(second.outcome, Outcome::AlreadyInPlace, "{second:#?}");
     assert!(second.changes.is_empty());
@@ -754,7 +555,7 @@ async fn second_run_is_already_in_place_and_writes_nothing() -> TestResult {
         "the existing manifest, read back"
     );
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[("S3:ListObjectVersions", 1), ("S3:GetObject", 1)])
     );
     assert_eq!(second.aws_calls, 2);
@@ -811,11 +612,11 @@ async fn dry_run_writes_nothing_and_plans_the_keys() -> TestResult {
         cloud.s3_client(),
         aws_sdk_ec2::Client::new(&cloud.sdk_config()),
     );
-    let bucket = evidence_bucket(&s3).await;
+    let bucket = locked_bucket(&s3, "ev").await;
     let trail = trail_bucket(&s3, 0).await;
     let vm = instance(&ec2).await;
-    let incident = incident_id(&bucket);
-    let (clients, sent) = clients(cloud);
+    let incident = incident_id_from(&bucket);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2000));
     let mut req = request(&incident, instance_resource(&vm.id), Mode::DryRun, REGION);
     // Absent mode in the payload means dry-run.
@@ -824,11 +625,11 @@ async fn dry_run_writes_nothing_and_plans_the_keys() -> TestResult {
         "account": ACCOUNT_ID, "region": REGION, "finding": {}, "firstSeen": "2026-11-20T23:30:00Z", "lastSeen": "2026-11-21T00:10:00Z"
     }))?.mode, Mode::DryRun);
 
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(&clients, &settings, &req).await?;
     assert_eq!(report.outcome, Outcome::Planned, "{report:#?}");
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("S3:GetObjectLockConfiguration", 1),
@@ -898,12 +699,12 @@ async fn without_a_trail_bucket_only_the_finding_and_description_are_collected()
         cloud.s3_client(),
         aws_sdk_ec2::Client::new(&cloud.sdk_config()),
     );
-    let bucket = evidence_bucket(&s3).await;
+    let bucket = locked_bucket(&s3, "ev").await;
     let vm = instance(&ec2).await;
-    let incident = incident_id(&bucket);
-    let (clients, sent) = clients(cloud);
+    let incident = incident_id_from(&bucket);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, None, config(2000));
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -912,7 +713,7 @@ async fn without_a_trail_bucket_only_the_finding_and_description_are_collected()
     .await?;
     assert_eq!(report.outcome, Outcome::Applied);
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -964,17 +765,17 @@ async fn without_a_trail_bucket_only_the_finding_and_description_are_collected()
 async fn log_files_beyond_the_limit_are_reported_not_copied() -> TestResult {
     let cloud = cloud().await;
     let s3 = cloud.s3_client();
-    let bucket = evidence_bucket(&s3).await;
+    let bucket = locked_bucket(&s3, "ev").await;
     let trail = trail_bucket(&s3, 0).await;
-    let incident = incident_id(&bucket);
-    let (clients, sent) = clients(cloud);
+    let incident = incident_id_from(&bucket);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2));
     let resource = Resource::EksCluster(EksCluster {
         cluster_name: "prod".into(),
         arn: None,
         vpc_id: None,
     });
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -982,7 +783,7 @@ async fn log_files_beyond_the_limit_are_reported_not_copied() -> TestResult {
     )
     .await?;
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -1036,12 +837,12 @@ async fn log_files_beyond_the_limit_are_reported_not_copied() -> TestResult {
 async fn an_unknown_instance_is_recorded_as_absent_and_the_rest_is_collected() -> TestResult {
     let cloud = cloud().await;
     let s3 = cloud.s3_client();
-    let bucket = evidence_bucket(&s3).await;
+    let bucket = locked_bucket(&s3, "ev").await;
     let trail = trail_bucket(&s3, 0).await;
-    let incident = incident_id(&bucket);
-    let (clients, sent) = clients(cloud);
+    let incident = incident_id_from(&bucket);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2000));
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1054,7 +855,7 @@ async fn an_unknown_instance_is_recorded_as_absent_and_the_rest_is_collected() -
     )
     .await?;
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -1097,29 +898,30 @@ async fn an_unknown_instance_is_recorded_as_absent_and_the_rest_is_collected() -
 async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> TestResult {
     let cloud = cloud().await;
     let s3 = cloud.s3_client();
-    let (clients, sent) = clients(cloud);
+    let clients = clients(cloud);
     let missing = unique_name("ev-missing");
-    let incident = incident_id(&missing);
+    let incident = incident_id_from(&missing);
     let resource = Resource::Other(ir_core::event::OtherResource {
         resource_type: "AwsRdsDbInstance".into(),
         id: "db-1".into(),
     });
     for mode in [Mode::DryRun, Mode::Enforce] {
-        let mark = sent.mark();
-        let err = collect_evidence(
-            &clients,
-            &EvidenceSettings::new(&missing, None, config(2000)),
-            &request(&incident, resource.clone(), mode, REGION),
-        )
-        .await
-        .expect_err("no such bucket");
-        assert_eq!(err.error_name(), ErrorName::Configuration, "{err}");
+        let mark = clients.calls.count();
+        let err = expect_err(
+            collect_evidence(
+                &clients,
+                &EvidenceSettings::new(&missing, None, config(2000)),
+                &request(&incident, resource.clone(), mode, REGION),
+            )
+            .await,
+            ErrorName::Configuration,
+        );
         assert!(
             err.to_string().contains(&missing) && err.to_string().contains("does not exist"),
             "{err}"
         );
         assert_eq!(
-            sent.since(mark),
+            calls_since(&clients, mark),
             expect_ops(&[("S3:ListObjectVersions", 1)]),
             "stops at the first call"
         );
@@ -1152,17 +954,18 @@ async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> T
         ]),
     ];
     for (mode, ops) in [Mode::DryRun, Mode::Enforce].into_iter().zip(expected) {
-        let mark = sent.mark();
-        let err = collect_evidence(
-            &clients,
-            &settings,
-            &request(&incident, resource.clone(), mode, REGION),
-        )
-        .await
-        .expect_err("no Object Lock");
-        assert_eq!(err.error_name(), ErrorName::Configuration, "{err}");
+        let mark = clients.calls.count();
+        let err = expect_err(
+            collect_evidence(
+                &clients,
+                &settings,
+                &request(&incident, resource.clone(), mode, REGION),
+            )
+            .await,
+            ErrorName::Configuration,
+        );
         assert!(err.to_string().contains("Object Lock"), "{err}");
-        assert_eq!(sent.since(mark), ops);
+        assert_eq!(calls_since(&clients, mark), ops);
     }
     assert_eq!(versions(&s3, &plain).await, (vec![], 0));
 
@@ -1170,18 +973,15 @@ async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> T
     let mark = clients.calls.count();
     let mut bad = request(&incident, resource, Mode::Enforce, REGION);
     bad.first_seen = LAST_SEEN + time::Duration::minutes(1);
-    let err = collect_evidence(&clients, &settings, &bad)
-        .await
-        .expect_err("window reversed");
-    assert_eq!(err.error_name(), ErrorName::InvalidInput);
+    expect_err(
+        collect_evidence(&clients, &settings, &bad).await,
+        ErrorName::InvalidInput,
+    );
     bad.first_seen = FIRST_SEEN;
     bad.incident_id = "inc-../../etc".into();
-    assert_eq!(
-        collect_evidence(&clients, &settings, &bad)
-            .await
-            .expect_err("bad id")
-            .error_name(),
-        ErrorName::InvalidInput
+    expect_err(
+        collect_evidence(&clients, &settings, &bad).await,
+        ErrorName::InvalidInput,
     );
     assert_eq!(clients.calls.count(), mark);
     Ok(())
@@ -1192,19 +992,10 @@ async fn an_iam_user_is_described_with_policies_and_key_metadata_never_secrets()
     let cloud = cloud().await;
     let s3 = cloud.s3_client();
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config());
-    let bucket = evidence_bucket(&s3).await;
-    let incident = incident_id(&bucket);
+    let bucket = locked_bucket(&s3, "ev").await;
+    let incident = incident_id_from(&bucket);
     let user = unique_name("ir-ev-user");
-    iam.create_user()
-        .user_name(&user)
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("owner")
-                .value("team-a")
-                .build()?,
-        )
-        .send()
-        .await?;
+    create_user(&iam, &user, &[("owner", "team-a")]).await;
     iam.put_user_policy()
         .user_name(&user)
         .policy_name("read-logs")
@@ -1233,8 +1024,7 @@ async fn an_iam_user_is_described_with_policies_and_key_metadata_never_secrets()
     let mut secrets = Vec::new();
     let mut key_ids = Vec::new();
     for _ in 0..2 {
-        let key = iam.create_access_key().user_name(&user).send().await?;
-        let key = key.access_key().unwrap();
+        let key = create_access_key(&iam, &user).await;
         secrets.push(key.secret_access_key().to_owned());
         key_ids.push(key.access_key_id().to_owned());
     }
@@ -1245,14 +1035,14 @@ async fn an_iam_user_is_described_with_policies_and_key_metadata_never_secrets()
         .send()
         .await?;
 
-    let (clients, sent) = clients(cloud);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, None, config(2000));
     let resource = Resource::IamUser(IamUser {
         user_name: user.clone(),
         access_key_id: Some(key_ids[0].clone()),
         principal_id: None,
     });
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1260,7 +1050,7 @@ async fn an_iam_user_is_described_with_policies_and_key_metadata_never_secrets()
     )
     .await?;
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -1323,8 +1113,8 @@ async fn an_iam_role_in_another_region_also_gets_the_global_event_logs() -> Test
     let cloud = cloud().await;
     let s3 = cloud.s3_client();
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config());
-    let bucket = evidence_bucket(&s3).await;
-    let incident = incident_id(&bucket);
+    let bucket = locked_bucket(&s3, "ev").await;
+    let incident = incident_id_from(&bucket);
     let trail = unique_name("trail");
     s3.create_bucket().bucket(&trail).send().await?;
     // IAM calls are logged in us-east-1; the role's use in eu-west-1.
@@ -1339,22 +1129,23 @@ async fn an_iam_role_in_another_region_also_gets_the_global_event_logs() -> Test
             .await?;
     }
     let role = unique_name("ir-ev-role");
-    iam.create_role()
-        .role_name(&role)
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
-        .tags(aws_sdk_iam::types::Tag::builder().key("env").value("prod").build()?)
-        .send()
-        .await?;
-    iam.put_role_policy().role_name(&role).policy_name("inline").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:*","Resource":"*"}]}"#).send().await?;
+    create_role(&iam, &role, "/", &[("env", "prod")]).await;
+    put_role_policy(
+        &iam,
+        &role,
+        "inline",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:*","Resource":"*"}]}"#,
+    )
+    .await;
 
-    let (clients, sent) = clients(cloud);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.clone()), config(2000));
     let resource = Resource::IamRole(IamRole {
         role_name: role.clone(),
         access_key_id: None,
         principal_id: None,
     });
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1362,7 +1153,7 @@ async fn an_iam_role_in_another_region_also_gets_the_global_event_logs() -> Test
     )
     .await?;
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -1419,8 +1210,8 @@ async fn an_iam_role_in_another_region_also_gets_the_global_event_logs() -> Test
 async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult {
     let cloud = cloud().await;
     let s3 = cloud.s3_client();
-    let bucket = evidence_bucket(&s3).await;
-    let incident = incident_id(&bucket);
+    let bucket = locked_bucket(&s3, "ev").await;
+    let incident = incident_id_from(&bucket);
     let target = unique_name("ir-ev-target");
     s3.create_bucket().bucket(&target).send().await?;
     let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{target}/*")}]});
@@ -1439,13 +1230,13 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
         .send()
         .await?;
 
-    let (clients, sent) = clients(cloud);
+    let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, None, config(2000));
     let resource = Resource::S3Bucket(S3Bucket {
         bucket_name: target.clone(),
         arn: None,
     });
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1453,7 +1244,7 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
     )
     .await?;
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("STS:GetCallerIdentity", 1),
@@ -1497,7 +1288,7 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
         bucket_name: unique_name("ir-ev-gone"),
         arn: None,
     });
-    let mark = sent.mark();
+    let mark = clients.calls.count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1508,7 +1299,7 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
     )
     .await?;
     assert_eq!(
-        sent.since(mark),
+        calls_since(&clients, mark),
         expect_ops(&[
             ("S3:ListObjectVersions", 1),
             ("S3:GetBucketPolicy", 1),

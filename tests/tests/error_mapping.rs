@@ -11,10 +11,10 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use ir_aws::{ClientOptions, Clients};
+use ir_core::ErrorName;
 use ir_core::action::ContainmentRequest;
 use ir_core::config::{Mode, Protection};
-use ir_core::event::{IamRole, Resource};
-use ir_core::{ErrorName, Named};
+use ir_tests::{containment_request, expect_err, instance_resource, role_resource};
 use lambda_runtime::Diagnostic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -70,17 +70,12 @@ fn clients(endpoint: &str) -> Clients {
 }
 
 fn role_request() -> ContainmentRequest {
-    ContainmentRequest {
-        incident_id: "inc-00000000000000000abc".into(),
-        finding_id: "f".into(),
-        step_id: "deny".into(),
-        resource: Resource::IamRole(IamRole {
-            role_name: "web".into(),
-            access_key_id: None,
-            principal_id: None,
-        }),
-        mode: Mode::Enforce,
-    }
+    containment_request(
+        "inc-00000000000000000abc",
+        "deny",
+        role_resource("web"),
+        Mode::Enforce,
+    )
 }
 
 const IAM_THROTTLED: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>req-0001</RequestId></ErrorResponse>"#;
@@ -90,10 +85,10 @@ const EC2_UNAVAILABLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response
 #[tokio::test]
 async fn throttling_is_retryable_and_names_code_and_request_id() {
     let c = clients(&failing_aws(400, "Bad Request", "text/xml", IAM_THROTTLED).await);
-    let e = ir_aws::iam::deny_principal(&c, &Protection::default(), &role_request())
-        .await
-        .unwrap_err();
-    assert_eq!(e.error_name(), ErrorName::Retryable);
+    let e = expect_err(
+        ir_aws::iam::deny_principal(&c, &Protection::default(), &role_request()).await,
+        ErrorName::Retryable,
+    );
     let text = e.to_string();
     assert!(
         text.contains("Throttling") && text.contains("req-0001"),
@@ -106,17 +101,11 @@ async fn throttling_is_retryable_and_names_code_and_request_id() {
 async fn a_5xx_is_retryable_even_with_an_unknown_code() {
     let c = clients(&failing_aws(503, "Service Unavailable", "text/xml", EC2_UNAVAILABLE).await);
     let mut req = role_request();
-    req.resource = Resource::Ec2Instance(ir_core::event::Ec2Instance {
-        instance_id: "i-0123456789abcdef0".into(),
-        vpc_id: None,
-        subnet_id: None,
-        network_interfaces: Vec::new(),
-        instance_profile_arn: None,
-        image_id: None,
-        launch_time: None,
-    });
-    let e = ir_aws::ec2::isolate_instance(&c, &req).await.unwrap_err();
-    assert_eq!(e.error_name(), ErrorName::Retryable, "{e}");
+    req.resource = instance_resource("i-0123456789abcdef0");
+    let e = expect_err(
+        ir_aws::ec2::isolate_instance(&c, &req).await,
+        ErrorName::Retryable,
+    );
     // A service answer, not a transport failure: the code and request id are in the message.
     assert!(
         e.to_string().contains("Unavailable") && e.to_string().contains("req-0001"),
@@ -127,10 +116,10 @@ async fn a_5xx_is_retryable_even_with_an_unknown_code() {
 #[tokio::test]
 async fn access_denied_is_not_retried_and_changes_nothing() {
     let c = clients(&failing_aws(403, "Forbidden", "text/xml", IAM_DENIED).await);
-    let e = ir_aws::iam::revoke_sessions(&c, &Protection::default(), &role_request())
-        .await
-        .unwrap_err();
-    assert_eq!(e.error_name(), ErrorName::AccessDenied);
+    let e = expect_err(
+        ir_aws::iam::revoke_sessions(&c, &Protection::default(), &role_request()).await,
+        ErrorName::AccessDenied,
+    );
     assert!(
         !matches!(e, ir_aws::ActionError::Incomplete { .. }),
         "nothing was changed, so nothing is incomplete: {e}"

@@ -8,144 +8,40 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_iam::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_iam::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_iam::error::BoxError;
-use aws_sdk_iam::types::{StatusType, Tag};
+use aws_sdk_iam::types::StatusType;
 use ir_aws::iam::{
     deactivated_keys_tag, deny_principal, disable_access_keys, restore_access_keys,
     restore_inline_policy, revoke_sessions,
 };
-use ir_aws::{ActionError, ClientOptions, Clients, ReportBuilder};
+use ir_aws::{ActionError, Clients};
 use ir_core::action::{
     AccessKeyRecord, ActionReport, ChangeStatus, ContainmentRecord, ContainmentRequest,
     InlinePolicyRecord, Outcome, PolicyPurpose, Principal, PrincipalKind, policy_document,
     policy_name,
 };
 use ir_core::config::{Mode, Protection};
-use ir_core::event::{Ec2Instance, IamRole, IamUser, OtherResource, Resource, S3Bucket};
+use ir_core::event::{Ec2Instance, OtherResource, Resource, S3Bucket};
 use ir_core::{ErrorName, Named};
-use ir_tests::{ACCOUNT_ID, LocalCloud, unique_name};
+use ir_tests::fixtures::{
+    APP_POLICY, UserState, create_key, create_role, create_user, decode_policy, iam_tag,
+    put_role_policy, role_state, user_state,
+};
+use ir_tests::{
+    ACCOUNT_ID, Recorder, TestResult, cloud, containment_request, ec2_instance, expect_err,
+    incident_id, recorded_clients, release_report, role_resource, unique_name, user_resource,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const SUITE_TAG: &str = "ir:suite";
-const TRUST_EC2: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-const APP_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"App reads","Effect":"Allow","Action":["s3:GetObject"],"Resource":"arn:aws:s3:::app-bucket/*"}]}"#;
-
-async fn cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// The operations the action's IAM client sent, in order, read from the requests themselves
-/// (the IAM query body names its `Action`), once per operation whatever the retries.
-///
-/// `CallLog` counts the calls (`aws_calls`), but its hook (`read_before_execution` on the
-/// client) runs before the operation's configuration is applied, so the operation metadata it
-/// looks for is not there yet and it names every call `unknown`; the names are taken here.
-///
-/// It can also make the service unreachable for one request (`fail_update_of`): every attempt of
-/// an `UpdateAccessKey` on that key fails before it is sent, as a dropped connection would.
-#[derive(Debug, Clone, Default)]
-struct Sent {
-    ops: Arc<Mutex<Vec<String>>>,
-    fail_update_of: Arc<Mutex<Option<String>>>,
-}
-
-impl Sent {
-    fn mark(&self) -> usize {
-        self.ops.lock().unwrap().len()
-    }
-
-    fn since(&self, mark: usize) -> Vec<String> {
-        self.ops.lock().unwrap()[mark..].to_vec()
-    }
-
-    fn fail_update_of(&self, key: Option<&str>) {
-        *self.fail_update_of.lock().unwrap() = key.map(str::to_owned);
-    }
-}
-
-fn request_body(context: &BeforeTransmitInterceptorContextRef<'_>) -> String {
-    context
-        .request()
-        .body()
-        .bytes()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
-}
-
-impl Intercept for Sent {
-    fn name(&self) -> &'static str {
-        "Sent"
-    }
-
-    fn read_after_serialization(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let body = request_body(context);
-        let op = body
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("Action="))
-            .unwrap_or("unknown")
-            .to_owned();
-        self.ops.lock().unwrap().push(op);
-        Ok(())
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let body = request_body(context);
-        if let Some(key) = self.fail_update_of.lock().unwrap().as_deref()
-            && body.contains("Action=UpdateAccessKey")
-            && body.contains(&format!("AccessKeyId={key}"))
-        {
-            return Err(format!("injected: connection to IAM lost while updating {key}").into());
-        }
-        Ok(())
-    }
-}
 
 /// The clients an action runs with (call log and recorder on IAM), the recorder, and a separate
 /// client for setup and read-back, so that neither pollutes the other's counts.
-async fn clients() -> (Clients, Sent, aws_sdk_iam::Client) {
+async fn clients() -> (Clients, Recorder, aws_sdk_iam::Client) {
     let cloud = cloud().await;
-    let sdk = cloud.sdk_config();
-    let mut clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
-    let sent = Sent::default();
-    let conf = aws_sdk_iam::config::Builder::from(&sdk)
-        .interceptor(clients.calls.clone())
-        .interceptor(sent.clone())
-        .build();
-    clients.iam = aws_sdk_iam::Client::from_conf(conf);
-    (clients, sent, aws_sdk_iam::Client::new(&sdk))
-}
-
-/// A fresh, valid incident id (`inc-` + 20 hex digits).
-fn incident_id() -> String {
-    let digest = Sha256::digest(unique_name("incident").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("inc-{}", &hex[..20])
+    let (clients, sent) = recorded_clients(cloud);
+    (clients, sent, aws_sdk_iam::Client::new(&cloud.sdk_config()))
 }
 
 fn protection(principals: &[&str]) -> Protection {
@@ -156,110 +52,20 @@ fn protection(principals: &[&str]) -> Protection {
 }
 
 fn request(incident: &str, resource: Resource, mode: Mode) -> ContainmentRequest {
-    ContainmentRequest {
-        incident_id: incident.to_owned(),
-        finding_id: "finding-1".to_owned(),
-        step_id: "contain".to_owned(),
-        resource,
-        mode,
-    }
-}
-
-fn role(name: &str) -> Resource {
-    Resource::IamRole(IamRole {
-        role_name: name.to_owned(),
-        access_key_id: None,
-        principal_id: None,
-    })
-}
-
-fn user(name: &str, key: Option<&str>) -> Resource {
-    Resource::IamUser(IamUser {
-        user_name: name.to_owned(),
-        access_key_id: key.map(str::to_owned),
-        principal_id: None,
-    })
+    containment_request(incident, "contain", resource, mode)
 }
 
 fn instance(profile_arn: Option<&str>) -> Resource {
     Resource::Ec2Instance(Ec2Instance {
-        instance_id: "i-0123456789abcdef0".to_owned(),
-        vpc_id: None,
-        subnet_id: None,
-        network_interfaces: Vec::new(),
         instance_profile_arn: profile_arn.map(str::to_owned),
-        image_id: None,
-        launch_time: None,
+        ..ec2_instance("i-0123456789abcdef0")
     })
-}
-
-/// GetRolePolicy / GetUserPolicy documents come back URL-encoded (as on AWS).
-fn decode_policy(raw: &str) -> Value {
-    if let Ok(v) = serde_json::from_str(raw) {
-        return v;
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(
-                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap(),
-            );
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("policy document {raw}: {e}"))
-}
-
-async fn create_role(
-    iam: &aws_sdk_iam::Client,
-    name: &str,
-    path: &str,
-    tags: &[(&str, &str)],
-) -> String {
-    let mut req = iam
-        .create_role()
-        .role_name(name)
-        .path(path)
-        .assume_role_policy_document(TRUST_EC2);
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-    }
-    req.send().await.unwrap().role().unwrap().arn().to_owned()
-}
-
-async fn create_user(iam: &aws_sdk_iam::Client, name: &str, tags: &[(&str, &str)]) {
-    let mut req = iam.create_user().user_name(name);
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-    }
-    req.send().await.unwrap();
-}
-
-async fn create_key(iam: &aws_sdk_iam::Client, user: &str) -> String {
-    let out = iam
-        .create_access_key()
-        .user_name(user)
-        .send()
-        .await
-        .unwrap();
-    out.access_key().unwrap().access_key_id().to_owned()
 }
 
 /// A role with a pre-existing inline policy and an attached customer-managed policy.
 async fn role_with_policies(iam: &aws_sdk_iam::Client, name: &str) -> String {
     create_role(iam, name, "/", &[("owner", "web-team")]).await;
-    iam.put_role_policy()
-        .role_name(name)
-        .policy_name("app-inline")
-        .policy_document(APP_POLICY)
-        .send()
-        .await
-        .unwrap();
+    put_role_policy(iam, name, "app-inline", APP_POLICY).await;
     let managed = iam
         .create_policy()
         .policy_name(format!("{name}-managed"))
@@ -281,136 +87,37 @@ async fn role_with_policies(iam: &aws_sdk_iam::Client, name: &str) -> String {
     managed
 }
 
-/// Everything about a role the actions could touch.
-#[derive(Debug, PartialEq)]
-struct RoleState {
-    inline: BTreeMap<String, Value>,
-    attached: Vec<String>,
-    tags: Vec<(String, String)>,
-}
-
-async fn role_state(iam: &aws_sdk_iam::Client, name: &str) -> RoleState {
-    let names = iam
-        .list_role_policies()
-        .role_name(name)
+/// Creates an instance profile (at `path`, holding `role`); returns its ARN.
+async fn instance_profile(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    path: Option<&str>,
+    role: Option<&str>,
+) -> String {
+    let arn = iam
+        .create_instance_profile()
+        .instance_profile_name(name)
+        .set_path(path.map(str::to_owned))
         .send()
         .await
-        .unwrap();
-    let mut inline = BTreeMap::new();
-    for p in names.policy_names() {
-        let doc = iam
-            .get_role_policy()
-            .role_name(name)
-            .policy_name(p)
+        .unwrap()
+        .instance_profile()
+        .unwrap()
+        .arn()
+        .to_owned();
+    if let Some(role) = role {
+        iam.add_role_to_instance_profile()
+            .instance_profile_name(name)
+            .role_name(role)
             .send()
             .await
             .unwrap();
-        inline.insert(p.clone(), decode_policy(doc.policy_document()));
     }
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .unwrap();
-    let mut attached: Vec<String> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_owned))
-        .collect();
-    attached.sort();
-    let tags = iam.list_role_tags().role_name(name).send().await.unwrap();
-    let mut tags: Vec<(String, String)> = tags
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect();
-    tags.sort();
-    RoleState {
-        inline,
-        attached,
-        tags,
-    }
-}
-
-/// Everything about a user the actions could touch.
-#[derive(Debug, PartialEq)]
-struct UserState {
-    inline: BTreeMap<String, Value>,
-    keys: BTreeMap<String, String>,
-    tags: Vec<(String, String)>,
-}
-
-async fn user_state(iam: &aws_sdk_iam::Client, name: &str) -> UserState {
-    let names = iam
-        .list_user_policies()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap();
-    let mut inline = BTreeMap::new();
-    for p in names.policy_names() {
-        let doc = iam
-            .get_user_policy()
-            .user_name(name)
-            .policy_name(p)
-            .send()
-            .await
-            .unwrap();
-        inline.insert(p.clone(), decode_policy(doc.policy_document()));
-    }
-    let keys = iam.list_access_keys().user_name(name).send().await.unwrap();
-    let keys = keys
-        .access_key_metadata()
-        .iter()
-        .map(|k| {
-            (
-                k.access_key_id().unwrap().to_owned(),
-                k.status().unwrap().as_str().to_owned(),
-            )
-        })
-        .collect();
-    let tags = iam.list_user_tags().user_name(name).send().await.unwrap();
-    let mut tags: Vec<(String, String)> = tags
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect();
-    tags.sort();
-    UserState { inline, keys, tags }
-}
-
-/// The operations sent since `mark`, checked against the call log's count of the same span.
-fn ops(clients: &Clients, sent: &Sent, mark: (usize, usize)) -> Vec<String> {
-    let names = sent.since(mark.1);
-    assert_eq!(
-        names.len(),
-        clients.calls.count() - mark.0,
-        "call log and recorder disagree: {names:?}"
-    );
-    names
-}
-
-fn marks(clients: &Clients, sent: &Sent) -> (usize, usize) {
-    (clients.calls.count(), sent.mark())
-}
-
-fn iam_ops(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| (*n).to_owned()).collect()
+    arn
 }
 
 fn statuses(report: &ActionReport) -> Vec<ChangeStatus> {
     report.changes.iter().map(|c| c.status).collect()
-}
-
-fn expect_err(result: Result<ActionReport, ActionError>, name: ErrorName) -> ActionError {
-    match result {
-        Ok(report) => panic!("expected {name:?}, got a report: {report:#?}"),
-        Err(e) => {
-            assert_eq!(e.error_name(), name, "{e}");
-            e
-        }
-    }
 }
 
 /// The single deny statement's condition time of a revoke-sessions document.
@@ -444,12 +151,16 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
 
     // revoke-sessions, enforce, first run.
     let started = SystemTime::now();
-    let mark = marks(&clients, &sent);
-    let revoked =
-        revoke_sessions(&clients, &prot, &request(&inc, role(&name), Mode::Enforce)).await?;
+    let mark = sent.mark();
+    let revoked = revoke_sessions(
+        &clients,
+        &prot,
+        &request(&inc, role_resource(&name), Mode::Enforce),
+    )
+    .await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"])
+        sent.ops_since(mark),
+        ["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"]
     );
     assert_eq!(revoked.aws_calls, 4);
     assert_eq!(revoked.outcome, Outcome::Applied);
@@ -500,12 +211,16 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     assert_eq!(stored["Statement"][0]["Resource"], "*");
 
     // deny-principal, enforce, first run.
-    let mark = marks(&clients, &sent);
-    let denied =
-        deny_principal(&clients, &prot, &request(&inc, role(&name), Mode::Enforce)).await?;
+    let mark = sent.mark();
+    let denied = deny_principal(
+        &clients,
+        &prot,
+        &request(&inc, role_resource(&name), Mode::Enforce),
+    )
+    .await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"])
+        sent.ops_since(mark),
+        ["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"]
     );
     assert_eq!(denied.aws_calls, 4);
     assert_eq!(denied.outcome, Outcome::Applied);
@@ -550,12 +265,22 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     // Second runs: nothing rewritten, the revocation instant stays the first run's.
     for (second, record, calls) in [
         (
-            revoke_sessions(&clients, &prot, &request(&inc, role(&name), Mode::Enforce)).await?,
+            revoke_sessions(
+                &clients,
+                &prot,
+                &request(&inc, role_resource(&name), Mode::Enforce),
+            )
+            .await?,
             &revoke_record,
             2,
         ),
         (
-            deny_principal(&clients, &prot, &request(&inc, role(&name), Mode::Enforce)).await?,
+            deny_principal(
+                &clients,
+                &prot,
+                &request(&inc, role_resource(&name), Mode::Enforce),
+            )
+            .await?,
             &deny_record,
             2,
         ),
@@ -566,22 +291,18 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
         assert_eq!(second.aws_calls, calls);
     }
     assert_eq!(role_state(&iam, &name).await, contained);
-    let mark = marks(&clients, &sent);
-    let _ = revoke_sessions(&clients, &prot, &request(&inc, role(&name), Mode::Enforce)).await?;
-    assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetRole", "GetRolePolicy"])
-    );
+    let mark = sent.mark();
+    let _ = revoke_sessions(
+        &clients,
+        &prot,
+        &request(&inc, role_resource(&name), Mode::Enforce),
+    )
+    .await?;
+    assert_eq!(sent.ops_since(mark), ["GetRole", "GetRolePolicy"]);
 
     // Release both: exactly the two containment policies go.
-    let mut release = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
-    let mark = marks(&clients, &sent);
+    let mut release = release_report(&clients, &inc, Mode::Enforce);
+    let mark = sent.mark();
     for record in [&deny_record, &revoke_record] {
         let ContainmentRecord::InlinePolicy(r) = record else {
             unreachable!()
@@ -589,15 +310,15 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
         restore_inline_policy(&clients, r, &mut release).await?;
     }
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&[
+        sent.ops_since(mark),
+        [
             "GetRolePolicy",
             "DeleteRolePolicy",
             "GetRolePolicy",
             "GetRolePolicy",
             "DeleteRolePolicy",
             "GetRolePolicy",
-        ])
+        ]
     );
     let released = release.finish(&clients.calls);
     assert_eq!(released.outcome, Outcome::Applied);
@@ -614,13 +335,7 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     assert_eq!(role_state(&iam, &name).await, before);
 
     // Releasing again finds them gone.
-    let mut again = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
+    let mut again = release_report(&clients, &inc, Mode::Enforce);
     for record in [&deny_record, &revoke_record] {
         let ContainmentRecord::InlinePolicy(r) = record else {
             unreachable!()
@@ -640,13 +355,7 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
         policy_name: "app-inline".to_owned(),
         purpose: PolicyPurpose::DenyAll,
     };
-    let mut report = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
+    let mut report = release_report(&clients, &inc, Mode::Enforce);
     let err = restore_inline_policy(&clients, &forged, &mut report)
         .await
         .unwrap_err();
@@ -664,16 +373,16 @@ async fn revoke_and_deny_on_a_user_use_user_policies() -> TestResult {
     let inc = incident_id();
     let prot = protection(&[]);
 
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let revoked = revoke_sessions(
         &clients,
         &prot,
-        &request(&inc, user(&name, Some(&key)), Mode::Enforce),
+        &request(&inc, user_resource(&name, Some(&key)), Mode::Enforce),
     )
     .await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetUser", "GetUserPolicy", "PutUserPolicy", "GetUserPolicy"])
+        sent.ops_since(mark),
+        ["GetUser", "GetUserPolicy", "PutUserPolicy", "GetUserPolicy"]
     );
     assert_eq!(revoked.outcome, Outcome::Applied);
     assert_eq!(revoked.changes[0].target, format!("user/{name}"));
@@ -685,7 +394,7 @@ async fn revoke_and_deny_on_a_user_use_user_policies() -> TestResult {
     let denied = deny_principal(
         &clients,
         &prot,
-        &request(&inc, user(&name, None), Mode::Enforce),
+        &request(&inc, user_resource(&name, None), Mode::Enforce),
     )
     .await?;
     assert_eq!(denied.aws_calls, 4);
@@ -701,13 +410,7 @@ async fn revoke_and_deny_on_a_user_use_user_policies() -> TestResult {
     // Neither touches the keys.
     assert_eq!(state.keys[&key], "Active");
 
-    let mut release = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
+    let mut release = release_report(&clients, &inc, Mode::Enforce);
     for record in [&denied.record, &revoked.record] {
         let Some(ContainmentRecord::InlinePolicy(r)) = record else {
             panic!("{record:?}")
@@ -736,7 +439,7 @@ async fn an_edited_containment_policy_is_rewritten() -> TestResult {
     let report = deny_principal(
         &clients,
         &protection(&[]),
-        &request(&inc, role(&name), Mode::Enforce),
+        &request(&inc, role_resource(&name), Mode::Enforce),
     )
     .await?;
     assert_eq!(report.outcome, Outcome::Applied);
@@ -759,19 +462,19 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     let k2 = create_key(&iam, &name).await;
     let inc = incident_id();
     let prot = protection(&[]);
-    let req = request(&inc, user(&name, Some(&k1)), Mode::Enforce);
+    let req = request(&inc, user_resource(&name, Some(&k1)), Mode::Enforce);
 
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let first = disable_access_keys(&clients, &prot, &req).await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&[
+        sent.ops_since(mark),
+        [
             "GetUser",
             "ListAccessKeys",
             "TagUser",
             "UpdateAccessKey",
             "ListAccessKeys"
-        ])
+        ]
     );
     assert_eq!(first.aws_calls, 5);
     assert_eq!(first.outcome, Outcome::Applied);
@@ -817,12 +520,9 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     assert!(state.tags.contains(&("owner".to_owned(), "ci".to_owned())));
 
     // Second run: everything Inactive, the same record rebuilt from the user's tag.
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let second = disable_access_keys(&clients, &prot, &req).await?;
-    assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetUser", "ListAccessKeys"])
-    );
+    assert_eq!(sent.ops_since(mark), ["GetUser", "ListAccessKeys"]);
     assert_eq!(second.aws_calls, 2);
     assert_eq!(second.outcome, Outcome::AlreadyInPlace);
     assert_eq!(statuses(&second), vec![ChangeStatus::Unchanged]);
@@ -833,24 +533,18 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     let ContainmentRecord::AccessKeys(r) = &record else {
         unreachable!()
     };
-    let mut release = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
-    let mark = marks(&clients, &sent);
+    let mut release = release_report(&clients, &inc, Mode::Enforce);
+    let mark = sent.mark();
     restore_access_keys(&clients, r, &mut release).await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&[
+        sent.ops_since(mark),
+        [
             "GetUser",
             "ListAccessKeys",
             "UpdateAccessKey",
             "UntagUser",
             "ListAccessKeys"
-        ])
+        ]
     );
     let released = release.finish(&clients.calls);
     assert_eq!(released.outcome, Outcome::Applied);
@@ -860,13 +554,7 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     assert_eq!(restored.tags, vec![("owner".to_owned(), "ci".to_owned())]);
 
     // Releasing again changes nothing.
-    let mut again = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
+    let mut again = release_report(&clients, &inc, Mode::Enforce);
     restore_access_keys(&clients, r, &mut again).await?;
     let again = again.finish(&clients.calls);
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
@@ -883,23 +571,23 @@ async fn disable_every_key_when_the_finding_names_none() -> TestResult {
     let k2 = create_key(&iam, &name).await;
     let inc = incident_id();
 
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let report = disable_access_keys(
         &clients,
         &protection(&[]),
-        &request(&inc, user(&name, None), Mode::Enforce),
+        &request(&inc, user_resource(&name, None), Mode::Enforce),
     )
     .await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&[
+        sent.ops_since(mark),
+        [
             "GetUser",
             "ListAccessKeys",
             "TagUser",
             "UpdateAccessKey",
             "UpdateAccessKey",
             "ListAccessKeys"
-        ])
+        ]
     );
     assert_eq!(report.aws_calls, 6);
     assert_eq!(report.outcome, Outcome::Applied);
@@ -935,7 +623,7 @@ async fn a_key_already_inactive_is_not_recorded_and_stays_inactive_after_release
     let report = disable_access_keys(
         &clients,
         &protection(&[]),
-        &request(&inc, user(&name, None), Mode::Enforce),
+        &request(&inc, user_resource(&name, None), Mode::Enforce),
     )
     .await?;
     let record = AccessKeyRecord {
@@ -953,13 +641,7 @@ async fn a_key_already_inactive_is_not_recorded_and_stays_inactive_after_release
         .unwrap();
     assert_eq!(unchanged.status, ChangeStatus::Unchanged);
 
-    let mut release = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
+    let mut release = release_report(&clients, &inc, Mode::Enforce);
     restore_access_keys(&clients, &record, &mut release).await?;
     let state = user_state(&iam, &name).await;
     assert_eq!(state.keys[&active], "Active");
@@ -981,7 +663,7 @@ async fn release_of_keys_notes_a_key_deleted_since_and_restores_the_others() -> 
     let report = disable_access_keys(
         &clients,
         &protection(&[]),
-        &request(&inc, user(&name, None), Mode::Enforce),
+        &request(&inc, user_resource(&name, None), Mode::Enforce),
     )
     .await?;
     let Some(ContainmentRecord::AccessKeys(record)) = report.record else {
@@ -993,13 +675,7 @@ async fn release_of_keys_notes_a_key_deleted_since_and_restores_the_others() -> 
         .send()
         .await?;
 
-    let mut release = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::Enforce,
-        clients.calls.count(),
-    );
+    let mut release = release_report(&clients, &inc, Mode::Enforce);
     restore_access_keys(&clients, &record, &mut release).await?;
     let released = release.finish(&clients.calls);
     assert!(
@@ -1027,7 +703,7 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
     role_with_policies(&iam, &tagged).await;
     iam.tag_role()
         .role_name(&tagged)
-        .tags(Tag::builder().key(SUITE_TAG).value("true").build()?)
+        .tags(iam_tag(SUITE_TAG, "true"))
         .send()
         .await?;
     create_role(&iam, &suite_path, "/ir-suite/", &[]).await;
@@ -1043,8 +719,8 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
     for name in [&tagged, &suite_path, &configured] {
         let before = role_state(&iam, name).await;
         for deny in [false, true] {
-            let req = request(&inc, role(name), Mode::Enforce);
-            let mark = marks(&clients, &sent);
+            let req = request(&inc, role_resource(name), Mode::Enforce);
+            let mark = sent.mark();
             let result = if deny {
                 deny_principal(&clients, &prot, &req).await
             } else {
@@ -1054,14 +730,18 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
             assert!(matches!(err, ActionError::Protected(_)), "{err:?}");
             assert_eq!(err.error_name().as_str(), "Protected");
             // Refused right after reading the principal: nothing else was even read.
-            assert_eq!(ops(&clients, &sent, mark), iam_ops(&["GetRole"]));
+            assert_eq!(sent.ops_since(mark), ["GetRole"]);
         }
         assert_eq!(role_state(&iam, name).await, before, "{name}");
     }
 
     // A configured user (by ARN), for every action.
     let before = user_state(&iam, &configured_user).await;
-    let req = request(&inc, user(&configured_user, Some(&key)), Mode::Enforce);
+    let req = request(
+        &inc,
+        user_resource(&configured_user, Some(&key)),
+        Mode::Enforce,
+    );
     expect_err(
         disable_access_keys(&clients, &prot, &req).await,
         ErrorName::Protected,
@@ -1078,20 +758,7 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
 
     // The suite's role reached through an instance profile is protected too.
     let profile = unique_name("ir-suite-profile");
-    let arn = iam
-        .create_instance_profile()
-        .instance_profile_name(&profile)
-        .send()
-        .await?
-        .instance_profile()
-        .unwrap()
-        .arn()
-        .to_owned();
-    iam.add_role_to_instance_profile()
-        .instance_profile_name(&profile)
-        .role_name(&tagged)
-        .send()
-        .await?;
+    let arn = instance_profile(&iam, &profile, None, Some(&tagged)).await;
     let before = role_state(&iam, &tagged).await;
     expect_err(
         revoke_sessions(
@@ -1127,12 +794,9 @@ async fn dry_run_changes_nothing_and_returns_the_plan() -> TestResult {
     }))?;
     assert_eq!(parsed.mode, Mode::DryRun);
 
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let revoke = revoke_sessions(&clients, &prot, &parsed).await?;
-    assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetRole", "GetRolePolicy"])
-    );
+    assert_eq!(sent.ops_since(mark), ["GetRole", "GetRolePolicy"]);
     let deny = deny_principal(&clients, &prot, &parsed).await?;
     for (report, purpose) in [
         (&revoke, PolicyPurpose::RevokeSessions),
@@ -1159,13 +823,10 @@ async fn dry_run_changes_nothing_and_returns_the_plan() -> TestResult {
         );
     }
 
-    let user_req = request(&inc, user(&user_name, None), Mode::DryRun);
-    let mark = marks(&clients, &sent);
+    let user_req = request(&inc, user_resource(&user_name, None), Mode::DryRun);
+    let mark = sent.mark();
     let keys = disable_access_keys(&clients, &prot, &user_req).await?;
-    assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&["GetUser", "ListAccessKeys"])
-    );
+    assert_eq!(sent.ops_since(mark), ["GetUser", "ListAccessKeys"]);
     assert_eq!(keys.aws_calls, 2);
     assert_eq!(keys.outcome, Outcome::Planned);
     assert_eq!(keys.record, None);
@@ -1213,13 +874,7 @@ async fn dry_run_changes_nothing_and_returns_the_plan() -> TestResult {
     );
 
     // Release in dry-run plans, and changes nothing either.
-    let mut release = ReportBuilder::new(
-        &inc,
-        "release",
-        "ir-release-containment",
-        Mode::DryRun,
-        clients.calls.count(),
-    );
+    let mut release = release_report(&clients, &inc, Mode::DryRun);
     let record = AccessKeyRecord {
         user_name: user_name.clone(),
         deactivated: vec![k1.clone()],
@@ -1253,25 +908,11 @@ async fn revoke_through_an_instance_profile_lands_on_its_role() -> TestResult {
     let role_name = unique_name("ir-web-instance");
     create_role(&iam, &role_name, "/", &[]).await;
     let profile = unique_name("ir-web-profile");
-    let arn = iam
-        .create_instance_profile()
-        .instance_profile_name(&profile)
-        .path("/app/")
-        .send()
-        .await?
-        .instance_profile()
-        .unwrap()
-        .arn()
-        .to_owned();
-    iam.add_role_to_instance_profile()
-        .instance_profile_name(&profile)
-        .role_name(&role_name)
-        .send()
-        .await?;
+    let arn = instance_profile(&iam, &profile, Some("/app/"), Some(&role_name)).await;
     let inc = incident_id();
     let prot = protection(&[]);
 
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let report = revoke_sessions(
         &clients,
         &prot,
@@ -1279,14 +920,14 @@ async fn revoke_through_an_instance_profile_lands_on_its_role() -> TestResult {
     )
     .await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&[
+        sent.ops_since(mark),
+        [
             "GetInstanceProfile",
             "GetRole",
             "GetRolePolicy",
             "PutRolePolicy",
             "GetRolePolicy"
-        ])
+        ]
     );
     assert_eq!(report.aws_calls, 5);
     assert_eq!(report.outcome, Outcome::Applied);
@@ -1346,15 +987,7 @@ async fn revoke_through_an_instance_profile_lands_on_its_role() -> TestResult {
         ErrorName::InvalidInput,
     );
     let empty = unique_name("ir-empty-profile");
-    let empty_arn = iam
-        .create_instance_profile()
-        .instance_profile_name(&empty)
-        .send()
-        .await?
-        .instance_profile()
-        .unwrap()
-        .arn()
-        .to_owned();
+    let empty_arn = instance_profile(&iam, &empty, None, None).await;
     expect_err(
         revoke_sessions(
             &clients,
@@ -1390,7 +1023,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
     let deleted = unique_name("ir-deleted");
     create_user(&iam, &deleted, &[]).await;
     iam.delete_user().user_name(&deleted).send().await?;
-    let deleted_req = request(&inc, user(&deleted, None), Mode::Enforce);
+    let deleted_req = request(&inc, user_resource(&deleted, None), Mode::Enforce);
     expect_err(
         disable_access_keys(&clients, &prot, &deleted_req).await,
         ErrorName::NotFound,
@@ -1404,7 +1037,11 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         ErrorName::NotFound,
     );
     assert!(matches!(err, ActionError::NotFound(_)), "{err:?}");
-    let unknown_role = request(&inc, role(&unique_name("ir-nobody")), Mode::Enforce);
+    let unknown_role = request(
+        &inc,
+        role_resource(&unique_name("ir-nobody")),
+        Mode::Enforce,
+    );
     expect_err(
         revoke_sessions(&clients, &prot, &unknown_role).await,
         ErrorName::NotFound,
@@ -1426,7 +1063,11 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         disable_access_keys(
             &clients,
             &prot,
-            &request(&inc, user(&owner, Some(&foreign_key)), Mode::Enforce),
+            &request(
+                &inc,
+                user_resource(&owner, Some(&foreign_key)),
+                Mode::Enforce,
+            ),
         )
         .await,
         ErrorName::NotFound,
@@ -1463,7 +1104,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         disable_access_keys(
             &clients,
             &prot,
-            &request(&inc, role("web-prod"), Mode::Enforce),
+            &request(&inc, role_resource("web-prod"), Mode::Enforce),
         )
         .await,
         ErrorName::InvalidInput,
@@ -1475,7 +1116,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
             &prot,
             &request(
                 &inc,
-                user(&owner, Some("ASIAEXAMPLESESSION01")),
+                user_resource(&owner, Some("ASIAEXAMPLESESSION01")),
                 Mode::Enforce,
             ),
         )
@@ -1495,7 +1136,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         revoke_sessions(
             &clients,
             &prot,
-            &request("not-an-incident", role("web-prod"), Mode::Enforce),
+            &request("not-an-incident", role_resource("web-prod"), Mode::Enforce),
         )
         .await,
         ErrorName::InvalidInput,
@@ -1527,13 +1168,13 @@ async fn a_failure_part_way_reports_the_keys_already_deactivated_and_a_rerun_com
     let (done_key, failing_key) = (order[0].clone(), order[1].clone());
     let inc = incident_id();
     let prot = protection(&[]);
-    let req = request(&inc, user(&name, None), Mode::Enforce);
+    let req = request(&inc, user_resource(&name, None), Mode::Enforce);
 
-    sent.fail_update_of(Some(&failing_key));
+    sent.fail_sending("UpdateAccessKey", "AccessKeyId", &failing_key);
     let err = disable_access_keys(&clients, &prot, &req)
         .await
         .unwrap_err();
-    sent.fail_update_of(None);
+    sent.stop_failing();
     let ActionError::Incomplete { cause, done } = &err else {
         panic!("expected Incomplete, got {err:?}")
     };
@@ -1569,16 +1210,16 @@ async fn a_failure_part_way_reports_the_keys_already_deactivated_and_a_rerun_com
     );
 
     // The retry finishes the job without touching the tag again, and reports the full record.
-    let mark = marks(&clients, &sent);
+    let mark = sent.mark();
     let rerun = disable_access_keys(&clients, &prot, &req).await?;
     assert_eq!(
-        ops(&clients, &sent, mark),
-        iam_ops(&[
+        sent.ops_since(mark),
+        [
             "GetUser",
             "ListAccessKeys",
             "UpdateAccessKey",
             "ListAccessKeys"
-        ])
+        ]
     );
     assert_eq!(rerun.outcome, Outcome::Applied);
     assert_eq!(

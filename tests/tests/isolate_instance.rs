@@ -8,194 +8,71 @@
 //!   launched with a `NetworkInterfaces` specification carrying the groups instead, as
 //!   infrastructure-as-code usually does, so what moto reports is exactly the interface's groups.
 //! * moto accepts `ModifyInstanceAttribute --groups` on a two-interface instance, which AWS
-//!   refuses; the action never sends it, and the interceptor below proves which calls it sends.
+//!   refuses; the action never sends it, and the request recorder proves which calls it sends.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_ec2::config::interceptors::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
-use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_ec2::error::BoxError;
-use aws_sdk_ec2::operation::modify_instance_attribute::ModifyInstanceAttributeInput;
-use aws_sdk_ec2::operation::modify_network_interface_attribute::ModifyNetworkInterfaceAttributeInput;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice, Filter, InstanceAttributeName,
-    InstanceNetworkInterfaceSpecification, InstanceType, IpPermission, IpRange, ResourceType,
-    ShutdownBehavior, Tag, TagSpecification,
+    AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice, IpPermission, IpRange, ResourceType,
+    ShutdownBehavior,
 };
 use ir_aws::ec2::{
     TAG_INCIDENT, TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS, TAG_QUARANTINED_AT,
     conversion_group_name, isolate_instance, isolation_group_name, restore_isolation,
 };
-use ir_aws::{ActionError, ClientOptions, Clients, ReportBuilder};
+use ir_aws::{ActionError, Clients};
 use ir_core::action::{
     ActionReport, ChangeStatus, ContainmentRecord, ContainmentRequest, EniGroups,
     InstanceAttributes, IsolationRecord, Outcome, VolumeAttachment,
 };
 use ir_core::config::Mode;
-use ir_core::event::{Ec2Instance, IamUser, Resource};
 use ir_core::{ErrorName, Named};
-use ir_tests::{LocalCloud, unique_name};
-use sha2::{Digest, Sha256};
+use ir_tests::fixtures::{
+    attach_interface, create_security_group, describe_instance, eni_state, filter,
+    instance_protection, instance_tags, launch, name_tag, primary_interface, run_instance,
+};
+use ir_tests::{
+    Recorder, SentRequest, change, cloud, containment_request, expect_err, incident_id,
+    instance_resource, recorded_clients, release_report, unique_name, user_resource,
+};
 
-const IMAGE: &str = "ami-12c6146b";
 const AZ: &str = "us-east-1a";
-
-async fn cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// What the EC2 client sent, read from the requests themselves: every operation in order (with
-/// ` (DryRun)` when the request carried `DryRun=true`), and every security-group change really
-/// sent: interface and groups for ModifyNetworkInterfaceAttribute, and any
-/// ModifyInstanceAttribute `--groups`.
-#[derive(Debug, Clone, Default)]
-struct Sent {
-    ops: Arc<Mutex<Vec<String>>>,
-    groups: Arc<Mutex<Vec<GroupChange>>>,
-}
 
 /// A resource and the security groups it was set to.
 type GroupChange = (String, Vec<String>);
 
-impl Sent {
-    fn mark(&self) -> usize {
-        self.ops.lock().unwrap().len()
-    }
-
-    fn ops_since(&self, mark: usize) -> Vec<String> {
-        self.ops.lock().unwrap()[mark..].to_vec()
-    }
-
-    fn take_group_changes(&self) -> Vec<GroupChange> {
-        std::mem::take(&mut *self.groups.lock().unwrap())
-    }
+/// Every security-group change really sent since the previous call: interface and groups of
+/// each ModifyNetworkInterfaceAttribute (not dry-run), and any ModifyInstanceAttribute
+/// `--groups`.
+fn take_group_changes(sent: &Recorder) -> Vec<GroupChange> {
+    sent.take().iter().filter_map(group_change).collect()
 }
 
-impl Intercept for Sent {
-    fn name(&self) -> &'static str {
-        "Sent"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(input) = context
-            .input()
-            .downcast_ref::<ModifyNetworkInterfaceAttributeInput>()
-            && input.dry_run() != Some(true)
-        {
-            let eni = input.network_interface_id().unwrap_or_default().to_owned();
-            self.groups
-                .lock()
-                .unwrap()
-                .push((eni, input.groups().to_vec()));
-        }
-        if let Some(input) = context
-            .input()
-            .downcast_ref::<ModifyInstanceAttributeInput>()
-            && !input.groups().is_empty()
-        {
-            let instance = format!(
+fn group_change(request: &SentRequest) -> Option<GroupChange> {
+    match request.operation.as_str() {
+        "ModifyNetworkInterfaceAttribute" if !request.dry_run() => Some((
+            request
+                .param("NetworkInterfaceId")
+                .unwrap_or_default()
+                .to_owned(),
+            request.list("SecurityGroupId"),
+        )),
+        "ModifyInstanceAttribute" if !request.list("GroupId").is_empty() => Some((
+            format!(
                 "{} (ModifyInstanceAttribute --groups)",
-                input.instance_id().unwrap_or_default()
-            );
-            self.groups
-                .lock()
-                .unwrap()
-                .push((instance, input.groups().to_vec()));
-        }
-        Ok(())
+                request.param("InstanceId").unwrap_or_default()
+            ),
+            request.list("GroupId"),
+        )),
+        _ => None,
     }
-
-    /// Once per operation (before the retry loop): the EC2 query body names the action.
-    fn read_after_serialization(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let body = context
-            .request()
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let field = |name: &str| {
-            body.split('&')
-                .find_map(|kv| kv.strip_prefix(name).map(str::to_owned))
-        };
-        let mut op = field("Action=").unwrap_or_else(|| "unknown".to_owned());
-        if field("DryRun=").as_deref() == Some("true") {
-            op.push_str(" (DryRun)");
-        }
-        self.ops.lock().unwrap().push(op);
-        Ok(())
-    }
-}
-
-/// The suite's clients, with the recorder on the EC2 client.
-fn recorded_clients(cloud: &LocalCloud) -> (Clients, Sent) {
-    let sdk = cloud.sdk_config();
-    let mut clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
-    let sent = Sent::default();
-    let conf = aws_sdk_ec2::config::Builder::from(&sdk)
-        .interceptor(clients.calls.clone())
-        .interceptor(sent.clone())
-        .build();
-    clients.ec2 = aws_sdk_ec2::Client::from_conf(conf);
-    (clients, sent)
-}
-
-/// A valid incident id unique to this test process and call.
-fn incident() -> String {
-    let digest = Sha256::digest(unique_name("incident").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("inc-{}", &hex[..20])
 }
 
 fn request(incident: &str, instance_id: &str, mode: Mode) -> ContainmentRequest {
-    ContainmentRequest {
-        incident_id: incident.to_owned(),
-        finding_id: "5ec6a3f0d4b2e1c0a9b8c7d6e5f4a3b2".to_owned(),
-        step_id: "isolate".to_owned(),
-        resource: Resource::Ec2Instance(Ec2Instance {
-            instance_id: instance_id.to_owned(),
-            vpc_id: None,
-            subnet_id: None,
-            network_interfaces: Vec::new(),
-            instance_profile_arn: None,
-            image_id: None,
-            launch_time: None,
-        }),
-        mode,
-    }
-}
-
-fn name_tag(resource: ResourceType, name: &str) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(resource)
-        .tags(Tag::builder().key("Name").value(name).build())
-        .build()
-}
-
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
+    containment_request(incident, "isolate", instance_resource(instance_id), mode)
 }
 
 /// What each test isolates: an instance in an IPv6 VPC with two interfaces in two subnets,
@@ -213,16 +90,7 @@ struct Fixture {
 }
 
 async fn group(ec2: &aws_sdk_ec2::Client, vpc_id: &str, prefix: &str) -> String {
-    ec2.create_security_group()
-        .group_name(unique_name(prefix))
-        .description("application group")
-        .vpc_id(vpc_id)
-        .send()
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_owned()
+    create_security_group(ec2, vpc_id, &unique_name(prefix), "application group").await
 }
 
 async fn fixture(ec2: &aws_sdk_ec2::Client) -> Fixture {
@@ -280,8 +148,8 @@ async fn fixture(ec2: &aws_sdk_ec2::Client) -> Fixture {
     }
 }
 
-/// Launches an instance with two interfaces (the second created and attached separately) and
-/// two EBS volumes.
+/// Launches an instance with two interfaces (the second created and attached separately), each
+/// with an IPv6 address, and two EBS volumes.
 async fn instance(
     ec2: &aws_sdk_ec2::Client,
     subnets: &[String; 2],
@@ -294,40 +162,28 @@ async fn instance(
             .delete_on_termination(true)
             .build()
     };
-    let run = ec2
-        .run_instances()
-        .image_id(IMAGE)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .network_interfaces(
-            InstanceNetworkInterfaceSpecification::builder()
-                .device_index(0)
-                .subnet_id(&subnets[0])
-                .set_groups(Some(primary_groups.to_vec()))
-                .build(),
-        )
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvda")
-                .ebs(ebs(8))
-                .build(),
-        )
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvdb")
-                .ebs(ebs(4))
-                .build(),
-        )
-        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
-        .tag_specifications(name_tag(
-            ResourceType::Instance,
-            &unique_name("ir-test-web"),
-        ))
-        .send()
-        .await
-        .unwrap();
-    let inst = run.instances().first().unwrap();
+    let inst = launch(
+        run_instance(ec2)
+            .network_interfaces(primary_interface(&subnets[0], primary_groups))
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(ebs(8))
+                    .build(),
+            )
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvdb")
+                    .ebs(ebs(4))
+                    .build(),
+            )
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+            .tag_specifications(name_tag(
+                ResourceType::Instance,
+                &unique_name("ir-test-web"),
+            )),
+    )
+    .await;
     let instance_id = inst.instance_id().unwrap().to_owned();
     let primary = inst
         .network_interfaces()
@@ -341,34 +197,10 @@ async fn instance(
         .send()
         .await
         .unwrap();
+    let secondary = attach_interface(ec2, &instance_id, &subnets[1], secondary_groups, true).await;
 
-    let secondary = ec2
-        .create_network_interface()
-        .subnet_id(&subnets[1])
-        .set_groups(Some(secondary_groups.to_vec()))
-        .ipv6_address_count(1)
-        .send()
+    let volumes: Vec<(String, String)> = describe_instance(ec2, &instance_id)
         .await
-        .unwrap()
-        .network_interface()
-        .and_then(|n| n.network_interface_id())
-        .unwrap()
-        .to_owned();
-    ec2.attach_network_interface()
-        .network_interface_id(&secondary)
-        .instance_id(&instance_id)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
-
-    let described = ec2
-        .describe_instances()
-        .instance_ids(&instance_id)
-        .send()
-        .await
-        .unwrap();
-    let volumes: Vec<(String, String)> = described.reservations()[0].instances()[0]
         .block_device_mappings()
         .iter()
         .map(|m| {
@@ -382,88 +214,6 @@ async fn instance(
         instance_id,
         [primary, secondary],
         volumes.try_into().unwrap(),
-    )
-}
-
-async fn eni(ec2: &aws_sdk_ec2::Client, id: &str) -> (Vec<String>, BTreeMap<String, String>) {
-    let out = ec2
-        .describe_network_interfaces()
-        .network_interface_ids(id)
-        .send()
-        .await
-        .unwrap();
-    let ni = &out.network_interfaces()[0];
-    let groups = ni
-        .groups()
-        .iter()
-        .map(|g| g.group_id().unwrap().to_owned())
-        .collect();
-    let tags = ni
-        .tag_set()
-        .iter()
-        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
-        .collect();
-    (groups, tags)
-}
-
-async fn instance_tags(ec2: &aws_sdk_ec2::Client, id: &str) -> BTreeMap<String, String> {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    out.reservations()[0].instances()[0]
-        .tags()
-        .iter()
-        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
-        .collect()
-}
-
-/// (DisableApiTermination, DisableApiStop, shutdown behaviour, [(volume, DeleteOnTermination)]).
-async fn protection(
-    ec2: &aws_sdk_ec2::Client,
-    id: &str,
-) -> (bool, bool, String, Vec<(String, bool)>) {
-    let attr = |name: InstanceAttributeName| {
-        ec2.describe_instance_attribute()
-            .instance_id(id)
-            .attribute(name)
-            .send()
-    };
-    let term = attr(InstanceAttributeName::DisableApiTermination)
-        .await
-        .unwrap();
-    let stop = attr(InstanceAttributeName::DisableApiStop).await.unwrap();
-    let shutdown = attr(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
-        .await
-        .unwrap();
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    let volumes = out.reservations()[0].instances()[0]
-        .block_device_mappings()
-        .iter()
-        .map(|m| {
-            (
-                m.ebs().unwrap().volume_id().unwrap().to_owned(),
-                m.ebs().unwrap().delete_on_termination().unwrap(),
-            )
-        })
-        .collect();
-    (
-        term.disable_api_termination().unwrap().value().unwrap(),
-        stop.disable_api_stop().unwrap().value().unwrap(),
-        shutdown
-            .instance_initiated_shutdown_behavior()
-            .unwrap()
-            .value()
-            .unwrap()
-            .to_owned(),
-        volumes,
     )
 }
 
@@ -522,31 +272,13 @@ fn isolation(report: &ActionReport) -> &IsolationRecord {
     }
 }
 
-fn change<'a>(
-    report: &'a ActionReport,
-    target: &str,
-    attribute: &str,
-) -> &'a ir_core::action::Change {
-    report
-        .changes
-        .iter()
-        .find(|c| c.target == target && c.attribute == attribute)
-        .unwrap_or_else(|| panic!("no change {target} {attribute} in {:#?}", report.changes))
-}
-
 async fn restore(
     clients: &Clients,
     incident: &str,
     record: &IsolationRecord,
     mode: Mode,
 ) -> Result<ActionReport, ActionError> {
-    let mut report = ReportBuilder::new(
-        incident,
-        "release",
-        "ir-release-containment",
-        mode,
-        clients.calls.count(),
-    );
+    let mut report = release_report(clients, incident, mode);
     restore_isolation(clients, record, &mut report).await?;
     Ok(report.finish(&clients.calls))
 }
@@ -557,7 +289,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
     let (clients, sent) = recorded_clients(cloud);
     let ec2 = &clients.ec2;
     let fx = fixture(ec2).await;
-    let inc = incident();
+    let inc = incident_id();
     let [eni1, eni2] = &fx.enis;
 
     // First enforce run.
@@ -639,7 +371,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
     // Each interface went to the conversion group alone, then to the isolation group alone;
     // ModifyInstanceAttribute --groups was never used.
     assert_eq!(
-        sent.take_group_changes(),
+        take_group_changes(&sent),
         [
             (eni1.clone(), vec![conversion.clone()]),
             (eni1.clone(), vec![isolation_id.clone()]),
@@ -647,11 +379,11 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
             (eni2.clone(), vec![isolation_id.clone()]),
         ]
     );
-    assert_eq!(eni(ec2, eni1).await.0, vec![isolation_id.clone()]);
-    assert_eq!(eni(ec2, eni2).await.0, vec![isolation_id.clone()]);
+    assert_eq!(eni_state(ec2, eni1).await.0, vec![isolation_id.clone()]);
+    assert_eq!(eni_state(ec2, eni2).await.0, vec![isolation_id.clone()]);
 
     // Preserved.
-    let (term, stop, shutdown, dot) = protection(ec2, &fx.instance_id).await;
+    let (term, stop, shutdown, dot) = instance_protection(ec2, &fx.instance_id).await;
     assert!(term && stop);
     assert_eq!(shutdown, "stop");
     assert_eq!(
@@ -715,11 +447,11 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
         "{at}"
     );
     assert_eq!(
-        eni(ec2, eni1).await.1.get(TAG_ORIGINAL_GROUPS),
+        eni_state(ec2, eni1).await.1.get(TAG_ORIGINAL_GROUPS),
         Some(&fx.primary_groups.join(" "))
     );
     assert_eq!(
-        eni(ec2, eni2).await.1.get(TAG_ORIGINAL_GROUPS),
+        eni_state(ec2, eni2).await.1.get(TAG_ORIGINAL_GROUPS),
         Some(&fx.secondary_groups.join(" "))
     );
 
@@ -793,7 +525,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
     );
     assert_eq!(again.aws_calls, 6);
     assert_eq!(suite_groups(ec2, &fx.vpc_id).await.len(), 2);
-    assert_eq!(sent.take_group_changes(), []);
+    assert_eq!(take_group_changes(&sent), []);
 
     // A dry-run now plans nothing either.
     let planned = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::DryRun))
@@ -829,16 +561,20 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
     assert_eq!(restored.aws_calls, 14);
     assert_eq!(restored.outcome, Outcome::Applied);
     assert_eq!(
-        sent.take_group_changes(),
+        take_group_changes(&sent),
         [
             (eni1.clone(), fx.primary_groups.clone()),
             (eni2.clone(), fx.secondary_groups.clone())
         ]
     );
-    assert_eq!(eni(ec2, eni1).await.0, fx.primary_groups, "order kept");
-    assert_eq!(eni(ec2, eni2).await.0, fx.secondary_groups);
     assert_eq!(
-        protection(ec2, &fx.instance_id).await,
+        eni_state(ec2, eni1).await.0,
+        fx.primary_groups,
+        "order kept"
+    );
+    assert_eq!(eni_state(ec2, eni2).await.0, fx.secondary_groups);
+    assert_eq!(
+        instance_protection(ec2, &fx.instance_id).await,
         (
             false,
             false,
@@ -858,8 +594,8 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
         leftover(instance_tags(ec2, &fx.instance_id).await),
         Vec::<String>::new()
     );
-    assert_eq!(leftover(eni(ec2, eni1).await.1), Vec::<String>::new());
-    assert_eq!(leftover(eni(ec2, eni2).await.1), Vec::<String>::new());
+    assert_eq!(leftover(eni_state(ec2, eni1).await.1), Vec::<String>::new());
+    assert_eq!(leftover(eni_state(ec2, eni2).await.1), Vec::<String>::new());
     assert!(
         instance_tags(ec2, &fx.instance_id)
             .await
@@ -884,7 +620,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
         twice.changes
     );
     assert_eq!(twice.aws_calls, 5, "{:?}", sent.ops_since(mark));
-    assert_eq!(sent.take_group_changes(), []);
+    assert_eq!(take_group_changes(&sent), []);
 }
 
 /// Everything a dry-run could possibly touch, rendered strictly (request ids excluded).
@@ -932,7 +668,7 @@ async fn state(ec2: &aws_sdk_ec2::Client, fx: &Fixture) -> String {
         rules,
         volumes.volumes(),
         snapshots.snapshots(),
-        protection(ec2, &fx.instance_id).await,
+        instance_protection(ec2, &fx.instance_id).await,
     )
 }
 
@@ -942,7 +678,7 @@ async fn dry_run_changes_nothing_and_lists_the_plan() {
     let (clients, sent) = recorded_clients(cloud);
     let ec2 = &clients.ec2;
     let fx = fixture(ec2).await;
-    let inc = incident();
+    let inc = incident_id();
 
     let before = state(ec2, &fx).await;
     let mark = sent.mark();
@@ -957,7 +693,7 @@ async fn dry_run_changes_nothing_and_lists_the_plan() {
     );
     assert_eq!(suite_groups(ec2, &fx.vpc_id).await.len(), 0);
     assert_eq!(
-        sent.take_group_changes(),
+        take_group_changes(&sent),
         [],
         "no group change was sent for real"
     );
@@ -1048,14 +784,14 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
     let (clients, sent) = recorded_clients(cloud);
     let ec2 = &clients.ec2;
     let fx = fixture(ec2).await;
-    let inc = incident();
+    let inc = incident_id();
     let [eni1, eni2] = &fx.enis;
 
     let first = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
         .await
         .unwrap();
     let record = isolation(&first).clone();
-    sent.take_group_changes();
+    take_group_changes(&sent);
 
     // As if a run had died between the two steps on the first interface and before reaching
     // the second, which meanwhile carries some other group: the live state no longer shows
@@ -1098,7 +834,7 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
     // The first interface is already on the conversion group: straight to isolation. The
     // second goes through the conversion group.
     assert_eq!(
-        retry_sent.take_group_changes(),
+        take_group_changes(&retry_sent),
         [
             (eni1.clone(), vec![record.isolation_group_id.clone()]),
             (eni2.clone(), vec![record.conversion_group_id.clone()]),
@@ -1137,21 +873,21 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
         ChangeStatus::Unchanged
     );
     assert_eq!(
-        eni(ec2, eni1).await.0,
+        eni_state(ec2, eni1).await.0,
         vec![record.isolation_group_id.clone()]
     );
     assert_eq!(
-        eni(ec2, eni2).await.0,
+        eni_state(ec2, eni2).await.0,
         vec![record.isolation_group_id.clone()]
     );
-    assert!(protection(ec2, &fx.instance_id).await.0);
+    assert!(instance_protection(ec2, &fx.instance_id).await.0);
 
     // Release still restores the true originals.
     restore(&retry_clients, &inc, &record, Mode::Enforce)
         .await
         .unwrap();
-    assert_eq!(eni(ec2, eni1).await.0, fx.primary_groups);
-    assert_eq!(eni(ec2, eni2).await.0, fx.secondary_groups);
+    assert_eq!(eni_state(ec2, eni1).await.0, fx.primary_groups);
+    assert_eq!(eni_state(ec2, eni2).await.0, fx.secondary_groups);
 }
 
 #[tokio::test]
@@ -1160,35 +896,35 @@ async fn an_instance_contained_by_another_incident_is_refused() {
     let (clients, sent) = recorded_clients(cloud);
     let ec2 = &clients.ec2;
     let fx = fixture(ec2).await;
-    let (first, second) = (incident(), incident());
+    let (first, second) = (incident_id(), incident_id());
     let record = isolation(
         &isolate_instance(&clients, &request(&first, &fx.instance_id, Mode::Enforce))
             .await
             .unwrap(),
     )
     .clone();
-    sent.take_group_changes();
+    take_group_changes(&sent);
 
     for mode in [Mode::DryRun, Mode::Enforce] {
-        let err = isolate_instance(&clients, &request(&second, &fx.instance_id, mode))
-            .await
-            .unwrap_err();
-        assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+        let err = expect_err(
+            isolate_instance(&clients, &request(&second, &fx.instance_id, mode)).await,
+            ErrorName::Conflict,
+        );
         assert!(err.to_string().contains(&first), "{err}");
     }
     // Release under the wrong incident is refused too.
-    let err = restore(&clients, &second, &record, Mode::Enforce)
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+    expect_err(
+        restore(&clients, &second, &record, Mode::Enforce).await,
+        ErrorName::Conflict,
+    );
 
-    assert_eq!(sent.take_group_changes(), []);
+    assert_eq!(take_group_changes(&sent), []);
     assert_eq!(
         instance_tags(ec2, &fx.instance_id).await.get(TAG_INCIDENT),
         Some(&first)
     );
     assert_eq!(
-        eni(ec2, &fx.enis[0]).await.0,
+        eni_state(ec2, &fx.enis[0]).await.0,
         vec![record.isolation_group_id.clone()]
     );
 }
@@ -1226,7 +962,7 @@ async fn the_groups_are_reused_across_instances_and_a_preexisting_one_is_emptied
         .await
         .unwrap();
 
-    let inc = incident();
+    let inc = incident_id();
     let mark = sent.mark();
     let first = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
         .await
@@ -1248,12 +984,12 @@ async fn the_groups_are_reused_across_instances_and_a_preexisting_one_is_emptied
         change(&first, &squatter, "tag:ir:group").after,
         serde_json::json!("isolation")
     );
-    sent.take_group_changes();
+    take_group_changes(&sent);
 
     // A second instance in the same VPC, another incident: the same groups, none created.
     let (other, enis, _) =
         instance(ec2, &fx.subnets, &fx.secondary_groups, &fx.primary_groups).await;
-    let inc2 = incident();
+    let inc2 = incident_id();
     let mark = sent.mark();
     let second = isolate_instance(&clients, &request(&inc2, &other, Mode::Enforce))
         .await
@@ -1269,7 +1005,7 @@ async fn the_groups_are_reused_across_instances_and_a_preexisting_one_is_emptied
         (&record.conversion_group_id, &record.isolation_group_id)
     );
     assert_eq!(suite_groups(ec2, &fx.vpc_id).await.len(), 2);
-    assert_eq!(eni(ec2, &enis[1]).await.0, [squatter]);
+    assert_eq!(eni_state(ec2, &enis[1]).await.0, [squatter]);
 }
 
 #[tokio::test]
@@ -1277,10 +1013,14 @@ async fn an_unknown_instance_is_not_found() {
     let cloud = cloud().await;
     let (clients, _) = recorded_clients(cloud);
     for mode in [Mode::DryRun, Mode::Enforce] {
-        let err = isolate_instance(&clients, &request(&incident(), "i-0123456789abcdef0", mode))
-            .await
-            .unwrap_err();
-        assert_eq!(err.error_name(), ErrorName::NotFound, "{err}");
+        let err = expect_err(
+            isolate_instance(
+                &clients,
+                &request(&incident_id(), "i-0123456789abcdef0", mode),
+            )
+            .await,
+            ErrorName::NotFound,
+        );
         assert_eq!(err.error_name().as_str(), "NotFound");
         assert!(err.to_string().contains("i-0123456789abcdef0"), "{err}");
     }
@@ -1290,15 +1030,13 @@ async fn an_unknown_instance_is_not_found() {
 async fn a_resource_that_is_not_an_instance_is_invalid_input() {
     let cloud = cloud().await;
     let (clients, _) = recorded_clients(cloud);
-    let mut req = request(&incident(), "i-0123456789abcdef0", Mode::Enforce);
-    req.resource = Resource::IamUser(IamUser {
-        user_name: "alice".into(),
-        access_key_id: None,
-        principal_id: None,
-    });
+    let mut req = request(&incident_id(), "i-0123456789abcdef0", Mode::Enforce);
+    req.resource = user_resource("alice", None);
     let mark = clients.calls.count();
-    let err = isolate_instance(&clients, &req).await.unwrap_err();
-    assert_eq!(err.error_name(), ErrorName::InvalidInput, "{err}");
+    let err = expect_err(
+        isolate_instance(&clients, &req).await,
+        ErrorName::InvalidInput,
+    );
     assert!(err.to_string().contains("iam-user"), "{err}");
     assert_eq!(
         clients.calls.count_since(mark),
@@ -1314,7 +1052,7 @@ async fn concurrent_runs_in_one_vpc_end_with_one_pair_of_groups() {
     let ec2 = &clients.ec2;
     let fx = fixture(ec2).await;
     let (other, _, _) = instance(ec2, &fx.subnets, &fx.secondary_groups, &fx.primary_groups).await;
-    let (inc1, inc2) = (incident(), incident());
+    let (inc1, inc2) = (incident_id(), incident_id());
 
     // Both runs read the VPC before either creates a group: one of them meets
     // InvalidGroup.Duplicate on its CreateSecurityGroup and must reuse the other's group.
@@ -1346,7 +1084,7 @@ async fn concurrent_runs_in_one_vpc_end_with_one_pair_of_groups() {
         (&rb.conversion_group_id, &rb.isolation_group_id)
     );
     assert_eq!(
-        eni(ec2, &fx.enis[1]).await.0,
+        eni_state(ec2, &fx.enis[1]).await.0,
         vec![ra.isolation_group_id.clone()]
     );
     assert_eq!(rules(ec2, &ra.isolation_group_id).await, []);

@@ -10,36 +10,51 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::operation::create_table::CreateTableOutput;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus,
 };
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
+use aws_sdk_ec2::types::{IpPermission, IpRange};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
-    ObjectLockRetentionMode, ObjectLockRule,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ObjectLockRetentionMode};
 use aws_sdk_sfn::types::ExecutionStatus;
-use ir_tests::{ACCOUNT_ID, HarnessError, LocalCloud, unique_name};
+use ir_tests::fixtures::{create_security_group, create_subnet, create_vpc, filter, locked_bucket};
+use ir_tests::{ACCOUNT_ID, HarnessError, LocalCloud, TestResult, cloud, unique_name};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-async fn shared_cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
+/// Creates a table keyed by the string `pk`, billed per request.
+async fn create_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<CreateTableOutput, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(ddb
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?)
 }
 
 #[tokio::test]
 async fn shared_cloud_starts_and_reports_its_endpoint() {
-    let cloud = shared_cloud().await;
+    let cloud = cloud().await;
     assert!(cloud.is_shared());
     assert!(
         cloud.endpoint_url().starts_with("http://127.0.0.1:"),
@@ -56,28 +71,11 @@ async fn shared_cloud_starts_and_reports_its_endpoint() {
 
 #[tokio::test]
 async fn dynamodb_conditional_put_rejects_the_second_write() -> TestResult {
-    let cloud = shared_cloud().await;
+    let cloud = cloud().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cloud.sdk_config());
     let table = unique_name("ir-smoke-locks");
 
-    let created = ddb
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await?;
+    let created = create_table(&ddb, &table).await?;
     let status = created
         .table_description()
         .and_then(|d| d.table_status())
@@ -122,36 +120,13 @@ async fn dynamodb_conditional_put_rejects_the_second_write() -> TestResult {
 
 #[tokio::test]
 async fn s3_object_lock_compliance_refuses_version_delete() -> TestResult {
-    let cloud = shared_cloud().await;
+    let cloud = cloud().await;
     let s3 = cloud.s3_client();
-    let bucket = unique_name("ir-smoke-evidence");
     let key = "case-0001/memory.lime";
     let body: &[u8] = b"forensic evidence bytes";
 
-    s3.create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await?;
-    s3.put_object_lock_configuration()
-        .bucket(&bucket)
-        .object_lock_configuration(
-            ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(
-                            DefaultRetention::builder()
-                                .mode(ObjectLockRetentionMode::Compliance)
-                                .days(1)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await?;
+    // Object Lock, default retention COMPLIANCE 1 day.
+    let bucket = locked_bucket(&s3, "ir-smoke-evidence").await;
     let lock = s3
         .get_object_lock_configuration()
         .bucket(&bucket)
@@ -234,38 +209,19 @@ async fn s3_object_lock_compliance_refuses_version_delete() -> TestResult {
 
 #[tokio::test]
 async fn ec2_security_group_default_egress_can_be_revoked() -> TestResult {
-    let cloud = shared_cloud().await;
+    let cloud = cloud().await;
     let ec2 = aws_sdk_ec2::Client::new(&cloud.sdk_config());
 
-    let vpc_id = ec2
-        .create_vpc()
-        .cidr_block("10.42.0.0/16")
-        .send()
-        .await?
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .expect("vpc id")
-        .to_owned();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.42.1.0/24")
-        .send()
-        .await?;
-    assert_eq!(
-        subnet.subnet().and_then(|s| s.vpc_id()),
-        Some(vpc_id.as_str())
-    );
-    let group_id = ec2
-        .create_security_group()
-        .group_name(unique_name("ir-smoke-isolation"))
-        .description("isolation group, no egress")
-        .vpc_id(&vpc_id)
-        .send()
-        .await?
-        .group_id()
-        .expect("group id")
-        .to_owned();
+    let vpc_id = create_vpc(&ec2, "10.42.0.0/16").await;
+    // Checks that the subnet is created in the VPC.
+    create_subnet(&ec2, &vpc_id, "10.42.1.0/24").await;
+    let group_id = create_security_group(
+        &ec2,
+        &vpc_id,
+        &unique_name("ir-smoke-isolation"),
+        "isolation group, no egress",
+    )
+    .await;
 
     let egress = |ec2: aws_sdk_ec2::Client, group_id: String| async move {
         let out = ec2
@@ -309,7 +265,7 @@ async fn ec2_security_group_default_egress_can_be_revoked() -> TestResult {
     );
     let rules = ec2
         .describe_security_group_rules()
-        .filters(Filter::builder().name("group-id").values(&group_id).build())
+        .filters(filter("group-id", &group_id))
         .send()
         .await?;
     let egress_rules: Vec<_> = rules
@@ -413,23 +369,7 @@ async fn step_functions_lambda_tasks_are_routed_to_the_given_endpoint() -> TestR
     let sfn = aws_sdk_sfn::Client::new(&cloud.sdk_config());
     let ddb = aws_sdk_dynamodb::Client::new(&cloud.sdk_config());
     let table = unique_name("ir-smoke-routing");
-    ddb.create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await?;
+    create_table(&ddb, &table).await?;
     let definition = serde_json::json!({
         "StartAt": "Invoke",
         "States": {

@@ -5,21 +5,21 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, InstanceNetworkInterfaceSpecification, InstanceType,
-    ShutdownBehavior,
-};
+use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ShutdownBehavior};
 use ir_aws::release::release_containment;
-use ir_aws::{ClientOptions, Clients, ec2, iam};
+use ir_aws::{Clients, ec2, iam};
 use ir_core::action::{ActionReport, ChangeStatus, ContainmentRequest, Outcome, ReleaseRequest};
 use ir_core::config::{Mode, Protection};
-use ir_core::event::{Ec2Instance, IamRole, IamUser, Resource};
-use ir_tests::{LocalCloud, unique_name};
-
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-const APP_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+use ir_core::event::Resource;
+use ir_tests::fixtures::{
+    APP_POLICY, attach_interface, create_key, create_role, create_security_group, create_subnet,
+    create_user, create_vpc, eni_state, instance_protection, instance_tags, launch,
+    primary_interface, put_role_policy, role_state, run_instance, user_state,
+};
+use ir_tests::{
+    clients, cloud, containment_request, expect_err, incident_id, instance_resource, role_resource,
+    unique_name, user_resource,
+};
 
 struct Victim {
     instance_id: String,
@@ -30,127 +30,49 @@ struct Victim {
 }
 
 async fn group(ec2: &aws_sdk_ec2::Client, vpc: &str) -> String {
-    let out = ec2
-        .create_security_group()
-        .group_name(unique_name("app"))
-        .description("app")
-        .vpc_id(vpc)
-        .send()
-        .await
-        .unwrap();
-    out.group_id().unwrap().to_owned()
+    create_security_group(ec2, vpc, &unique_name("app"), "app").await
 }
 
 async fn victim(c: &Clients) -> Victim {
-    let vpc = c
-        .ec2
-        .create_vpc()
-        .cidr_block("10.70.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-    let subnet = c
-        .ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.70.1.0/24")
-        .send()
-        .await
-        .unwrap();
-    let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_owned();
+    let vpc = create_vpc(&c.ec2, "10.70.0.0/16").await;
+    let subnet = create_subnet(&c.ec2, &vpc, "10.70.1.0/24").await;
     let (g1, g2, g3) = (
         group(&c.ec2, &vpc).await,
         group(&c.ec2, &vpc).await,
         group(&c.ec2, &vpc).await,
     );
-    let run = c
-        .ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .network_interfaces(
-            InstanceNetworkInterfaceSpecification::builder()
-                .device_index(0)
-                .subnet_id(&subnet)
-                .groups(&g2)
-                .groups(&g1)
-                .build(),
-        )
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvda")
-                .ebs(
-                    EbsBlockDevice::builder()
-                        .volume_size(8)
-                        .delete_on_termination(true)
-                        .build(),
-                )
-                .build(),
-        )
-        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
-        .send()
-        .await
-        .unwrap();
-    let instance = &run.instances()[0];
+    let instance = launch(
+        run_instance(&c.ec2)
+            .network_interfaces(primary_interface(&subnet, &[g2, g1]))
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(8)
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate),
+    )
+    .await;
     let instance_id = instance.instance_id().unwrap().to_owned();
     let primary = instance.network_interfaces()[0]
         .network_interface_id()
         .unwrap()
         .to_owned();
-    let second = c
-        .ec2
-        .create_network_interface()
-        .subnet_id(&subnet)
-        .groups(&g3)
-        .send()
-        .await
-        .unwrap();
-    let second = second
-        .network_interface()
-        .unwrap()
-        .network_interface_id()
-        .unwrap()
-        .to_owned();
-    c.ec2
-        .attach_network_interface()
-        .network_interface_id(&second)
-        .instance_id(&instance_id)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
+    let second = attach_interface(&c.ec2, &instance_id, &subnet, &[g3], false).await;
 
     let role = unique_name("app-role");
-    c.iam
-        .create_role()
-        .role_name(&role)
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    c.iam
-        .put_role_policy()
-        .role_name(&role)
-        .policy_name("app")
-        .policy_document(APP_POLICY)
-        .send()
-        .await
-        .unwrap();
+    create_role(&c.iam, &role, "/", &[]).await;
+    put_role_policy(&c.iam, &role, "app", APP_POLICY).await;
     let user = unique_name("deployer");
-    c.iam.create_user().user_name(&user).send().await.unwrap();
+    create_user(&c.iam, &user, &[]).await;
     let mut keys = Vec::new();
     for _ in 0..2 {
-        let k = c
-            .iam
-            .create_access_key()
-            .user_name(&user)
-            .send()
-            .await
-            .unwrap();
-        keys.push(k.access_key().unwrap().access_key_id().to_owned());
+        keys.push(create_key(&c.iam, &user).await);
     }
     Victim {
         instance_id,
@@ -161,127 +83,27 @@ async fn victim(c: &Clients) -> Victim {
     }
 }
 
-/// Everything release may change, read back from the emulator.
+/// Everything release may change, read back from the emulator: each interface's groups and
+/// tags, the instance's protection and tags, the role's and the user's policies, keys and tags.
 async fn state(c: &Clients, v: &Victim) -> String {
-    let mut out = BTreeMap::new();
+    let mut enis = Vec::new();
     for eni in &v.enis {
-        let d = c
-            .ec2
-            .describe_network_interfaces()
-            .network_interface_ids(eni)
-            .send()
-            .await
-            .unwrap();
-        let groups: Vec<String> = d.network_interfaces()[0]
-            .groups()
-            .iter()
-            .map(|g| g.group_id().unwrap().to_owned())
-            .collect();
-        out.insert(format!("{eni} groups"), format!("{groups:?}"));
+        enis.push((eni, eni_state(&c.ec2, eni).await));
     }
-    for attr in [
-        aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination,
-        aws_sdk_ec2::types::InstanceAttributeName::DisableApiStop,
-        aws_sdk_ec2::types::InstanceAttributeName::InstanceInitiatedShutdownBehavior,
-        aws_sdk_ec2::types::InstanceAttributeName::BlockDeviceMapping,
-    ] {
-        let a = c
-            .ec2
-            .describe_instance_attribute()
-            .instance_id(&v.instance_id)
-            .attribute(attr.clone())
-            .send()
-            .await
-            .unwrap();
-        out.insert(
-            format!("{attr:?}"),
-            format!(
-                "{:?} {:?} {:?} {:?}",
-                a.disable_api_termination(),
-                a.disable_api_stop(),
-                a.instance_initiated_shutdown_behavior(),
-                a.block_device_mappings()
-                    .iter()
-                    .map(|m| m.ebs().and_then(|e| e.delete_on_termination()))
-                    .collect::<Vec<_>>()
-            ),
-        );
-    }
-    let d = c
-        .ec2
-        .describe_instances()
-        .instance_ids(&v.instance_id)
-        .send()
-        .await
-        .unwrap();
-    let mut tags: Vec<String> = d.reservations()[0].instances()[0]
-        .tags()
-        .iter()
-        .map(|t| format!("{}={}", t.key().unwrap(), t.value().unwrap()))
-        .collect();
-    tags.sort();
-    out.insert("instance tags".into(), format!("{tags:?}"));
-    let policies = c
-        .iam
-        .list_role_policies()
-        .role_name(&v.role)
-        .send()
-        .await
-        .unwrap();
-    out.insert(
-        "role policies".into(),
-        format!("{:?}", policies.policy_names()),
-    );
-    let user_policies = c
-        .iam
-        .list_user_policies()
-        .user_name(&v.user)
-        .send()
-        .await
-        .unwrap();
-    out.insert(
-        "user policies".into(),
-        format!("{:?}", user_policies.policy_names()),
-    );
-    let keys = c
-        .iam
-        .list_access_keys()
-        .user_name(&v.user)
-        .send()
-        .await
-        .unwrap();
-    let mut keys: Vec<String> = keys
-        .access_key_metadata()
-        .iter()
-        .map(|k| format!("{} {:?}", k.access_key_id().unwrap(), k.status()))
-        .collect();
-    keys.sort();
-    out.insert("keys".into(), format!("{keys:?}"));
-    let tags = c
-        .iam
-        .list_user_tags()
-        .user_name(&v.user)
-        .send()
-        .await
-        .unwrap();
-    out.insert(
-        "user tags".into(),
-        format!(
-            "{:?}",
-            tags.tags().iter().map(|t| t.key()).collect::<Vec<_>>()
-        ),
-    );
-    format!("{out:#?}")
+    format!(
+        "{:#?}",
+        (
+            enis,
+            instance_protection(&c.ec2, &v.instance_id).await,
+            instance_tags(&c.ec2, &v.instance_id).await,
+            role_state(&c.iam, &v.role).await,
+            user_state(&c.iam, &v.user).await,
+        )
+    )
 }
 
 fn request(incident: &str, step: &str, resource: Resource) -> ContainmentRequest {
-    ContainmentRequest {
-        incident_id: incident.into(),
-        finding_id: "f-1".into(),
-        step_id: step.into(),
-        resource,
-        mode: Mode::Enforce,
-    }
+    containment_request(incident, step, resource, Mode::Enforce)
 }
 
 fn applied(r: &ActionReport) -> usize {
@@ -293,37 +115,15 @@ fn applied(r: &ActionReport) -> usize {
 
 #[tokio::test]
 async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() {
-    let cloud = LocalCloud::shared().await.unwrap_or_else(|e| panic!("{e}"));
-    let c = Clients::new(
-        &cloud.sdk_config(),
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
+    let c = clients(cloud().await);
     let v = victim(&c).await;
-    let incident = format!("inc-{:020x}", u128::from(std::process::id()) << 32 | 0xfeed);
+    let incident = incident_id();
     let protection = Protection::default();
     let before = state(&c, &v).await;
 
-    let instance = Resource::Ec2Instance(Ec2Instance {
-        instance_id: v.instance_id.clone(),
-        vpc_id: None,
-        subnet_id: None,
-        network_interfaces: Vec::new(),
-        instance_profile_arn: None,
-        image_id: None,
-        launch_time: None,
-    });
-    let role = Resource::IamRole(IamRole {
-        role_name: v.role.clone(),
-        access_key_id: None,
-        principal_id: None,
-    });
-    let user = Resource::IamUser(IamUser {
-        user_name: v.user.clone(),
-        access_key_id: Some(v.keys[0].clone()),
-        principal_id: None,
-    });
+    let instance = instance_resource(&v.instance_id);
+    let role = role_resource(&v.role);
+    let user = user_resource(&v.user, Some(&v.keys[0]));
 
     let snap = ec2::snapshot_volumes(
         &c,
@@ -430,13 +230,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
 
 #[tokio::test]
 async fn an_empty_release_is_a_no_op_and_bad_payloads_are_invalid_input() {
-    let cloud = LocalCloud::shared().await.unwrap_or_else(|e| panic!("{e}"));
-    let c = Clients::new(
-        &cloud.sdk_config(),
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
+    let c = clients(cloud().await);
     let req = ReleaseRequest {
         incident_id: "inc-00000000000000000001".into(),
         step_id: "release".into(),
@@ -450,13 +244,11 @@ async fn an_empty_release_is_a_no_op_and_bad_payloads_are_invalid_input() {
         r#"{"incidentId":"inc-00000000000000000001","records":[{"kind":"nope"}]}"#,
     )
     .unwrap();
-    let e = ir_aws::action::perform(ir_aws::release::ACTION, bad, |req| async move {
-        release_containment(&c, &req).await
-    })
-    .await
-    .unwrap_err();
-    assert_eq!(
-        ir_core::Named::error_name(&e),
-        ir_core::ErrorName::InvalidInput
+    expect_err(
+        ir_aws::action::perform(ir_aws::release::ACTION, bad, |req| async move {
+            release_containment(&c, &req).await
+        })
+        .await,
+        ir_core::ErrorName::InvalidInput,
     );
 }

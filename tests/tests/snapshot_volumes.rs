@@ -4,184 +4,53 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_ec2::error::BoxError;
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceType, ResourceType, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Filter, ResourceType};
 use ir_aws::ec2::{TAG_FINDING, TAG_INCIDENT, TAG_INSTANCE, snapshot_volumes};
-use ir_aws::{ClientOptions, Clients};
+use ir_core::ErrorName;
 use ir_core::action::{
     ActionReport, Artifacts, ChangeStatus, ContainmentRequest, Outcome, SnapshotRef,
 };
 use ir_core::config::Mode;
-use ir_core::event::{Ec2Instance, Resource, S3Bucket};
-use ir_core::{ErrorName, Named};
-use ir_tests::{LocalCloud, unique_name};
-use sha2::{Digest, Sha256};
-
-const FINDING: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
-
-async fn cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// Every EC2 operation sent, read from the query body (` (DryRun)` when `DryRun=true`).
-#[derive(Debug, Clone, Default)]
-struct Sent(Arc<Mutex<Vec<String>>>);
-
-impl Sent {
-    fn mark(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn since(&self, mark: usize) -> Vec<String> {
-        self.0.lock().unwrap()[mark..].to_vec()
-    }
-}
-
-impl Intercept for Sent {
-    fn name(&self) -> &'static str {
-        "Sent"
-    }
-
-    fn read_after_serialization(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let body = context
-            .request()
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let field = |name: &str| {
-            body.split('&')
-                .find_map(|kv| kv.strip_prefix(name).map(str::to_owned))
-        };
-        let mut op = field("Action=").unwrap_or_else(|| "unknown".to_owned());
-        if field("DryRun=").as_deref() == Some("true") {
-            op.push_str(" (DryRun)");
-        }
-        self.0.lock().unwrap().push(op);
-        Ok(())
-    }
-}
-
-fn recorded_clients(cloud: &LocalCloud) -> (Clients, Sent) {
-    let sdk = cloud.sdk_config();
-    let mut clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
-    let sent = Sent::default();
-    let conf = aws_sdk_ec2::config::Builder::from(&sdk)
-        .interceptor(clients.calls.clone())
-        .interceptor(sent.clone())
-        .build();
-    clients.ec2 = aws_sdk_ec2::Client::from_conf(conf);
-    (clients, sent)
-}
-
-fn incident() -> String {
-    let digest = Sha256::digest(unique_name("incident").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("inc-{}", &hex[..20])
-}
+use ir_core::event::{Resource, S3Bucket};
+use ir_tests::fixtures::{create_subnet, create_vpc, filter, launch, name_tag, run_instance};
+use ir_tests::{
+    FINDING_ID, change, cloud, containment_request, expect_err, incident_id, instance_resource,
+    recorded_clients, unique_name,
+};
 
 fn request(incident: &str, instance_id: &str, mode: Mode) -> ContainmentRequest {
-    ContainmentRequest {
-        incident_id: incident.to_owned(),
-        finding_id: FINDING.to_owned(),
-        step_id: "snapshot".to_owned(),
-        resource: Resource::Ec2Instance(Ec2Instance {
-            instance_id: instance_id.to_owned(),
-            vpc_id: None,
-            subnet_id: None,
-            network_interfaces: Vec::new(),
-            instance_profile_arn: None,
-            image_id: None,
-            launch_time: None,
-        }),
-        mode,
-    }
+    containment_request(incident, "snapshot", instance_resource(instance_id), mode)
 }
 
 /// An instance with a boot volume and an encrypted data volume; returns the instance id and
 /// the volume ids in mapping order.
 async fn instance(ec2: &aws_sdk_ec2::Client) -> (String, Vec<String>) {
-    let vpc_id = ec2
-        .create_vpc()
-        .cidr_block("10.61.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_owned();
-    let subnet_id = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.61.1.0/24")
-        .send()
-        .await
-        .unwrap()
-        .subnet()
-        .unwrap()
-        .subnet_id()
-        .unwrap()
-        .to_owned();
-    let run = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&subnet_id)
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvda")
-                .ebs(EbsBlockDevice::builder().volume_size(8).build())
-                .build(),
-        )
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvdb")
-                .ebs(
-                    EbsBlockDevice::builder()
-                        .volume_size(4)
-                        .encrypted(true)
-                        .build(),
-                )
-                .build(),
-        )
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .tags(
-                    Tag::builder()
-                        .key("Name")
-                        .value(unique_name("ir-test-db"))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let inst = &run.instances()[0];
+    let vpc_id = create_vpc(ec2, "10.61.0.0/16").await;
+    let subnet_id = create_subnet(ec2, &vpc_id, "10.61.1.0/24").await;
+    let inst = launch(
+        run_instance(ec2)
+            .subnet_id(&subnet_id)
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(EbsBlockDevice::builder().volume_size(8).build())
+                    .build(),
+            )
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvdb")
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(4)
+                            .encrypted(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .tag_specifications(name_tag(ResourceType::Instance, &unique_name("ir-test-db"))),
+    )
+    .await;
     let volumes = inst
         .block_device_mappings()
         .iter()
@@ -198,12 +67,7 @@ async fn snapshots_of(
     let out = ec2
         .describe_snapshots()
         .owner_ids("self")
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{TAG_INSTANCE}"))
-                .values(instance_id)
-                .build(),
-        )
+        .filters(filter(&format!("tag:{TAG_INSTANCE}"), instance_id))
         .send()
         .await
         .unwrap();
@@ -246,14 +110,14 @@ async fn one_multi_volume_snapshot_set_is_taken_once_and_found_again() {
     let (clients, sent) = recorded_clients(cloud);
     let ec2 = &clients.ec2;
     let (instance_id, volumes) = instance(ec2).await;
-    let inc = incident();
+    let inc = incident_id();
 
     let mark = sent.mark();
     let report = snapshot_volumes(&clients, &request(&inc, &instance_id, Mode::Enforce))
         .await
         .unwrap();
     assert_eq!(
-        sent.since(mark),
+        sent.ops_since(mark),
         [
             "DescribeInstances",
             "DescribeSnapshots",
@@ -278,16 +142,12 @@ async fn one_multi_volume_snapshot_set_is_taken_once_and_found_again() {
             volume_id: volume_id.clone()
         }));
         assert_eq!(tags.get(TAG_INCIDENT), Some(&inc));
-        assert_eq!(tags.get(TAG_FINDING).map(String::as_str), Some(FINDING));
+        assert_eq!(tags.get(TAG_FINDING).map(String::as_str), Some(FINDING_ID));
         assert_eq!(tags.get(TAG_INSTANCE), Some(&instance_id));
         assert_eq!(tags.get("Name"), Some(&format!("ir-{inc}-{instance_id}")));
     }
     for r in &refs {
-        let c = report
-            .changes
-            .iter()
-            .find(|c| c.target == r.volume_id && c.attribute == "snapshot")
-            .unwrap();
+        let c = change(&report, &r.volume_id, "snapshot");
         assert_eq!(
             (c.status, &c.before, &c.after),
             (
@@ -318,7 +178,10 @@ async fn one_multi_volume_snapshot_set_is_taken_once_and_found_again() {
     let again = snapshot_volumes(&clients, &request(&inc, &instance_id, Mode::Enforce))
         .await
         .unwrap();
-    assert_eq!(sent.since(mark), ["DescribeInstances", "DescribeSnapshots"]);
+    assert_eq!(
+        sent.ops_since(mark),
+        ["DescribeInstances", "DescribeSnapshots"]
+    );
     assert_eq!(again.aws_calls, 2);
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
     assert_eq!(snapshot_refs(&again, &instance_id), refs);
@@ -331,7 +194,7 @@ async fn one_multi_volume_snapshot_set_is_taken_once_and_found_again() {
     assert_eq!(snapshots_of(ec2, &instance_id).await, stored);
 
     // Another incident on the same instance takes its own set.
-    let other = incident();
+    let other = incident_id();
     let third = snapshot_volumes(&clients, &request(&other, &instance_id, Mode::Enforce))
         .await
         .unwrap();
@@ -347,11 +210,14 @@ async fn dry_run_proves_the_permission_and_creates_nothing() {
     let (instance_id, volumes) = instance(ec2).await;
 
     let mark = sent.mark();
-    let report = snapshot_volumes(&clients, &request(&incident(), &instance_id, Mode::DryRun))
-        .await
-        .unwrap();
+    let report = snapshot_volumes(
+        &clients,
+        &request(&incident_id(), &instance_id, Mode::DryRun),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        sent.since(mark),
+        sent.ops_since(mark),
         [
             "DescribeInstances",
             "DescribeSnapshots",
@@ -392,22 +258,25 @@ async fn dry_run_proves_the_permission_and_creates_nothing() {
 async fn bad_requests_are_typed_errors() {
     let cloud = cloud().await;
     let (clients, _) = recorded_clients(cloud);
-    let err = snapshot_volumes(
-        &clients,
-        &request(&incident(), "i-0123456789abcdef0", Mode::Enforce),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.error_name(), ErrorName::NotFound, "{err}");
+    let err = expect_err(
+        snapshot_volumes(
+            &clients,
+            &request(&incident_id(), "i-0123456789abcdef0", Mode::Enforce),
+        )
+        .await,
+        ErrorName::NotFound,
+    );
     assert!(err.to_string().contains("i-0123456789abcdef0"), "{err}");
 
-    let mut req = request(&incident(), "i-0123456789abcdef0", Mode::Enforce);
+    let mut req = request(&incident_id(), "i-0123456789abcdef0", Mode::Enforce);
     req.resource = Resource::S3Bucket(S3Bucket {
         bucket_name: "evidence".into(),
         arn: None,
     });
     let mark = clients.calls.count();
-    let err = snapshot_volumes(&clients, &req).await.unwrap_err();
-    assert_eq!(err.error_name(), ErrorName::InvalidInput, "{err}");
+    expect_err(
+        snapshot_volumes(&clients, &req).await,
+        ErrorName::InvalidInput,
+    );
     assert_eq!(clients.calls.count_since(mark), 0);
 }
