@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 2 invalid input (the event, the config, the registry, the intel list,
 //! or the command line), with one line on stderr naming what is wrong; 1 anything else.
 
+mod playbooks;
 mod simulate;
 
 use std::io::Write;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Triage an EventBridge event offline and show the decision. Changes nothing.
     Simulate(simulate::Args),
+    /// Playbooks as code: render the state machines from the config, or validate the config.
+    Playbooks(playbooks::Args),
 }
 
 /// A failure of a command, with the exit code it maps to.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(&args, &mut out),
+        Command::Playbooks(args) => playbooks::run(&args, &mut out),
     };
     match result.and_then(|()| {
         out.flush()

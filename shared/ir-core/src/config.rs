@@ -354,6 +354,15 @@ pub struct Notifications {
     pub escalation_matrix: BTreeMap<Severity, Vec<Escalation>>,
     #[serde(default = "default_exhausted")]
     pub on_escalation_exhausted: OnExhausted,
+    /// Who may approve or reject a gated step: IAM role and user ARNs. A caller whose identity is
+    /// an assumed-role session of a listed role (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`)
+    /// counts as that role, whatever the role's path. Empty: nobody can decide, so every gate
+    /// ends as its escalation matrix runs out.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// The identity that requested an approval cannot decide it (on by default).
+    #[serde(default = "yes")]
+    pub two_person_rule: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -474,11 +483,27 @@ impl Config {
                     ),
                 );
             }
+            if p.steps.iter().any(|s| s.requires_approval) {
+                for s in Severity::ALL {
+                    if p.trigger.matches(s) && self.escalation(s).is_empty() {
+                        problem(
+                            format!("/playbooks/{i}/trigger"),
+                            format!(
+                                "playbook `{}` has approval gates and its trigger matches severity {s}, which has no notifications.escalation_matrix row: nobody would be asked to approve",
+                                p.id
+                            ),
+                        );
+                    }
+                }
+            }
             let allow =
                 p.allow_unapproved_destructive || self.orchestrator.allow_unapproved_destructive;
             for (j, s) in p.steps.iter().enumerate() {
                 let at = format!("/playbooks/{i}/steps/{j}");
-                if p.steps[..j].iter().any(|q| playbook::step_key(&q.id) == playbook::step_key(&s.id)) {
+                if p.steps[..j]
+                    .iter()
+                    .any(|q| playbook::step_key(&q.id) == playbook::step_key(&s.id))
+                {
                     problem(
                         format!("{at}/id"),
                         format!("duplicate step id `{}` in playbook `{}`", s.id, p.id),
@@ -692,6 +717,94 @@ mod tests {
         // In dry-run nothing is changed, so no gate is required.
         let dry = ungated.replacen("  dry_run_default: false", "  dry_run_default: true", 1);
         assert!(Config::from_yaml(&dry).is_ok());
+    }
+
+    #[test]
+    fn a_gated_playbook_needs_an_escalation_row_for_every_severity_it_takes() {
+        // immediate-isolation has gates; high has a row, medium has none.
+        assert!(
+            Config::from_yaml(&with(
+                "trigger: severity == critical",
+                "trigger: severity >= high"
+            ))
+            .is_ok()
+        );
+        let p = problems(&with(
+            "trigger: severity == critical",
+            "trigger: severity >= medium",
+        ));
+        assert!(
+            p.iter().any(|p| p.path == "/playbooks/0/trigger"
+                && p.message.contains("severity medium")
+                && p.message.contains("escalation_matrix")),
+            "{p:?}"
+        );
+        assert!(
+            !p.iter().any(|p| p.message.contains("severity high")),
+            "{p:?}"
+        );
+        // Playbooks without gates need no row (queue-for-review takes medium and low).
+        let ungated = with(
+            "trigger: severity == critical",
+            "trigger: severity >= medium",
+        )
+        .replace("        requires_approval: true\n", "");
+        assert!(Config::from_yaml(&ungated).is_ok());
+    }
+
+    #[test]
+    fn approvers_are_iam_role_or_user_arns_and_the_two_person_rule_defaults_on() {
+        const APPROVERS: &str = "  approvers:\n    - arn:aws:iam::111122223333:role/SecurityEngineer\n    - arn:aws:iam::111122223333:role/SecurityLead\n";
+        const RULE: &str = "  two_person_rule: true\n";
+        let c = Config::embedded().unwrap();
+        assert_eq!(
+            c.notifications.approvers,
+            [
+                "arn:aws:iam::111122223333:role/SecurityEngineer",
+                "arn:aws:iam::111122223333:role/SecurityLead"
+            ]
+        );
+        assert!(c.notifications.two_person_rule);
+
+        let listed = with(
+            APPROVERS,
+            "  approvers:\n    - arn:aws:iam::111122223333:role/teams/SecurityLead\n    - arn:aws-us-gov:iam::111122223333:user/alice\n",
+        )
+        .replacen(RULE, "  two_person_rule: false\n", 1);
+        let c = Config::from_yaml(&listed).unwrap();
+        assert_eq!(
+            c.notifications.approvers,
+            [
+                "arn:aws:iam::111122223333:role/teams/SecurityLead",
+                "arn:aws-us-gov:iam::111122223333:user/alice"
+            ]
+        );
+        assert!(!c.notifications.two_person_rule);
+
+        // Absent: nobody is an approver, and the rule stays on.
+        let c = Config::from_yaml(&with(APPROVERS, "").replacen(RULE, "", 1)).unwrap();
+        assert!(c.notifications.approvers.is_empty());
+        assert!(c.notifications.two_person_rule);
+
+        for bad in [
+            "SecurityLead",
+            "arn:aws:sts::111122223333:assumed-role/SecurityLead/alice",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:iam::1111:role/SecurityLead",
+            "arn:aws:iam::111122223333:group/Security",
+            "arn:aws:iam::111122223333:role/",
+        ] {
+            let p = problems(&with(APPROVERS, &format!("  approvers: [\"{bad}\"]\n")));
+            assert!(
+                p.iter().any(|p| p.path == "/notifications/approvers/0"),
+                "{bad}: {p:?}"
+            );
+        }
+        let p = problems(&with(RULE, "  two_person_rule: sometimes\n"));
+        assert!(
+            p.iter().any(|p| p.path == "/notifications/two_person_rule"),
+            "{p:?}"
+        );
     }
 
     #[test]

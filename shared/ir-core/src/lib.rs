@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod asff;
+pub mod asl;
 pub mod audit;
 pub mod config;
 pub mod contracts;

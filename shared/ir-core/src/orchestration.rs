@@ -36,10 +36,23 @@ pub struct PlaybookInput {
 
 impl PlaybookInput {
     /// The playbook input of an incident; `None` when it has no events.
-    pub fn new(events: &[SecurityEvent], decision: Decision, detected_at: OffsetDateTime) -> Option<PlaybookInput> {
+    pub fn new(
+        events: &[SecurityEvent],
+        decision: Decision,
+        detected_at: OffsetDateTime,
+    ) -> Option<PlaybookInput> {
         let first = events.first()?;
-        let first_seen = events.iter().filter_map(|e| e.first_seen).min().unwrap_or(detected_at);
-        let last_seen = events.iter().filter_map(|e| e.last_seen).max().unwrap_or(detected_at).max(first_seen);
+        let first_seen = events
+            .iter()
+            .filter_map(|e| e.first_seen)
+            .min()
+            .unwrap_or(detected_at);
+        let last_seen = events
+            .iter()
+            .filter_map(|e| e.last_seen)
+            .max()
+            .unwrap_or(detected_at)
+            .max(first_seen);
         Some(PlaybookInput {
             incident_id: decision.incident_id.clone(),
             finding_id: first.finding_id.clone(),
@@ -55,17 +68,25 @@ impl PlaybookInput {
     }
 }
 
-/// A Step Functions error as a `Catch` with `ResultPath` delivers it.
+/// A Step Functions error as a `Catch` with `ResultPath` delivers it (`Cause` may be null).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateError {
-    #[serde(rename = "Error", default)]
+    #[serde(rename = "Error", default, deserialize_with = "null_as_empty")]
     pub error: String,
-    #[serde(rename = "Cause", default)]
+    #[serde(rename = "Cause", default, deserialize_with = "null_as_empty")]
     pub cause: String,
 }
 
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
 /// What the recorder (`ir-record`) is asked to write: the incident record and the audit chain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// Tagged by `kind`. Deserialized by hand: serde's tagged enums buffer their content, which the
+/// raw findings inside the events (`RawValue`) cannot go through; each kind is parsed from the
+/// original text instead.
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RecordRequest {
     /// Triage decided: store the decision, move the incident to containment, return the
@@ -80,19 +101,158 @@ pub enum RecordRequest {
     },
     /// Triage failed: the incident shows the error, the audit chain records it.
     #[serde(rename_all = "camelCase")]
-    TriageFailed { incident_id: String, error: StateError },
+    TriageFailed {
+        incident_id: String,
+        error: StateError,
+    },
     /// A step ran: its report (changes before → after, record for release) is kept.
     #[serde(rename_all = "camelCase")]
-    StepResult { incident_id: String, step_id: String, report: ActionReport },
+    StepResult {
+        incident_id: String,
+        step_id: String,
+        report: ActionReport,
+    },
     /// A step failed after its retries.
     #[serde(rename_all = "camelCase")]
-    StepFailed { incident_id: String, step_id: String, error: StateError },
+    StepFailed {
+        incident_id: String,
+        step_id: String,
+        error: StateError,
+    },
     /// An approval gate ended without approval (rejected, or the escalation matrix exhausted).
     #[serde(rename_all = "camelCase")]
-    StepNotApproved { incident_id: String, step_id: String, error: StateError },
+    StepNotApproved {
+        incident_id: String,
+        step_id: String,
+        error: StateError,
+    },
     /// The playbook ran to its end.
     #[serde(rename_all = "camelCase")]
-    PlaybookFinished { incident_id: String, playbook_id: String },
+    PlaybookFinished {
+        incident_id: String,
+        playbook_id: String,
+    },
+}
+
+mod record_wire {
+    //! The bodies of each recorder kind, for deserialization from the original text.
+
+    use serde::Deserialize;
+    use time::OffsetDateTime;
+
+    use super::StateError;
+    use crate::action::ActionReport;
+    use crate::event::SecurityEvent;
+    use crate::triage::Decision;
+
+    #[derive(Deserialize)]
+    pub struct Kind {
+        pub kind: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Triaged {
+        pub incident_id: String,
+        pub events: Vec<SecurityEvent>,
+        pub decision: Decision,
+        #[serde(with = "time::serde::rfc3339")]
+        pub detected_at: OffsetDateTime,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TriageFailed {
+        pub incident_id: String,
+        pub error: StateError,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StepResult {
+        pub incident_id: String,
+        pub step_id: String,
+        pub report: ActionReport,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StepError {
+        pub incident_id: String,
+        pub step_id: String,
+        pub error: StateError,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PlaybookFinished {
+        pub incident_id: String,
+        pub playbook_id: String,
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let parse = |e: serde_json::Error| D::Error::custom(e.to_string());
+        let kind: record_wire::Kind = serde_json::from_str(text).map_err(parse)?;
+        Ok(match kind.kind.as_str() {
+            "triaged" => {
+                let b: record_wire::Triaged = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::Triaged {
+                    incident_id: b.incident_id,
+                    events: b.events,
+                    decision: b.decision,
+                    detected_at: b.detected_at,
+                }
+            }
+            "triage-failed" => {
+                let b: record_wire::TriageFailed = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::TriageFailed {
+                    incident_id: b.incident_id,
+                    error: b.error,
+                }
+            }
+            "step-result" => {
+                let b: record_wire::StepResult = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::StepResult {
+                    incident_id: b.incident_id,
+                    step_id: b.step_id,
+                    report: b.report,
+                }
+            }
+            "step-failed" => {
+                let b: record_wire::StepError = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::StepFailed {
+                    incident_id: b.incident_id,
+                    step_id: b.step_id,
+                    error: b.error,
+                }
+            }
+            "step-not-approved" => {
+                let b: record_wire::StepError = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::StepNotApproved {
+                    incident_id: b.incident_id,
+                    step_id: b.step_id,
+                    error: b.error,
+                }
+            }
+            "playbook-finished" => {
+                let b: record_wire::PlaybookFinished = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::PlaybookFinished {
+                    incident_id: b.incident_id,
+                    playbook_id: b.playbook_id,
+                }
+            }
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown record kind `{other}` (triaged, triage-failed, step-result, step-failed, step-not-approved, playbook-finished)"
+                )));
+            }
+        })
+    }
 }
 
 /// What the approval gate (`ir-request-approval`) receives from `lambda:invoke.waitForTaskToken`.
@@ -143,4 +303,78 @@ pub struct NotifyRequest {
     #[serde(default)]
     pub mode: Mode,
     pub step: PlannedStep,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triaged() -> RecordRequest {
+        let text = include_str!("../../../events/guardduty-cryptocurrency-bitcointool-dns.json");
+        let n = crate::normalize(text.as_bytes()).unwrap();
+        let engine = crate::Engine::embedded().unwrap();
+        let en = engine.enrich(&n.events, 0);
+        let id = crate::correlate::incident_id(&n.events[0].finding_key);
+        let decision = engine
+            .decide(&id, &n.events, &en, time::OffsetDateTime::UNIX_EPOCH)
+            .unwrap();
+        RecordRequest::Triaged {
+            incident_id: id,
+            events: n.events,
+            decision,
+            detected_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn every_record_kind_round_trips_with_raw_findings_inside() {
+        let step_error = StateError {
+            error: "Retryable".into(),
+            cause: "throttled".into(),
+        };
+        let cases = vec![
+            triaged(),
+            RecordRequest::TriageFailed {
+                incident_id: "inc-1".into(),
+                error: step_error.clone(),
+            },
+            RecordRequest::StepFailed {
+                incident_id: "inc-1".into(),
+                step_id: "s".into(),
+                error: step_error.clone(),
+            },
+            RecordRequest::StepNotApproved {
+                incident_id: "inc-1".into(),
+                step_id: "s".into(),
+                error: step_error,
+            },
+            RecordRequest::PlaybookFinished {
+                incident_id: "inc-1".into(),
+                playbook_id: "p".into(),
+            },
+        ];
+        for case in cases {
+            let text = serde_json::to_string(&case).unwrap();
+            let back: RecordRequest = serde_json::from_str(&text).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn a_null_cause_and_an_unknown_kind() {
+        let r: RecordRequest = serde_json::from_str(r#"{"kind":"step-failed","incidentId":"i","stepId":"s","error":{"Error":"Rejected","Cause":null}}"#).unwrap();
+        let RecordRequest::StepFailed { error, .. } = r else {
+            panic!()
+        };
+        assert_eq!(
+            error,
+            StateError {
+                error: "Rejected".into(),
+                cause: String::new()
+            }
+        );
+        let e = serde_json::from_str::<RecordRequest>(r#"{"kind":"nope","incidentId":"i"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown record kind"), "{e}");
+    }
 }

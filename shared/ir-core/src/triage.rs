@@ -156,14 +156,21 @@ impl Engine {
             .config
             .escalation(severity)
             .iter()
-            .map(|e| EscalationLevel { role: e.role.clone(), timeout_seconds: e.timeout.as_secs() })
+            .map(|e| EscalationLevel {
+                role: e.role.clone(),
+                timeout_seconds: e.timeout.as_secs(),
+            })
             .collect();
         Ok(Decision {
             incident_id: incident_id.to_owned(),
             severity,
             finding_severity,
             score: breakdown,
-            plan: plan.steps.iter().map(|s| (playbook::step_key(&s.id), s.clone())).collect(),
+            plan: plan
+                .steps
+                .iter()
+                .map(|s| (playbook::step_key(&s.id), s.clone()))
+                .collect(),
             playbook: plan,
             sla: sla::decide(severity, sla, detected_at),
             samples_only: events.iter().all(|e| e.sample),
