@@ -13,7 +13,14 @@ pub fn init() {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // The SDK's HTTP layers log whole request and response bodies at TRACE: task tokens and
     // credentials would land in the logs. These targets never go below INFO, whatever is asked.
-    for quiet in ["aws_smithy_runtime=info", "aws_smithy_runtime_api=info", "aws_smithy_http_client=info", "hyper=info", "h2=info", "rustls=info"] {
+    for quiet in [
+        "aws_smithy_runtime=info",
+        "aws_smithy_runtime_api=info",
+        "aws_smithy_http_client=info",
+        "hyper=info",
+        "h2=info",
+        "rustls=info",
+    ] {
         if let Ok(d) = quiet.parse() {
             filter = filter.add_directive(d);
         }
