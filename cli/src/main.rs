@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 2 invalid input (the event, the config, the registry, the intel list,
 //! or the command line), with one line on stderr naming what is wrong; 1 anything else.
 
+mod approve;
+mod audit;
 mod playbooks;
 mod simulate;
 
@@ -29,6 +31,13 @@ enum Command {
     Simulate(simulate::Args),
     /// Playbooks as code: render the state machines from the config, or validate the config.
     Playbooks(playbooks::Args),
+    /// Approve a gated step as yourself (your AWS credentials; you must be in
+    /// notifications.approvers, and not the requester). The waiting execution resumes.
+    Approve(approve::Args),
+    /// Reject a gated step as yourself; the step does not run.
+    Reject(approve::Args),
+    /// The audit chain: `ir audit verify INCIDENT`.
+    Audit(audit::Args),
 }
 
 /// A failure of a command, with the exit code it maps to.
@@ -62,6 +71,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(&args, &mut out),
         Command::Playbooks(args) => playbooks::run(&args, &mut out),
+        Command::Approve(args) => approve::run(ir_aws::approval::Verdict::Approve, &args, &mut out),
+        Command::Reject(args) => approve::run(ir_aws::approval::Verdict::Reject, &args, &mut out),
+        Command::Audit(args) => audit::run(&args, &mut out),
     };
     match result.and_then(|()| {
         out.flush()

@@ -1,7 +1,8 @@
-//! EventBridge envelope → normalized findings → incidents to triage.
+//! EventBridge envelope → normalized findings → incidents in the store → triage executions.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use ir_aws::payload::Checked;
+use ir_aws::recorder::{Intake, RecordError};
 use ir_core::normalize::MAX_EVENT_BYTES;
 use ir_core::{EnvelopeMeta, ErrorName, IngestOutput, InputError, Named};
 use lambda_runtime::Diagnostic;
@@ -12,6 +13,8 @@ use time::OffsetDateTime;
 /// What the function receives: an EventBridge envelope whose `detail` is kept verbatim.
 pub type Incoming = Checked<EventBridgeEvent<Box<RawValue>>>;
 
+/// The function's error; its stable name is what EventBridge's retry and dead-letter policy and
+/// the logs see.
 #[derive(Debug, Error)]
 pub enum IngestError {
     /// Not an EventBridge envelope at all.
@@ -20,6 +23,9 @@ pub enum IngestError {
     /// An envelope whose findings cannot be understood.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// Storing the findings or starting triage failed (`Retryable`, `Conflict`, ...).
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 impl Named for IngestError {
@@ -27,6 +33,7 @@ impl Named for IngestError {
         match self {
             IngestError::Envelope(_) => ErrorName::InvalidInput,
             IngestError::Input(e) => e.error_name(),
+            IngestError::Record(e) => e.error_name(),
         }
     }
 }
@@ -37,18 +44,22 @@ impl From<IngestError> for Diagnostic {
     }
 }
 
-pub fn handle(incoming: Incoming) -> Result<IngestOutput, IngestError> {
+/// One invocation: normalize, then store every finding and start the triage of new incidents.
+pub async fn handle(intake: &Intake, incoming: Incoming) -> Result<IngestOutput, IngestError> {
     let bytes = incoming.raw.get().len();
-    let result = ingest(incoming, OffsetDateTime::now_utc());
-    match &result {
-        Ok(out) => {
-            for i in &out.incidents {
-                for (e, c) in i.events.iter().zip(&i.correlations) {
-                    tracing::info!(incident_id = %i.incident_id, finding_id = %e.finding_id, correlation = ?c, severity = %e.severity.label, "finding correlated");
-                }
+    let result = match normalize(incoming, OffsetDateTime::now_utc()) {
+        Ok(batch) => {
+            for s in &batch.skipped {
+                tracing::info!(finding_id = %s.finding_id, code = ?s.code, reason = %s.reason, incident_id = ?s.incident_id, "finding skipped");
             }
-            for s in &out.skipped {
-                tracing::info!(finding_id = %s.finding_id, code = ?s.code, reason = %s.reason, "finding skipped");
+            intake.ingest(batch).await.map_err(IngestError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match &result {
+        Ok(done) => {
+            for t in &done.triage {
+                tracing::info!(incident_id = %t.incident_id, execution_arn = %t.execution_arn, started = t.started, "triage execution");
             }
         }
         // Logged once here, at the boundary; the raw event is kept by EventBridge's dead-letter queue.
@@ -56,11 +67,11 @@ pub fn handle(incoming: Incoming) -> Result<IngestOutput, IngestError> {
             tracing::warn!(error_name = e.error_name().as_str(), error = %e, bytes, "event refused")
         }
     }
-    result
+    result.map(|done| done.output)
 }
 
-/// The whole ingestion of one event, given the current time.
-pub fn ingest(incoming: Incoming, now: OffsetDateTime) -> Result<IngestOutput, IngestError> {
+/// The pure part: the envelope's findings, normalized and grouped, given the current time.
+pub fn normalize(incoming: Incoming, now: OffsetDateTime) -> Result<IngestOutput, IngestError> {
     let size = incoming.raw.get().len();
     if size > MAX_EVENT_BYTES {
         return Err(InputError::TooLarge { size }.into());
@@ -96,7 +107,7 @@ mod tests {
     }
 
     fn run(text: &str) -> Result<IngestOutput, IngestError> {
-        ingest(Incoming::parse(text).unwrap(), OffsetDateTime::UNIX_EPOCH)
+        normalize(Incoming::parse(text).unwrap(), OffsetDateTime::UNIX_EPOCH)
     }
 
     #[test]
@@ -142,6 +153,35 @@ mod tests {
         for e in [not_envelope, e] {
             let d: Diagnostic = e.into();
             assert_eq!(d.error_type, "InvalidInput");
+        }
+    }
+
+    #[test]
+    fn store_and_step_functions_failures_keep_their_names() {
+        use ir_aws::store::StoreError;
+        let cases = [
+            (
+                IngestError::from(RecordError::Store(StoreError::Conflict("contended".into()))),
+                "Conflict",
+            ),
+            (
+                IngestError::from(RecordError::Configuration("no state machine".into())),
+                "Configuration",
+            ),
+            (
+                IngestError::from(RecordError::Aws(ir_aws::SdkFailure {
+                    operation: "states:StartExecution",
+                    name: ErrorName::Retryable,
+                    code: Some("ThrottlingException".into()),
+                    request_id: None,
+                    detail: "slow down".into(),
+                })),
+                "Retryable",
+            ),
+        ];
+        for (e, name) in cases {
+            let d: Diagnostic = e.into();
+            assert_eq!(d.error_type, name);
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// Notifications (incident updates, approval requests).
+    pub sns: aws_sdk_sns::Client,
     pub calls: CallLog,
 }
 
@@ -57,6 +59,9 @@ impl Clients {
         let sfn = aws_sdk_sfn::config::Builder::from(sdk)
             .interceptor(calls.clone())
             .build();
+        let sns = aws_sdk_sns::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build();
         Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             iam: aws_sdk_iam::Client::from_conf(iam),
@@ -64,6 +69,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::from_conf(sts),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             sfn: aws_sdk_sfn::Client::from_conf(sfn),
+            sns: aws_sdk_sns::Client::from_conf(sns),
             calls,
         }
     }

@@ -8,6 +8,7 @@
 //! (`AWS_ENDPOINT_URL`, profiles): nothing here knows whether the cloud is real or local.
 
 pub mod action;
+pub mod approval;
 pub mod calls;
 pub mod clients;
 pub mod diagnostic;
@@ -15,7 +16,9 @@ pub mod ec2;
 pub mod env;
 pub mod evidence;
 pub mod iam;
+pub mod notify;
 pub mod payload;
+pub mod recorder;
 pub mod release;
 pub mod sdk;
 pub mod store;

@@ -1,0 +1,394 @@
+//! `ir approve|reject INCIDENT --step STEP [--reason TEXT]`: decide a gated step as yourself.
+//!
+//! Your AWS credentials come from the standard chain (environment, `AWS_PROFILE`, SSO, instance
+//! role; `AWS_ENDPOINT_URL` is honoured, so the local cloud works too); who you are comes from
+//! STS `GetCallerIdentity`, and [`ir_aws::approval::decide`] authorizes that identity against
+//! `notifications.approvers` and the two-person rule before resuming the waiting execution.
+//!
+//! The decision is made with your own credentials, so IAM is what finally guards it: grant
+//! `states:SendTaskSuccess`/`SendTaskFailure` and writes to the approvals table only to the
+//! approver roles (the decide-approval Function URL enforces the same rules server-side, for
+//! approvers who should hold neither).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use ir_aws::Clients;
+use ir_aws::approval::{ApproverPolicy, DecideError, DecisionRequest, Resumed, Verdict};
+use ir_aws::store::TableNames;
+use ir_core::Config;
+use time::OffsetDateTime;
+
+use crate::CliError;
+
+/// The environment `ir approve`, `ir reject` and `ir audit verify` read.
+pub const ENV_HELP: &str = "Environment:
+  IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
+                      the suite's tables (all four; `ir audit verify` needs only IR_AUDIT_TABLE)
+  IR_EVIDENCE_BUCKET  the Object Lock evidence bucket holding the audit anchors (`ir audit verify`)
+  IR_CONFIG_FILE      the config with notifications.approvers (default: the embedded one)
+  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
+                      your AWS credentials and endpoint, from the standard configuration chain
+  IR_S3_FORCE_PATH_STYLE=true
+                      path-style S3 addressing (local S3-compatible endpoints)";
+
+/// `ir approve` / `ir reject`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = ENV_HELP)]
+pub struct Args {
+    /// The incident (`inc-` followed by 20 hex digits).
+    pub incident: String,
+    /// The gated step waiting for a decision (`isolate-instance`).
+    #[arg(long)]
+    pub step: String,
+    /// Why: kept in the audit chain, and the rejection's cause the state machine records.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The config whose notifications.approvers may decide (default: IR_CONFIG_FILE, else the
+    /// embedded config/incident-response.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
+    match path {
+        Some(p) => {
+            let bytes = crate::read_input(p, "config")?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| CliError::Invalid(format!("config {}: {e}", p.display())))?;
+            Config::from_yaml(&text)
+                .map_err(|e| CliError::Invalid(format!("config {}: {e}", p.display())))
+        }
+        None => ir_aws::env::config().map_err(|e| CliError::Invalid(e.to_string())),
+    }
+}
+
+/// Who the credentials belong to, as AWS says.
+pub async fn caller_arn(clients: &Clients) -> Result<String, CliError> {
+    let out = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "who are you? sts:GetCallerIdentity failed (check your AWS credentials): {}",
+                ir_aws::SdkFailure::new("sts:GetCallerIdentity", &e)
+            ))
+        })?;
+    out.arn()
+        .map(str::to_owned)
+        .ok_or_else(|| CliError::Failed("sts:GetCallerIdentity returned no ARN".to_owned()))
+}
+
+/// The outcome of a decision as printed, or the error with its exit code. A second decision that
+/// asked for what was already decided is a success that did nothing (exit 0); one that asked for
+/// the opposite is a failure (exit 1).
+pub fn outcome(verdict: Verdict, result: Result<Resumed, DecideError>) -> Result<String, CliError> {
+    match result {
+        Ok(r) => Ok(match r.decision {
+            Verdict::Approve => format!(
+                "approved: {} step {} (escalation level {}) by {}; the waiting execution resumed and the step runs",
+                r.incident_id, r.step_id, r.level, r.decided_by
+            ),
+            Verdict::Reject => format!(
+                "rejected: {} step {} (escalation level {}) by {}; the step will not run",
+                r.incident_id, r.step_id, r.level, r.decided_by
+            ),
+        }),
+        Err(e @ DecideError::AlreadyDecided { status, .. }) if status == verdict.status() => {
+            Ok(e.to_string())
+        }
+        Err(e @ DecideError::InvalidInput(_)) => Err(CliError::Invalid(e.to_string())),
+        Err(e) => Err(CliError::Failed(e.to_string())),
+    }
+}
+
+/// Runs `ir approve` (`Verdict::Approve`) or `ir reject`.
+pub fn run(verdict: Verdict, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
+    let names = TableNames::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
+    let config = load_config(args.config.as_ref())?;
+    let policy = ApproverPolicy::from_config(&config.notifications);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
+    rt.block_on(async {
+        let clients = Clients::from_env().await;
+        decide_as_caller(verdict, args, &clients, &names, &policy, out).await
+    })
+}
+
+/// The decision with `clients`' credentials: who they belong to (STS), then
+/// [`ir_aws::approval::decide`], then the outcome printed.
+pub async fn decide_as_caller(
+    verdict: Verdict,
+    args: &Args,
+    clients: &Clients,
+    names: &TableNames,
+    policy: &ApproverPolicy,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let decision = DecisionRequest {
+        incident_id: args.incident.clone(),
+        step_id: args.step.clone(),
+        decision: verdict,
+        reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
+    };
+    // Malformed input is refused before asking AWS anything.
+    if !ir_core::correlate::is_incident_id(&decision.incident_id) {
+        return Err(CliError::Invalid(format!(
+            "`{}` is not an incident id (inc- followed by 20 hex digits)",
+            decision.incident_id
+        )));
+    }
+    let caller = caller_arn(clients).await?;
+    let result = ir_aws::approval::decide(
+        clients,
+        names,
+        policy,
+        &decision,
+        &caller,
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    if args.json {
+        let value = match &result {
+            Ok(r) => serde_json::json!({"ok": true, "resumed": r}),
+            Err(e) => serde_json::json!({
+                "ok": false,
+                "status": e.http_status(),
+                "error": ir_core::Named::error_name(e).as_str(),
+                "message": e.to_string(),
+                "caller": caller,
+            }),
+        };
+        let printed = outcome(verdict, result);
+        writeln!(out, "{value}").map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
+        return printed.map(|_| ());
+    }
+    let line = outcome(verdict, result)?;
+    writeln!(out, "{line}").map_err(|e| CliError::Failed(format!("writing output: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ir_aws::store::ApprovalStatus;
+
+    fn already(status: ApprovalStatus) -> Result<Resumed, DecideError> {
+        Err(DecideError::AlreadyDecided {
+            incident_id: "inc-0123456789abcdef0123".into(),
+            step_id: "isolate-instance".into(),
+            status,
+            decided_by: Some("arn:aws:iam::111122223333:user/alice".into()),
+            decided_at: None,
+        })
+    }
+
+    #[test]
+    fn a_repeated_decision_is_a_no_op_and_a_contrary_one_fails() {
+        let same = outcome(Verdict::Approve, already(ApprovalStatus::Approved)).unwrap();
+        assert!(
+            same.contains("nothing done") && same.contains("alice"),
+            "{same}"
+        );
+        let contrary = outcome(Verdict::Reject, already(ApprovalStatus::Approved)).unwrap_err();
+        assert!(matches!(contrary, CliError::Failed(_)));
+        assert!(
+            contrary.to_string().contains("already approved"),
+            "{contrary}"
+        );
+        let closed = outcome(
+            Verdict::Approve,
+            Err(DecideError::WindowClosed("expired".into())),
+        )
+        .unwrap_err();
+        assert!(
+            closed
+                .to_string()
+                .starts_with("the approval window has closed")
+        );
+        let bad =
+            outcome(Verdict::Approve, Err(DecideError::InvalidInput("x".into()))).unwrap_err();
+        assert!(matches!(bad, CliError::Invalid(_)));
+    }
+
+    /// Against the local cloud: the identity comes from the credentials (an IAM user made in
+    /// the emulator, whose key STS maps back to it), the decision goes through the store.
+    mod on_the_local_cloud {
+        use super::*;
+        use ir_aws::ClientOptions;
+        use ir_aws::store::{ApprovalRequest, ApprovalStore, TaskToken, create_tables};
+        use ir_tests::{LocalCloud, unique_name};
+
+        async fn cloud() -> &'static LocalCloud {
+            match LocalCloud::shared().await {
+                Ok(c) => c,
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        fn args(incident: &str, step: &str) -> Args {
+            Args {
+                incident: incident.to_owned(),
+                step: step.to_owned(),
+                reason: Some("seen it".to_owned()),
+                config: None,
+                json: false,
+            }
+        }
+
+        #[tokio::test]
+        async fn the_caller_is_who_the_credentials_say() {
+            let cloud = cloud().await;
+            let admin = Clients::new(&cloud.sdk_config(), ClientOptions::default());
+            let user = unique_name("alice");
+            admin
+                .iam
+                .create_user()
+                .user_name(&user)
+                .send()
+                .await
+                .unwrap();
+            let key = admin
+                .iam
+                .create_access_key()
+                .user_name(&user)
+                .send()
+                .await
+                .unwrap()
+                .access_key
+                .unwrap();
+            let creds = aws_sdk_sts::config::Credentials::new(
+                key.access_key_id(),
+                key.secret_access_key(),
+                None,
+                None,
+                "test",
+            );
+            let sdk = cloud
+                .sdk_config()
+                .into_builder()
+                .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(creds))
+                .build();
+            let clients = Clients::new(&sdk, ClientOptions::default());
+            let arn = caller_arn(&clients).await.unwrap();
+            assert_eq!(arn, format!("arn:aws:iam::123456789012:user/{user}"));
+
+            let names = TableNames::with_prefix(&unique_name("cli"));
+            create_tables(&clients, &names).await.unwrap();
+            let id = ir_tests::incident_id();
+            let now = OffsetDateTime::now_utc();
+            ApprovalStore::new(clients.clone(), names.clone())
+                .request(&ApprovalRequest {
+                    incident_id: id.clone(),
+                    step_id: "isolate-instance".into(),
+                    // No execution waits on it: Step Functions refuses it.
+                    task_token: TaskToken::new("not-a-waiting-task"),
+                    requester: "arn:aws:sts::123456789012:assumed-role/ir-request-approval/x"
+                        .into(),
+                    plan: serde_json::json!({}),
+                    level: 0,
+                    requested_at: now,
+                    expires_at: now + time::Duration::hours(1),
+                })
+                .await
+                .unwrap();
+            let approvers = |list: Vec<String>| ApproverPolicy {
+                approvers: list,
+                two_person_rule: true,
+            };
+            let mut out = Vec::new();
+
+            // Not listed: refused (exit 1), nothing decided.
+            let e = decide_as_caller(
+                Verdict::Approve,
+                &args(&id, "isolate-instance"),
+                &clients,
+                &names,
+                &approvers(vec![]),
+                &mut out,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.code(), 1);
+            assert!(
+                e.to_string()
+                    .contains(&format!("user/{user} may not decide approvals")),
+                "{e}"
+            );
+
+            // Listed: decided as that user; Step Functions refuses the token: a plain error.
+            let policy = approvers(vec![arn.clone()]);
+            let e = decide_as_caller(
+                Verdict::Approve,
+                &args(&id, "isolate-instance"),
+                &clients,
+                &names,
+                &policy,
+                &mut out,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.code(), 1);
+            assert!(
+                e.to_string()
+                    .contains("refused by Step Functions (InvalidToken)"),
+                "{e}"
+            );
+            let stored = ApprovalStore::new(clients.clone(), names.clone())
+                .get(&id, "isolate-instance")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(stored.decided_by.as_deref(), Some(arn.as_str()));
+
+            // The same decision again: nothing to do (exit 0); the opposite one: exit 1.
+            decide_as_caller(
+                Verdict::Approve,
+                &args(&id, "isolate-instance"),
+                &clients,
+                &names,
+                &policy,
+                &mut out,
+            )
+            .await
+            .unwrap();
+            let printed = String::from_utf8(out.clone()).unwrap();
+            assert!(
+                printed.contains(&format!("was already approved by {arn}")),
+                "{printed}"
+            );
+            let e = decide_as_caller(
+                Verdict::Reject,
+                &args(&id, "isolate-instance"),
+                &clients,
+                &names,
+                &policy,
+                &mut out,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.code(), 1);
+
+            // A malformed incident id: exit 2, before any call.
+            let mark = clients.calls.count();
+            let e = decide_as_caller(
+                Verdict::Approve,
+                &args("INC-42", "isolate-instance"),
+                &clients,
+                &names,
+                &policy,
+                &mut out,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.code(), 2);
+            assert_eq!(clients.calls.count(), mark);
+        }
+    }
+}

@@ -1,0 +1,1227 @@
+//! The recorder: the incident record and its audit chain, kept as findings arrive, as triage
+//! decides, as playbook steps run and as playbooks finish.
+//!
+//! - [`Intake`] (`ir-ingest`): every normalized finding goes through
+//!   [`IncidentStore::ingest`] (new, repeat or attach, race-safe); a new incident starts the
+//!   triage state machine with an execution named after the incident, so racing deliveries of
+//!   one finding start it once (`ExecutionAlreadyExists` is the success it means).
+//! - [`Recorder`] (`ir-record`): the [`RecordRequest`]s the state machines send: the triage
+//!   decision (which moves the incident to containment and returns the [`PlaybookInput`]), step
+//!   results (the containment record release needs, every change before → after), failures and
+//!   refusals, and the end of a playbook (containment → contained, and the audit head anchored in
+//!   the Object Lock evidence bucket).
+//!
+//! ## Idempotency under Step Functions retries
+//!
+//! A `lambda:invoke` task is retried when the function fails, and a failure can come after some
+//! of its writes landed. The incident's writes are idempotent by themselves (a decision recorded
+//! again, a containment record already present, a transition already made change nothing). The
+//! audit chain is append-only, so every recorder call is keyed by (incident, action, step,
+//! detail): before appending, the chain is read (strongly consistent) and the record is skipped
+//! when the chain's latest record with the same action for the same step has the same detail
+//! (canonical JSON). Details never carry the call's own time or attempt, only what the request
+//! says and what the incident holds, so a retry produces the same detail and appends nothing,
+//! while a different outcome for the same step (a new report, an escalation to another level)
+//! is appended. The latest record rather than any earlier one is compared, so that a repeated
+//! event that really happened again after something else (an approval requested again at the
+//! same level after a decision) is still recorded. Ingest records (`opened`, `repeated`,
+//! `attached`) are never skipped: every delivery is one.
+//!
+//! The task token of an approval never reaches this module.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use ir_core::action::{ActionReport, Artifacts, ChangeStatus, Outcome};
+use ir_core::audit::{Anchor, AuditRecord, canonical_json};
+use ir_core::config::{EvidenceConfig, Mode};
+use ir_core::contracts::{IngestOutput, TriageInput};
+use ir_core::correlate::{Correlation, is_incident_id};
+use ir_core::incident::Status;
+use ir_core::orchestration::{PlaybookInput, RecordRequest, StateError};
+use ir_core::{Decision, ErrorName, Named, SecurityEvent};
+use lambda_runtime::Diagnostic;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::sdk::SdkFailure;
+use crate::store::{AuditLog, Incident, IncidentPatch, IncidentStore, StoreError, TableNames};
+use crate::{Clients, log_sdk_error};
+
+/// The actor of the records [`Intake`] appends.
+pub const INGEST_ACTOR: &str = "ir-ingest";
+/// The actor of the records [`Recorder`] appends.
+pub const RECORD_ACTOR: &str = "ir-record";
+/// Why the audit head is anchored when an incident leaves containment.
+pub const LEFT_CONTAINMENT: &str = "left-containment";
+/// The audit action recording the triage execution of an incident.
+pub const TRIAGE_STARTED: &str = "triage-started";
+/// Longest error cause kept in an incident or an audit record (a Lambda error's cause can be a
+/// whole stack); longer causes are cut and say so.
+pub const MAX_CAUSE_CHARS: usize = 4096;
+
+const START_EXECUTION: &str = "states:StartExecution";
+
+/// The error of the recorder and of ingest.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// The request cannot be recorded as it is (an id that is not an incident id, a report for
+    /// another step, a triage with no events).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The incident is not in a state the request can apply to (resolved while it was triaged).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The function is configured wrong (a triage state machine that does not exist).
+    #[error("configuration: {0}")]
+    Configuration(String),
+    /// The incident store or the audit log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A Step Functions call failed; classified by its error code.
+    #[error(transparent)]
+    Aws(SdkFailure),
+}
+
+impl Named for RecordError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            RecordError::InvalidInput(_) => ErrorName::InvalidInput,
+            RecordError::Conflict(_) => ErrorName::Conflict,
+            RecordError::Configuration(_) => ErrorName::Configuration,
+            RecordError::Store(e) => e.error_name(),
+            RecordError::Aws(f) => f.name,
+        }
+    }
+}
+
+impl From<RecordError> for Diagnostic {
+    fn from(e: RecordError) -> Diagnostic {
+        crate::diagnostic(e.error_name(), &e)
+    }
+}
+
+fn check_id(incident_id: &str) -> Result<(), RecordError> {
+    if is_incident_id(incident_id) {
+        Ok(())
+    } else {
+        Err(RecordError::InvalidInput(format!(
+            "`{incident_id}` is not an incident id"
+        )))
+    }
+}
+
+/// `text` cut to at most `max` characters, saying how much was cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((at, _)) => format!(
+            "{}… ({} more bytes cut)",
+            &text[..at],
+            text.len().saturating_sub(at)
+        ),
+    }
+}
+
+/// Whether the latest record of `chain` with `action` for `step` has exactly `detail`.
+fn already_recorded(
+    chain: &[AuditRecord],
+    action: &str,
+    step: Option<&str>,
+    detail: &Value,
+) -> bool {
+    let wanted = canonical_json(detail);
+    chain
+        .iter()
+        .rev()
+        .find(|r| r.action == action && r.detail.get("step").and_then(Value::as_str) == step)
+        .is_some_and(|r| canonical_json(&r.detail) == wanted)
+}
+
+/// An audit record as appended (or found already there).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub record: AuditRecord,
+    /// `false`: the chain already held this record (a retried call); nothing was appended.
+    pub appended: bool,
+}
+
+/// Rounds of [`AuditLog::append`] (each its own bounded attempts) before a `Conflict` stands.
+const APPEND_ROUNDS: u32 = 4;
+
+/// 64 unpredictable bits for a jittered pause (std's randomly keyed SipHash over the time).
+fn jitter_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+/// The audit log as the orchestration functions write it: patient with contended chains, and
+/// skipping what a retried call already wrote.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditWriter {
+    clients: Clients,
+    log: AuditLog,
+}
+
+impl AuditWriter {
+    pub(crate) fn new(clients: &Clients, names: &TableNames) -> AuditWriter {
+        AuditWriter {
+            clients: clients.clone(),
+            log: AuditLog::new(clients.clone(), names.clone()),
+        }
+    }
+
+    /// The log itself (reads, anchors).
+    pub(crate) fn log(&self) -> &AuditLog {
+        &self.log
+    }
+
+    /// [`AuditLog::append`], tried again when it reports `Conflict`: a chain is one sequence,
+    /// and every delivery of a finding appends to its incident's chain, so a burst of deliveries
+    /// (twenty at once) can outlast one call's attempts. A `Conflict` means nothing was appended
+    /// (every attempt's conditional put failed), so another round after a jittered pause is safe.
+    pub(crate) async fn append_patiently(
+        &self,
+        incident_id: &str,
+        actor: &str,
+        action: &str,
+        detail: Value,
+        at: OffsetDateTime,
+    ) -> Result<AuditRecord, StoreError> {
+        use aws_sdk_dynamodb::config::AsyncSleep;
+        let mut round = 1;
+        loop {
+            match self
+                .log
+                .append(incident_id, actor, action, detail.clone(), at)
+                .await
+            {
+                Err(StoreError::Conflict(why)) if round < APPEND_ROUNDS => {
+                    tracing::info!(incident_id, action, round, %why, "audit chain contended: trying again");
+                    let ceiling_ms = 100 * u64::from(round);
+                    let pause = std::time::Duration::from_millis(jitter_bits() % ceiling_ms);
+                    if let Some(sleep) = self.clients.dynamodb.config().sleep_impl() {
+                        sleep.sleep(pause).await;
+                    }
+                    round += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Appends `detail` under `action` unless the latest record with that action for the same
+    /// step (`detail.step`) already holds exactly it (see the module docs). `chain` is the
+    /// incident's chain as read by the caller; `None` reads it here.
+    pub(crate) async fn append_once(
+        &self,
+        incident_id: &str,
+        chain: Option<&[AuditRecord]>,
+        actor: &str,
+        action: &str,
+        detail: Value,
+        at: OffsetDateTime,
+    ) -> Result<Appended, StoreError> {
+        let read;
+        let chain = match chain {
+            Some(c) => c,
+            None => {
+                read = self.log.chain(incident_id).await?;
+                &read
+            }
+        };
+        let step = detail
+            .get("step")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let latest = chain.iter().rev().find(|r| {
+            r.action == action && r.detail.get("step").and_then(Value::as_str) == step.as_deref()
+        });
+        if let Some(record) = latest
+            && already_recorded(chain, action, step.as_deref(), &detail)
+        {
+            tracing::info!(
+                incident_id,
+                action,
+                seq = record.seq,
+                "audit record already in the chain (a retried call): not appended again"
+            );
+            return Ok(Appended {
+                record: record.clone(),
+                appended: false,
+            });
+        }
+        let record = self
+            .append_patiently(incident_id, actor, action, detail, at)
+            .await?;
+        Ok(Appended {
+            record,
+            appended: true,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------- intake
+
+/// One triage execution of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriageStart {
+    pub incident_id: String,
+    pub execution_arn: String,
+    /// `false`: an execution with this name already existed (a racing or repeated delivery, or a
+    /// retry after a crash); nothing new was started.
+    pub started: bool,
+}
+
+/// What [`Intake::ingest`] did with one envelope.
+#[derive(Debug, Clone)]
+pub struct Intaken {
+    /// The incidents the envelope touched, as the store correlated them (with their history
+    /// counts), and the findings skipped with their reasons.
+    pub output: IngestOutput,
+    /// The triage executions started (or found) for them.
+    pub triage: Vec<TriageStart>,
+}
+
+/// Ingest: findings into incidents, and new incidents into triage.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    clients: Clients,
+    incidents: IncidentStore,
+    audit: AuditWriter,
+    triage_state_machine_arn: String,
+}
+
+/// One incident an envelope touched.
+#[derive(Debug)]
+struct Touched {
+    incident_id: String,
+    correlations: Vec<Correlation>,
+    events: Vec<SecurityEvent>,
+    status: Status,
+    detected_at: OffsetDateTime,
+    history_count: u32,
+}
+
+fn stamp(t: Option<OffsetDateTime>) -> Value {
+    t.and_then(|t| {
+        t.to_offset(time::UtcOffset::UTC)
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .map_or(Value::Null, Value::String)
+}
+
+/// The audit detail of one delivery.
+fn delivery_detail(
+    e: &SecurityEvent,
+    c: &Correlation,
+    incident_severity: ir_core::Severity,
+) -> Value {
+    match c {
+        Correlation::New { .. } => json!({
+            "findingId": e.finding_id,
+            "findingKey": e.finding_key,
+            "source": e.source.as_str(),
+            "product": e.product,
+            "type": e.finding_type,
+            "title": e.title,
+            "severity": e.severity_label().as_str(),
+            "account": e.account,
+            "region": e.region,
+            "resource": {"kind": e.resource.kind().as_str(), "id": e.resource.id()},
+            "firstSeen": stamp(e.first_seen),
+            "lastSeen": stamp(e.last_seen),
+            "count": e.count,
+            "sample": e.sample,
+        }),
+        Correlation::Repeat { .. } => json!({
+            "findingId": e.finding_id,
+            "count": e.count,
+            "severity": e.severity_label().as_str(),
+            "lastSeen": stamp(e.last_seen),
+            "updatedAt": stamp(e.updated_at),
+        }),
+        Correlation::Attach { .. } => json!({
+            "findingId": e.finding_id,
+            "findingKey": e.finding_key,
+            "source": e.source.as_str(),
+            "type": e.finding_type,
+            "title": e.title,
+            "severity": e.severity_label().as_str(),
+            "incidentSeverity": incident_severity.as_str(),
+            "resource": {"kind": e.resource.kind().as_str(), "id": e.resource.id()},
+            "firstSeen": stamp(e.first_seen),
+            "lastSeen": stamp(e.last_seen),
+        }),
+    }
+}
+
+fn delivery_action(c: &Correlation) -> &'static str {
+    match c {
+        Correlation::New { .. } => "opened",
+        Correlation::Repeat { .. } => "repeated",
+        Correlation::Attach { .. } => "attached",
+    }
+}
+
+/// The ARN Step Functions gives the execution `name` of `state_machine_arn`
+/// (`arn:aws:states:R:A:stateMachine:M` → `arn:aws:states:R:A:execution:M:name`).
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
+    let (head, machine) = state_machine_arn.split_once(":stateMachine:")?;
+    (!machine.is_empty() && !machine.contains(':'))
+        .then(|| format!("{head}:execution:{machine}:{name}"))
+}
+
+impl Intake {
+    /// Ingest on these clients and tables, starting `triage_state_machine_arn`.
+    pub fn new(
+        clients: Clients,
+        names: TableNames,
+        triage_state_machine_arn: impl Into<String>,
+    ) -> Intake {
+        Intake {
+            incidents: IncidentStore::new(clients.clone(), names.clone()),
+            audit: AuditWriter::new(&clients, &names),
+            clients,
+            triage_state_machine_arn: triage_state_machine_arn.into(),
+        }
+    }
+
+    /// Correlates every finding of one envelope (already normalized and grouped, see
+    /// [`IngestOutput::from_normalized`]) in the store, audits each delivery, and starts triage:
+    /// for every incident the envelope opened, and for every incident it touched that is still
+    /// in triage with no triage execution recorded (a delivery that crashed between opening the
+    /// incident and starting its triage: the redelivery starts it, idempotently by name).
+    /// Repeats and attaches otherwise start nothing.
+    ///
+    /// All or nothing per finding, in order: a failure stops the envelope with an error (its
+    /// stable name is the store's or Step Functions'); EventBridge retries the whole envelope,
+    /// and the findings already stored come back as repeats.
+    pub async fn ingest(&self, batch: IngestOutput) -> Result<Intaken, RecordError> {
+        let mut touched: Vec<Touched> = Vec::new();
+        for group in batch.incidents {
+            for event in group.events {
+                let ingested = self.incidents.ingest(&event, group.detected_at).await?;
+                let id = ingested.correlation.incident_id().to_owned();
+                let action = delivery_action(&ingested.correlation);
+                let detail =
+                    delivery_detail(&event, &ingested.correlation, ingested.incident.severity);
+                let at = OffsetDateTime::now_utc();
+                self.audit
+                    .append_patiently(&id, INGEST_ACTOR, action, detail, at)
+                    .await?;
+                tracing::info!(
+                    incident_id = %id,
+                    finding_id = %event.finding_id,
+                    correlation = action,
+                    severity = %event.severity.label,
+                    status = %ingested.incident.status,
+                    history_count = ingested.history_count,
+                    "finding correlated"
+                );
+                let slot = match touched.iter_mut().position(|t| t.incident_id == id) {
+                    Some(i) => &mut touched[i],
+                    None => {
+                        touched.push(Touched {
+                            incident_id: id.clone(),
+                            correlations: Vec::new(),
+                            events: Vec::new(),
+                            status: ingested.incident.status,
+                            detected_at: ingested.incident.timeline.detected_at,
+                            history_count: ingested.history_count,
+                        });
+                        let last = touched.len() - 1;
+                        &mut touched[last]
+                    }
+                };
+                slot.status = ingested.incident.status;
+                slot.correlations.push(ingested.correlation);
+                slot.events.push(event);
+            }
+        }
+
+        let mut incidents = Vec::with_capacity(touched.len());
+        let mut triage = Vec::new();
+        for t in touched {
+            let opened = t
+                .correlations
+                .iter()
+                .any(|c| matches!(c, Correlation::New { .. }));
+            let input = TriageInput {
+                incident_id: t.incident_id.clone(),
+                correlations: t.correlations,
+                events: t.events,
+                detected_at: t.detected_at,
+                history_count: t.history_count,
+            };
+            if opened || t.status == Status::Triage {
+                let chain = self.audit.log().chain(&t.incident_id).await?;
+                let recorded = chain.iter().any(|r| r.action == TRIAGE_STARTED);
+                if opened || !recorded {
+                    if !opened {
+                        tracing::warn!(incident_id = %t.incident_id, "incident still in triage with no triage execution recorded: starting it");
+                    }
+                    let start = self.start_triage(&input).await?;
+                    if !recorded {
+                        let detail = json!({
+                            "executionArn": start.execution_arn,
+                            "stateMachineArn": self.triage_state_machine_arn,
+                        });
+                        self.audit
+                            .append_once(
+                                &t.incident_id,
+                                None,
+                                INGEST_ACTOR,
+                                TRIAGE_STARTED,
+                                detail,
+                                OffsetDateTime::now_utc(),
+                            )
+                            .await?;
+                    }
+                    triage.push(start);
+                }
+            }
+            incidents.push(input);
+        }
+        Ok(Intaken {
+            output: IngestOutput {
+                incidents,
+                skipped: batch.skipped,
+            },
+            triage,
+        })
+    }
+
+    /// `StartExecution` named after the incident. The same name and input while it runs returns
+    /// the running execution; a different input, or a name already used (for 90 days, even by a
+    /// finished execution), is `ExecutionAlreadyExists`: the incident's triage exists, which is
+    /// what was wanted.
+    async fn start_triage(&self, input: &TriageInput) -> Result<TriageStart, RecordError> {
+        let body = serde_json::to_string(input).map_err(|e| {
+            RecordError::InvalidInput(format!("triage input of {}: {e}", input.incident_id))
+        })?;
+        let sent = self
+            .clients
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.triage_state_machine_arn)
+            .name(&input.incident_id)
+            .input(body)
+            .send()
+            .await;
+        let existing = || {
+            execution_arn(&self.triage_state_machine_arn, &input.incident_id).ok_or_else(|| {
+                RecordError::Configuration(format!(
+                    "`{}` is not a state machine ARN",
+                    self.triage_state_machine_arn
+                ))
+            })
+        };
+        match sent {
+            Ok(out) => {
+                tracing::info!(incident_id = %input.incident_id, execution_arn = out.execution_arn(), "triage started");
+                Ok(TriageStart {
+                    incident_id: input.incident_id.clone(),
+                    execution_arn: out.execution_arn().to_owned(),
+                    started: true,
+                })
+            }
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(StartExecutionError::ExecutionAlreadyExists(_))
+                ) =>
+            {
+                let execution_arn = existing()?;
+                tracing::info!(incident_id = %input.incident_id, %execution_arn, "triage already started: nothing new started");
+                Ok(TriageStart {
+                    incident_id: input.incident_id.clone(),
+                    execution_arn,
+                    started: false,
+                })
+            }
+            Err(err) => {
+                let mut failure = log_sdk_error(START_EXECUTION, &err);
+                match err.as_service_error() {
+                    // The account's open-execution quota: drains as executions finish.
+                    Some(StartExecutionError::ExecutionLimitExceeded(_)) => {
+                        failure.name = ErrorName::Retryable;
+                        Err(RecordError::Aws(failure))
+                    }
+                    Some(
+                        StartExecutionError::StateMachineDoesNotExist(_)
+                        | StartExecutionError::StateMachineDeleting(_)
+                        | StartExecutionError::InvalidArn(_),
+                    ) => Err(RecordError::Configuration(format!(
+                        "triage state machine {}: {failure}",
+                        self.triage_state_machine_arn
+                    ))),
+                    // Above 256 KB (a large Security Hub batch on one resource): not retryable.
+                    Some(StartExecutionError::InvalidExecutionInput(_)) => {
+                        Err(RecordError::InvalidInput(format!(
+                            "triage input of {} refused: {failure}",
+                            input.incident_id
+                        )))
+                    }
+                    _ => Err(RecordError::Aws(failure)),
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------- recorder
+
+/// What the recorder answers: the playbook input for `triaged`, an acknowledgement otherwise.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RecordOutput {
+    /// `triaged`: the input of the playbook state machine.
+    Playbook(Box<PlaybookInput>),
+    /// Every other kind.
+    Recorded(Recorded),
+}
+
+/// What a recorder call wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recorded {
+    pub incident_id: String,
+    /// The audit action (`action:ir-isolate-instance`, `step-failed`, `playbook-finished`, …).
+    pub action: String,
+    /// The audit record's sequence number and hash.
+    pub seq: u64,
+    pub hash: String,
+    /// `false`: a retried call; the record was already in the chain.
+    pub appended: bool,
+    /// The incident's status after the call.
+    pub status: Status,
+    /// `playbook-finished` after containment: the anchor written to the evidence bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Anchor>,
+}
+
+/// Where the recorder anchors the audit chain.
+#[derive(Debug, Clone)]
+pub struct RecorderSettings {
+    /// The Object Lock evidence bucket (`IR_EVIDENCE_BUCKET`).
+    pub evidence_bucket: String,
+    /// Its lock mode and retention.
+    pub evidence: EvidenceConfig,
+}
+
+/// The recorder of `ir-record`.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    incidents: IncidentStore,
+    audit: AuditWriter,
+    settings: RecorderSettings,
+}
+
+/// The audit detail of a step that ran, as written and read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StepAudit {
+    step: String,
+    function: String,
+    outcome: Outcome,
+    mode: Mode,
+    changes: Vec<ChangeAudit>,
+    #[serde(default)]
+    record: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifacts: Option<Value>,
+    #[serde(default)]
+    notes: Vec<String>,
+    #[serde(default)]
+    aws_calls: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeAudit {
+    target: String,
+    attribute: String,
+    before: Value,
+    after: Value,
+    status: ChangeStatus,
+}
+
+/// The artifacts of a step, small enough for an audit record: snapshots in full, evidence by its
+/// manifest (which lists every object with its SHA-256 in the locked bucket).
+fn artifacts_audit(a: &Artifacts) -> Value {
+    match a {
+        Artifacts::Snapshots {
+            instance_id,
+            snapshots,
+        } => json!({"kind": "snapshots", "instanceId": instance_id, "snapshots": snapshots}),
+        Artifacts::Evidence(m) => json!({
+            "kind": "evidence",
+            "bucket": m.bucket,
+            "manifestKey": m.manifest_key,
+            "manifestVersionId": m.manifest_version_id,
+            "objects": m.objects.len(),
+        }),
+    }
+}
+
+fn step_audit(report: &ActionReport) -> StepAudit {
+    StepAudit {
+        step: report.step_id.clone(),
+        function: report.action.clone(),
+        outcome: report.outcome,
+        mode: report.mode,
+        changes: report
+            .changes
+            .iter()
+            .map(|c| ChangeAudit {
+                target: c.target.clone(),
+                attribute: c.attribute.clone(),
+                before: c.before.clone(),
+                after: c.after.clone(),
+                status: c.status,
+            })
+            .collect(),
+        record: report.record.is_some(),
+        artifacts: report.artifacts.as_ref().map(artifacts_audit),
+        notes: report.notes.clone(),
+        aws_calls: report.aws_calls,
+    }
+}
+
+fn error_detail(step: &str, error: &StateError) -> Value {
+    json!({
+        "step": step,
+        "error": truncate(&error.error, 256),
+        "cause": truncate(&error.cause, MAX_CAUSE_CHARS),
+    })
+}
+
+fn error_message(error: &StateError) -> String {
+    let cause = truncate(&error.cause, MAX_CAUSE_CHARS);
+    if cause.is_empty() {
+        error.error.clone()
+    } else {
+        format!("{}: {cause}", error.error)
+    }
+}
+
+/// The triage decision as audited: severity, score breakdown, playbook, steps and gates, SLA.
+fn triage_detail(d: &Decision) -> Value {
+    let steps: Vec<Value> = d
+        .playbook
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "action": s.action,
+                "function": s.function,
+                "mode": s.mode.as_str(),
+                "requiresApproval": s.requires_approval,
+                "destructive": s.destructive,
+                "target": s.target,
+            })
+        })
+        .collect();
+    let gates: Vec<&str> = d.approval_gates().map(|s| s.id.as_str()).collect();
+    json!({
+        "severity": d.severity.as_str(),
+        "findingSeverity": d.finding_severity.as_str(),
+        "score": d.score,
+        "playbook": d.playbook.id,
+        "trigger": d.playbook.trigger,
+        "mode": d.playbook.mode.as_str(),
+        "samplesOnly": d.samples_only,
+        "steps": steps,
+        "gates": gates,
+        "notApplicable": d.playbook.not_applicable,
+        "sla": d.sla,
+        "escalation": d.escalation,
+        "onExhausted": d.on_exhausted,
+        "status": Status::Containment.as_str(),
+    })
+}
+
+impl Recorder {
+    /// The recorder on these clients and tables.
+    pub fn new(clients: Clients, names: TableNames, settings: RecorderSettings) -> Recorder {
+        Recorder {
+            incidents: IncidentStore::new(clients.clone(), names.clone()),
+            audit: AuditWriter::new(&clients, &names),
+            settings,
+        }
+    }
+
+    /// Records one request at the current time.
+    pub async fn record(&self, request: RecordRequest) -> Result<RecordOutput, RecordError> {
+        self.record_at(request, OffsetDateTime::now_utc()).await
+    }
+
+    /// Records one request at `now` (see the module docs for what each kind writes).
+    pub async fn record_at(
+        &self,
+        request: RecordRequest,
+        now: OffsetDateTime,
+    ) -> Result<RecordOutput, RecordError> {
+        match request {
+            RecordRequest::Triaged {
+                incident_id,
+                events,
+                decision,
+                detected_at,
+            } => {
+                check_id(&incident_id)?;
+                self.triaged(&incident_id, &events, decision, detected_at, now)
+                    .await
+                    .map(|p| RecordOutput::Playbook(Box::new(p)))
+            }
+            RecordRequest::TriageFailed { incident_id, error } => {
+                check_id(&incident_id)?;
+                self.failed(&incident_id, "triage", "triage-failed", &error, now)
+                    .await
+                    .map(RecordOutput::Recorded)
+            }
+            RecordRequest::StepResult {
+                incident_id,
+                step_id,
+                report,
+            } => {
+                check_id(&incident_id)?;
+                self.step_result(&incident_id, &step_id, &report, now)
+                    .await
+                    .map(RecordOutput::Recorded)
+            }
+            RecordRequest::StepFailed {
+                incident_id,
+                step_id,
+                error,
+            } => {
+                check_id(&incident_id)?;
+                self.failed(&incident_id, &step_id, "step-failed", &error, now)
+                    .await
+                    .map(RecordOutput::Recorded)
+            }
+            RecordRequest::StepNotApproved {
+                incident_id,
+                step_id,
+                error,
+            } => {
+                check_id(&incident_id)?;
+                self.failed(&incident_id, &step_id, "step-not-approved", &error, now)
+                    .await
+                    .map(RecordOutput::Recorded)
+            }
+            RecordRequest::PlaybookFinished {
+                incident_id,
+                playbook_id,
+            } => {
+                check_id(&incident_id)?;
+                self.playbook_finished(&incident_id, &playbook_id, now)
+                    .await
+                    .map(RecordOutput::Recorded)
+            }
+        }
+    }
+
+    async fn get(&self, incident_id: &str) -> Result<Incident, RecordError> {
+        self.incidents.get(incident_id).await?.ok_or_else(|| {
+            RecordError::Store(StoreError::NotFound(format!("incident {incident_id}")))
+        })
+    }
+
+    /// Stores the decision, moves the incident triage → containment, audits `triaged`.
+    async fn triaged(
+        &self,
+        incident_id: &str,
+        events: &[SecurityEvent],
+        decision: Decision,
+        detected_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<PlaybookInput, RecordError> {
+        if decision.incident_id != incident_id {
+            return Err(RecordError::InvalidInput(format!(
+                "the decision is for incident {}, not {incident_id}",
+                decision.incident_id
+            )));
+        }
+        let detail = triage_detail(&decision);
+        let input = PlaybookInput::new(events, decision, detected_at).ok_or_else(|| {
+            RecordError::InvalidInput(format!("incident {incident_id}: a triage with no events"))
+        })?;
+        let incident = self
+            .incidents
+            .record_decision(incident_id, &input.decision, now)
+            .await?;
+        match incident.summary.status {
+            Status::Triage => {
+                match self
+                    .incidents
+                    .transition(
+                        incident_id,
+                        Status::Triage,
+                        Status::Containment,
+                        now,
+                        IncidentPatch::default(),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    // Moved meanwhile by a concurrent attempt of this same call: fine if it is in
+                    // containment now.
+                    Err(StoreError::Conflict(why)) => {
+                        let now_status = self.get(incident_id).await?.summary.status;
+                        if !matches!(now_status, Status::Containment | Status::Contained) {
+                            return Err(RecordError::Conflict(why));
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // A retried call: the transition was made.
+            Status::Containment | Status::Contained => {}
+            status @ (Status::Resolved | Status::Postmortem) => {
+                return Err(RecordError::Conflict(format!(
+                    "incident {incident_id} is {status}: it was closed while it was triaged; no playbook runs"
+                )));
+            }
+        }
+        self.audit
+            .append_once(incident_id, None, RECORD_ACTOR, "triaged", detail, now)
+            .await?;
+        tracing::info!(
+            incident_id,
+            severity = %input.decision.severity,
+            playbook = %input.decision.playbook.id,
+            mode = input.mode.as_str(),
+            "triage recorded; incident in containment"
+        );
+        Ok(input)
+    }
+
+    /// A step's report: its containment record kept for release, every change audited.
+    async fn step_result(
+        &self,
+        incident_id: &str,
+        step_id: &str,
+        report: &ActionReport,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        if report.incident_id != incident_id || report.step_id != step_id {
+            return Err(RecordError::InvalidInput(format!(
+                "the report is for {} step {}, not {incident_id} step {step_id}",
+                report.incident_id, report.step_id
+            )));
+        }
+        let incident = match &report.record {
+            Some(r) => {
+                self.incidents
+                    .add_records(incident_id, std::slice::from_ref(r))
+                    .await?
+            }
+            None => self.get(incident_id).await?,
+        };
+        let detail = serde_json::to_value(step_audit(report)).map_err(|e| {
+            RecordError::InvalidInput(format!("report of {step_id} cannot be audited: {e}"))
+        })?;
+        let action = format!("action:{}", report.action);
+        let appended = self
+            .audit
+            .append_once(incident_id, None, RECORD_ACTOR, &action, detail, now)
+            .await?;
+        Ok(Recorded {
+            incident_id: incident_id.to_owned(),
+            action,
+            seq: appended.record.seq,
+            hash: appended.record.hash,
+            appended: appended.appended,
+            status: incident.summary.status,
+            anchor: None,
+        })
+    }
+
+    /// A failure or a refusal: shown on the incident, audited.
+    async fn failed(
+        &self,
+        incident_id: &str,
+        step_id: &str,
+        action: &str,
+        error: &StateError,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        let message = error_message(error);
+        let incident = self
+            .incidents
+            .record_error(incident_id, step_id, &message)
+            .await?;
+        let appended = self
+            .audit
+            .append_once(
+                incident_id,
+                None,
+                RECORD_ACTOR,
+                action,
+                error_detail(step_id, error),
+                now,
+            )
+            .await?;
+        tracing::warn!(incident_id, step_id, action, error = %error.error, "failure recorded");
+        Ok(Recorded {
+            incident_id: incident_id.to_owned(),
+            action: action.to_owned(),
+            seq: appended.record.seq,
+            hash: appended.record.hash,
+            appended: appended.appended,
+            status: incident.summary.status,
+            anchor: None,
+        })
+    }
+
+    /// The end of a playbook: contained when a destructive step was applied in enforce mode.
+    async fn playbook_finished(
+        &self,
+        incident_id: &str,
+        playbook_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        let incident = self.get(incident_id).await?;
+        let decision = incident.decision.as_ref().ok_or_else(|| {
+            RecordError::Conflict(format!(
+                "incident {incident_id} has no triage decision: playbook {playbook_id} cannot have run"
+            ))
+        })?;
+        if decision.playbook.id != playbook_id {
+            return Err(RecordError::InvalidInput(format!(
+                "incident {incident_id} was routed to playbook {}, not {playbook_id}",
+                decision.playbook.id
+            )));
+        }
+        let chain = self.audit.log().chain(incident_id).await?;
+        let destructive: BTreeSet<&str> = decision
+            .playbook
+            .steps
+            .iter()
+            .filter(|s| s.destructive)
+            .map(|s| s.id.as_str())
+            .collect();
+        // The latest result of every step that ran.
+        let mut ran: BTreeMap<String, StepAudit> = BTreeMap::new();
+        for r in chain.iter().filter(|r| r.action.starts_with("action:")) {
+            if let Ok(step) = serde_json::from_value::<StepAudit>(r.detail.clone()) {
+                ran.insert(step.step.clone(), step);
+            }
+        }
+        // Applied, or already in place, in enforce mode: the containment holds.
+        let applied: Vec<String> = ran
+            .values()
+            .filter(|s| {
+                destructive.contains(s.step.as_str())
+                    && s.mode == Mode::Enforce
+                    && matches!(s.outcome, Outcome::Applied | Outcome::AlreadyInPlace)
+            })
+            .map(|s| s.step.clone())
+            .collect();
+        let dry_run: Vec<String> = ran
+            .values()
+            .filter(|s| destructive.contains(s.step.as_str()) && s.mode == Mode::DryRun)
+            .map(|s| s.step.clone())
+            .collect();
+        let unfinished: Vec<String> = chain
+            .iter()
+            .filter(|r| matches!(r.action.as_str(), "step-failed" | "step-not-approved"))
+            .filter_map(|r| r.detail.get("step").and_then(Value::as_str))
+            .filter(|s| destructive.contains(s) && !ran.contains_key(*s))
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+
+        let contained = !applied.is_empty();
+        let mut status = incident.summary.status;
+        let mut contained_at = incident.summary.timeline.contained_at;
+        if contained && status == Status::Containment {
+            let moved = match self
+                .incidents
+                .transition(
+                    incident_id,
+                    Status::Containment,
+                    Status::Contained,
+                    now,
+                    IncidentPatch::default(),
+                )
+                .await
+            {
+                Ok(i) => i,
+                Err(StoreError::Conflict(_)) => self.get(incident_id).await?,
+                Err(e) => return Err(e.into()),
+            };
+            status = moved.summary.status;
+            contained_at = moved.summary.timeline.contained_at;
+        }
+        let detail = if contained {
+            let mttc =
+                contained_at.map(|c| (c - incident.summary.timeline.detected_at).whole_seconds());
+            json!({
+                "playbook": playbook_id,
+                "mode": decision.playbook.mode.as_str(),
+                "contained": true,
+                "destructiveApplied": applied,
+                "notApplied": unfinished,
+                "status": status.as_str(),
+                "containedAt": stamp(contained_at),
+                "mttcSeconds": mttc,
+            })
+        } else {
+            let why = if decision.playbook.mode == Mode::DryRun || !dry_run.is_empty() {
+                "dry-run: the plan was computed and nothing was changed, so nothing was contained"
+            } else if destructive.is_empty() {
+                "the playbook has no containment step: nothing was contained"
+            } else {
+                "no containment step was applied in enforce mode (not approved, failed or not applicable): nothing was contained"
+            };
+            json!({
+                "playbook": playbook_id,
+                "mode": decision.playbook.mode.as_str(),
+                "contained": false,
+                "why": why,
+                "plannedOnly": dry_run,
+                "notApplied": unfinished,
+                "status": status.as_str(),
+            })
+        };
+        let appended = self
+            .audit
+            .append_once(
+                incident_id,
+                Some(&chain),
+                RECORD_ACTOR,
+                "playbook-finished",
+                detail,
+                now,
+            )
+            .await?;
+        let anchor = if contained {
+            let a = self
+                .audit
+                .log()
+                .anchor(
+                    incident_id,
+                    LEFT_CONTAINMENT,
+                    &self.settings.evidence_bucket,
+                    &self.settings.evidence,
+                    now,
+                )
+                .await?;
+            tracing::info!(incident_id, seq = a.seq, hash = %a.hash, "audit head anchored");
+            Some(a)
+        } else {
+            None
+        };
+        tracing::info!(incident_id, playbook_id, contained, status = %status, "playbook finished");
+        Ok(Recorded {
+            incident_id: incident_id.to_owned(),
+            action: "playbook-finished".to_owned(),
+            seq: appended.record.seq,
+            hash: appended.record.hash,
+            appended: appended.appended,
+            status,
+            anchor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn record(prev: Option<&AuditRecord>, action: &str, detail: Value) -> AuditRecord {
+        AuditRecord::next(
+            prev,
+            "inc-0123456789abcdef0123",
+            datetime!(2026-11-20 10:00 UTC),
+            "ir-record",
+            action,
+            detail,
+        )
+    }
+
+    #[test]
+    fn only_the_latest_record_of_an_action_and_step_is_compared() {
+        let a = record(
+            None,
+            "step-failed",
+            json!({"step": "isolate", "error": "X"}),
+        );
+        let b = record(Some(&a), "repeated", json!({"findingId": "f"}));
+        let chain = vec![a.clone(), b.clone()];
+        assert!(already_recorded(
+            &chain,
+            "step-failed",
+            Some("isolate"),
+            &json!({"error": "X", "step": "isolate"})
+        ));
+        assert!(!already_recorded(
+            &chain,
+            "step-failed",
+            Some("isolate"),
+            &json!({"step": "isolate", "error": "Y"})
+        ));
+        assert!(!already_recorded(
+            &chain,
+            "step-failed",
+            Some("snapshot"),
+            &json!({"step": "snapshot", "error": "X"})
+        ));
+        let c = record(
+            Some(&b),
+            "step-failed",
+            json!({"step": "isolate", "error": "Y"}),
+        );
+        let chain = vec![a, b, c];
+        // X is no longer the latest for the step: recorded again.
+        assert!(!already_recorded(
+            &chain,
+            "step-failed",
+            Some("isolate"),
+            &json!({"step": "isolate", "error": "X"})
+        ));
+    }
+
+    #[test]
+    fn execution_arns_derive_from_the_state_machine() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:ir-triage",
+                "inc-0123456789abcdef0123"
+            )
+            .as_deref(),
+            Some(
+                "arn:aws:states:us-east-1:123456789012:execution:ir-triage:inc-0123456789abcdef0123"
+            )
+        );
+        assert_eq!(
+            execution_arn("arn:aws:lambda:us-east-1:1:function:x", "n"),
+            None
+        );
+    }
+
+    #[test]
+    fn long_causes_are_cut_and_say_so() {
+        assert_eq!(truncate("short", 10), "short");
+        let cut = truncate(&"é".repeat(20), 5);
+        assert!(cut.starts_with("ééééé… ("), "{cut}");
+        assert!(cut.contains("30 more bytes cut"), "{cut}");
+    }
+}
