@@ -4,6 +4,7 @@
 // Test fixtures: a result that is not what the test expects must stop it loudly, with the report.
 #![allow(clippy::panic)]
 
+use aws_config::SdkConfig;
 use ir_aws::{ActionError, ClientOptions, Clients, ReportBuilder};
 use ir_core::action::{ActionReport, Change, ContainmentRequest};
 use ir_core::config::Mode;
@@ -20,8 +21,15 @@ pub const FINDING_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 /// builds them.
 #[must_use]
 pub fn clients(cloud: &LocalCloud) -> Clients {
+    clients_for(&cloud.sdk_config())
+}
+
+/// [`clients`] on any configuration of the emulator's, e.g. one whose endpoint is a
+/// [`one_at_a_time`](crate::one_at_a_time) relay.
+#[must_use]
+pub fn clients_for(sdk: &SdkConfig) -> Clients {
     Clients::new(
-        &cloud.sdk_config(),
+        sdk,
         ClientOptions {
             s3_force_path_style: true,
         },

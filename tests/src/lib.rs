@@ -23,13 +23,19 @@
 //! * [`actions`] and [`recorder`]: the suite's [`Clients`](ir_aws::Clients) for the emulator, a
 //!   [`Recorder`] of the requests really sent, and the resources, requests and reports of the
 //!   actions.
+//! * [`relay`]: [`one_at_a_time`], a relay that serializes requests to the emulator for race
+//!   tests (moto does not execute concurrent requests atomically), and [`serialized_clients`].
+//! * [`fake_lambda`]: [`FakeLambda`], a Lambda Invoke API with canned answers that records every
+//!   request, for the emulator's Step Functions engine to call ([`LambdaCloud`]).
 
 pub mod fixtures;
 pub mod localcloud;
 pub mod support;
 
 pub mod actions;
+pub mod fake_lambda;
 pub mod recorder;
+pub mod relay;
 
 pub use localcloud::{
     ACCESS_KEY_ID, ACCOUNT_ID, BOOTSTRAP_COMMAND, DEFAULT_STARTUP_TIMEOUT, HarnessError,
@@ -38,7 +44,9 @@ pub use localcloud::{
 pub use support::{TestResult, cloud, incident_id, incident_id_from, percent_decode, sha256_hex};
 
 pub use actions::{
-    FINDING_ID, change, clients, containment_request, ec2_instance, expect_err, instance_resource,
-    recorded_clients, release_report, role_resource, user_resource,
+    FINDING_ID, change, clients, clients_for, containment_request, ec2_instance, expect_err,
+    instance_resource, recorded_clients, release_report, role_resource, user_resource,
 };
+pub use fake_lambda::{FakeLambda, Fallback, LambdaCloud, Reply};
 pub use recorder::{Mark, Recorder, RecordingInterceptor, SentRequest};
+pub use relay::{one_at_a_time, serialized_clients};

@@ -5,11 +5,11 @@
 //! `unique_name`. Tampering is done the way an attacker with table access would: plain SDK
 //! calls on the audit table, beside the store.
 //!
-//! The concurrent-append test reaches the emulator through [`one_at_a_time`]: DynamoDB executes
-//! every request atomically, moto 5.2.5 does not (it serves requests on threads without a lock,
-//! so two conditional puts can both pass their condition). The relay restores per-request
-//! atomicity and nothing else: the appends still interleave at every request boundary (read
-//! the head, then put conditionally), which is where their race is.
+//! The concurrent-append test reaches the emulator through [`ir_tests::one_at_a_time`]: DynamoDB
+//! executes every request atomically, moto 5.2.5 does not (it serves requests on threads without
+//! a lock, so two conditional puts can both pass their condition). The relay restores
+//! per-request atomicity and nothing else: the appends still interleave at every request
+//! boundary (read the head, then put conditionally), which is where their race is.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,106 +17,23 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::types::{
-    ChecksumMode, DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
-    ObjectLockRetentionMode, ObjectLockRule,
-};
+use aws_sdk_s3::types::ChecksumMode;
+use ir_aws::Clients;
 use ir_aws::store::{AuditLog, StoreError, TableNames, VerifyError, create_tables};
-use ir_aws::{ClientOptions, Clients};
 use ir_core::audit::{AuditRecord, ChainError, GENESIS};
 use ir_core::config::EvidenceConfig;
 use ir_core::correlate::incident_id;
 use ir_core::{ErrorName, Named};
-use ir_tests::{LocalCloud, unique_name};
+use ir_tests::{TestResult, clients, cloud, fixtures, serialized_clients, unique_name};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::Duration;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 type Item = HashMap<String, AttributeValue>;
 
 const T0: OffsetDateTime = datetime!(2026-11-20 10:05:00.25 UTC);
-
-async fn cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// One HTTP/1.1 request from the client (`Connection: close` forced), `None` at end of stream.
-async fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Vec<u8>>> {
-    let mut message = Vec::new();
-    let mut content_length = 0usize;
-    loop {
-        let mut line = Vec::new();
-        if r.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(None);
-        }
-        if line == b"\r\n" {
-            break;
-        }
-        let lower = String::from_utf8_lossy(&line).to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            content_length = v.trim().parse().map_err(std::io::Error::other)?;
-        }
-        if lower.starts_with("transfer-encoding:") {
-            return Err(std::io::Error::other("chunked requests are not relayed"));
-        }
-        if !lower.starts_with("connection:") {
-            message.extend_from_slice(&line);
-        }
-    }
-    message.extend_from_slice(b"Connection: close\r\n\r\n");
-    let start = message.len();
-    message.resize(start + content_length, 0);
-    r.read_exact(&mut message[start..]).await?;
-    Ok(Some(message))
-}
-
-async fn relay(
-    client: TcpStream,
-    upstream: String,
-    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
-) -> std::io::Result<()> {
-    let mut client = BufReader::new(client);
-    while let Some(request) = read_request(&mut client).await? {
-        let response = {
-            let _one = gate.lock().await;
-            let mut up = TcpStream::connect(&upstream).await?;
-            up.write_all(&request).await?;
-            let mut response = Vec::new();
-            up.read_to_end(&mut response).await?;
-            response
-        };
-        client.get_mut().write_all(&response).await?;
-    }
-    Ok(())
-}
-
-/// A relay in front of the emulator that lets one request through at a time (see the module
-/// docs); its URL.
-async fn one_at_a_time(upstream: &str) -> String {
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (upstream, gate) = (upstream.clone(), gate.clone());
-            tokio::spawn(async move {
-                if let Err(e) = relay(client, upstream, gate).await {
-                    panic!("relay: {e}");
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
 
 /// Everything one test uses.
 struct Fixture {
@@ -137,48 +54,13 @@ fn evidence() -> EvidenceConfig {
     }
 }
 
-async fn setup_via(endpoint: Option<String>) -> Fixture {
+/// A fixture whose store uses `clients` (on the shared emulator).
+async fn setup_with(clients: Clients) -> Fixture {
     let cloud = cloud().await;
-    let mut sdk = cloud.sdk_config();
-    if let Some(url) = endpoint {
-        sdk = sdk.into_builder().endpoint_url(url).build();
-    }
-    let clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
     let names = TableNames::with_prefix(&unique_name("ir"));
     create_tables(&clients, &names).await.unwrap();
     let s3 = cloud.s3_client();
-    let bucket = unique_name("ir-evidence");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
-    s3.put_object_lock_configuration()
-        .bucket(&bucket)
-        .object_lock_configuration(
-            ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(
-                            DefaultRetention::builder()
-                                .mode(ObjectLockRetentionMode::Compliance)
-                                .days(1)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let bucket = fixtures::locked_bucket(&s3, "ir-evidence").await;
     Fixture {
         log: AuditLog::new(clients.clone(), names.clone()),
         clients,
@@ -190,7 +72,7 @@ async fn setup_via(endpoint: Option<String>) -> Fixture {
 }
 
 async fn setup() -> Fixture {
-    setup_via(None).await
+    setup_with(clients(cloud().await)).await
 }
 
 /// Appends record `i` of a test chain: details with floats, nesting and unordered keys.
@@ -559,8 +441,7 @@ async fn a_truncated_chain_is_caught_by_its_anchor() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_appends_make_one_gapless_chain() -> TestResult {
-    let relay = one_at_a_time(cloud().await.endpoint_url()).await;
-    let f = setup_via(Some(relay)).await;
+    let f = setup_with(serialized_clients(cloud().await).await).await;
     let id = incident_id(&unique_name("audit"));
     let tasks: Vec<_> = (0..10u64)
         .map(|i| {

@@ -4,8 +4,8 @@
 //! own findings and resources; state is read back with plain SDK calls (`GetItem`, `Scan`),
 //! not only through the store.
 //!
-//! The race tests reach the emulator through [`one_at_a_time`]: DynamoDB executes every request
-//! atomically, moto 5.2.5 does not. It serves requests on threads without a lock, and a
+//! The race tests reach the emulator through [`ir_tests::one_at_a_time`]: DynamoDB executes every
+//! request atomically, moto 5.2.5 does not. It serves requests on threads without a lock, and a
 //! cancelled `TransactWriteItems` restores a deep copy of each whole table taken when it
 //! started — erasing the writes other requests made and were acknowledged for meanwhile (in
 //! one direct run, 14 of 20 acknowledged repeats survived; a lost opening write can even let a
@@ -18,127 +18,35 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use ir_aws::Clients;
 use ir_aws::store::{IncidentPatch, IncidentStore, StoreError, TableNames, create_tables};
-use ir_aws::{ClientOptions, Clients};
 use ir_core::correlate::{Correlation, incident_id};
-use ir_core::event::{Ec2Instance, Source};
+use ir_core::event::Source;
 use ir_core::incident::Status;
 use ir_core::severity::{FindingSeverity, SeverityScale};
-use ir_core::{ErrorName, Named, Resource, SecurityEvent, Severity};
-use ir_tests::{LocalCloud, unique_name};
+use ir_core::{ErrorName, Named, SecurityEvent, Severity};
+use ir_tests::{TestResult, clients, cloud, instance_resource, serialized_clients, unique_name};
 use serde_json::value::RawValue;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 const DETECTED: OffsetDateTime = datetime!(2026-11-20 10:05:00 UTC);
 const FIRST_SEEN: OffsetDateTime = datetime!(2026-11-20 10:00:00 UTC);
 
-async fn cloud() -> &'static LocalCloud {
-    match LocalCloud::shared().await {
-        Ok(cloud) => cloud,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// One HTTP/1.1 request from the client (`Connection: close` forced), `None` at end of stream.
-async fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Vec<u8>>> {
-    let mut message = Vec::new();
-    let mut content_length = 0usize;
-    loop {
-        let mut line = Vec::new();
-        if r.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(None);
-        }
-        if line == b"\r\n" {
-            break;
-        }
-        let lower = String::from_utf8_lossy(&line).to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            content_length = v.trim().parse().map_err(std::io::Error::other)?;
-        }
-        if lower.starts_with("transfer-encoding:") {
-            return Err(std::io::Error::other("chunked requests are not relayed"));
-        }
-        if !lower.starts_with("connection:") {
-            message.extend_from_slice(&line);
-        }
-    }
-    message.extend_from_slice(b"Connection: close\r\n\r\n");
-    let start = message.len();
-    message.resize(start + content_length, 0);
-    r.read_exact(&mut message[start..]).await?;
-    Ok(Some(message))
-}
-
-async fn relay(
-    client: TcpStream,
-    upstream: String,
-    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
-) -> std::io::Result<()> {
-    let mut client = BufReader::new(client);
-    while let Some(request) = read_request(&mut client).await? {
-        let response = {
-            let _one = gate.lock().await;
-            let mut up = TcpStream::connect(&upstream).await?;
-            up.write_all(&request).await?;
-            let mut response = Vec::new();
-            up.read_to_end(&mut response).await?;
-            response
-        };
-        client.get_mut().write_all(&response).await?;
-    }
-    Ok(())
-}
-
-/// A relay in front of the emulator that lets one request through at a time (see the module
-/// docs); its URL.
-async fn one_at_a_time(upstream: &str) -> String {
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (upstream, gate) = (upstream.clone(), gate.clone());
-            tokio::spawn(async move {
-                if let Err(e) = relay(client, upstream, gate).await {
-                    panic!("relay: {e}");
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 /// Clients on the emulator and four fresh tables.
 async fn setup() -> (Clients, TableNames, IncidentStore) {
-    setup_via(None).await
+    setup_with(clients(cloud().await)).await
 }
 
-/// The same, with every request through [`one_at_a_time`].
+/// The same, with every request through [`ir_tests::one_at_a_time`].
 async fn setup_serialized() -> (Clients, TableNames, IncidentStore) {
-    let relay = one_at_a_time(cloud().await.endpoint_url()).await;
-    setup_via(Some(relay)).await
+    setup_with(serialized_clients(cloud().await).await).await
 }
 
-async fn setup_via(endpoint: Option<String>) -> (Clients, TableNames, IncidentStore) {
-    let cloud = cloud().await;
-    let mut sdk = cloud.sdk_config();
-    if let Some(url) = endpoint {
-        sdk = sdk.into_builder().endpoint_url(url).build();
-    }
-    let clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
+/// Four fresh tables, and the store on them with `clients`.
+async fn setup_with(clients: Clients) -> (Clients, TableNames, IncidentStore) {
     let names = TableNames::with_prefix(&unique_name("ir"));
     create_tables(&clients, &names).await.unwrap();
     let store = IncidentStore::new(clients.clone(), names.clone());
@@ -170,15 +78,7 @@ fn finding(finding: &str, instance: &str, severity: Severity, count: u64) -> Sec
         title: "SSH brute force".into(),
         account: ACCOUNT.into(),
         region: REGION.into(),
-        resource: Resource::Ec2Instance(Ec2Instance {
-            instance_id: instance.to_owned(),
-            vpc_id: None,
-            subnet_id: None,
-            network_interfaces: Vec::new(),
-            instance_profile_arn: None,
-            image_id: None,
-            launch_time: None,
-        }),
+        resource: instance_resource(instance),
         resource_tags: BTreeMap::new(),
         first_seen: Some(FIRST_SEEN),
         last_seen: Some(FIRST_SEEN + Duration::minutes(2)),

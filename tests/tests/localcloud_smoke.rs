@@ -21,11 +21,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ObjectLockRetentionMode};
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_tests::fixtures::{create_security_group, create_subnet, create_vpc, filter, locked_bucket};
-use ir_tests::{ACCOUNT_ID, HarnessError, LocalCloud, TestResult, cloud, unique_name};
+use ir_tests::{
+    ACCOUNT_ID, FakeLambda, Fallback, HarnessError, LocalCloud, TestResult, cloud, unique_name,
+};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// Creates a table keyed by the string `pk`, billed per request.
 async fn create_table(
@@ -280,71 +279,13 @@ async fn ec2_security_group_default_egress_can_be_revoked() -> TestResult {
     Ok(())
 }
 
-/// A stand-in for `cargo lambda watch`: answers the Lambda Invoke API with
-/// `{"echo": <request payload>}` and reports `(path, payload)` of every invocation.
-async fn fake_lambda_endpoint()
--> std::io::Result<(String, mpsc::UnboundedReceiver<(String, String)>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream);
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).await.is_err() {
-                    return;
-                }
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
-                let mut content_length = 0usize;
-                loop {
-                    let mut header = String::new();
-                    match reader.read_line(&mut header).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if header == "\r\n" => break,
-                        Ok(_) => {
-                            if let Some((name, value)) = header.split_once(':')
-                                && name.eq_ignore_ascii_case("content-length")
-                            {
-                                content_length = value.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                }
-                let mut payload = vec![0; content_length];
-                if reader.read_exact(&mut payload).await.is_err() {
-                    return;
-                }
-                let payload = String::from_utf8_lossy(&payload).into_owned();
-                let reply = format!(
-                    "{{\"echo\":{}}}",
-                    if payload.is_empty() { "null" } else { &payload }
-                );
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                     X-Amz-Executed-Version: $LATEST\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-                let _ = tx.send((path, payload));
-                let mut stream = reader.into_inner();
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok((url, rx))
-}
-
 #[tokio::test]
 async fn step_functions_lambda_tasks_are_routed_to_the_given_endpoint() -> TestResult {
-    let (lambda_url, mut invocations) = fake_lambda_endpoint().await?;
+    // A stand-in for `cargo lambda watch`: answers `{"echo": <request payload>}`.
+    let lambda = FakeLambda::start(Fallback::Echo).await?;
+    let lambda_url = lambda.url();
     let cloud = match LocalCloud::builder()
-        .lambda_endpoint(&lambda_url)
+        .lambda_endpoint(lambda_url)
         .start()
         .await
     {
@@ -353,7 +294,7 @@ async fn step_functions_lambda_tasks_are_routed_to_the_given_endpoint() -> TestR
     };
     assert!(!cloud.is_shared());
     // The launcher confirmed (on stderr) that it replaced the engine's Lambda client factory...
-    assert_eq!(cloud.lambda_routing(), Some(lambda_url.as_str()));
+    assert_eq!(cloud.lambda_routing(), Some(lambda_url));
     assert!(
         cloud
             .stderr_tail()
@@ -435,14 +376,13 @@ async fn step_functions_lambda_tasks_are_routed_to_the_given_endpoint() -> TestR
         serde_json::json!({ "payload": { "echo": { "case": "case-0001" } } })
     );
 
-    let (path, payload) = invocations
-        .try_recv()
+    let (path, payload) = lambda
+        .requests()
+        .into_iter()
+        .next()
         .expect("the fake Lambda endpoint was invoked");
     assert_eq!(path, "/2015-03-31/functions/ir-fake-fn/invocations");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&payload)?,
-        serde_json::json!({ "case": "case-0001" })
-    );
+    assert_eq!(payload, serde_json::json!({ "case": "case-0001" }));
 
     let recorded = ddb
         .get_item()

@@ -3,11 +3,12 @@
 //! `ir-aws` code each function runs, called with real clients over HTTP to moto.
 //!
 //! One private emulator serves the file: its Step Functions engine sends Lambda invocations to a
-//! small HTTP endpoint in this file, which records them (the approval gate's `.waitForTaskToken`
-//! task hands its token there, as Lambda would hand it to `ir-request-approval`) and also
-//! receives the SNS topic's HTTP deliveries (what a subscriber really gets). Every test makes its
-//! own tables, bucket, topic and state machines under a `unique_name`. Every log line of this
-//! test binary (DEBUG and above, every crate) is captured and checked for task tokens.
+//! small HTTP endpoint ([`ir_tests::FakeLambda`]), which records them (the approval gate's
+//! `.waitForTaskToken` task hands its token there, as Lambda would hand it to
+//! `ir-request-approval`) and also receives the SNS topic's HTTP deliveries (what a subscriber
+//! really gets). Every test makes its own tables, bucket, topic and state machines under a
+//! `unique_name`. Every log line of this test binary (DEBUG and above, every crate) is captured
+//! and checked for task tokens.
 //!
 //! Nothing sleeps for a fixed time: waits poll an execution or the endpoint, with a deadline.
 
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::types::ObjectLockMode;
 use aws_sdk_sfn::Client as Sfn;
 use aws_sdk_sfn::types::ExecutionStatus;
+use ir_aws::Clients;
 use ir_aws::approval::{
     ApproverPolicy, DecideError, DecisionRequest, GateSettings, Verdict, decide, request,
 };
@@ -29,7 +31,6 @@ use ir_aws::store::{
     ApprovalRequest as StoredRequest, ApprovalStatus, ApprovalStore, AuditLog, IncidentStore,
     TableNames, TaskToken, create_tables,
 };
-use ir_aws::{ClientOptions, Clients};
 use ir_core::action::{
     ActionReport, Change, ChangeStatus, ContainmentRecord, EniGroups, InstanceAttributes,
     IsolationRecord, Outcome,
@@ -40,14 +41,13 @@ use ir_core::correlate::Correlation;
 use ir_core::incident::Status;
 use ir_core::orchestration::{ApprovalRequest, NotifyRequest, RecordRequest, StateError};
 use ir_core::{Decision, Engine, IngestOutput, TriageInput};
-use ir_tests::{LocalCloud, fixtures, unique_name};
+use ir_tests::{
+    Fallback, LambdaCloud, TestResult, clients, fixtures, serialized_clients, unique_name,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const STATES_ROLE: &str = "arn:aws:iam::123456789012:role/ir-test-states";
@@ -94,141 +94,12 @@ fn logs() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// One HTTP endpoint: the Lambda Invoke API for the Step Functions engine, and SNS deliveries.
+// One HTTP endpoint: the Lambda Invoke API for the Step Functions engine, and SNS deliveries
+// (answered `{}`, every request recorded).
 
-#[derive(Debug, Default)]
-struct Posts {
-    /// Every request: (path, JSON body).
-    all: Vec<(String, Value)>,
-}
-
-#[derive(Debug, Clone)]
-struct Endpoint {
-    url: String,
-    posts: Arc<Mutex<Posts>>,
-    posted: Arc<Notify>,
-}
-
-impl Endpoint {
-    fn bodies(&self, path: &str) -> Vec<Value> {
-        self.posts
-            .lock()
-            .unwrap()
-            .all
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, b)| b.clone())
-            .collect()
-    }
-
-    /// Waits until `path` got at least `n` requests.
-    async fn wait(&self, path: &str, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let posted = self.posted.notified();
-            let got = self.bodies(path);
-            if got.len() >= n {
-                return got;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{path}: {} request(s), expected {n}",
-                got.len()
-            );
-            let _ = tokio::time::timeout(left, posted).await;
-        }
-    }
-
-    /// The path the engine invokes function `name` at.
-    fn function_path(name: &str) -> String {
-        format!("/2015-03-31/functions/{name}/invocations")
-    }
-}
-
-async fn answer(endpoint: &Endpoint, stream: TcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).await?;
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    let mut content_length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).await? == 0 || header == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            content_length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body).await?;
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    endpoint.posts.lock().unwrap().all.push((path, value));
-    endpoint.posted.notify_waiters();
-    let reply = "{}";
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         X-Amz-Executed-Version: $LATEST\r\nConnection: close\r\n\r\n{reply}",
-        reply.len()
-    );
-    let mut stream = reader.into_inner();
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-struct Env {
-    cloud: LocalCloud,
-    endpoint: Endpoint,
-}
-
-static ENV: OnceLock<Env> = OnceLock::new();
-
-/// The endpoint runs on its own thread and runtime, so it outlives each test's runtime.
-fn env() -> &'static Env {
-    ENV.get_or_init(|| {
-        std::thread::spawn(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let endpoint = Endpoint {
-                        url: format!("http://{}", listener.local_addr().unwrap()),
-                        posts: Arc::default(),
-                        posted: Arc::default(),
-                    };
-                    tx.send(endpoint.clone()).unwrap();
-                    while let Ok((stream, _)) = listener.accept().await {
-                        let endpoint = endpoint.clone();
-                        tokio::spawn(async move {
-                            let _ = answer(&endpoint, stream).await;
-                        });
-                    }
-                });
-            });
-            let endpoint = rx.recv().unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let cloud = rt
-                .block_on(LocalCloud::builder().lambda_endpoint(&endpoint.url).start())
-                .unwrap_or_else(|e| panic!("{e}"));
-            Env { cloud, endpoint }
-        })
-        .join()
-        .unwrap_or_else(|_| panic!("the local cloud did not start (see the panic above)"))
-    })
+fn env() -> &'static LambdaCloud {
+    static ENV: OnceLock<LambdaCloud> = OnceLock::new();
+    ENV.get_or_init(|| LambdaCloud::start(Fallback::Empty))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,12 +117,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     capture();
     let env = env();
-    let clients = Clients::new(
-        &env.cloud.sdk_config(),
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
+    let clients = clients(&env.cloud);
     let names = TableNames::with_prefix(&unique_name("ir"));
     create_tables(&clients, &names).await.unwrap();
     let bucket = fixtures::locked_bucket(&env.cloud.s3_client(), "ir-evidence").await;
@@ -271,7 +137,7 @@ async fn fixture() -> Fixture {
         .subscribe()
         .topic_arn(&topic)
         .protocol("http")
-        .endpoint(format!("{}{inbox}", env.endpoint.url))
+        .endpoint(format!("{}{inbox}", env.lambda.url()))
         .send()
         .await
         .unwrap();
@@ -575,10 +441,7 @@ async fn start_gate(
         .unwrap()
         .execution_arn()
         .to_owned();
-    let calls = env()
-        .endpoint
-        .wait(&Endpoint::function_path(&function), 1)
-        .await;
+    let calls = env().lambda.wait_calls(&function, 1).await;
     let token = calls[0]["taskToken"].as_str().unwrap().to_owned();
     assert!(token.len() > 10, "{token}");
     let req: ApprovalRequest = serde_json::from_value(calls[0].clone()).unwrap();
@@ -653,93 +516,12 @@ fn attribute(attrs: &Value, name: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Ingest.
 
-/// One request at a time to the emulator: DynamoDB and Step Functions execute every request
-/// atomically, moto 5.2.5 does not (it serves requests on threads without a lock; a cancelled
-/// `TransactWriteItems` restores a copy of the whole table taken when it started, erasing writes
-/// acknowledged meanwhile, and two `StartExecution`s with one name can both pass its existence
-/// check). The relay restores per-request atomicity and nothing else: concurrent ingests still
-/// interleave at every request boundary, which is where their races are. Its URL.
-async fn one_at_a_time(upstream: &str) -> String {
-    async fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Vec<u8>>> {
-        let mut message = Vec::new();
-        let mut content_length = 0usize;
-        loop {
-            let mut line = Vec::new();
-            if r.read_until(b'\n', &mut line).await? == 0 {
-                return Ok(None);
-            }
-            if line == b"\r\n" {
-                break;
-            }
-            let lower = String::from_utf8_lossy(&line).to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                content_length = v.trim().parse().map_err(std::io::Error::other)?;
-            }
-            if lower.starts_with("transfer-encoding:") {
-                return Err(std::io::Error::other("chunked requests are not relayed"));
-            }
-            if !lower.starts_with("connection:") {
-                message.extend_from_slice(&line);
-            }
-        }
-        message.extend_from_slice(b"Connection: close\r\n\r\n");
-        let start = message.len();
-        message.resize(start + content_length, 0);
-        r.read_exact(&mut message[start..]).await?;
-        Ok(Some(message))
-    }
-    async fn relay(
-        client: TcpStream,
-        upstream: String,
-        gate: Arc<tokio::sync::Mutex<()>>,
-    ) -> std::io::Result<()> {
-        let mut client = BufReader::new(client);
-        while let Some(request) = read_request(&mut client).await? {
-            let response = {
-                let _one = gate.lock().await;
-                let mut up = TcpStream::connect(&upstream).await?;
-                up.write_all(&request).await?;
-                let mut response = Vec::new();
-                up.read_to_end(&mut response).await?;
-                response
-            };
-            client.get_mut().write_all(&response).await?;
-        }
-        Ok(())
-    }
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let gate = Arc::new(tokio::sync::Mutex::new(()));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (upstream, gate) = (upstream.clone(), gate.clone());
-            tokio::spawn(async move {
-                if let Err(e) = relay(client, upstream, gate).await {
-                    panic!("relay: {e}");
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_deliveries_open_one_incident_and_start_one_triage() -> TestResult {
     let mut f = fixture().await;
-    let relay = one_at_a_time(env().cloud.endpoint_url()).await;
-    let sdk = env()
-        .cloud
-        .sdk_config()
-        .into_builder()
-        .endpoint_url(relay)
-        .build();
-    f.clients = Clients::new(
-        &sdk,
-        ClientOptions {
-            s3_force_path_style: true,
-        },
-    );
+    // One request at a time (see `ir_tests::relay`: moto's concurrent `TransactWriteItems` and
+    // `StartExecution`s are not atomic); concurrent ingests still interleave at every request.
+    f.clients = serialized_clients(&env().cloud).await;
     let sfn = &f.clients.sfn;
     let machine = create_machine(
         sfn,
@@ -1348,7 +1130,7 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     assert_eq!(f.chain(&id).await.len(), chain_len);
 
     // What the approvers receive: the incident update and how to decide, no token.
-    let delivered = env().endpoint.wait(&f.inbox, 2).await;
+    let delivered = env().lambda.wait_posted(&f.inbox, 2).await;
     let note = &delivered[0];
     assert_eq!(note["MessageId"], requested.message_id.as_str());
     let subject = note["Subject"].as_str().unwrap();
@@ -1904,7 +1686,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
     let message_id = change.after["messageId"].as_str().unwrap().to_owned();
     assert_eq!(change.after, json!({ "messageId": message_id }));
 
-    let delivered = env().endpoint.wait(&f.inbox, 1).await;
+    let delivered = env().lambda.wait_posted(&f.inbox, 1).await;
     let note = delivered
         .iter()
         .find(|n| n["MessageId"] == message_id.as_str())

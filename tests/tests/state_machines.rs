@@ -1,8 +1,8 @@
 //! The committed state machines (`statemachines/*.asl.json`) run on the emulator's Step
 //! Functions engine: the same files the template deploys, with their `${…}` substitutions
-//! filled with the names of fake functions served by a small Lambda Invoke API in this file
-//! (canned answers per function, every request recorded) and the ARNs of the playbook state
-//! machines created here.
+//! filled with the names of fake functions served by a small Lambda Invoke API
+//! ([`ir_tests::FakeLambda`]: canned answers per function, every request recorded) and the ARNs
+//! of the playbook state machines created here.
 //!
 //! One emulator serves every test of this file (it needs the launcher's Lambda routing, so it is
 //! a private one, started once); each test creates its own state machines and functions under a
@@ -12,9 +12,9 @@
 // Test helpers fail loudly by panicking.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::Client as Sfn;
@@ -28,13 +28,8 @@ use ir_core::enrich::Enrichment;
 use ir_core::orchestration::{ApprovalRequest, NotifyRequest, PlaybookInput, RecordRequest};
 use ir_core::triage::EscalationLevel;
 use ir_core::{Decision, Engine, TriageInput};
-use ir_tests::{LocalCloud, unique_name};
+use ir_tests::{Fallback, LambdaCloud, Reply, TestResult, unique_name};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ir-test-states";
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -45,182 +40,12 @@ fn repo() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A fake Lambda Invoke API: canned replies per function name, every invocation recorded.
+// The emulator with Lambda routed to a fake (canned replies per function, every invocation
+// recorded), once for the whole file.
 
-#[derive(Debug, Clone)]
-enum Reply {
-    Ok(Value),
-    /// A function error, as the Lambda runtime reports one (`X-Amz-Function-Error`).
-    Err(&'static str, String),
-}
-
-#[derive(Debug, Default)]
-struct Functions {
-    /// Replies per function, in order; the last one repeats.
-    replies: HashMap<String, Vec<Reply>>,
-    /// Every invocation: (function name, payload).
-    calls: Vec<(String, Value)>,
-}
-
-#[derive(Debug, Clone)]
-struct FakeLambda {
-    url: String,
-    state: Arc<Mutex<Functions>>,
-    invoked: Arc<Notify>,
-}
-
-impl FakeLambda {
-    fn reply(&self, function: &str, replies: Vec<Reply>) {
-        self.state
-            .lock()
-            .unwrap()
-            .replies
-            .insert(function.to_owned(), replies);
-    }
-
-    fn calls(&self, function: &str) -> Vec<Value> {
-        let state = self.state.lock().unwrap();
-        state
-            .calls
-            .iter()
-            .filter(|(f, _)| f == function)
-            .map(|(_, p)| p.clone())
-            .collect()
-    }
-
-    /// Waits until `function` was invoked at least `n` times.
-    async fn wait_calls(&self, function: &str, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let invoked = self.invoked.notified();
-            let calls = self.calls(function);
-            if calls.len() >= n {
-                return calls;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{function} invoked {} time(s), expected {n}, within {DEADLINE:?}",
-                calls.len()
-            );
-            let _ = tokio::time::timeout(left, invoked).await;
-        }
-    }
-
-    fn answer(&self, function: &str, payload: Value) -> Reply {
-        let mut state = self.state.lock().unwrap();
-        state.calls.push((function.to_owned(), payload));
-        let reply = match state.replies.get_mut(function) {
-            Some(list) if list.len() > 1 => list.remove(0),
-            Some(list) if !list.is_empty() => list[0].clone(),
-            _ => Reply::Err("Unconfigured", format!("no canned reply for {function}")),
-        };
-        drop(state);
-        self.invoked.notify_waiters();
-        reply
-    }
-}
-
-async fn serve(lambda: FakeLambda, listener: TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let lambda = lambda.clone();
-        tokio::spawn(async move {
-            let _ = answer(&lambda, stream).await;
-        });
-    }
-}
-
-/// One `POST /2015-03-31/functions/<name>/invocations` per connection.
-async fn answer(lambda: &FakeLambda, stream: TcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).await?;
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    let mut content_length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).await? == 0 || header == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            content_length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body).await?;
-    let function = path
-        .strip_prefix("/2015-03-31/functions/")
-        .and_then(|p| p.split('/').next())
-        .unwrap_or_default()
-        .to_owned();
-    let payload = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (extra, reply) = match lambda.answer(&function, payload) {
-        Reply::Ok(v) => (String::new(), v.to_string()),
-        Reply::Err(error_type, message) => (
-            "X-Amz-Function-Error: Unhandled\r\n".to_owned(),
-            json!({ "errorType": error_type, "errorMessage": message }).to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         X-Amz-Executed-Version: $LATEST\r\n{extra}Connection: close\r\n\r\n{reply}",
-        reply.len()
-    );
-    let mut stream = reader.into_inner();
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-// ---------------------------------------------------------------------------------------------
-// The emulator with Lambda routed to the fake, once for the whole file.
-
-struct Env {
-    cloud: LocalCloud,
-    lambda: FakeLambda,
-}
-
-static ENV: OnceLock<Env> = OnceLock::new();
-
-/// The fake Lambda runs on its own thread and runtime, so it outlives each test's runtime.
-fn env() -> &'static Env {
-    ENV.get_or_init(|| {
-        std::thread::spawn(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let lambda = FakeLambda {
-                        url: format!("http://{}", listener.local_addr().unwrap()),
-                        state: Arc::default(),
-                        invoked: Arc::default(),
-                    };
-                    tx.send(lambda.clone()).unwrap();
-                    serve(lambda, listener).await;
-                });
-            });
-            let lambda = rx.recv().unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let cloud = rt
-                .block_on(LocalCloud::builder().lambda_endpoint(&lambda.url).start())
-                .unwrap_or_else(|e| panic!("{e}"));
-            Env { cloud, lambda }
-        })
-        .join()
-        .unwrap_or_else(|_| panic!("the local cloud did not start (see the panic above)"))
-    })
+fn env() -> &'static LambdaCloud {
+    static ENV: OnceLock<LambdaCloud> = OnceLock::new();
+    ENV.get_or_init(|| LambdaCloud::start(Fallback::Unconfigured))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -530,6 +530,139 @@ fn boundary(b: Option<&aws_sdk_iam::types::AttachedPermissionsBoundary>) -> Valu
     })
 }
 
+/// One page of an IAM listing: its items, and the marker of the next page (`None` after the
+/// last: IAM sets `Marker` only with `IsTruncated`).
+type IamPage<T> = (Vec<T>, Option<String>);
+
+fn iam_page<T: Clone>(items: &[T], marker: Option<&str>, truncated: bool) -> IamPage<T> {
+    (
+        items.to_vec(),
+        marker.filter(|_| truncated).map(str::to_owned),
+    )
+}
+
+/// Every item of a paginated IAM listing: `page(marker)` fetches one page, starting with
+/// `None`, until a page has no next marker.
+async fn iam_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ActionError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<IamPage<T>, ActionError>>,
+{
+    let mut items = Vec::new();
+    let mut marker = None;
+    loop {
+        let (got, next) = page(marker).await?;
+        items.extend(got);
+        match next {
+            Some(m) => marker = Some(m),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// The holder of IAM policies a description lists: a role or a user, by name.
+#[derive(Debug, Clone, Copy)]
+enum Holder<'a> {
+    Role(&'a str),
+    User(&'a str),
+}
+
+/// The holder's inline policies with their documents, sorted by name (ListRolePolicies and
+/// GetRolePolicy, or the user's).
+async fn inline_policies(
+    iam: &aws_sdk_iam::Client,
+    holder: Holder<'_>,
+) -> Result<Value, ActionError> {
+    let mut names = iam_pages(|marker| async move {
+        Ok(match holder {
+            Holder::Role(name) => {
+                let page = iam
+                    .list_role_policies()
+                    .role_name(name)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| ActionError::sdk("iam:ListRolePolicies", e))?;
+                iam_page(page.policy_names(), page.marker(), page.is_truncated())
+            }
+            Holder::User(name) => {
+                let page = iam
+                    .list_user_policies()
+                    .user_name(name)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| ActionError::sdk("iam:ListUserPolicies", e))?;
+                iam_page(page.policy_names(), page.marker(), page.is_truncated())
+            }
+        })
+    })
+    .await?;
+    names.sort();
+    let mut policies = Vec::with_capacity(names.len());
+    for policy in names {
+        let document = match holder {
+            Holder::Role(name) => {
+                iam.get_role_policy()
+                    .role_name(name)
+                    .policy_name(&policy)
+                    .send()
+                    .await
+                    .map_err(|e| ActionError::sdk("iam:GetRolePolicy", e))?
+                    .policy_document
+            }
+            Holder::User(name) => {
+                iam.get_user_policy()
+                    .user_name(name)
+                    .policy_name(&policy)
+                    .send()
+                    .await
+                    .map_err(|e| ActionError::sdk("iam:GetUserPolicy", e))?
+                    .policy_document
+            }
+        };
+        policies.push(json!({"policyName": policy, "document": policy_json(&document)}));
+    }
+    Ok(Value::Array(policies))
+}
+
+/// The holder's attached managed policies, sorted (ListAttachedRolePolicies, or the user's).
+async fn attached_policies(
+    iam: &aws_sdk_iam::Client,
+    holder: Holder<'_>,
+) -> Result<Value, ActionError> {
+    let attached = iam_pages(|marker| async move {
+        Ok(match holder {
+            Holder::Role(name) => {
+                let page = iam
+                    .list_attached_role_policies()
+                    .role_name(name)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| ActionError::sdk("iam:ListAttachedRolePolicies", e))?;
+                iam_page(page.attached_policies(), page.marker(), page.is_truncated())
+            }
+            Holder::User(name) => {
+                let page = iam
+                    .list_attached_user_policies()
+                    .user_name(name)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| ActionError::sdk("iam:ListAttachedUserPolicies", e))?;
+                iam_page(page.attached_policies(), page.marker(), page.is_truncated())
+            }
+        })
+    })
+    .await?;
+    let attached = attached
+        .iter()
+        .map(|p| json!({"policyName": s(p.policy_name()), "policyArn": s(p.policy_arn())}))
+        .collect();
+    Ok(Value::Array(sorted(attached)))
+}
+
 /// GetRole (with tags), its inline policies with their documents, and its attached managed
 /// policies; the listings run concurrently.
 async fn iam_role(clients: &Clients, name: &str) -> Result<Description, ActionError> {
@@ -560,62 +693,11 @@ async fn iam_role(clients: &Clients, name: &str) -> Result<Description, ActionEr
         "roleLastUsed": role.role_last_used().map(|u| json!({"lastUsedDate": time(u.last_used_date()), "region": s(u.region())})),
         "tags": iam_tags(role.tags()),
     });
-    let inline = async {
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = iam
-                .list_role_policies()
-                .role_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:ListRolePolicies", e))?;
-            names.extend(page.policy_names().iter().cloned());
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        names.sort();
-        let mut policies = Vec::with_capacity(names.len());
-        for policy in names {
-            let doc = iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(&policy)
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:GetRolePolicy", e))?;
-            policies.push(
-                json!({"policyName": policy, "document": policy_json(doc.policy_document())}),
-            );
-        }
-        Ok(Value::Array(policies))
-    };
-    let attached = async {
-        let mut attached = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:ListAttachedRolePolicies", e))?;
-            attached.extend(page.attached_policies().iter().map(
-                |p| json!({"policyName": s(p.policy_name()), "policyArn": s(p.policy_arn())}),
-            ));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        Ok(Value::Array(sorted(attached)))
-    };
-    let parts: Vec<BoxFuture<'_, Result<Value, ActionError>>> =
-        vec![Box::pin(inline), Box::pin(attached)];
+    let holder = Holder::Role(name);
+    let parts: Vec<BoxFuture<'_, Result<Value, ActionError>>> = vec![
+        Box::pin(inline_policies(iam, holder)),
+        Box::pin(attached_policies(iam, holder)),
+    ];
     let mut parts = join_all(parts).await.into_iter();
     let mut next = || parts.next().unwrap_or(Ok(Value::Null));
     let (inline, attached) = (next()?, next()?);
@@ -654,100 +736,40 @@ async fn iam_user(clients: &Clients, name: &str) -> Result<Description, ActionEr
         "permissionsBoundary": boundary(user.permissions_boundary()),
         "tags": iam_tags(user.tags()),
     });
-    let inline = async {
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = iam
-                .list_user_policies()
-                .user_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:ListUserPolicies", e))?;
-            names.extend(page.policy_names().iter().cloned());
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        names.sort();
-        let mut policies = Vec::with_capacity(names.len());
-        for policy in names {
-            let doc = iam
-                .get_user_policy()
-                .user_name(name)
-                .policy_name(&policy)
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:GetUserPolicy", e))?;
-            policies.push(
-                json!({"policyName": policy, "document": policy_json(doc.policy_document())}),
-            );
-        }
-        Ok(Value::Array(policies))
-    };
-    let attached = async {
-        let mut attached = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = iam
-                .list_attached_user_policies()
-                .user_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:ListAttachedUserPolicies", e))?;
-            attached.extend(page.attached_policies().iter().map(
-                |p| json!({"policyName": s(p.policy_name()), "policyArn": s(p.policy_arn())}),
-            ));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        Ok(Value::Array(sorted(attached)))
-    };
     let groups = async {
-        let mut groups = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        let groups = iam_pages(|marker| async move {
             let page = iam
                 .list_groups_for_user()
                 .user_name(name)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
                 .map_err(|e| ActionError::sdk("iam:ListGroupsForUser", e))?;
-            groups.extend(
-                page.groups()
-                    .iter()
-                    .map(|g| json!({"groupName": g.group_name(), "arn": g.arn()})),
-            );
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
+            Ok(iam_page(page.groups(), page.marker(), page.is_truncated()))
+        })
+        .await?;
+        let groups = groups
+            .iter()
+            .map(|g| json!({"groupName": g.group_name(), "arn": g.arn()}))
+            .collect();
         Ok(Value::Array(sorted(groups)))
     };
     let keys = async {
-        let mut keys = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        let mut keys = iam_pages(|marker| async move {
             let page = iam
                 .list_access_keys()
                 .user_name(name)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
                 .map_err(|e| ActionError::sdk("iam:ListAccessKeys", e))?;
-            keys.extend(page.access_key_metadata().iter().cloned());
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
+            Ok(iam_page(
+                page.access_key_metadata(),
+                page.marker(),
+                page.is_truncated(),
+            ))
+        })
+        .await?;
         keys.sort_by(|a, b| a.access_key_id().cmp(&b.access_key_id()));
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -770,9 +792,10 @@ async fn iam_user(clients: &Clients, name: &str) -> Result<Description, ActionEr
         }
         Ok(Value::Array(out))
     };
+    let holder = Holder::User(name);
     let parts: Vec<BoxFuture<'_, Result<Value, ActionError>>> = vec![
-        Box::pin(inline),
-        Box::pin(attached),
+        Box::pin(inline_policies(iam, holder)),
+        Box::pin(attached_policies(iam, holder)),
         Box::pin(groups),
         Box::pin(keys),
     ];
