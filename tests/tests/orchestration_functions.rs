@@ -40,6 +40,7 @@ use ir_core::config::{EvidenceConfig, Mode};
 use ir_core::correlate::Correlation;
 use ir_core::incident::Status;
 use ir_core::orchestration::{ApprovalRequest, NotifyRequest, RecordRequest, StateError};
+use ir_core::playbook::PlannedStep;
 use ir_core::{Decision, Engine, IngestOutput, TriageInput};
 use ir_tests::{
     Fallback, LambdaCloud, TestResult, clients, fixtures, serialized_clients, unique_name,
@@ -247,9 +248,6 @@ fn triaged(mode: Mode) -> (TriageInput, Decision) {
     for s in &mut decision.playbook.steps {
         s.mode = mode;
     }
-    for s in decision.plan.values_mut() {
-        s.mode = mode;
-    }
     (input, decision)
 }
 
@@ -428,7 +426,7 @@ async fn start_gate(
     let machine = create_machine(sfn, &gate_machine(&function)).await;
     let input = json!({
         "incidentId": decision.incident_id,
-        "step": decision.plan[step_key],
+        "step": decision.plan()[step_key],
         "escalation": decision.escalation,
     });
     let execution = sfn
@@ -1661,7 +1659,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
             report: isolation_report(&id, Mode::DryRun),
         })
         .await?;
-    let step = decision.plan["notify_channel"].clone();
+    let step = PlannedStep::clone(decision.plan()["notify_channel"]);
     let req = NotifyRequest {
         incident_id: id.clone(),
         step_id: step.id.clone(),
@@ -1725,7 +1723,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         input.detected_at,
     )?;
     assert_eq!(high.playbook.id, "investigate-and-notify");
-    let mut ticket = high.plan["create_ticket"].clone();
+    let mut ticket = PlannedStep::clone(high.plan()["create_ticket"]);
     ticket.mode = Mode::Enforce;
     let report = ir_aws::notify::notify_step(
         &f.clients,
@@ -1763,7 +1761,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         incident_id: id.clone(),
         step_id: "isolate-instance".into(),
         mode: Mode::DryRun,
-        step: decision.plan["isolate_instance"].clone(),
+        step: PlannedStep::clone(decision.plan()["isolate_instance"]),
     };
     let e = ir_aws::notify::notify_step(&f.clients, &f.names, &f.topic, &wrong)
         .await

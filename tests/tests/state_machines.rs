@@ -207,7 +207,7 @@ fn incident() -> Incident {
         )
         .unwrap();
     assert_eq!(decision.playbook.id, "immediate-isolation");
-    assert!(decision.plan["isolate_instance"].requires_approval);
+    assert!(decision.plan()["isolate_instance"].requires_approval);
     let playbook_input =
         PlaybookInput::new(&input.events, decision.clone(), input.detected_at).unwrap();
     Incident {
@@ -779,9 +779,10 @@ fn playbook_input(keep: &[&str], timeout_seconds: u64, on_exhausted: OnExhausted
     let mut input = incident().playbook_input;
     input
         .decision
-        .plan
-        .retain(|k, _| keep.contains(&k.as_str()));
-    assert_eq!(input.decision.plan.len(), keep.len());
+        .playbook
+        .steps
+        .retain(|s| keep.contains(&ir_core::playbook::step_key(&s.id).as_str()));
+    assert_eq!(input.decision.plan().len(), keep.len());
     assert_eq!(
         input.decision.escalation.len(),
         2,

@@ -35,7 +35,7 @@ impl Named for TriageError {
 }
 
 /// The triage decision for an incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub incident_id: String,
@@ -49,9 +49,6 @@ pub struct Decision {
     /// Every finding is a generated sample: the plan is forced to dry-run.
     #[serde(default)]
     pub samples_only: bool,
-    /// The planned steps by step key (`step_key`), for the playbook state machine's choices.
-    #[serde(default)]
-    pub plan: BTreeMap<String, playbook::PlannedStep>,
     /// Who is asked to approve, in order, and how long each has (the escalation matrix row of
     /// the incident severity).
     #[serde(default)]
@@ -68,7 +65,51 @@ pub struct EscalationLevel {
     pub timeout_seconds: u64,
 }
 
+/// The wire form of a decision: its fields plus `plan`, the planned steps keyed by step key
+/// (`playbook::step_key`) for the playbook state machine's choices. `plan` is derived from the
+/// steps when serialized, never stored, and ignored when read back.
+impl Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire<'a> {
+            incident_id: &'a str,
+            severity: Severity,
+            finding_severity: Severity,
+            score: &'a ScoreBreakdown,
+            playbook: &'a PlannedPlaybook,
+            sla: &'a SlaDecision,
+            samples_only: bool,
+            plan: BTreeMap<String, &'a playbook::PlannedStep>,
+            escalation: &'a [EscalationLevel],
+            on_exhausted: OnExhausted,
+        }
+        Wire {
+            incident_id: &self.incident_id,
+            severity: self.severity,
+            finding_severity: self.finding_severity,
+            score: &self.score,
+            playbook: &self.playbook,
+            sla: &self.sla,
+            samples_only: self.samples_only,
+            plan: self.plan(),
+            escalation: &self.escalation,
+            on_exhausted: self.on_exhausted,
+        }
+        .serialize(s)
+    }
+}
+
 impl Decision {
+    /// The planned steps by step key, as the state machines see them.
+    pub fn plan(&self) -> BTreeMap<String, &playbook::PlannedStep> {
+        self.playbook
+            .steps
+            .iter()
+            .map(|s| (playbook::step_key(&s.id), s))
+            .collect()
+    }
+
     /// The steps that wait for a human before they run.
     pub fn approval_gates(&self) -> impl Iterator<Item = &playbook::PlannedStep> {
         self.playbook.steps.iter().filter(|s| s.requires_approval)
@@ -166,11 +207,6 @@ impl Engine {
             severity,
             finding_severity,
             score: breakdown,
-            plan: plan
-                .steps
-                .iter()
-                .map(|s| (playbook::step_key(&s.id), s.clone()))
-                .collect(),
             playbook: plan,
             sla: sla::decide(severity, sla, detected_at),
             samples_only: events.iter().all(|e| e.sample),
