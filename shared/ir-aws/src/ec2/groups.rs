@@ -9,6 +9,9 @@ use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, TagSpecification,
     UserIdGroupPair,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ir_core::config::Mode;
 use serde_json::{Value, json};
 
@@ -376,13 +379,12 @@ async fn authorize(
                 .dry_run(dry_run)
                 .send()
                 .await;
-            match r {
-                _ if dry_run => dry_run_outcome("AuthorizeSecurityGroupIngress", r),
-                // A concurrent run added the same rule: it is there, which is all that matters.
-                Err(e) if has_code(&e, "InvalidPermission.Duplicate") => Ok(()),
-                Err(e) => Err(ActionError::sdk("AuthorizeSecurityGroupIngress", e)),
-                Ok(_) => Ok(()),
-            }
+            rule_change_outcome(
+                "AuthorizeSecurityGroupIngress",
+                r,
+                dry_run,
+                "InvalidPermission.Duplicate",
+            )
         }
         Direction::Egress => {
             let r = clients
@@ -393,12 +395,12 @@ async fn authorize(
                 .dry_run(dry_run)
                 .send()
                 .await;
-            match r {
-                _ if dry_run => dry_run_outcome("AuthorizeSecurityGroupEgress", r),
-                Err(e) if has_code(&e, "InvalidPermission.Duplicate") => Ok(()),
-                Err(e) => Err(ActionError::sdk("AuthorizeSecurityGroupEgress", e)),
-                Ok(_) => Ok(()),
-            }
+            rule_change_outcome(
+                "AuthorizeSecurityGroupEgress",
+                r,
+                dry_run,
+                "InvalidPermission.Duplicate",
+            )
         }
     }
 }
@@ -420,13 +422,12 @@ async fn revoke(
                 .dry_run(dry_run)
                 .send()
                 .await;
-            match r {
-                _ if dry_run => dry_run_outcome("RevokeSecurityGroupIngress", r),
-                // A concurrent run revoked it first; the read-back verification has the last word.
-                Err(e) if has_code(&e, "InvalidPermission.NotFound") => Ok(()),
-                Err(e) => Err(ActionError::sdk("RevokeSecurityGroupIngress", e)),
-                Ok(_) => Ok(()),
-            }
+            rule_change_outcome(
+                "RevokeSecurityGroupIngress",
+                r,
+                dry_run,
+                "InvalidPermission.NotFound",
+            )
         }
         Direction::Egress => {
             let r = clients
@@ -437,13 +438,33 @@ async fn revoke(
                 .dry_run(dry_run)
                 .send()
                 .await;
-            match r {
-                _ if dry_run => dry_run_outcome("RevokeSecurityGroupEgress", r),
-                Err(e) if has_code(&e, "InvalidPermission.NotFound") => Ok(()),
-                Err(e) => Err(ActionError::sdk("RevokeSecurityGroupEgress", e)),
-                Ok(_) => Ok(()),
-            }
+            rule_change_outcome(
+                "RevokeSecurityGroupEgress",
+                r,
+                dry_run,
+                "InvalidPermission.NotFound",
+            )
         }
+    }
+}
+
+/// The outcome of a rule change: with `DryRun` the permission check; otherwise success, or the
+/// one error code a concurrent run causes (the rule was already added, or already revoked),
+/// which is success too: the read-back verification has the last word.
+fn rule_change_outcome<T, E>(
+    operation: &'static str,
+    result: Result<T, SdkError<E, HttpResponse>>,
+    dry_run: bool,
+    raced: &str,
+) -> Result<(), ActionError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        _ if dry_run => dry_run_outcome(operation, result),
+        Err(e) if has_code(&e, raced) => Ok(()),
+        Err(e) => Err(ActionError::sdk(operation, e)),
+        Ok(_) => Ok(()),
     }
 }
 
