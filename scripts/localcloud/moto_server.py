@@ -11,19 +11,26 @@ What it does, in order:
    execution (``{"stepfunctions": {"execute_state_machine": true}}`` in
    ``moto.core.config.default_user_config``), then verifies that moto's Step Functions request
    handler now selects the executing (ASL parser) backend;
-2. binds moto's WSGI app on ``--host`` (default 127.0.0.1) and ``--port`` (0 = a free port
+2. makes the engine's Step Functions service integration (``arn:aws:states:::states:
+   startExecution`` and friends) map the task's parameters to the API's member names through
+   the operation's input shape, and its response back, as AWS does (``StateMachineArn`` ->
+   ``stateMachineArn``; ``executionArn`` -> ``ExecutionArn``). moto 5.2.5's
+   ``StateTaskService._normalise_parameters`` is a no-op, so such a task fails with a KeyError
+   (``States.Runtime``). Patched on ``StateTaskServiceSfn`` only; if the pinned moto's classes
+   are not as expected the launcher exits with status 3;
+3. binds moto's WSGI app on ``--host`` (default 127.0.0.1) and ``--port`` (0 = a free port
    chosen by the kernel) and exports ``MOTO_PORT=<bound port>``: moto's Step Functions engine
    builds its service clients (``dynamodb:putItem``, ``aws-sdk:ec2:...`` tasks) for
    ``http://localhost:$MOTO_PORT``, so without this they would call port 5000;
-3. with ``--lambda-endpoint URL``, routes the engine's Lambda invocations to URL (for example a
+4. with ``--lambda-endpoint URL``, routes the engine's Lambda invocations to URL (for example a
    ``cargo lambda watch`` address) by replacing the engine's client factory
    ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for`` with one that returns a
    Lambda client for URL (every other service still goes to this moto server). The hook is
    internal to moto, which is why moto is pinned: if it is missing or changed, this launcher
    exits with status 3 and says so. On success it logs ``lambda routing -> URL`` to stderr;
-4. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
+5. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
    stdout is redirected to stderr, so the parent may close its end of the pipe;
-5. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
+6. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
    open, so the server dies with the parent). Pass ``--no-stdin-watch`` when running it by hand
    in the background with stdin at /dev/null.
 
@@ -202,6 +209,106 @@ def install_lambda_routing(url: str) -> int:
     return rebound
 
 
+SFN_SERVICE_MODULE = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn"
+)
+
+
+def install_sfn_parameter_mapping() -> None:
+    """Map `states:` task parameters/responses through botocore's shapes (see the module doc)."""
+    import importlib  # noqa: PLC0415
+
+    import moto  # noqa: PLC0415
+
+    def changed(what: str) -> NoReturn:
+        die(
+            f"moto {moto.__version__}: cannot map Step Functions task parameters: {what}. "
+            "moto is pinned in scripts/requirements.txt; update scripts/localcloud/"
+            "moto_server.py for the installed moto version.",
+            3,
+        )
+
+    try:
+        sfn_mod = importlib.import_module(SFN_SERVICE_MODULE)
+        from botocore.session import get_session  # noqa: PLC0415
+        from moto.stepfunctions.parser.utils import camel_to_snake_case  # noqa: PLC0415
+    except ImportError as exc:
+        changed(f"module not found ({exc})")
+    cls = getattr(sfn_mod, "StateTaskServiceSfn", None)
+    needed = (
+        "_normalise_parameters",
+        "_normalise_response",
+        "_to_boto_request",
+        "_from_boto_response",
+        "_get_boto_service_name",
+        "_get_boto_service_action",
+    )
+    if cls is None or not all(callable(getattr(cls, n, None)) for n in needed):
+        changed(f"{SFN_SERVICE_MODULE}.StateTaskServiceSfn lacks one of {needed}")
+
+    session = get_session()
+    operations: dict[tuple[str, str], Any] = {}
+
+    def operation(service: str, action: str) -> Any:
+        key = (service, action)
+        if key not in operations:
+            model = session.get_service_model(service)
+            by_snake = {camel_to_snake_case(n): n for n in model.operation_names}
+            name = by_snake.get(action)
+            operations[key] = model.operation_model(name) if name else None
+        return operations[key]
+
+    original_parameters = cls._normalise_parameters
+    original_response = cls._normalise_response
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_parameters(self, parameters, boto_service_name, service_action_name)
+        op = operation(
+            self._get_boto_service_name(boto_service_name),
+            self._get_boto_service_action(service_action_name),
+        )
+        if op is not None and op.input_shape is not None:
+            self._to_boto_request(parameters, op.input_shape)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_response(self, response, boto_service_name, service_action_name)
+        op = operation(
+            self._get_boto_service_name(boto_service_name),
+            self._get_boto_service_action(service_action_name),
+        )
+        if op is not None and op.output_shape is not None:
+            self._from_boto_response(response, op.output_shape)
+
+    cls._normalise_parameters = normalise_parameters
+    cls._normalise_response = normalise_response
+
+    # Verify on the real operation: StartExecution's parameters map to botocore's names.
+    probe = cls.__new__(cls)
+    params = {"StateMachineArn": "arn", "Name": "n", "Input": "{}"}
+    try:
+        op = operation("stepfunctions", "start_execution")
+        probe._to_boto_request(params, op.input_shape)
+        response = {"executionArn": "arn", "startDate": 0}
+        probe._from_boto_response(response, op.output_shape)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the internals changed
+        changed(f"probe failed ({type(exc).__name__}: {exc})")
+    if params != {"stateMachineArn": "arn", "name": "n", "input": "{}"} or set(response) != {
+        "ExecutionArn",
+        "StartDate",
+    }:
+        changed(f"probe mapped to {params} / {response}")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     moto = import_moto()
@@ -222,6 +329,7 @@ def main(argv: list[str]) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     enable_state_machine_execution()
+    install_sfn_parameter_mapping()
 
     try:
         server = make_server(

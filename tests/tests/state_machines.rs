@@ -386,11 +386,7 @@ async fn triage_starts_the_chosen_playbook_once_per_incident() -> TestResult {
         assert!(none.executions().is_empty(), "{other}");
     }
 
-    if done.status() == &ExecutionStatus::Succeeded {
-        starts_through_the_state_machine(&sfn, &d, &inc, &done).await
-    } else {
-        starts_refused_by_the_emulator(&sfn, &d, &inc, &first, &done, &request).await
-    }
+    starts_through_the_state_machine(&sfn, &d, &inc, &done).await
 }
 
 /// The `states:startExecution` task as scheduled: its resolved `Parameters`.
@@ -525,111 +521,6 @@ async fn starts_through_the_state_machine(
         fake.calls(&d.function("RecordFunction"))
             .iter()
             .all(|c| c["kind"] != "triage-failed")
-    );
-    Ok(())
-}
-
-/// moto 5.2.5's engine cannot call the Step Functions API from a task: it passes the ASL's
-/// parameter names (`StateMachineArn`, `Name`, `Input`, as AWS requires) to botocore
-/// unchanged, and botocore only knows `stateMachineArn`, `name`, `input` (its
-/// `StateTaskService._normalise_parameters` is a no-op; the engine it was ported from maps
-/// them through the operation's input shape). The task fails with `States.Runtime` (a
-/// KeyError), which the state machine records like any triage failure. What the engine does
-/// with the start request the state machine computed is then shown by making that same
-/// request directly.
-async fn starts_refused_by_the_emulator(
-    sfn: &Sfn,
-    d: &Deployed,
-    inc: &Incident,
-    first: &str,
-    done: &DescribeExecutionOutput,
-    request: &Value,
-) -> TestResult {
-    let fake = &env().lambda;
-    assert_eq!(done.status(), &ExecutionStatus::Failed);
-    assert_eq!(done.error(), Some("TriageFailed"));
-    let failed: Vec<Value> = fake
-        .calls(&d.function("RecordFunction"))
-        .into_iter()
-        .filter(|c| c["kind"] == "triage-failed")
-        .collect();
-    assert_eq!(failed.len(), 1, "{failed:?}");
-    let error = &failed[0]["error"];
-    assert_eq!(error["Error"], "States.Runtime", "{error}");
-    let cause = error["Cause"].as_str().unwrap_or_default();
-    assert!(
-        ["'Input'", "'Name'", "'StateMachineArn'"]
-            .iter()
-            .any(|k| cause.contains(k)),
-        "not the known parameter-name gap: {error}"
-    );
-    assert_eq!(
-        entered(sfn, first).await[5..],
-        ["RecordTriageFailure", "TriageFailed"]
-    );
-    let playbook = request["StateMachineArn"].as_str().unwrap();
-    let none = sfn
-        .list_executions()
-        .state_machine_arn(playbook)
-        .send()
-        .await?;
-    assert!(none.executions().is_empty());
-
-    // The request itself: the first start creates the execution named after the incident...
-    let name = request["Name"].as_str().unwrap();
-    let input = request["Input"].to_string();
-    let start_playbook = |input: String| {
-        sfn.start_execution()
-            .state_machine_arn(playbook)
-            .name(name)
-            .input(input)
-            .send()
-    };
-    let started = start_playbook(input.clone())
-        .await?
-        .execution_arn()
-        .to_owned();
-    assert!(
-        started.ends_with(&format!(":{}", inc.input.incident_id)),
-        "{started}"
-    );
-    let asked = fake
-        .wait_calls(&d.function("RequestApprovalFunction"), 1)
-        .await;
-    assert_eq!(asked[0]["stepId"], "revoke-credentials");
-    // ...the same request while it runs returns it (the idempotent start)...
-    let again = start_playbook(input.clone()).await?;
-    assert_eq!(again.execution_arn(), started);
-    // ...a request with another input for the incident is refused...
-    let mut changed = inc.playbook_input.clone();
-    changed.last_seen += time::Duration::minutes(5);
-    let err = start_playbook(to_json!(&changed).to_string())
-        .await
-        .expect_err("a second playbook execution for the incident");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_execution_already_exists()),
-        "{err:?}"
-    );
-    // ...and after it closed (every gate rejected), the same request is refused too.
-    assert_succeeded(&reject_every_gate(sfn, d, &started).await);
-    let err = start_playbook(input)
-        .await
-        .expect_err("a closed execution's name stays taken");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_execution_already_exists()),
-        "{err:?}"
-    );
-    let executions = sfn
-        .list_executions()
-        .state_machine_arn(playbook)
-        .send()
-        .await?;
-    assert_eq!(
-        executions.executions().len(),
-        1,
-        "one playbook execution per incident"
     );
     Ok(())
 }
