@@ -18,19 +18,24 @@ What it does, in order:
    ``StateTaskService._normalise_parameters`` is a no-op, so such a task fails with a KeyError
    (``States.Runtime``). Patched on ``StateTaskServiceSfn`` only; if the pinned moto's classes
    are not as expected the launcher exits with status 3;
-3. binds moto's WSGI app on ``--host`` (default 127.0.0.1) and ``--port`` (0 = a free port
+3. serializes requests: one request is handled at a time (a lock around moto's WSGI app).
+   moto's backends do not lock their in-memory state, so concurrent requests lose writes that
+   were acknowledged (two conditional DynamoDB puts racing can both succeed); AWS executes each
+   such request atomically, and the suite's correctness under races relies on that. Requests
+   still arrive concurrently and queue; state machines keep running in moto's own threads;
+4. binds moto's WSGI app on ``--host`` (default 127.0.0.1) and ``--port`` (0 = a free port
    chosen by the kernel) and exports ``MOTO_PORT=<bound port>``: moto's Step Functions engine
    builds its service clients (``dynamodb:putItem``, ``aws-sdk:ec2:...`` tasks) for
    ``http://localhost:$MOTO_PORT``, so without this they would call port 5000;
-4. with ``--lambda-endpoint URL``, routes the engine's Lambda invocations to URL (for example a
+5. with ``--lambda-endpoint URL``, routes the engine's Lambda invocations to URL (for example a
    ``cargo lambda watch`` address) by replacing the engine's client factory
    ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for`` with one that returns a
    Lambda client for URL (every other service still goes to this moto server). The hook is
    internal to moto, which is why moto is pinned: if it is missing or changed, this launcher
    exits with status 3 and says so. On success it logs ``lambda routing -> URL`` to stderr;
-5. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
+6. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
    stdout is redirected to stderr, so the parent may close its end of the pipe;
-6. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
+7. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
    open, so the server dies with the parent). Pass ``--no-stdin-watch`` when running it by hand
    in the background with stdin at /dev/null.
 
@@ -309,6 +314,27 @@ def install_sfn_parameter_mapping() -> None:
         changed(f"probe mapped to {params} / {response}")
 
 
+class SerializedApp:
+    """A WSGI app that lets one request at a time into `app` (see the module doc, point 3).
+
+    The response body is produced completely while the lock is held, so a streamed body cannot
+    interleave with another request either."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        with self._lock:
+            result = self._app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     moto = import_moto()
@@ -335,7 +361,7 @@ def main(argv: list[str]) -> int:
         server = make_server(
             args.host,
             args.port,
-            DomainDispatcherApplication(create_backend_app),
+            SerializedApp(DomainDispatcherApplication(create_backend_app)),
             threaded=True,
             request_handler=MotoRequestHandler,
         )
