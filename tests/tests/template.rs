@@ -1,0 +1,844 @@
+//! `template.yaml` against the code it deploys: one function per package under its own role,
+//! every state machine file with every `${…}` substitution filled and a role that may invoke
+//! exactly what the file names, the tables exactly as `ir_aws::store::schema` defines them, the
+//! findings rules with their retries and dead-letter queue, and every role the suite's.
+//!
+//! Plain tests: the template is parsed (CloudFormation's short tags `!Ref`, `!GetAtt`, `!Sub`, …
+//! become their long forms), nothing is deployed and no emulator runs.
+
+// Test helpers fail loudly by panicking.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use ir_aws::store::schema::{self, AttrType, KeyAttr};
+use ir_core::asl;
+use ir_core::normalize::{
+    GUARDDUTY_DETAIL_TYPE, GUARDDUTY_SOURCE, SECURITYHUB_DETAIL_TYPE, SECURITYHUB_SOURCE,
+};
+use serde_json::{Map, Value, json};
+
+const FUNCTION: &str = "AWS::Serverless::Function";
+const STATE_MACHINE: &str = "AWS::Serverless::StateMachine";
+const ROLE: &str = "AWS::IAM::Role";
+const MANAGED_POLICY: &str = "AWS::IAM::ManagedPolicy";
+const TABLE: &str = "AWS::DynamoDB::Table";
+const RULE: &str = "AWS::Events::Rule";
+const QUEUE: &str = "AWS::SQS::Queue";
+const SUITE_PATH: &str = "/ir-suite/";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The template as JSON.
+
+/// A short-form tag as its long form: `!Ref X` → `{"Ref": "X"}`, `!GetAtt X.Arn` →
+/// `{"Fn::GetAtt": ["X", "Arn"]}`, `!Sub s` → `{"Fn::Sub": s}`, and so on.
+fn intrinsic(tag: &str, value: Value) -> Value {
+    let name = tag.trim_start_matches('!');
+    let (key, value) = match name {
+        "Ref" | "Condition" => (name.to_owned(), value),
+        "GetAtt" => {
+            let value = match value {
+                Value::String(s) => match s.split_once('.') {
+                    Some((resource, attribute)) => json!([resource, attribute]),
+                    None => Value::String(s),
+                },
+                other => other,
+            };
+            ("Fn::GetAtt".to_owned(), value)
+        }
+        _ => (format!("Fn::{name}"), value),
+    };
+    Value::Object(Map::from_iter([(key, value)]))
+}
+
+fn to_json(v: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                json!(i)
+            } else if let Some(u) = n.as_u64() {
+                json!(u)
+            } else {
+                json!(n.as_f64().unwrap())
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match to_json(k) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.insert(key, to_json(v));
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => {
+            let tag = t.tag.to_string();
+            intrinsic(&tag, to_json(t.value))
+        }
+    }
+}
+
+fn template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = repo().join("template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let yaml: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        to_json(yaml)
+    })
+}
+
+fn resources() -> &'static Map<String, Value> {
+    template()["Resources"].as_object().unwrap()
+}
+
+fn resource(logical_id: &str) -> &'static Value {
+    resources()
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("no resource {logical_id}"))
+}
+
+fn type_of(logical_id: &str) -> &'static str {
+    resource(logical_id)["Type"].as_str().unwrap()
+}
+
+/// Every resource of a type, by logical id.
+fn of_type(kind: &str) -> Vec<(&'static str, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+fn get_att(logical_id: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [logical_id, attribute] })
+}
+
+fn reference(logical_id: &str) -> Value {
+    json!({ "Ref": logical_id })
+}
+
+/// The logical id a `!Ref X` or `!GetAtt X.attribute` names.
+fn target(v: &Value) -> Option<&str> {
+    v.get("Ref")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("Fn::GetAtt").and_then(|a| a[0].as_str()))
+}
+
+/// A value that may be one item or a list of them, as a list.
+fn items(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn canonical(v: &Value) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles and their policies.
+
+/// The logical id of the role a function or state machine runs under (`Role: !GetAtt R.Arn`).
+fn role_of(owner: &str) -> &'static str {
+    let role = &resource(owner)["Properties"]["Role"];
+    assert_eq!(
+        role.get("Fn::GetAtt").and_then(|a| a[1].as_str()),
+        Some("Arn"),
+        "{owner}: Role must be !GetAtt <Role>.Arn, is {role}"
+    );
+    let id = target(role).unwrap();
+    assert_eq!(type_of(id), ROLE, "{owner}: {id} is not an IAM role");
+    id
+}
+
+/// The statements of a policy document, both branches of an `!If` included.
+fn document_statements(document: &'static Value, out: &mut Vec<&'static Value>) {
+    fn push(s: &'static Value, out: &mut Vec<&'static Value>) {
+        if let Some(branches) = s.get("Fn::If").and_then(Value::as_array) {
+            for b in branches.iter().skip(1) {
+                if b.get("Ref") != Some(&json!("AWS::NoValue")) {
+                    push(b, out);
+                }
+            }
+        } else {
+            out.push(s);
+        }
+    }
+    for s in items(&document["Statement"]) {
+        push(s, out);
+    }
+}
+
+/// Every statement a role carries: its inline policies and the suite's managed policies it
+/// attaches (AWS managed policies, referenced by ARN, are left out).
+fn role_statements(role: &str) -> Vec<&'static Value> {
+    let props = &resource(role)["Properties"];
+    let mut out = Vec::new();
+    for policy in items(&props["Policies"]) {
+        document_statements(&policy["PolicyDocument"], &mut out);
+    }
+    for arn in items(&props["ManagedPolicyArns"]) {
+        if let Some(id) = arn.get("Ref").and_then(Value::as_str) {
+            assert_eq!(type_of(id), MANAGED_POLICY, "{role}: {id}");
+            document_statements(&resource(id)["Properties"]["PolicyDocument"], &mut out);
+        }
+    }
+    out
+}
+
+/// The resources a role allows `action` on (exact action names).
+fn allowed(role: &str, action: &str) -> BTreeSet<String> {
+    role_statements(role)
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .filter(|s| items(&s["Action"]).iter().any(|a| *a == action))
+        .flat_map(|s| items(&s["Resource"]))
+        .map(canonical)
+        .collect()
+}
+
+fn trusted_service(role: &str) -> String {
+    let trust = &resource(role)["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    let statements = items(trust);
+    assert_eq!(statements.len(), 1, "{role}: one trust statement");
+    statements[0]["Principal"]["Service"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Functions.
+
+/// Every package under `functions/` (folder = package = binary name).
+fn packages() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(repo().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    assert!(!out.is_empty());
+    out
+}
+
+fn binary_of(function: &Value) -> Option<&str> {
+    function["Metadata"]["BuildProperties"]["Binary"].as_str()
+}
+
+/// The logical id of the function built from `package`.
+fn function_of(package: &str) -> &'static str {
+    let found: Vec<&str> = of_type(FUNCTION)
+        .into_iter()
+        .filter(|(_, f)| binary_of(f) == Some(package))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{package}: functions whose Binary it is: {found:?}"
+    );
+    found[0]
+}
+
+/// A function's `IR_*` environment variables and their values.
+fn ir_variables(function: &str) -> BTreeMap<String, Value> {
+    resource(function)["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .map(|vars| {
+            vars.iter()
+                .filter(|(k, _)| k.starts_with("IR_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The text of every `.rs` file under `dir`.
+fn sources(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    if dir.is_file() {
+        return std::fs::read_to_string(dir).unwrap();
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return text;
+    };
+    let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            text.push_str(&sources(&p));
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            text.push_str(&std::fs::read_to_string(&p).unwrap());
+        }
+    }
+    text
+}
+
+/// Every `"IR_…"` string literal in `text`; with `call`, only those passed to `call(`.
+fn literals(text: &str, call: Option<&str>) -> BTreeSet<String> {
+    let opener = match call {
+        Some(c) => format!("{c}(\"IR_"),
+        None => "\"IR_".to_owned(),
+    };
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&opener) {
+        let after = &rest[at + opener.len() - 3..];
+        if let Some(end) = after.find('"') {
+            out.insert(after[..end].to_owned());
+        }
+        rest = &rest[at + opener.len()..];
+    }
+    out
+}
+
+/// The `ir_aws` modules a function's code names (`ir_aws::evidence::…` → `evidence`).
+fn ir_aws_modules(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("ir_aws::") {
+        rest = &rest[at + "ir_aws::".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if rest[name.len()..].starts_with("::") {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_function_package_is_one_function_under_its_own_role() {
+    let packages = packages();
+    let globals = &template()["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], json!(["arm64"]));
+    assert_eq!(globals["Handler"], "bootstrap");
+
+    let mut roles: BTreeMap<&str, &str> = BTreeMap::new();
+    for package in &packages {
+        let id = function_of(package);
+        let f = resource(id);
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
+        let role = role_of(id);
+        if let Some(other) = roles.insert(role, id) {
+            panic!("{id} and {other} share the role {role}");
+        }
+        assert_eq!(trusted_service(role), "lambda.amazonaws.com", "{role}");
+    }
+    for (id, f) in of_type(FUNCTION) {
+        let binary = binary_of(f).unwrap_or_else(|| panic!("{id}: no BuildProperties.Binary"));
+        assert!(
+            packages.iter().any(|p| p == binary),
+            "{id} builds {binary}, which is not a package under functions/"
+        );
+    }
+}
+
+#[test]
+fn every_function_gets_the_variables_its_code_reads() {
+    let shared = repo().join("shared/ir-aws/src");
+    let table_vars: BTreeSet<String> = schema::TABLES
+        .iter()
+        .map(|t| t.env_var.to_owned())
+        .collect();
+    for package in packages() {
+        let id = function_of(&package);
+        let own = sources(&repo().join("functions").join(&package).join("src"));
+        let mut required = literals(&own, Some("required"));
+        if own.contains("TableNames::from_env") {
+            required.extend(table_vars.iter().cloned());
+        }
+        // What the function may be given: what its code or the ir-aws modules it uses name.
+        let mut known = literals(&own, None);
+        for module in ir_aws_modules(&own) {
+            known.extend(literals(&sources(&shared.join(&module)), None));
+            known.extend(literals(
+                &sources(&shared.join(format!("{module}.rs"))),
+                None,
+            ));
+        }
+        let given: BTreeSet<String> = ir_variables(id).into_keys().collect();
+        let missing: Vec<&String> = required.difference(&given).collect();
+        assert!(missing.is_empty(), "{id} ({package}) lacks {missing:?}");
+        let unknown: Vec<&String> = given.difference(&known).collect();
+        assert!(
+            unknown.is_empty(),
+            "{id} ({package}) is given {unknown:?}, which its code does not read"
+        );
+    }
+
+    // The values are the resources they name.
+    for (id, _) in of_type(FUNCTION) {
+        for (name, value) in ir_variables(id) {
+            let expected_type = match name.as_str() {
+                "IR_TRIAGE_STATE_MACHINE_ARN" => {
+                    let sm = target(&value).unwrap();
+                    assert_eq!(value, reference(sm), "{id} {name}");
+                    assert_eq!(
+                        resource(sm)["Properties"]["DefinitionUri"],
+                        format!("statemachines/{}", asl::TRIAGE_FILE),
+                        "{id} {name}"
+                    );
+                    STATE_MACHINE
+                }
+                "IR_NOTIFY_TOPIC_ARN" => "AWS::SNS::Topic",
+                "IR_EVIDENCE_BUCKET" => "AWS::S3::Bucket",
+                "IR_DECIDE_APPROVAL_URL" => {
+                    let url = target(&value).unwrap();
+                    assert_eq!(value, get_att(url, "FunctionUrl"), "{id} {name}");
+                    let decide = function_of("ir-decide-approval");
+                    assert_eq!(url, format!("{decide}Url"), "{id} {name}");
+                    continue;
+                }
+                "IR_TRAIL_BUCKET" => continue,
+                n if table_vars.contains(n) => TABLE,
+                other => panic!("{id}: no check for {other}"),
+            };
+            let named = target(&value).unwrap_or_else(|| panic!("{id} {name}: {value}"));
+            assert_eq!(value, reference(named), "{id} {name}");
+            assert_eq!(type_of(named), expected_type, "{id} {name}");
+        }
+    }
+}
+
+#[test]
+fn the_decision_url_is_iam_authenticated() {
+    let decide = function_of("ir-decide-approval");
+    assert_eq!(
+        resource(decide)["Properties"]["FunctionUrlConfig"]["AuthType"],
+        "AWS_IAM"
+    );
+    // No other function is reachable over a URL.
+    for (id, f) in of_type(FUNCTION) {
+        if id != decide {
+            assert!(f["Properties"]["FunctionUrlConfig"].is_null(), "{id}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State machines.
+
+#[test]
+fn every_state_machine_file_is_deployed_with_every_substitution() {
+    let dir = repo().join("statemachines");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_owned())
+        .filter(|n| n.ends_with(asl::FILE_SUFFIX))
+        .collect();
+    files.sort();
+    assert!(files.iter().any(|f| f == asl::TRIAGE_FILE), "{files:?}");
+
+    let machines = of_type(STATE_MACHINE);
+    let mut roles: BTreeMap<&str, &str> = BTreeMap::new();
+    let function_roles: BTreeSet<&str> = of_type(FUNCTION)
+        .into_iter()
+        .map(|(id, _)| role_of(id))
+        .collect();
+    for file in &files {
+        let uri = format!("statemachines/{file}");
+        let found: Vec<&str> = machines
+            .iter()
+            .filter(|(_, m)| m["Properties"]["DefinitionUri"] == uri.as_str())
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{file}: state machines deploying it: {found:?}"
+        );
+        let id = found[0];
+        let props = &resource(id)["Properties"];
+        assert_eq!(props["Type"], "STANDARD", "{id}");
+
+        let logging = &props["Logging"];
+        assert_eq!(logging["Level"], "ERROR", "{id}");
+        assert_eq!(logging["IncludeExecutionData"], false, "{id}");
+        let group = &items(&logging["Destinations"])[0]["CloudWatchLogsLogGroup"]["LogGroupArn"];
+        let group_id = target(group).unwrap_or_else(|| panic!("{id}: log group {group}"));
+        assert_eq!(*group, get_att(group_id, "Arn"), "{id}");
+        assert_eq!(type_of(group_id), "AWS::Logs::LogGroup", "{id}");
+
+        let definition: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let placeholders = asl::placeholders(&definition);
+        let substitutions = props["DefinitionSubstitutions"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{id}: no DefinitionSubstitutions"));
+        let keys: BTreeSet<String> = substitutions.keys().cloned().collect();
+        assert_eq!(
+            keys, placeholders,
+            "{id}: substitutions vs ${{…}} in {file}"
+        );
+
+        let mut functions = BTreeSet::new();
+        let mut started = BTreeSet::new();
+        for (name, value) in substitutions {
+            if name.ends_with("Function") {
+                assert_eq!(*value, get_att(name, "Arn"), "{id} ${{{name}}}");
+                assert_eq!(type_of(name), FUNCTION, "{id} ${{{name}}}");
+                functions.insert(canonical(value));
+            } else if name.starts_with("Playbook") && name.ends_with("StateMachine") {
+                assert_eq!(*value, reference(name), "{id} ${{{name}}}");
+                assert_eq!(type_of(name), STATE_MACHINE, "{id} ${{{name}}}");
+                started.insert(canonical(value));
+            } else {
+                panic!("{id}: no rule for the substitution ${{{name}}}");
+            }
+        }
+
+        let role = role_of(id);
+        assert_eq!(trusted_service(role), "states.amazonaws.com", "{role}");
+        assert!(
+            !function_roles.contains(role),
+            "{id} shares {role} with a function"
+        );
+        if let Some(other) = roles.insert(role, id) {
+            panic!("{id} and {other} share the role {role}");
+        }
+        assert_eq!(
+            allowed(role, "lambda:InvokeFunction"),
+            functions,
+            "{role}: may invoke exactly the functions {file} names"
+        );
+        assert_eq!(
+            allowed(role, "states:StartExecution"),
+            started,
+            "{role}: may start exactly the state machines {file} names"
+        );
+    }
+    for (id, m) in machines {
+        let uri = m["Properties"]["DefinitionUri"].as_str().unwrap();
+        assert!(
+            files.iter().any(|f| uri == format!("statemachines/{f}")),
+            "{id} deploys {uri}, which is not a committed state machine"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables.
+
+fn attr_type(a: AttrType) -> &'static str {
+    match a {
+        AttrType::S => "S",
+        AttrType::N => "N",
+    }
+}
+
+fn key_schema(partition: KeyAttr, sort: Option<KeyAttr>) -> Value {
+    let mut out = vec![json!({"AttributeName": partition.name, "KeyType": "HASH"})];
+    if let Some(s) = sort {
+        out.push(json!({"AttributeName": s.name, "KeyType": "RANGE"}));
+    }
+    Value::Array(out)
+}
+
+#[test]
+fn every_table_matches_the_schema() {
+    assert_eq!(
+        of_type(TABLE).len(),
+        schema::TABLES.len(),
+        "one table per schema::TABLES entry"
+    );
+    for spec in schema::TABLES {
+        // The table is the one the functions are given in its variable.
+        let given: BTreeSet<String> = of_type(FUNCTION)
+            .into_iter()
+            .filter_map(|(id, _)| ir_variables(id).remove(spec.env_var))
+            .map(|v| canonical(&v))
+            .collect();
+        assert_eq!(given.len(), 1, "{}: {given:?}", spec.env_var);
+        let value: Value = serde_json::from_str(given.first().unwrap()).unwrap();
+        let id = target(&value).unwrap();
+        let table = resource(id);
+        assert_eq!(type_of(id), TABLE, "{}", spec.env_var);
+        let p = &table["Properties"];
+
+        assert_eq!(
+            p["TableName"],
+            json!({"Fn::Sub": format!("${{AWS::StackName}}-{}", spec.suffix)}),
+            "{id}"
+        );
+        assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{id}");
+        assert_eq!(
+            p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
+            "{id}"
+        );
+        assert_eq!(p["SSESpecification"]["SSEEnabled"], true, "{id}");
+        assert_eq!(p["DeletionProtectionEnabled"], true, "{id}");
+        assert_eq!(table["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(table["UpdateReplacePolicy"], "Retain", "{id}");
+
+        assert_eq!(
+            p["KeySchema"],
+            key_schema(spec.partition_key, spec.sort_key),
+            "{id}"
+        );
+        let defined: BTreeSet<(String, String)> = items(&p["AttributeDefinitions"])
+            .into_iter()
+            .map(|a| {
+                (
+                    a["AttributeName"].as_str().unwrap().to_owned(),
+                    a["AttributeType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let wanted: BTreeSet<(String, String)> = spec
+            .attribute_definitions()
+            .into_iter()
+            .map(|a| (a.name.to_owned(), attr_type(a.kind).to_owned()))
+            .collect();
+        assert_eq!(defined, wanted, "{id}: AttributeDefinitions");
+
+        let indexes: BTreeMap<String, &Value> = items(&p["GlobalSecondaryIndexes"])
+            .into_iter()
+            .map(|i| (i["IndexName"].as_str().unwrap().to_owned(), i))
+            .collect();
+        let names: BTreeSet<&str> = indexes.keys().map(String::as_str).collect();
+        let wanted_names: BTreeSet<&str> = spec.indexes.iter().map(|i| i.name).collect();
+        assert_eq!(names, wanted_names, "{id}: indexes");
+        for index in spec.indexes {
+            let i = indexes[index.name];
+            assert_eq!(
+                i["KeySchema"],
+                key_schema(index.partition_key, index.sort_key),
+                "{id} {}",
+                index.name
+            );
+            assert_eq!(
+                i["Projection"],
+                json!({"ProjectionType": "ALL"}),
+                "{id} {}",
+                index.name
+            );
+        }
+
+        match spec.ttl_attribute {
+            Some(attribute) => assert_eq!(
+                p["TimeToLiveSpecification"],
+                json!({"AttributeName": attribute, "Enabled": true}),
+                "{id}"
+            ),
+            None => assert!(p["TimeToLiveSpecification"].is_null(), "{id}: no TTL"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings in.
+
+fn statement_allows(policy: &Value, service: &str, action: &str, source_arn: &Value) -> bool {
+    items(&policy["Statement"]).into_iter().any(|s| {
+        s["Effect"] == "Allow"
+            && s["Principal"]["Service"] == service
+            && items(&s["Action"]).iter().any(|a| *a == action)
+            && items(&s["Condition"]["ArnEquals"]["aws:SourceArn"]).contains(&source_arn)
+    })
+}
+
+#[test]
+fn findings_rules_feed_ingest_with_retries_and_a_dead_letter_queue() {
+    let ingest = function_of("ir-ingest");
+    let rules = of_type(RULE);
+    assert_eq!(rules.len(), 2, "a GuardDuty rule and a Security Hub rule");
+
+    // The product name GuardDuty's findings carry in Security Hub, from the sample.
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events/securityhub-guardduty-duplicate.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let guardduty_product = &sample["detail"]["findings"][0]["ProductName"];
+    assert_eq!(*guardduty_product, "GuardDuty");
+
+    let pattern_of = |source: &str| -> (&'static str, &'static Value) {
+        let found: Vec<_> = rules
+            .iter()
+            .filter(|(_, r)| r["Properties"]["EventPattern"]["source"] == json!([source]))
+            .collect();
+        assert_eq!(found.len(), 1, "rules for {source}");
+        (found[0].0, &found[0].1["Properties"]["EventPattern"])
+    };
+    let (guardduty, pattern) = pattern_of(GUARDDUTY_SOURCE);
+    assert_eq!(
+        *pattern,
+        json!({"source": [GUARDDUTY_SOURCE], "detail-type": [GUARDDUTY_DETAIL_TYPE]}),
+        "{guardduty}"
+    );
+    let (securityhub, pattern) = pattern_of(SECURITYHUB_SOURCE);
+    assert_eq!(
+        *pattern,
+        json!({
+            "source": [SECURITYHUB_SOURCE],
+            "detail-type": [SECURITYHUB_DETAIL_TYPE],
+            "detail": {"findings": {
+                "Workflow": {"Status": ["NEW"]},
+                "RecordState": ["ACTIVE"],
+                "ProductName": [{"anything-but": guardduty_product}],
+            }},
+        }),
+        "{securityhub}"
+    );
+
+    let mut queues = BTreeSet::new();
+    for rule in [guardduty, securityhub] {
+        let p = &resource(rule)["Properties"];
+        assert_eq!(p["State"], "ENABLED", "{rule}");
+        let targets = items(&p["Targets"]);
+        assert_eq!(targets.len(), 1, "{rule}");
+        let t = targets[0];
+        assert_eq!(t["Arn"], get_att(ingest, "Arn"), "{rule}");
+        let attempts = t["RetryPolicy"]["MaximumRetryAttempts"].as_u64().unwrap();
+        assert!((1..=185).contains(&attempts), "{rule}: {attempts} attempts");
+        let age = t["RetryPolicy"]["MaximumEventAgeInSeconds"]
+            .as_u64()
+            .unwrap();
+        assert!((60..=86_400).contains(&age), "{rule}: {age} s");
+        let dlq = &t["DeadLetterConfig"]["Arn"];
+        let queue = target(dlq).unwrap_or_else(|| panic!("{rule}: dead-letter queue {dlq}"));
+        assert_eq!(*dlq, get_att(queue, "Arn"), "{rule}");
+        assert_eq!(type_of(queue), QUEUE, "{rule}");
+        queues.insert(queue);
+
+        // Lambda lets exactly this rule invoke ingest.
+        let rule_arn = get_att(rule, "Arn");
+        assert!(
+            of_type("AWS::Lambda::Permission")
+                .into_iter()
+                .any(|(_, perm)| {
+                    let pp = &perm["Properties"];
+                    pp["Principal"] == "events.amazonaws.com"
+                        && pp["Action"] == "lambda:InvokeFunction"
+                        && target(&pp["FunctionName"]) == Some(ingest)
+                        && pp["SourceArn"] == rule_arn
+                }),
+            "{rule}: no lambda permission for events.amazonaws.com from this rule"
+        );
+        // The queue takes this rule's dead letters.
+        assert!(
+            of_type("AWS::SQS::QueuePolicy").into_iter().any(|(_, qp)| {
+                items(&qp["Properties"]["Queues"]).contains(&&reference(queue))
+                    && statement_allows(
+                        &qp["Properties"]["PolicyDocument"],
+                        "events.amazonaws.com",
+                        "sqs:SendMessage",
+                        &rule_arn,
+                    )
+            }),
+            "{queue}: no policy letting {rule} send its dead letters"
+        );
+    }
+    for queue in &queues {
+        let p = &resource(queue)["Properties"];
+        assert!(
+            p["SqsManagedSseEnabled"] == true || !p["KmsMasterKeyId"].is_null(),
+            "{queue}: encrypted at rest"
+        );
+        assert_eq!(p["MessageRetentionPeriod"], 14 * 86_400, "{queue}");
+    }
+    // What ingest itself refuses after Lambda's retries lands in the same queue.
+    let on_failure =
+        &resource(ingest)["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"], "SQS", "{ingest}");
+    let queue = target(&on_failure["Destination"]).unwrap();
+    assert!(queues.contains(queue), "{ingest}: dead letters to {queue}");
+    assert!(
+        allowed(role_of(ingest), "sqs:SendMessage").contains(&canonical(&get_att(queue, "Arn"))),
+        "{ingest}: its role may send to {queue}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles.
+
+#[test]
+fn every_role_is_the_suites_and_only_functions_and_state_machines_have_one() {
+    let roles = of_type(ROLE);
+    for (id, role) in &roles {
+        let p = &role["Properties"];
+        assert_eq!(p["Path"], SUITE_PATH, "{id}");
+        assert!(
+            items(&p["Tags"]).contains(&&json!({"Key": "ir:suite", "Value": "true"})),
+            "{id}: tag ir:suite=true"
+        );
+    }
+    for (id, policy) in of_type(MANAGED_POLICY) {
+        assert_eq!(policy["Properties"]["Path"], SUITE_PATH, "{id}");
+    }
+    // Every role is one function's or one state machine's: none for anyone else to assume.
+    let used: BTreeSet<&str> = of_type(FUNCTION)
+        .into_iter()
+        .chain(of_type(STATE_MACHINE))
+        .map(|(id, _)| role_of(id))
+        .collect();
+    let declared: BTreeSet<&str> = roles.iter().map(|(id, _)| *id).collect();
+    assert_eq!(declared, used, "roles nothing runs under");
+}
+
+/// `Resource: "*"` only where the API has no resource to scope to (ARCHITECTURE.md, "Least
+/// privilege"), and never an action wildcard on `*`.
+#[test]
+fn resource_wildcards_are_only_the_documented_ones() {
+    fn documented(action: &str) -> bool {
+        action.starts_with("ec2:Describe")
+            || action.starts_with("s3:GetBucket")
+            || action == "s3:GetEncryptionConfiguration"
+            || action == "states:SendTaskSuccess"
+            || action == "states:SendTaskFailure"
+            || [
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
+            ]
+            .contains(&action)
+    }
+    for (role, _) in of_type(ROLE) {
+        for s in role_statements(role) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            let actions: Vec<&str> = items(&s["Action"])
+                .into_iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            for a in &actions {
+                assert!(!a.contains('*'), "{role}: action wildcard {a} in {s}");
+            }
+            if items(&s["Resource"]).iter().any(|r| *r == "*") {
+                for a in actions {
+                    assert!(documented(a), "{role}: {a} on Resource \"*\"");
+                }
+            }
+        }
+    }
+}
