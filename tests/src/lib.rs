@@ -34,6 +34,7 @@ pub mod support;
 
 pub mod actions;
 pub mod fake_lambda;
+pub mod offline;
 pub mod recorder;
 pub mod relay;
 

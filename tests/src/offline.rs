@@ -1,0 +1,1106 @@
+//! The whole suite offline: the emulator (moto, Step Functions executing the committed state
+//! machines), `cargo lambda watch` serving the Lambda Invoke API, and the real function binaries
+//! behind it, each running the real `lambda_runtime` and calling the emulator with the AWS SDK.
+//!
+//! ```text
+//!  invoke(ir-ingest) ──► cargo lambda watch ◄── polls ── target/debug/ir-* (one process each,
+//!        ▲                (Invoke + Runtime API)          N for ir-ingest)
+//!        │                      ▲                               │ AWS SDK
+//!        │                      │ lambda:invoke tasks           ▼
+//!  the test / demo ───────► moto server: DynamoDB, S3, SNS, EC2, IAM, STS, Step Functions
+//! ```
+//!
+//! [`Offline::start`] provisions what `template.yaml` deploys (the four tables, the Object Lock
+//! evidence bucket, the topic, the state machines from `statemachines/` with every function
+//! substitution filled with the binary name cargo lambda routes by), then starts the functions
+//! with the environment the template gives them. The configuration is the embedded default with
+//! the deployment's choices applied ([`Settings`]); its rendered state machines must equal the
+//! committed files, so what runs here is what SAM deploys.
+//!
+//! The function binaries are the workspace's debug builds (`cargo build --workspace --bins`);
+//! a missing one is an error that says so.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use ir_aws::store::{ApprovalStore, IncidentStore, TableNames, create_tables};
+use ir_aws::{ClientOptions, Clients};
+use ir_core::asl;
+use ir_core::config::{DEFAULT_ASSETS_YAML, DEFAULT_CONFIG_YAML};
+use ir_core::incident::Status;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::localcloud::{ACCESS_KEY_ID, ACCOUNT_ID, LocalCloud, REGION, SECRET_ACCESS_KEY};
+use crate::{repo_root, unique_name};
+
+/// The bundled GuardDuty finding the story starts from.
+pub const FINDING_FILE: &str = "events/guardduty-cryptocurrency-bitcointool-dns.json";
+
+/// The playbook the story's incident is routed to.
+pub const PLAYBOOK: &str = "immediate-isolation";
+
+const CARGO_LAMBDA: &str = ".venv/bin/cargo-lambda";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(50);
+
+/// What goes wrong while running the suite offline: which step, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("offline: {0}")]
+pub struct OfflineError(pub String);
+
+type Result<T> = std::result::Result<T, OfflineError>;
+
+trait Context<T> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Debug> Context<T> for std::result::Result<T, E> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|e| OfflineError(format!("{what}: {e:?}")))
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T> {
+        self.ok_or_else(|| OfflineError(format!("{what}: missing")))
+    }
+}
+
+/// The deployment's choices over the embedded configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Playbooks run in enforce mode (the default configuration is dry-run).
+    pub enforce: Vec<String>,
+    /// `notifications.escalation_matrix.<severity>[i].timeout` overrides, e.g. `("critical",
+    /// vec!["2s", "2s"])`.
+    pub escalation: Vec<(String, Vec<String>)>,
+    /// `notifications.on_escalation_exhausted`.
+    pub on_exhausted: Option<String>,
+    /// `ir-ingest` processes polling for invocations (concurrent deliveries).
+    pub ingest_instances: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enforce: vec![PLAYBOOK.to_owned()],
+            escalation: Vec::new(),
+            on_exhausted: None,
+            ingest_instances: 4,
+        }
+    }
+}
+
+/// The responder who approves: an IAM user of the emulated account with its own access key (so
+/// STS says who it is), listed in `notifications.approvers`.
+#[derive(Debug, Clone)]
+pub struct Responder {
+    pub arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// The suite running offline. Dropping it stops every process.
+pub struct Offline {
+    pub cloud: LocalCloud,
+    pub clients: Clients,
+    pub names: TableNames,
+    pub bucket: String,
+    pub topic_arn: String,
+    /// State machine ARN by committed file name.
+    pub machines: BTreeMap<String, String>,
+    pub responder: Responder,
+    /// The instance the story is about (in the asset registry as the sample's `web-prod-1`).
+    pub victim: Victim,
+    /// The configuration, asset registry and function logs of this run.
+    pub run_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub assets_file: PathBuf,
+    lambda_port: u16,
+    bin_dir: PathBuf,
+    _watch: Child,
+    _functions: Vec<Child>,
+}
+
+impl std::fmt::Debug for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offline")
+            .field("emulator", &self.cloud.endpoint_url())
+            .field("lambda", &self.lambda_endpoint())
+            .field("run_dir", &self.run_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The function binaries: one package per folder of `functions/`.
+pub fn function_binaries() -> Result<Vec<String>> {
+    let dir = repo_root().join("functions");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).ctx(format!("listing {}", dir.display()))? {
+        let entry = entry.ctx("reading functions/")?;
+        if entry.path().join("Cargo.toml").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Where the workspace's debug binaries are: next to this executable (a test executable is one
+/// level down, in `deps/`).
+pub fn bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().ctx("locating this executable")?;
+    let mut dir = exe.parent().ctx("the executable's folder")?.to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").ctx("finding a free port")?;
+    Ok(listener.local_addr().ctx("reading the bound port")?.port())
+}
+
+/// The configuration file for `settings` and its checks: it parses, and the state machines it
+/// renders are the committed ones (only runtime values differ from the default).
+fn configure(settings: &Settings, responder_arn: &str) -> Result<String> {
+    use serde_yaml_ng::Value as Y;
+    let mut doc: Y = serde_yaml_ng::from_str(DEFAULT_CONFIG_YAML).ctx("the embedded config")?;
+    let playbooks = doc
+        .get_mut("playbooks")
+        .and_then(Y::as_sequence_mut)
+        .ctx("config playbooks")?;
+    for id in &settings.enforce {
+        let p = playbooks
+            .iter_mut()
+            .find(|p| p.get("id").and_then(Y::as_str) == Some(id))
+            .ctx(format!("playbook {id}"))?;
+        p.as_mapping_mut()
+            .ctx("playbook mapping")?
+            .insert(Y::from("mode"), Y::from("enforce"));
+    }
+    let notifications = doc
+        .get_mut("notifications")
+        .and_then(Y::as_mapping_mut)
+        .ctx("config notifications")?;
+    notifications.insert(
+        Y::from("approvers"),
+        Y::Sequence(vec![Y::from(responder_arn)]),
+    );
+    if let Some(default) = &settings.on_exhausted {
+        notifications.insert(
+            Y::from("on_escalation_exhausted"),
+            Y::from(default.as_str()),
+        );
+    }
+    for (severity, timeouts) in &settings.escalation {
+        let rows = notifications
+            .get_mut("escalation_matrix")
+            .and_then(|m| m.get_mut(severity.as_str()))
+            .and_then(Y::as_sequence_mut)
+            .ctx(format!("escalation_matrix.{severity}"))?;
+        if rows.len() != timeouts.len() {
+            return Err(OfflineError(format!(
+                "escalation_matrix.{severity} has {} levels, {} timeouts given",
+                rows.len(),
+                timeouts.len()
+            )));
+        }
+        for (row, timeout) in rows.iter_mut().zip(timeouts) {
+            row.as_mapping_mut()
+                .ctx("escalation row")?
+                .insert(Y::from("timeout"), Y::from(timeout.as_str()));
+        }
+    }
+    let text = serde_yaml_ng::to_string(&doc).ctx("writing the config")?;
+    let config = ir_core::Config::from_yaml(&text).ctx("the derived config")?;
+    for (file, rendered) in asl::render(&config) {
+        let committed = committed_machine(&file)?;
+        if committed != rendered {
+            return Err(OfflineError(format!(
+                "statemachines/{file} differs from what the offline config renders: the \
+                 settings may only change values the state machines read at run time"
+            )));
+        }
+    }
+    Ok(text)
+}
+
+/// A committed state machine file, parsed.
+pub fn committed_machine(file: &str) -> Result<Value> {
+    let path = repo_root().join("statemachines").join(file);
+    let text = std::fs::read_to_string(&path).ctx(format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).ctx(format!("parsing {}", path.display()))
+}
+
+impl Offline {
+    /// Starts and provisions everything; see the module docs.
+    ///
+    /// # Errors
+    /// A piece that cannot start or be provisioned, named.
+    pub async fn start(settings: Settings) -> Result<Offline> {
+        let bin_dir = bin_dir()?;
+        let binaries = function_binaries()?;
+        for b in binaries.iter().map(String::as_str).chain(["ir"]) {
+            if !bin_dir.join(b).is_file() {
+                return Err(OfflineError(format!(
+                    "{} is not built: run `cargo build --workspace --bins --tests --locked`",
+                    bin_dir.join(b).display()
+                )));
+            }
+        }
+        static RUN: AtomicU64 = AtomicU64::new(0);
+        let run_dir = std::env::temp_dir().join(format!(
+            "ir-offline-{}-{}",
+            std::process::id(),
+            RUN.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&run_dir).ctx(format!("creating {}", run_dir.display()))?;
+
+        let lambda_port = free_port()?;
+        let cloud = LocalCloud::builder()
+            .lambda_endpoint(format!("http://127.0.0.1:{lambda_port}"))
+            .start()
+            .await
+            .ctx("starting the emulator")?;
+        let clients = Clients::new(
+            &cloud.sdk_config(),
+            ClientOptions {
+                s3_force_path_style: true,
+            },
+        );
+
+        // What the template deploys.
+        let prefix = unique_name("ir");
+        let names = TableNames::with_prefix(&prefix);
+        create_tables(&clients, &names)
+            .await
+            .ctx("creating the tables")?;
+        let bucket = format!("{prefix}-evidence");
+        evidence_bucket(&clients, &bucket).await?;
+        let topic_arn = clients
+            .sns
+            .create_topic()
+            .name(format!("{prefix}-incident-updates"))
+            .send()
+            .await
+            .ctx("creating the topic")?
+            .topic_arn()
+            .ctx("the topic ARN")?
+            .to_owned();
+        let machines = state_machines(&clients, &prefix, &binaries).await?;
+        let responder = responder(&clients, &prefix).await?;
+        let victim = Victim::create(&clients, "victim").await?;
+
+        let config_file = run_dir.join("incident-response.yaml");
+        std::fs::write(&config_file, configure(&settings, &responder.arn)?)
+            .ctx("writing the config")?;
+        let assets_file = run_dir.join("assets.yaml");
+        std::fs::write(&assets_file, victim.registry(DEFAULT_ASSETS_YAML))
+            .ctx("writing the asset registry")?;
+
+        let watch = Command::new(repo_root().join(CARGO_LAMBDA))
+            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
+            .args(["-A", "127.0.0.1", "-P", &lambda_port.to_string()])
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(log_file(&run_dir, "cargo-lambda")?)
+            .stderr(log_file(&run_dir, "cargo-lambda")?)
+            .kill_on_drop(true)
+            .spawn()
+            .ctx(format!(
+                "starting {CARGO_LAMBDA} (run scripts/bootstrap-python to install it)"
+            ))?;
+        let mut offline = Offline {
+            cloud,
+            clients,
+            names,
+            bucket,
+            topic_arn,
+            machines,
+            responder,
+            victim,
+            run_dir,
+            config_file,
+            assets_file,
+            lambda_port,
+            bin_dir,
+            _watch: watch,
+            _functions: Vec::new(),
+        };
+        offline.wait_for_lambda_api().await?;
+        for binary in &binaries {
+            let instances = if binary == "ir-ingest" {
+                settings.ingest_instances.max(1)
+            } else {
+                1
+            };
+            for i in 0..instances {
+                let child = offline.spawn_function(binary, i)?;
+                offline._functions.push(child);
+            }
+        }
+        Ok(offline)
+    }
+
+    /// The triage state machine's ARN.
+    pub fn triage_arn(&self) -> &str {
+        self.machines
+            .get(asl::TRIAGE_FILE)
+            .map_or("", String::as_str)
+    }
+
+    /// A playbook's state machine ARN.
+    pub fn playbook_arn(&self, playbook_id: &str) -> &str {
+        self.machines
+            .get(&asl::playbook_file(playbook_id))
+            .map_or("", String::as_str)
+    }
+
+    /// The Lambda Invoke API endpoint (cargo lambda).
+    pub fn lambda_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.lambda_port)
+    }
+
+    /// The environment every function and the `ir` CLI get (the template's, for this cloud).
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", self.cloud.endpoint_url().to_owned()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("IR_S3_FORCE_PATH_STYLE", "true".to_owned()),
+            ("IR_INCIDENTS_TABLE", self.names.incidents.clone()),
+            ("IR_KEYS_TABLE", self.names.keys.clone()),
+            ("IR_AUDIT_TABLE", self.names.audit.clone()),
+            ("IR_APPROVALS_TABLE", self.names.approvals.clone()),
+            ("IR_EVIDENCE_BUCKET", self.bucket.clone()),
+            ("IR_NOTIFY_TOPIC_ARN", self.topic_arn.clone()),
+            ("IR_TRIAGE_STATE_MACHINE_ARN", self.triage_arn().to_owned()),
+            ("IR_CONFIG_FILE", self.config_file.display().to_string()),
+            ("IR_ASSETS_FILE", self.assets_file.display().to_string()),
+        ];
+        env.push(("AWS_LAMBDA_LOG_LEVEL", "info".to_owned()));
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    fn spawn_function(&self, binary: &str, instance: usize) -> Result<Child> {
+        let log = log_file(&self.run_dir, &format!("{binary}-{instance}"))?;
+        let err = log.try_clone().ctx("log file")?;
+        Command::new(self.bin_dir.join(binary))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.environment())
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt/{binary}", self.lambda_port),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .ctx(format!("starting {binary}"))
+    }
+
+    async fn wait_for_lambda_api(&mut self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = format!("127.0.0.1:{}", self.lambda_port);
+        loop {
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self._watch.try_wait() {
+                return Err(OfflineError(format!(
+                    "cargo lambda watch exited ({status}); see {}",
+                    self.run_dir.join("cargo-lambda.log").display()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(OfflineError(format!(
+                    "cargo lambda watch did not listen on {addr} within {START_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Invokes a function as the Lambda service does (`POST
+    /// /2015-03-31/functions/<name>/invocations` on cargo lambda).
+    ///
+    /// # Errors
+    /// The connection failed; a function error is an [`Invocation`] with `error` set.
+    pub async fn invoke(&self, function: &str, payload: &[u8]) -> Result<Invocation> {
+        invoke_at(&self.lambda_endpoint(), function, payload).await
+    }
+
+    /// The incident, as stored.
+    pub async fn incident(&self, incident_id: &str) -> Result<Option<ir_aws::store::Incident>> {
+        IncidentStore::new(self.clients.clone(), self.names.clone())
+            .get(incident_id)
+            .await
+            .ctx(format!("reading incident {incident_id}"))
+    }
+
+    /// Waits until the incident has a pending approval for `step_id` at `level`.
+    pub async fn wait_for_approval(
+        &self,
+        incident_id: &str,
+        step_id: &str,
+        level: u32,
+        timeout: Duration,
+    ) -> Result<ir_aws::store::Approval> {
+        let store = ApprovalStore::new(self.clients.clone(), self.names.clone());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pending = store
+                .pending(incident_id)
+                .await
+                .ctx("reading pending approvals")?;
+            if let Some(a) = pending
+                .into_iter()
+                .find(|a| a.step_id == step_id && a.level == level)
+            {
+                return Ok(a);
+            }
+            if Instant::now() > deadline {
+                return Err(OfflineError(format!(
+                    "no approval request for {incident_id} step {step_id} level {level} within \
+                     {timeout:?}; function logs in {}",
+                    self.run_dir.display()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until an execution is no longer running; returns its final status.
+    pub async fn wait_for_execution(
+        &self,
+        execution_arn: &str,
+        timeout: Duration,
+    ) -> Result<ExecutionStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let described = self
+                .clients
+                .sfn
+                .describe_execution()
+                .execution_arn(execution_arn)
+                .send()
+                .await;
+            match described {
+                Ok(d) if d.status() != &ExecutionStatus::Running => {
+                    return Ok(d.status().clone());
+                }
+                // Not started yet (the triage starts the playbook a moment later).
+                Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                Ok(_) => {
+                    return Err(OfflineError(format!(
+                        "{execution_arn} still RUNNING after {timeout:?}"
+                    )));
+                }
+                Err(e) => {
+                    return Err(OfflineError(format!(
+                        "{execution_arn}: {:?}",
+                        e.into_service_error()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The ARN of the execution named `name` of a state machine.
+    pub fn execution_arn(&self, machine_arn: &str, name: &str) -> String {
+        ir_aws::recorder::execution_arn(machine_arn, name).unwrap_or_default()
+    }
+
+    /// `ir <args>` as the responder (their credentials, this cloud's environment).
+    pub async fn ir_as_responder(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut env = self.environment();
+        for (k, v) in &mut env {
+            if k == "AWS_ACCESS_KEY_ID" {
+                v.clone_from(&self.responder.access_key_id);
+            } else if k == "AWS_SECRET_ACCESS_KEY" {
+                v.clone_from(&self.responder.secret_access_key);
+            }
+        }
+        Command::new(self.bin_dir.join("ir"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .ctx(format!("running ir {}", args.join(" ")))
+    }
+
+    /// Gives the victim `count` earlier incidents, resolved: findings of other ids about it,
+    /// each ingested `days` apart before `now` and resolved the same day (the by-resource
+    /// history enrichment counts).
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub async fn seed_history(&self, count: u32, now: OffsetDateTime) -> Result<Vec<String>> {
+        let store = IncidentStore::new(self.clients.clone(), self.names.clone());
+        let mut ids = Vec::new();
+        for i in 1..=count {
+            let at = now - time::Duration::days(7 * i64::from(i));
+            let finding_id = format!("{:032x}", 0xe0_u128 + u128::from(i));
+            let bytes = self
+                .victim
+                .finding(&finding_id, at, time::Duration::minutes(3))?;
+            let normalized = ir_core::normalize(&bytes).ctx("an earlier finding")?;
+            let event = normalized
+                .events
+                .first()
+                .ctx("an earlier finding's event")?;
+            let ingested = store
+                .ingest(event, at)
+                .await
+                .ctx("ingesting an earlier finding")?;
+            let id = ingested.incident.incident_id.clone();
+            store
+                .transition(
+                    &id,
+                    Status::Triage,
+                    Status::Resolved,
+                    at + time::Duration::hours(2),
+                    ir_aws::store::IncidentPatch::default(),
+                )
+                .await
+                .ctx("resolving an earlier incident")?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+/// Invokes `function` on the Lambda Invoke API at `endpoint` (`http://host:port`), as the Lambda
+/// service does for EventBridge: `POST /2015-03-31/functions/<name>/invocations`.
+///
+/// # Errors
+/// The connection failed or the answer is not HTTP; a function error is an [`Invocation`] with
+/// `error` set.
+pub async fn invoke_at(endpoint: &str, function: &str, payload: &[u8]) -> Result<Invocation> {
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .ctx(format!("connecting to {addr}"))?;
+    let head = format!(
+        "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .ctx("sending an invocation")?;
+    stream.write_all(payload).await.ctx("sending a payload")?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .await
+        .ctx("reading an invocation's answer")?;
+    Invocation::parse(&raw)
+}
+
+/// One function invocation's answer.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub status: u16,
+    /// `X-Amz-Function-Error`, or the `errorType` of an error body.
+    pub error: Option<String>,
+    pub body: Value,
+}
+
+impl Invocation {
+    fn parse(raw: &[u8]) -> Result<Invocation> {
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ctx("an HTTP answer from cargo lambda")?;
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ctx(format!("the status of {head:?}"))?;
+        let chunked = head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        let body: Value = if body.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body).unwrap_or(Value::String(body))
+        };
+        let header_error = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-amz-function-error")
+                .then(|| v.trim().to_owned())
+        });
+        // A function error is `{"errorType", "errorMessage"}` (the header says so when present).
+        let body_error = body
+            .get("errorType")
+            .and_then(Value::as_str)
+            .filter(|_| body.get("errorMessage").is_some())
+            .map(str::to_owned);
+        let error = body_error.or(header_error);
+        Ok(Invocation {
+            status,
+            error,
+            body,
+        })
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn log_file(run_dir: &Path, name: &str) -> Result<std::fs::File> {
+    let path = run_dir.join(format!("{name}.log"));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ctx(format!("opening {}", path.display()))
+}
+
+async fn evidence_bucket(clients: &Clients, bucket: &str) -> Result<()> {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    clients
+        .s3
+        .create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .ctx("creating the evidence bucket")?;
+    clients
+        .s3
+        .put_object_lock_configuration()
+        .bucket(bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Compliance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .ctx("locking the evidence bucket")?;
+    Ok(())
+}
+
+/// Creates the committed state machines (playbooks first: the triage starts them), every
+/// function substitution filled with its binary's name.
+async fn state_machines(
+    clients: &Clients,
+    prefix: &str,
+    binaries: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut values: BTreeMap<String, String> = binaries
+        .iter()
+        .map(|b| (asl::function_substitution(b), b.clone()))
+        .collect();
+    let mut files: Vec<String> = Vec::new();
+    let dir = repo_root().join("statemachines");
+    for entry in std::fs::read_dir(&dir).ctx(format!("listing {}", dir.display()))? {
+        let name = entry
+            .ctx("reading statemachines/")?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with(asl::PLAYBOOK_FILE_PREFIX) && name.ends_with(asl::FILE_SUFFIX) {
+            files.push(name);
+        }
+    }
+    files.sort();
+    files.push(asl::TRIAGE_FILE.to_owned());
+    let mut machines = BTreeMap::new();
+    for file in files {
+        let doc = committed_machine(&file)?;
+        let definition = asl::substitute(&doc, &values).ctx(format!("statemachines/{file}"))?;
+        let name = format!("{prefix}-{}", file.trim_end_matches(asl::FILE_SUFFIX));
+        let arn = clients
+            .sfn
+            .create_state_machine()
+            .name(&name)
+            .definition(definition.to_string())
+            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/ir-suite/{name}"))
+            .send()
+            .await
+            .ctx(format!("creating state machine {name}"))?
+            .state_machine_arn()
+            .to_owned();
+        if let Some(id) = file
+            .strip_prefix(asl::PLAYBOOK_FILE_PREFIX)
+            .and_then(|f| f.strip_suffix(asl::FILE_SUFFIX))
+        {
+            values.insert(asl::state_machine_substitution(id), arn.clone());
+        }
+        machines.insert(file, arn);
+    }
+    Ok(machines)
+}
+
+async fn responder(clients: &Clients, prefix: &str) -> Result<Responder> {
+    let name = format!("{prefix}-oncall-responder");
+    let user = clients
+        .iam
+        .create_user()
+        .user_name(&name)
+        .send()
+        .await
+        .ctx("creating the responder")?;
+    let arn = user.user().ctx("the responder")?.arn().to_owned();
+    let key = clients
+        .iam
+        .create_access_key()
+        .user_name(&name)
+        .send()
+        .await
+        .ctx("creating the responder's key")?;
+    let key = key.access_key().ctx("the responder's key")?;
+    Ok(Responder {
+        arn,
+        access_key_id: key.access_key_id().to_owned(),
+        secret_access_key: key.secret_access_key().to_owned(),
+    })
+}
+
+/// The production web server of the bundled samples, made real in the emulator: an instance
+/// with two network interfaces (three security groups), an instance profile whose role has an
+/// inline policy, and a root volume.
+#[derive(Debug, Clone)]
+pub struct Victim {
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub instance_id: String,
+    /// `(interface id, its security group ids)`, primary first.
+    pub interfaces: Vec<(String, Vec<String>)>,
+    pub groups: BTreeMap<String, String>,
+    pub role: String,
+    pub profile: String,
+    pub profile_arn: String,
+}
+
+/// The sample's identities, in the order [`Victim::substitutions`] replaces them.
+const SAMPLE_ACCOUNT: &str = "111122223333";
+const SAMPLE_INSTANCE: &str = "i-0a1b2c3d4e5f60001";
+const SAMPLE_ENIS: [&str; 2] = ["eni-0a1b2c3d4e5f60011", "eni-0a1b2c3d4e5f60012"];
+const SAMPLE_GROUPS: [(&str, &str); 3] = [
+    ("sg-0a1b2c3d4e5f60301", "web-prod"),
+    ("sg-0a1b2c3d4e5f60302", "ssh-admin"),
+    ("sg-0a1b2c3d4e5f60303", "app-backend"),
+];
+const SAMPLE_SUBNET: &str = "subnet-0a1b2c3d4e5f60200";
+const SAMPLE_VPC: &str = "vpc-0a1b2c3d4e5f60100";
+const SAMPLE_ROLE: &str = "web-prod-instance-role";
+const SAMPLE_PROFILE: &str = "web-prod-instance-profile";
+const SAMPLE_FINDING_ID: &str = "d4b6f4f0e3c1a2b3c4d5e6f7a8b9c0d1";
+
+const TRUST_EC2: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const APP_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::acme-customer-exports/*"}]}"#;
+
+impl Victim {
+    async fn create(clients: &Clients, tag: &str) -> Result<Victim> {
+        let ec2 = &clients.ec2;
+        let iam = &clients.iam;
+        let suffix = unique_name(tag);
+        let vpc_id = ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .ctx("CreateVpc")?
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .ctx("the VPC id")?
+            .to_owned();
+        let subnet_id = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block("10.0.1.0/24")
+            .send()
+            .await
+            .ctx("CreateSubnet")?
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .ctx("the subnet id")?
+            .to_owned();
+        let mut groups = BTreeMap::new();
+        for (sample_id, name) in SAMPLE_GROUPS {
+            let id = ec2
+                .create_security_group()
+                .group_name(format!("{name}-{suffix}"))
+                .description(format!("{name} tier"))
+                .vpc_id(&vpc_id)
+                .send()
+                .await
+                .ctx("CreateSecurityGroup")?
+                .group_id()
+                .ctx("the group id")?
+                .to_owned();
+            groups.insert(sample_id.to_owned(), id);
+        }
+        let role = format!("{SAMPLE_ROLE}-{suffix}");
+        let profile = format!("{SAMPLE_PROFILE}-{suffix}");
+        iam.create_role()
+            .role_name(&role)
+            .assume_role_policy_document(TRUST_EC2)
+            .send()
+            .await
+            .ctx("CreateRole")?;
+        iam.put_role_policy()
+            .role_name(&role)
+            .policy_name("app-data")
+            .policy_document(APP_POLICY)
+            .send()
+            .await
+            .ctx("PutRolePolicy")?;
+        let profile_arn = iam
+            .create_instance_profile()
+            .instance_profile_name(&profile)
+            .send()
+            .await
+            .ctx("CreateInstanceProfile")?
+            .instance_profile()
+            .ctx("the instance profile")?
+            .arn()
+            .to_owned();
+        iam.add_role_to_instance_profile()
+            .instance_profile_name(&profile)
+            .role_name(&role)
+            .send()
+            .await
+            .ctx("AddRoleToInstanceProfile")?;
+
+        let group = |i: usize| groups.get(SAMPLE_GROUPS[i].0).cloned().unwrap_or_default();
+        let primary_groups = vec![group(0), group(1)];
+        let second_groups = vec![group(2)];
+        let launched = ec2
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Large)
+            .min_count(1)
+            .max_count(1)
+            .iam_instance_profile(
+                aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                    .arn(&profile_arn)
+                    .build(),
+            )
+            .network_interfaces(
+                aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .subnet_id(&subnet_id)
+                    .set_groups(Some(primary_groups.clone()))
+                    .build(),
+            )
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("Name")
+                            .value("web-prod-1")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("RunInstances")?;
+        let instance = launched.instances().first().ctx("the instance")?;
+        let instance_id = instance.instance_id().ctx("the instance id")?.to_owned();
+        let primary = instance
+            .network_interfaces()
+            .first()
+            .and_then(|n| n.network_interface_id())
+            .ctx("the primary interface")?
+            .to_owned();
+        let second = ec2
+            .create_network_interface()
+            .subnet_id(&subnet_id)
+            .set_groups(Some(second_groups.clone()))
+            .send()
+            .await
+            .ctx("CreateNetworkInterface")?
+            .network_interface()
+            .and_then(|n| n.network_interface_id())
+            .ctx("the second interface")?
+            .to_owned();
+        ec2.attach_network_interface()
+            .network_interface_id(&second)
+            .instance_id(&instance_id)
+            .device_index(1)
+            .send()
+            .await
+            .ctx("AttachNetworkInterface")?;
+        Ok(Victim {
+            vpc_id,
+            subnet_id,
+            instance_id,
+            interfaces: vec![(primary, primary_groups), (second, second_groups)],
+            groups,
+            role,
+            profile,
+            profile_arn,
+        })
+    }
+
+    /// Sample identity → this victim's, longest first (a role name is a prefix of nothing else,
+    /// but the profile ARN contains the profile name).
+    fn substitutions(&self, finding_id: &str) -> Vec<(String, String)> {
+        let mut subs = vec![
+            (SAMPLE_ACCOUNT.to_owned(), ACCOUNT_ID.to_owned()),
+            (SAMPLE_INSTANCE.to_owned(), self.instance_id.clone()),
+            (SAMPLE_SUBNET.to_owned(), self.subnet_id.clone()),
+            (SAMPLE_VPC.to_owned(), self.vpc_id.clone()),
+            (SAMPLE_ROLE.to_owned(), self.role.clone()),
+            (SAMPLE_PROFILE.to_owned(), self.profile.clone()),
+            (SAMPLE_FINDING_ID.to_owned(), finding_id.to_owned()),
+        ];
+        for (sample, (eni, _)) in SAMPLE_ENIS.iter().zip(&self.interfaces) {
+            subs.push(((*sample).to_owned(), eni.clone()));
+        }
+        for (sample, id) in &self.groups {
+            subs.push((sample.clone(), id.clone()));
+        }
+        subs
+    }
+
+    /// The bundled GuardDuty finding ([`FINDING_FILE`]) about this victim: the sample's
+    /// identities replaced by the victim's, the finding id `finding_id`, the activity first seen
+    /// `dwell` before `now`, published and delivered at `now`.
+    ///
+    /// # Errors
+    /// The bundled file is missing or not an envelope.
+    pub fn finding(
+        &self,
+        finding_id: &str,
+        now: OffsetDateTime,
+        dwell: time::Duration,
+    ) -> Result<Vec<u8>> {
+        let path = repo_root().join(FINDING_FILE);
+        let mut text = std::fs::read_to_string(&path).ctx(format!("reading {}", path.display()))?;
+        for (from, to) in self.substitutions(finding_id) {
+            text = text.replace(&from, &to);
+        }
+        let mut envelope: Value = serde_json::from_str(&text).ctx("parsing the finding")?;
+        let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+        let seen = at(now - dwell);
+        envelope["time"] = Value::String(at(now));
+        let detail = &mut envelope["detail"];
+        detail["createdAt"] = Value::String(at(now));
+        detail["updatedAt"] = Value::String(at(now));
+        detail["service"]["eventFirstSeen"] = Value::String(seen.clone());
+        detail["service"]["eventLastSeen"] = Value::String(seen);
+        serde_json::to_vec(&envelope).ctx("writing the finding")
+    }
+
+    /// The asset registry entry of the sample instance, for this victim: the bundled registry
+    /// with the sample's identities replaced.
+    pub fn registry(&self, registry_yaml: &str) -> String {
+        let mut text = registry_yaml.to_owned();
+        for (from, to) in self.substitutions(SAMPLE_FINDING_ID) {
+            text = text.replace(&from, &to);
+        }
+        text
+    }
+}
+
+/// The state the containment acts on, read back from the emulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VictimState {
+    /// Security group ids by interface id.
+    pub interface_groups: BTreeMap<String, Vec<String>>,
+    /// Inline policy names of the instance role.
+    pub role_policies: Vec<String>,
+}
+
+impl Victim {
+    /// Reads what containment would change.
+    ///
+    /// # Errors
+    /// A describe failed.
+    pub async fn state(&self, clients: &Clients) -> Result<VictimState> {
+        let mut interface_groups = BTreeMap::new();
+        for (eni, _) in &self.interfaces {
+            let out = clients
+                .ec2
+                .describe_network_interfaces()
+                .network_interface_ids(eni)
+                .send()
+                .await
+                .ctx("DescribeNetworkInterfaces")?;
+            let mut groups: Vec<String> = out
+                .network_interfaces()
+                .iter()
+                .flat_map(|n| n.groups())
+                .filter_map(|g| g.group_id().map(str::to_owned))
+                .collect();
+            groups.sort();
+            interface_groups.insert(eni.clone(), groups);
+        }
+        let mut role_policies = clients
+            .iam
+            .list_role_policies()
+            .role_name(&self.role)
+            .send()
+            .await
+            .ctx("ListRolePolicies")?
+            .policy_names()
+            .to_vec();
+        role_policies.sort();
+        Ok(VictimState {
+            interface_groups,
+            role_policies,
+        })
+    }
+}

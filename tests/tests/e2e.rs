@@ -1,0 +1,335 @@
+//! The whole suite offline, end to end: a GuardDuty finding delivered to the real `ir-ingest`
+//! binary (through cargo lambda's Invoke API), the committed state machines executing on the
+//! emulator and invoking the real function binaries, the responder deciding with the real `ir`
+//! CLI, and the victim read back from the emulator.
+//!
+//! Needs the workspace's binaries: `cargo build --workspace --bins --tests` (the test command
+//! does it first). Each test starts its own local cloud ([`Offline`]).
+
+// A test stops loudly on anything unexpected, helpers included.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use ir_core::correlate;
+use ir_core::incident::Status;
+use ir_tests::offline::{Offline, PLAYBOOK, Settings, VictimState};
+use ir_tests::{ACCOUNT_ID, REGION, TestResult};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+const GATE_WAIT: Duration = Duration::from_secs(60);
+const RUN_WAIT: Duration = Duration::from_secs(120);
+/// The gated steps of the immediate-isolation plan for an instance (disable-access-keys is for
+/// IAM users: not in the plan).
+const GATES: [&str; 2] = ["revoke-credentials", "isolate-instance"];
+
+fn incident_for(finding_id: &str) -> String {
+    correlate::incident_id(&format!("guardduty:{ACCOUNT_ID}:{REGION}:{finding_id}"))
+}
+
+/// Delivers the bundled finding about the victim, after giving it three resolved incidents:
+/// a high finding on a critical asset with a listed indicator and that history scores critical,
+/// which routes it to immediate-isolation.
+async fn deliver(off: &Offline, finding_id: &str) -> String {
+    let now = OffsetDateTime::now_utc();
+    off.seed_history(3, now).await.unwrap();
+    let envelope = off
+        .victim
+        .finding(finding_id, now, time::Duration::minutes(5))
+        .unwrap();
+    let answer = off.invoke("ir-ingest", &envelope).await.unwrap();
+    assert_eq!(answer.error, None, "{:?}", answer.body);
+    let id = incident_for(finding_id);
+    assert!(answer.body.to_string().contains(&id), "{}", answer.body);
+    id
+}
+
+async fn decide(off: &Offline, verdict: &str, incident: &str, step: &str) -> Value {
+    let out = off
+        .ir_as_responder(&[
+            verdict,
+            incident,
+            "--step",
+            step,
+            "--reason",
+            "on-call review",
+            "--json",
+        ])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ir {verdict}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn playbook_run(off: &Offline, incident: &str) -> ExecutionStatus {
+    let arn = off.execution_arn(off.playbook_arn(PLAYBOOK), incident);
+    off.wait_for_execution(&arn, RUN_WAIT).await.unwrap()
+}
+
+async fn executions(off: &Offline, machine: &str) -> Vec<String> {
+    off.clients
+        .sfn
+        .list_executions()
+        .state_machine_arn(machine)
+        .send()
+        .await
+        .unwrap()
+        .executions()
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect()
+}
+
+async fn audit_actions(off: &Offline, incident: &str) -> Vec<(String, Value)> {
+    ir_aws::store::AuditLog::new(off.clients.clone(), off.names.clone())
+        .chain(incident)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.detail))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_chain() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let before = off.victim.state(&off.clients).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a001").await;
+
+    for step in GATES {
+        let asked = off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        assert!(!asked.requester.is_empty());
+        let decided = decide(&off, "approve", &incident, step).await;
+        assert_eq!(
+            decided["resumed"]["decidedBy"],
+            off.responder.arn.as_str(),
+            "{decided}"
+        );
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+
+    // The incident: contained, critical, with its timeline.
+    let stored = off.incident(&incident).await?.expect("the incident");
+    assert_eq!(stored.summary.status, Status::Contained);
+    assert_eq!(stored.summary.severity, ir_core::Severity::Critical);
+    assert_eq!(stored.summary.playbook.as_deref(), Some(PLAYBOOK));
+    let t = &stored.summary.timeline;
+    let contained = t.contained_at.expect("containedAt");
+    assert!(t.triaged_at.is_some_and(|at| at <= contained));
+    assert!(contained >= t.detected_at);
+
+    // The victim: every interface in the one isolation group, the role's sessions revoked by a
+    // new deny policy next to its own.
+    let after = off.victim.state(&off.clients).await?;
+    let isolation: BTreeSet<&Vec<String>> = after.interface_groups.values().collect();
+    assert_eq!(isolation.len(), 1, "{after:?}");
+    let group = isolation.into_iter().next().unwrap();
+    assert_eq!(group.len(), 1, "{after:?}");
+    for (eni, groups) in &before.interface_groups {
+        assert!(
+            !groups.contains(&group[0]),
+            "{eni} was already isolated: {before:?}"
+        );
+    }
+    assert!(after.role_policies.contains(&"app-data".to_owned()));
+    assert_eq!(
+        after.role_policies.len(),
+        before.role_policies.len() + 1,
+        "{after:?}"
+    );
+
+    // Evidence: the manifest and what it lists are in the locked bucket.
+    let listed = off
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&off.bucket)
+        .prefix(format!("incidents/{incident}/"))
+        .send()
+        .await?;
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.iter().any(|k| k.contains("/manifests/")), "{keys:?}");
+
+    // Audit: the approvals with the responder's identity, each action's record, and a chain
+    // that verifies against its anchors with the real CLI.
+    let actions = audit_actions(&off, &incident).await;
+    let approvals: Vec<&Value> = actions
+        .iter()
+        .filter(|(a, _)| a == "approved")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(approvals.len(), GATES.len(), "{actions:?}");
+    assert!(
+        approvals
+            .iter()
+            .all(|d| d.to_string().contains(&off.responder.arn))
+    );
+    for step in [
+        "collect-evidence",
+        "snapshot-volumes",
+        "revoke-credentials",
+        "isolate-instance",
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, d)| a.starts_with("action:") && d["step"] == step),
+            "{step}: {actions:?}"
+        );
+    }
+    let verified = off
+        .ir_as_responder(&["audit", "verify", &incident, "--json"])
+        .await?;
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let verified: Value = serde_json::from_slice(&verified.stdout)?;
+    assert_eq!(verified["records"].as_u64(), Some(actions.len() as u64));
+    assert!(
+        verified["anchorsVerified"].as_u64() >= Some(1),
+        "{verified}"
+    );
+
+    // One triage and one playbook execution, both named after the incident.
+    assert_eq!(
+        executions(&off, off.triage_arn()).await,
+        std::slice::from_ref(&incident)
+    );
+    assert_eq!(
+        executions(&off, off.playbook_arn(PLAYBOOK)).await,
+        std::slice::from_ref(&incident)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rejection_leaves_the_victim_untouched() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let before = off.victim.state(&off.clients).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a002").await;
+    for step in GATES {
+        off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        let decided = decide(&off, "reject", &incident, step).await;
+        assert_eq!(
+            decided["resumed"]["decidedBy"],
+            off.responder.arn.as_str(),
+            "{decided}"
+        );
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+    assert_eq!(off.victim.state(&off.clients).await?, before);
+
+    let actions = audit_actions(&off, &incident).await;
+    let not_run: Vec<&Value> = actions
+        .iter()
+        .filter(|(a, _)| a == "step-not-approved")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(not_run.len(), GATES.len(), "{actions:?}");
+    for step in GATES {
+        assert!(
+            !actions
+                .iter()
+                .any(|(a, d)| a.starts_with("action:") && d["step"] == step),
+            "{step} ran: {actions:?}"
+        );
+    }
+    let stored = off.incident(&incident).await?.expect("the incident");
+    assert_ne!(stored.summary.status, Status::Contained);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unanswered_gate_escalates_then_leaves_the_victim_untouched() -> TestResult {
+    let off = Offline::start(Settings {
+        escalation: vec![("critical".into(), vec!["2s".into(), "2s".into()])],
+        ..Settings::default()
+    })
+    .await?;
+    let before: VictimState = off.victim.state(&off.clients).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a003").await;
+    // Nobody answers: each gate asks level 0, times out, asks level 1, times out, and the
+    // configured default (reject) applies.
+    for step in GATES {
+        off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        off.wait_for_approval(&incident, step, 1, GATE_WAIT).await?;
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+    assert_eq!(off.victim.state(&off.clients).await?, before);
+    let actions = audit_actions(&off, &incident).await;
+    let requests = actions
+        .iter()
+        .filter(|(a, _)| a == "approval-requested")
+        .count();
+    assert_eq!(requests, 2 * GATES.len(), "{actions:?}");
+    for step in GATES {
+        assert!(
+            !actions
+                .iter()
+                .any(|(a, d)| a.starts_with("action:") && d["step"] == step),
+            "{step} ran: {actions:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn twenty_concurrent_deliveries_make_one_incident_and_one_execution() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let now = OffsetDateTime::now_utc();
+    let finding_id = "e2e0000000000000000000000000a004";
+    let envelope = off
+        .victim
+        .finding(finding_id, now, time::Duration::minutes(5))?;
+    let answers = futures_join(&off, &envelope, 20).await;
+    for a in &answers {
+        assert_eq!(a.error, None, "{:?}", a.body);
+    }
+    let incident = incident_for(finding_id);
+    let stored = off.incident(&incident).await?.expect("the incident");
+    assert_eq!(stored.occurrences, 20);
+    assert_eq!(stored.finding_count, 1);
+    assert_eq!(
+        executions(&off, off.triage_arn()).await,
+        std::slice::from_ref(&incident)
+    );
+    Ok(())
+}
+
+/// `n` deliveries of `envelope` at once, each on its own connection.
+async fn futures_join(
+    off: &Offline,
+    envelope: &[u8],
+    n: usize,
+) -> Vec<ir_tests::offline::Invocation> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let endpoint = off.lambda_endpoint();
+        let body = envelope.to_vec();
+        set.spawn(async move { ir_tests::offline::invoke_at(&endpoint, "ir-ingest", &body).await });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        out.push(joined.unwrap().unwrap());
+    }
+    out
+}
