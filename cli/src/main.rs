@@ -6,6 +6,7 @@
 mod approve;
 mod audit;
 mod playbooks;
+mod report;
 mod simulate;
 
 use std::io::Write;
@@ -38,6 +39,8 @@ enum Command {
     Reject(approve::Args),
     /// The audit chain: `ir audit verify INCIDENT`.
     Audit(audit::Args),
+    /// An incident as recorded: timeline, decision, steps, evidence, verified audit chain.
+    Report(report::Args),
 }
 
 /// A failure of a command, with the exit code it maps to.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Approve(args) => approve::run(ir_aws::approval::Verdict::Approve, &args, &mut out),
         Command::Reject(args) => approve::run(ir_aws::approval::Verdict::Reject, &args, &mut out),
         Command::Audit(args) => audit::run(&args, &mut out),
+        Command::Report(args) => report::run(&args, &mut out),
     };
     match result.and_then(|()| {
         out.flush()

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod payload;
 pub mod recorder;
 pub mod release;
+pub mod report;
 pub mod sdk;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,864 @@
+//! `ir report INCIDENT [--json]`: the incident as an on-call engineer reads it — status and
+//! resource, the timeline with MTTD and MTTC, the triage decision, every step with its changes
+//! before → after and its approvals, the evidence manifests read back from the bucket, and the
+//! audit chain verified against its anchors ([`ir_aws::report::build`]). Reads only.
+//!
+//! Exit 0 when everything holds; exit 1 after printing the whole report when the audit chain
+//! does not verify or a manifest cannot be read (the last line on stderr says what); exit 2 for
+//! an unknown incident (`no incident inc-… in table …`), a malformed id or a missing variable.
+
+use std::io::Write;
+
+use ir_aws::Clients;
+use ir_aws::report::{
+    ApprovalEvent, ApprovalKind, IncidentReport, ReportError, StepArtifacts, StepReport, StepState,
+    Verification,
+};
+use ir_aws::store::TableNames;
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use crate::CliError;
+
+/// The environment `ir report` reads.
+pub const ENV_HELP: &str = "Environment:
+  IR_INCIDENTS_TABLE, IR_AUDIT_TABLE
+                      the suite's incidents and audit tables (the approvals table is not read)
+  IR_EVIDENCE_BUCKET  the Object Lock evidence bucket holding the audit anchors (manifests are
+                      read from the bucket their step recorded)
+  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
+                      your AWS credentials and endpoint, from the standard configuration chain
+  IR_S3_FORCE_PATH_STYLE=true
+                      path-style S3 addressing (local S3-compatible endpoints)";
+
+/// `ir report`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = ENV_HELP)]
+pub struct Args {
+    /// The incident (`inc-` followed by 20 hex digits).
+    incident: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn var(name: &'static str) -> Result<String, CliError> {
+    ir_aws::env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+/// Runs `ir report`.
+pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
+    if !ir_core::correlate::is_incident_id(&args.incident) {
+        return Err(CliError::Invalid(
+            ReportError::InvalidInput(args.incident.clone()).to_string(),
+        ));
+    }
+    // Only the incidents and audit tables are read.
+    let names = TableNames {
+        incidents: var("IR_INCIDENTS_TABLE")?,
+        audit: var("IR_AUDIT_TABLE")?,
+        ..TableNames::with_prefix("unused")
+    };
+    let bucket = var("IR_EVIDENCE_BUCKET")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
+    rt.block_on(async {
+        let clients = Clients::from_env().await;
+        report(&clients, &names, &bucket, &args.incident, args.json, out).await
+    })
+}
+
+/// `ir report` with these clients: the report built, printed, and the exit decided.
+pub async fn report(
+    clients: &Clients,
+    names: &TableNames,
+    bucket: &str,
+    incident: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let report = ir_aws::report::build(clients, names, bucket, incident)
+        .await
+        .map_err(|e| match e {
+            ReportError::InvalidInput(_) | ReportError::NotFound { .. } => {
+                CliError::Invalid(e.to_string())
+            }
+            ReportError::Store(_) => CliError::Failed(e.to_string()),
+        })?;
+    let written = if json {
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::Failed(format!("the report as JSON: {e}")))
+            .and_then(|text| writeln!(out, "{text}").map_err(write_error))
+    } else {
+        render(&report, out).map_err(write_error)
+    };
+    written?;
+    out.flush().map_err(write_error)?;
+    let problems = report.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(problems.join("; ")))
+    }
+}
+
+fn write_error(e: std::io::Error) -> CliError {
+    CliError::Failed(format!("writing output: {e}"))
+}
+
+// ------------------------------------------------------------------------------------ text
+
+/// `2026-11-20T10:05:00Z` (whole seconds, UTC).
+fn stamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `3.1s`, `12s`, `1m2s`, `2h5m`, `3d4h`.
+pub fn human_duration(d: Duration) -> String {
+    if d.is_negative() {
+        return format!("-{}", human_duration(d.abs()));
+    }
+    let secs = d.whole_seconds();
+    if secs < 60 {
+        let text = format!("{:.1}", d.as_seconds_f64());
+        return format!("{}s", text.strip_suffix(".0").unwrap_or(&text));
+    }
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if days > 0 {
+        format!("{days}d{hours}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes}m")
+    } else {
+        format!("{minutes}m{seconds}s")
+    }
+}
+
+/// A change's value as read: `[sg-a, sg-b]`, `true`, `stop`, compact JSON for the rest.
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "none".to_owned(),
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => format!(
+            "[{}]",
+            items.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn quoted_reason(reason: Option<&str>) -> String {
+    reason.map(|r| format!(" (\"{r}\")")).unwrap_or_default()
+}
+
+fn approval_line(a: &ApprovalEvent) -> String {
+    let level = a.level.map(|l| format!("level {l}")).unwrap_or_default();
+    match a.kind {
+        ApprovalKind::Requested => {
+            let mut asked = vec![level];
+            asked.extend(a.role.clone());
+            asked.extend(
+                a.timeout_seconds
+                    .map(|t| human_duration(Duration::seconds(i64::try_from(t).unwrap_or(0)))),
+            );
+            asked.retain(|x| !x.is_empty());
+            format!(
+                "approval requested {} ({}) by {}",
+                stamp(a.at),
+                asked.join(", "),
+                a.actor
+            )
+        }
+        ApprovalKind::Approved | ApprovalKind::Rejected => format!(
+            "{} {} by {}{}",
+            if a.kind == ApprovalKind::Approved {
+                "approved"
+            } else {
+                "rejected"
+            },
+            stamp(a.at),
+            a.actor,
+            quoted_reason(a.reason.as_deref())
+        ),
+        ApprovalKind::Refused => format!(
+            "decision refused {} for {}: {}",
+            stamp(a.at),
+            a.actor,
+            a.why.as_deref().unwrap_or("no reason recorded")
+        ),
+        ApprovalKind::NotDelivered => format!(
+            "decided {} by {} but not delivered to the waiting execution: {}",
+            stamp(a.at),
+            a.actor,
+            a.why.as_deref().unwrap_or("no reason recorded")
+        ),
+    }
+}
+
+/// What follows a step's state on its line.
+fn step_summary(s: &StepReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = &s.result
+        && matches!(
+            s.state,
+            StepState::Applied | StepState::Planned | StepState::AlreadyInPlace
+        )
+    {
+        parts.push(r.mode.as_str().to_owned());
+        match &r.artifacts {
+            Some(StepArtifacts::Evidence(e)) => parts.push(format!(
+                "{} objects, manifest s3://{}/{}",
+                e.objects, e.bucket, e.manifest_key
+            )),
+            Some(StepArtifacts::Snapshots(x)) => parts.push(format!(
+                "snapshots {}",
+                x.snapshots
+                    .iter()
+                    .map(|s| format!("{} ({})", s.snapshot_id, s.volume_id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => {}
+        }
+    }
+    if let Some(e) = &s.error
+        && matches!(s.state, StepState::Failed | StepState::NotApproved)
+    {
+        parts.push(if e.cause.is_empty() {
+            e.error.clone()
+        } else {
+            format!("{}: {}", e.error, e.cause)
+        });
+    }
+    if let Some(d) = s.decision() {
+        let verb = if d.kind == ApprovalKind::Approved {
+            "approved"
+        } else {
+            "rejected"
+        };
+        parts.push(format!(
+            "{verb} by {}{}",
+            d.actor,
+            quoted_reason(d.reason.as_deref())
+        ));
+    }
+    parts.join("  ")
+}
+
+/// The report as text.
+pub fn render(r: &IncidentReport, out: &mut impl Write) -> std::io::Result<()> {
+    let playbook = r
+        .playbook
+        .as_deref()
+        .map(|p| format!("  playbook {p}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "Incident {} {}  severity {}{playbook}",
+        r.incident_id,
+        r.status.as_str().to_uppercase(),
+        r.severity.as_str()
+    )?;
+    writeln!(
+        out,
+        "Resource {} {}  account {}   findings {} (deliveries {})  last seen {}",
+        r.resource.kind,
+        r.resource.id,
+        r.resource.account,
+        r.finding_count,
+        r.occurrences,
+        stamp(r.last_seen)
+    )?;
+    let t = &r.timeline.stamps;
+    let mut line = format!("Detected {}", stamp(t.detected_at));
+    let since = |at: Option<OffsetDateTime>| at.map(|at| human_duration(at - t.detected_at));
+    for (what, at) in [
+        ("triaged", t.triaged_at),
+        ("contained", t.contained_at),
+        ("resolved", t.resolved_at),
+    ] {
+        if let Some(d) = since(at) {
+            line.push_str(&format!("  {what} +{d}"));
+        }
+    }
+    let mut metrics: Vec<String> = t
+        .mttd()
+        .map(|d| format!("MTTD {}", human_duration(d)))
+        .into_iter()
+        .collect();
+    metrics.push(match t.mttc() {
+        Some(d) => format!("MTTC {}", human_duration(d)),
+        None => "MTTC - (not contained)".to_owned(),
+    });
+    line.push_str(&format!("   {}", metrics.join("  ")));
+    writeln!(out, "{line}")?;
+    if let Some(e) = &r.last_error {
+        writeln!(out, "Last error: {}: {}", e.step, e.message)?;
+    }
+    match &r.decision {
+        Some(d) => {
+            let forced = if d.samples_only {
+                ", forced: generated sample findings"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "Triage: score {:.3} ({}), findings {} -> incident {}; SLA {} (respond by {})",
+                d.score,
+                d.score_severity.as_str(),
+                d.finding_severity.as_str(),
+                d.severity.as_str(),
+                d.sla,
+                stamp(d.respond_by)
+            )?;
+            writeln!(
+                out,
+                "Playbook {} (trigger `{}`), {}{forced}:",
+                d.playbook,
+                d.trigger,
+                d.mode.as_str()
+            )?;
+            for (n, s) in d.steps.iter().enumerate() {
+                let gate = if s.requires_approval {
+                    "  [APPROVAL REQUIRED]"
+                } else {
+                    ""
+                };
+                let kind = if s.destructive { "destructive" } else { "safe" };
+                writeln!(
+                    out,
+                    "  {}. {} ({}, {kind}, {}) on {}{gate}",
+                    n + 1,
+                    s.id,
+                    s.action,
+                    s.mode.as_str(),
+                    s.target
+                )?;
+            }
+            for s in &d.not_applicable {
+                writeln!(out, "  -  {} not applicable: {}", s.id, s.reason)?;
+            }
+        }
+        None => writeln!(out, "Triage: not triaged yet")?,
+    }
+
+    writeln!(out, "Steps:")?;
+    if r.steps.is_empty() {
+        writeln!(out, "  none recorded")?;
+    }
+    let width = r.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+    for s in &r.steps {
+        let summary = step_summary(s);
+        let line = format!("  {:<width$}  {:<17} {summary}", s.step, s.state.as_str());
+        writeln!(out, "{}", line.trim_end())?;
+        if let Some(res) = &s.result {
+            for c in &res.changes {
+                writeln!(
+                    out,
+                    "    {}: {} {} -> {} ({})",
+                    c.target,
+                    c.attribute,
+                    value_text(&c.before),
+                    value_text(&c.after),
+                    serde_json::to_value(c.status)
+                        .ok()
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                )?;
+            }
+            for n in &res.notes {
+                writeln!(out, "    note: {n}")?;
+            }
+        }
+        for a in &s.approvals {
+            writeln!(out, "    {}", approval_line(a))?;
+        }
+    }
+    if let Some(f) = &r.finished {
+        if f.contained {
+            writeln!(
+                out,
+                "Playbook {} finished {}: contained (applied: {})",
+                f.playbook,
+                stamp(f.at),
+                f.destructive_applied.join(", ")
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Playbook {} finished {}: not contained: {}",
+                f.playbook,
+                stamp(f.at),
+                f.why.as_deref().unwrap_or("no reason recorded")
+            )?;
+        }
+        if !f.not_applied.is_empty() {
+            writeln!(out, "  not applied: {}", f.not_applied.join(", "))?;
+        }
+    }
+
+    for m in &r.evidence {
+        writeln!(
+            out,
+            "Evidence manifest {} version {} ({} objects, step {}):",
+            m.uri(),
+            m.version_id,
+            m.objects.len(),
+            m.step
+        )?;
+        if let Some(e) = &m.error {
+            writeln!(out, "  PROBLEM: {e}")?;
+        }
+        for o in &m.objects {
+            writeln!(
+                out,
+                "  {}  version {}  sha256 {}  {} bytes",
+                o.key, o.version_id, o.sha256, o.size
+            )?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "Note: {n}")?;
+    }
+    if let Some(e) = &r.audit.read_error {
+        writeln!(out, "Audit chain unreadable: {e}")?;
+    }
+    match &r.audit.verification {
+        Verification::Verified(v) => writeln!(out, "Audit: {}", crate::audit::summary(v)),
+        Verification::Failed { message, .. } => {
+            writeln!(out, "Audit: NOT VERIFIED: {message}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ir_aws::report::{
+        AuditReport, EvidenceArtifacts, ManifestReport, PlaybookEnd, ResourceRef, StepResult,
+        TimelineReport,
+    };
+    use ir_core::Severity;
+    use ir_core::action::{Change, ChangeStatus, EvidenceObject, Outcome};
+    use ir_core::audit::Verified;
+    use ir_core::config::Mode;
+    use ir_core::incident::{Status, Timeline};
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/alice";
+
+    #[test]
+    fn durations_read_like_a_clock() {
+        assert_eq!(human_duration(Duration::milliseconds(400)), "0.4s");
+        assert_eq!(human_duration(Duration::milliseconds(3100)), "3.1s");
+        assert_eq!(human_duration(Duration::seconds(12)), "12s");
+        assert_eq!(human_duration(Duration::seconds(62)), "1m2s");
+        assert_eq!(human_duration(Duration::minutes(125)), "2h5m");
+        assert_eq!(human_duration(Duration::hours(76)), "3d4h");
+        assert_eq!(human_duration(Duration::seconds(-90)), "-1m30s");
+    }
+
+    fn report() -> IncidentReport {
+        let at = datetime!(2026-11-20 10:05:03 UTC);
+        let manifest_key = "incidents/inc-0123456789abcdef0123/manifests/collect-evidence.json";
+        let result = |function: &str, changes: Vec<Change>, artifacts| StepResult {
+            seq: 3,
+            at,
+            function: function.to_owned(),
+            outcome: Outcome::Applied,
+            mode: Mode::Enforce,
+            changes,
+            record: true,
+            artifacts,
+            notes: vec![],
+            aws_calls: 5,
+        };
+        IncidentReport {
+            incident_id: "inc-0123456789abcdef0123".into(),
+            status: Status::Contained,
+            severity: Severity::Critical,
+            playbook: Some("immediate-isolation".into()),
+            resource: ResourceRef {
+                kind: "ec2-instance".into(),
+                id: "i-0abc".into(),
+                account: "123456789012".into(),
+                key: "123456789012/ec2-instance/i-0abc".into(),
+            },
+            finding_count: 1,
+            occurrences: 2,
+            finding_ids: vec!["f1".into()],
+            last_seen: datetime!(2026-11-20 10:02 UTC),
+            last_error: None,
+            timeline: TimelineReport::new(Timeline {
+                first_seen: Some(datetime!(2026-11-20 10:00 UTC)),
+                detected_at: datetime!(2026-11-20 10:01:02 UTC),
+                triaged_at: Some(datetime!(2026-11-20 10:01:02.4 UTC)),
+                contained_at: Some(datetime!(2026-11-20 10:01:05.1 UTC)),
+                resolved_at: None,
+            }),
+            decision: None,
+            steps: vec![
+                StepReport {
+                    step: "collect-evidence".into(),
+                    state: StepState::Applied,
+                    result: Some(result(
+                        "ir-collect-evidence",
+                        vec![],
+                        Some(StepArtifacts::Evidence(EvidenceArtifacts {
+                            bucket: "ev".into(),
+                            manifest_key: manifest_key.into(),
+                            manifest_version_id: "v1".into(),
+                            objects: 1,
+                        })),
+                    )),
+                    error: None,
+                    approvals: vec![],
+                },
+                StepReport {
+                    step: "isolate-instance".into(),
+                    state: StepState::Applied,
+                    result: Some(result(
+                        "ir-isolate-instance",
+                        vec![Change {
+                            target: "eni-0abc".into(),
+                            attribute: "security-groups".into(),
+                            before: json!(["sg-a", "sg-b"]),
+                            after: json!(["sg-iso"]),
+                            status: ChangeStatus::Applied,
+                        }],
+                        None,
+                    )),
+                    error: None,
+                    approvals: vec![ApprovalEvent {
+                        seq: 2,
+                        at,
+                        kind: ApprovalKind::Approved,
+                        actor: ALICE.into(),
+                        level: Some(0),
+                        role: None,
+                        timeout_seconds: None,
+                        reason: Some("miner confirmed".into()),
+                        why: None,
+                    }],
+                },
+                StepReport {
+                    step: "notify-channel".into(),
+                    state: StepState::NotRun,
+                    result: None,
+                    error: None,
+                    approvals: vec![],
+                },
+            ],
+            finished: Some(PlaybookEnd {
+                seq: 4,
+                at,
+                playbook: "immediate-isolation".into(),
+                contained: true,
+                why: None,
+                destructive_applied: vec!["isolate-instance".into()],
+                not_applied: vec![],
+            }),
+            evidence: vec![ManifestReport {
+                step: "collect-evidence".into(),
+                bucket: "ev".into(),
+                key: manifest_key.into(),
+                version_id: "v1".into(),
+                objects: vec![EvidenceObject {
+                    key: "incidents/inc-0123456789abcdef0123/finding/f1.json".into(),
+                    version_id: "v0".into(),
+                    sha256: "ab".repeat(32),
+                    size: 42,
+                    collected_at: at,
+                    collected_by: "arn:aws:sts::123456789012:assumed-role/ir-collect-evidence/x"
+                        .into(),
+                    source: None,
+                }],
+                error: None,
+            }],
+            audit: AuditReport {
+                records_read: 5,
+                read_error: None,
+                verification: Verification::Verified(Verified {
+                    records: 5,
+                    head: "cd".repeat(32),
+                    anchors_checked: 1,
+                }),
+            },
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_text_report_reads_top_down() {
+        let r = report();
+        let mut out = Vec::new();
+        render(&r, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Incident inc-0123456789abcdef0123 CONTAINED  severity critical  playbook immediate-isolation"
+        );
+        assert_eq!(
+            lines[2],
+            "Detected 2026-11-20T10:01:02Z  triaged +0.4s  contained +3.1s   MTTD 1m2s  MTTC 3.1s"
+        );
+        assert!(
+            text.contains(
+                "  collect-evidence  applied           enforce  1 objects, manifest s3://ev/incidents/inc-0123456789abcdef0123/manifests/collect-evidence.json\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "  isolate-instance  applied           enforce  approved by {ALICE} (\"miner confirmed\")\n    eni-0abc: security-groups [sg-a, sg-b] -> [sg-iso] (applied)\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("  notify-channel    not-run\n"), "{text}");
+        assert!(text.contains("Playbook immediate-isolation finished 2026-11-20T10:05:03Z: contained (applied: isolate-instance)"), "{text}");
+        assert!(text.contains(&format!(
+            "  incidents/inc-0123456789abcdef0123/finding/f1.json  version v0  sha256 {}  42 bytes",
+            "ab".repeat(32)
+        )), "{text}");
+        assert_eq!(
+            lines.last().copied(),
+            Some(
+                format!(
+                    "Audit: 5 records, head {}, 1 anchors verified",
+                    "cd".repeat(32)
+                )
+                .as_str()
+            )
+        );
+        assert!(r.problems().is_empty());
+    }
+
+    /// The command against the local cloud: an incident triaged, isolated (the recorder's
+    /// record of a report) and contained, printed; then its chain edited: printed again, exit 1;
+    /// an unknown incident: exit 2 with one line.
+    #[tokio::test]
+    async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use ir_aws::ClientOptions;
+        use ir_aws::recorder::{Recorder, RecorderSettings};
+        use ir_aws::store::{IncidentStore, create_tables};
+        use ir_core::action::ActionReport;
+        use ir_core::orchestration::RecordRequest;
+        use ir_tests::{LocalCloud, fixtures, unique_name};
+
+        let cloud = match LocalCloud::shared().await {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let clients = Clients::new(
+            &cloud.sdk_config(),
+            ClientOptions {
+                s3_force_path_style: true,
+            },
+        );
+        let names = TableNames::with_prefix(&unique_name("cli-report"));
+        create_tables(&clients, &names).await.unwrap();
+        let bucket = fixtures::locked_bucket(&cloud.s3_client(), "cli-report-ev").await;
+        let text = include_str!("../../events/guardduty-cryptocurrency-bitcointool-dns.json")
+            .replace(
+                "d4b6f4f0e3c1a2b3c4d5e6f7a8b9c0d1",
+                &ir_tests::sha256_hex(unique_name("finding").as_bytes())[..32],
+            );
+        let event = ir_core::normalize(text.as_bytes())
+            .unwrap()
+            .events
+            .remove(0);
+        let t0 = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let ingested = IncidentStore::new(clients.clone(), names.clone())
+            .ingest(&event, t0)
+            .await
+            .unwrap();
+        let id = ingested.incident.incident_id.clone();
+        let engine = ir_core::Engine::embedded().unwrap();
+        let events = vec![event];
+        let mut decision = engine
+            .decide(&id, &events, &engine.enrich(&events, 5), t0)
+            .unwrap();
+        decision.playbook.mode = Mode::Enforce;
+        for s in &mut decision.playbook.steps {
+            s.mode = Mode::Enforce;
+        }
+        let recorder = Recorder::new(
+            clients.clone(),
+            names.clone(),
+            RecorderSettings {
+                evidence_bucket: bucket.clone(),
+                evidence: ir_core::config::EvidenceConfig {
+                    retention_days: 1,
+                    ..Default::default()
+                },
+            },
+        );
+        let steps: Vec<String> = decision
+            .playbook
+            .steps
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        recorder
+            .record_at(
+                RecordRequest::Triaged {
+                    incident_id: id.clone(),
+                    events,
+                    decision,
+                    detected_at: t0,
+                },
+                t0 + Duration::milliseconds(400),
+            )
+            .await
+            .unwrap();
+        let report = ActionReport {
+            incident_id: id.clone(),
+            step_id: "isolate-instance".into(),
+            action: "ir-isolate-instance".into(),
+            mode: Mode::Enforce,
+            outcome: Outcome::Applied,
+            changes: vec![Change {
+                target: "eni-0abc".into(),
+                attribute: "security-groups".into(),
+                before: json!(["sg-0app", "sg-0ssh"]),
+                after: json!(["sg-0isolation"]),
+                status: ChangeStatus::Applied,
+            }],
+            record: None,
+            artifacts: None,
+            notes: vec![],
+            aws_calls: 12,
+        };
+        recorder
+            .record_at(
+                RecordRequest::StepResult {
+                    incident_id: id.clone(),
+                    step_id: "isolate-instance".into(),
+                    report,
+                },
+                t0 + Duration::seconds(3),
+            )
+            .await
+            .unwrap();
+        recorder
+            .record_at(
+                RecordRequest::PlaybookFinished {
+                    incident_id: id.clone(),
+                    playbook_id: "immediate-isolation".into(),
+                },
+                t0 + Duration::milliseconds(3100),
+            )
+            .await
+            .unwrap();
+
+        let mut out = Vec::new();
+        super::report(&clients, &names, &bucket, &id, false, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "Incident {id} CONTAINED  severity critical  playbook immediate-isolation\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("  contained +3.1s"), "{text}");
+        assert!(text.contains(" MTTC 3.1s\n"), "{text}");
+        assert!(
+            text.contains(
+                "    eni-0abc: security-groups [sg-0app, sg-0ssh] -> [sg-0isolation] (applied)\n"
+            ),
+            "{text}"
+        );
+        for step in steps.iter().filter(|s| *s != "isolate-instance") {
+            assert!(text.contains(&format!("  {step} ")), "{step}: {text}");
+        }
+        assert!(text.contains("Audit: 3 records, head "), "{text}");
+        assert!(text.ends_with(", 1 anchors verified\n"), "{text}");
+
+        let mut out = Vec::new();
+        super::report(&clients, &names, &bucket, &id, true, &mut out)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["incidentId"], json!(id));
+        assert_eq!(v["audit"]["verification"]["records"], json!(3));
+
+        // Record 0 (triaged) edited: the whole report still printed, then exit 1.
+        clients
+            .dynamodb
+            .update_item()
+            .table_name(&names.audit)
+            .key("incidentId", AttributeValue::S(id.clone()))
+            .key("seq", AttributeValue::N("0".into()))
+            .update_expression("SET #d = :d")
+            .expression_attribute_names("#d", "detail")
+            .expression_attribute_values(":d", AttributeValue::S("{\"severity\":\"low\"}".into()))
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let e = super::report(&clients, &names, &bucket, &id, false, &mut out)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 1);
+        assert!(
+            e.to_string()
+                .contains("record 0 does not match its hash (edited)"),
+            "{e}"
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("eni-0abc: security-groups"), "{text}");
+        assert!(text.contains("Audit: NOT VERIFIED: "), "{text}");
+
+        let unknown = ir_tests::incident_id();
+        let e = super::report(&clients, &names, &bucket, &unknown, false, &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.to_string(),
+            format!("no incident {unknown} in table {}", names.incidents)
+        );
+    }
+
+    #[test]
+    fn a_broken_chain_is_printed_and_is_a_problem() {
+        let mut r = report();
+        r.audit.verification = Verification::Failed {
+            name: ir_core::ErrorName::VerificationFailed,
+            message: "the audit chain of inc-0123456789abcdef0123 does not verify: record 2 does not match its hash (edited)".into(),
+        };
+        let mut out = Vec::new();
+        render(&r, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("Audit: NOT VERIFIED: the audit chain of inc-0123456789abcdef0123 does not verify: record 2 does not match its hash (edited)\n"),
+            "{text}"
+        );
+        assert_eq!(r.problems().len(), 1);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["audit"]["verification"]["verified"], false);
+        assert_eq!(
+            v["steps"][1]["result"]["changes"][0]["after"],
+            json!(["sg-iso"])
+        );
+        assert_eq!(v["timeline"]["mttcSeconds"], 3.1);
+    }
+}
