@@ -1,0 +1,321 @@
+//! `ir-offline`: the whole suite on this machine, no AWS account.
+//!
+//! `ir-offline demo`: starts the local cloud ([`ir_tests::offline`]), provisions it, feeds the
+//! bundled GuardDuty finding to `ir-ingest`, waits at each approval gate and approves with
+//! `ir approve` as the on-call responder, then prints the incident (`ir report`) and verifies
+//! its audit chain (`ir audit verify`).
+//!
+//! `ir-offline bench [--runs N]`: the same path with the responder approving as soon as asked;
+//! prints, per run and as medians, the wall time from the finding's delivery to the instance
+//! contained and the number of state transitions of the executions.
+
+// A terminal program: what it prints is its output (the functions' telemetry goes to their logs).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::HistoryEventType;
+use ir_core::incident::Status;
+use ir_tests::offline::{FINDING_FILE, Offline, OfflineError, PLAYBOOK, Settings};
+use time::OffsetDateTime;
+
+const GATES: [&str; 2] = ["revoke-credentials", "isolate-instance"];
+const WAIT: Duration = Duration::from_secs(120);
+
+type Result<T> = std::result::Result<T, OfflineError>;
+
+fn fail(what: impl std::fmt::Display) -> OfflineError {
+    OfflineError(what.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") | None => demo().await,
+        Some("bench") => {
+            let runs = match args.get(1).map(String::as_str) {
+                Some("--runs") => args.get(2).and_then(|n| n.parse().ok()),
+                None => Some(5),
+                Some(_) => None,
+            };
+            match runs {
+                Some(n) if n > 0 => bench(n).await,
+                _ => Err(fail("usage: ir-offline bench [--runs N]")),
+            }
+        }
+        Some(other) => Err(fail(format!(
+            "unknown command {other:?}; usage: ir-offline demo | ir-offline bench [--runs N]"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ir-offline: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One pass of the story; what it measured.
+struct Run {
+    incident: String,
+    delivered_to_contained: Duration,
+    transitions: usize,
+    triage_transitions: usize,
+}
+
+/// Delivers the finding, approves every gate as soon as it is asked (printing the CLI's answer
+/// when `show`), and waits for the playbook to end with the incident contained.
+async fn story(off: &Offline, show: bool) -> Result<Run> {
+    let now = OffsetDateTime::now_utc();
+    let history = off.seed_history(3, now).await?;
+    if show {
+        println!(
+            "  history: {} earlier incidents on it, resolved ({})",
+            history.len(),
+            history.join(", ")
+        );
+    }
+    let finding_id = format!("{:032x}", u128::from(std::process::id()) << 64 | 0xd4b6);
+    // Published and received now; the activity began five minutes earlier.
+    let envelope = off.victim.finding(
+        &finding_id,
+        OffsetDateTime::now_utc(),
+        time::Duration::minutes(5),
+    )?;
+    if show {
+        println!("\n== The finding: {FINDING_FILE}, about the victim, delivered to ir-ingest");
+    }
+    let delivered_at = OffsetDateTime::now_utc();
+    let answer = off.invoke("ir-ingest", &envelope).await?;
+    if let Some(error) = &answer.error {
+        return Err(fail(format!("ir-ingest failed: {error}: {}", answer.body)));
+    }
+    let incident = ir_core::correlate::incident_id(&format!(
+        "guardduty:{}:{}:{finding_id}",
+        ir_tests::ACCOUNT_ID,
+        ir_tests::REGION
+    ));
+    if show {
+        for i in answer.body["incidents"].as_array().into_iter().flatten() {
+            println!(
+                "  -> incident {} ({}), {} earlier incidents on the resource; triage started",
+                i["incidentId"].as_str().unwrap_or_default(),
+                i["correlations"][0]["kind"].as_str().unwrap_or_default(),
+                i["historyCount"]
+            );
+        }
+    }
+    for step in GATES {
+        let asked = off.wait_for_approval(&incident, step, 0, WAIT).await?;
+        let args = [
+            "approve",
+            incident.as_str(),
+            "--step",
+            step,
+            "--reason",
+            "confirmed with the owner",
+        ];
+        if show {
+            println!(
+                "\n== Approval gate: {incident} step {step} (level {}, asked by {})",
+                asked.level, asked.requester
+            );
+            println!("  $ ir {}", args.join(" "));
+        }
+        let out = off.ir_as_responder(&args).await?;
+        if show {
+            print_output(&out);
+        }
+        if !out.status.success() {
+            return Err(fail(format!("ir approve failed ({})", out.status)));
+        }
+    }
+    let playbook = off.execution_arn(off.playbook_arn(PLAYBOOK), &incident);
+    let status = off.wait_for_execution(&playbook, WAIT).await?;
+    if status != aws_sdk_sfn::types::ExecutionStatus::Succeeded {
+        return Err(fail(format!("the playbook execution ended {status:?}")));
+    }
+    let contained_at = wait_contained(off, &incident).await?;
+    let delivered_to_contained = Duration::try_from(contained_at - delivered_at)
+        .map_err(|e| fail(format!("containedAt before the delivery: {e}")))?;
+    let triage = off.execution_arn(off.triage_arn(), &incident);
+    let triage_transitions = transitions(off, &triage).await?;
+    let transitions = triage_transitions + transitions(off, &playbook).await?;
+    Ok(Run {
+        incident,
+        delivered_to_contained,
+        transitions,
+        triage_transitions,
+    })
+}
+
+/// Waits until the incident is contained; returns when it was (`containedAt`, the recorder's
+/// clock: this machine's).
+async fn wait_contained(off: &Offline, incident: &str) -> Result<OffsetDateTime> {
+    let started = Instant::now();
+    loop {
+        let stored = off.incident(incident).await?;
+        let contained_at = stored
+            .as_ref()
+            .and_then(|i| i.summary.timeline.contained_at);
+        match stored.as_ref().map(|i| i.summary.status) {
+            Some(Status::Contained) if contained_at.is_some() => {
+                return contained_at.ok_or_else(|| fail("containedAt"));
+            }
+            Some(Status::Triage | Status::Containment | Status::Contained) | None
+                if started.elapsed() < WAIT =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => {
+                return Err(fail(format!(
+                    "{incident} is {other:?}, not contained; function logs in {}",
+                    off.run_dir.display()
+                )));
+            }
+        }
+    }
+}
+
+/// The states an execution entered.
+async fn transitions(off: &Offline, execution: &str) -> Result<usize> {
+    let mut count = 0;
+    let mut token = None;
+    loop {
+        let page = off
+            .clients
+            .sfn
+            .get_execution_history()
+            .execution_arn(execution)
+            .max_results(1000)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| fail(format!("GetExecutionHistory {execution}: {e:?}")))?;
+        count += page
+            .events()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.r#type(),
+                    HistoryEventType::ChoiceStateEntered
+                        | HistoryEventType::FailStateEntered
+                        | HistoryEventType::PassStateEntered
+                        | HistoryEventType::SucceedStateEntered
+                        | HistoryEventType::TaskStateEntered
+                        | HistoryEventType::WaitStateEntered
+                        | HistoryEventType::ParallelStateEntered
+                        | HistoryEventType::MapStateEntered
+                )
+            })
+            .count();
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(count);
+        }
+    }
+}
+
+fn print_output(out: &std::process::Output) {
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+    {
+        println!("  {line}");
+    }
+}
+
+async fn demo() -> Result<()> {
+    println!("== Local cloud (no AWS account)");
+    let started = Instant::now();
+    let off = Offline::start(Settings::default()).await?;
+    println!(
+        "  emulator  {} (moto; Step Functions executing statemachines/*.asl.json)",
+        off.cloud.endpoint_url()
+    );
+    println!(
+        "  lambda    {} (cargo lambda watch; every function binary, 4 x ir-ingest)",
+        off.lambda_endpoint()
+    );
+    println!(
+        "  tables    {}, {}, {}, {}",
+        off.names.incidents, off.names.keys, off.names.audit, off.names.approvals
+    );
+    println!("  evidence  s3://{} (Object Lock COMPLIANCE)", off.bucket);
+    println!(
+        "  config    {} (playbook {PLAYBOOK} in enforce mode; approver {})",
+        off.config_file.display(),
+        off.responder.arn
+    );
+    println!("  logs      {}", off.run_dir.display());
+    println!("  ready in  {:.1} s", started.elapsed().as_secs_f64());
+
+    let v = &off.victim;
+    println!(
+        "\n== The victim: {} (web-prod-1, critical in the asset registry)",
+        v.instance_id
+    );
+    for (eni, groups) in &v.interfaces {
+        println!("  {eni}: security groups {}", groups.join(", "));
+    }
+    println!(
+        "  instance profile {} -> role {} (inline policy app-data)",
+        v.profile, v.role
+    );
+
+    let run = story(&off, true).await?;
+
+    println!("\n== The incident");
+    let report = off.ir_as_responder(&["report", &run.incident]).await?;
+    print_output(&report);
+    println!("\n== The audit chain");
+    println!("  $ ir audit verify {}", run.incident);
+    let verified = off
+        .ir_as_responder(&["audit", "verify", &run.incident])
+        .await?;
+    print_output(&verified);
+    println!(
+        "\n== Finding in -> contained: {:.2} s, {} state transitions (triage {}, playbook {})",
+        run.delivered_to_contained.as_secs_f64(),
+        run.transitions,
+        run.triage_transitions,
+        run.transitions - run.triage_transitions
+    );
+    if !report.status.success() || !verified.status.success() {
+        return Err(fail(
+            "the report or the audit verification failed (see above)",
+        ));
+    }
+    Ok(())
+}
+
+async fn bench(runs: usize) -> Result<()> {
+    let mut times = Vec::new();
+    let mut transitions = Vec::new();
+    for i in 1..=runs {
+        let off = Offline::start(Settings::default()).await?;
+        let run = story(&off, false).await?;
+        println!(
+            "run {i}: finding in -> contained {:.3} s, {} state transitions ({})",
+            run.delivered_to_contained.as_secs_f64(),
+            run.transitions,
+            run.incident
+        );
+        times.push(run.delivered_to_contained);
+        transitions.push(run.transitions);
+    }
+    times.sort();
+    transitions.sort_unstable();
+    let median = times[times.len() / 2];
+    println!(
+        "median over {runs} runs: {:.3} s (min {:.3} s, max {:.3} s), {} state transitions",
+        median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+        transitions[transitions.len() / 2]
+    );
+    Ok(())
+}
