@@ -128,22 +128,12 @@ mod tests {
     #[tokio::test]
     async fn verifies_against_the_local_cloud_and_names_a_break() {
         use aws_sdk_dynamodb::types::AttributeValue;
-        use ir_aws::ClientOptions;
-        use ir_aws::store::create_tables;
-        use ir_tests::{LocalCloud, fixtures, unique_name};
-        let cloud = match LocalCloud::shared().await {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
-        let clients = Clients::new(
-            &cloud.sdk_config(),
-            ClientOptions {
-                s3_force_path_style: true,
-            },
-        );
-        let names = TableNames::with_prefix(&unique_name("cli-audit"));
-        create_tables(&clients, &names).await.unwrap();
-        let bucket = fixtures::locked_bucket(&cloud.s3_client(), "cli-evidence").await;
+        let ir_tests::Stores {
+            clients,
+            names,
+            bucket,
+            ..
+        } = ir_tests::stores("cli-audit").await;
         let id = ir_tests::incident_id();
         let log = AuditLog::new(clients.clone(), names.clone());
         let now = time::OffsetDateTime::now_utc();

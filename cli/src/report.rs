@@ -654,26 +654,18 @@ mod tests {
     #[tokio::test]
     async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
         use aws_sdk_dynamodb::types::AttributeValue;
-        use ir_aws::ClientOptions;
         use ir_aws::recorder::{Recorder, RecorderSettings};
-        use ir_aws::store::{IncidentStore, create_tables};
+        use ir_aws::store::IncidentStore;
         use ir_core::action::ActionReport;
         use ir_core::orchestration::RecordRequest;
-        use ir_tests::{LocalCloud, fixtures, unique_name};
+        use ir_tests::unique_name;
 
-        let cloud = match LocalCloud::shared().await {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
-        let clients = Clients::new(
-            &cloud.sdk_config(),
-            ClientOptions {
-                s3_force_path_style: true,
-            },
-        );
-        let names = TableNames::with_prefix(&unique_name("cli-report"));
-        create_tables(&clients, &names).await.unwrap();
-        let bucket = fixtures::locked_bucket(&cloud.s3_client(), "cli-report-ev").await;
+        let ir_tests::Stores {
+            clients,
+            names,
+            bucket,
+            ..
+        } = ir_tests::stores("cli-report").await;
         let text = include_str!("../../events/guardduty-cryptocurrency-bitcointool-dns.json")
             .replace(
                 "d4b6f4f0e3c1a2b3c4d5e6f7a8b9c0d1",

@@ -42,7 +42,9 @@ pub use localcloud::{
     ACCESS_KEY_ID, ACCOUNT_ID, BOOTSTRAP_COMMAND, DEFAULT_STARTUP_TIMEOUT, HarnessError,
     LocalCloud, LocalCloudBuilder, REGION, SECRET_ACCESS_KEY, repo_root, unique_name,
 };
-pub use support::{TestResult, cloud, incident_id, incident_id_from, percent_decode, sha256_hex};
+pub use support::{
+    Stores, TestResult, cloud, incident_id, incident_id_from, percent_decode, sha256_hex, stores,
+};
 
 pub use actions::{
     FINDING_ID, change, clients, clients_for, containment_request, ec2_instance, expect_err,

@@ -68,3 +68,34 @@ pub fn percent_decode(raw: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The suite's stores on the shared emulator, namespaced for one test: the four tables and an
+/// Object Lock evidence bucket, with the suite's clients for them.
+#[derive(Debug)]
+pub struct Stores {
+    pub cloud: &'static LocalCloud,
+    pub clients: ir_aws::Clients,
+    pub names: ir_aws::store::TableNames,
+    pub bucket: String,
+}
+
+/// Creates [`Stores`] named after `tag`.
+///
+/// # Panics
+/// If the emulator cannot start or refuses a table or the bucket (a test fixture).
+#[allow(clippy::panic)]
+pub async fn stores(tag: &str) -> Stores {
+    let cloud = cloud().await;
+    let clients = crate::actions::clients(cloud);
+    let names = ir_aws::store::TableNames::with_prefix(&unique_name(tag));
+    if let Err(e) = ir_aws::store::create_tables(&clients, &names).await {
+        panic!("creating the tables: {e}");
+    }
+    let bucket = crate::fixtures::locked_bucket(&cloud.s3_client(), &format!("{tag}-ev")).await;
+    Stores {
+        cloud,
+        clients,
+        names,
+        bucket,
+    }
+}
