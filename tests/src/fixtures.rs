@@ -16,10 +16,6 @@ use aws_sdk_ec2::types::{
     ResourceType, TagSpecification,
 };
 use aws_sdk_iam::types::AccessKey;
-use aws_sdk_s3::types::{
-    DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
-    ObjectLockRule,
-};
 use serde_json::Value;
 
 use crate::localcloud::unique_name;
@@ -466,31 +462,6 @@ fn sorted_tags(tags: &[aws_sdk_iam::types::Tag]) -> Vec<(String, String)> {
 /// ([`unique_name`]`(prefix)`). Use a path-style client ([`crate::LocalCloud::s3_client`]).
 pub async fn locked_bucket(s3: &aws_sdk_s3::Client, prefix: &str) -> String {
     let bucket = unique_name(prefix);
-    s3.create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
-    s3.put_object_lock_configuration()
-        .bucket(&bucket)
-        .object_lock_configuration(
-            ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(
-                            DefaultRetention::builder()
-                                .mode(ObjectLockRetentionMode::Compliance)
-                                .days(1)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::offline::evidence_bucket(s3, &bucket).await.unwrap();
     bucket
 }

@@ -287,7 +287,7 @@ impl Offline {
             .await
             .ctx("creating the tables")?;
         let bucket = format!("{prefix}-evidence");
-        evidence_bucket(&clients, &bucket).await?;
+        evidence_bucket(&clients.s3, &bucket).await?;
         let topic_arn = clients
             .sns
             .create_topic()
@@ -699,22 +699,23 @@ fn log_file(run_dir: &Path, name: &str) -> Result<std::fs::File> {
         .ctx(format!("opening {}", path.display()))
 }
 
-async fn evidence_bucket(clients: &Clients, bucket: &str) -> Result<()> {
+/// Creates `bucket` as the deployment creates the evidence bucket: Object Lock (hence
+/// versioning) with default retention COMPLIANCE 1 day. Use a path-style client.
+///
+/// # Errors
+/// S3 refused the bucket or its lock configuration.
+pub async fn evidence_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
     use aws_sdk_s3::types::{
         DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
         ObjectLockRule,
     };
-    clients
-        .s3
-        .create_bucket()
+    s3.create_bucket()
         .bucket(bucket)
         .object_lock_enabled_for_bucket(true)
         .send()
         .await
         .ctx("creating the evidence bucket")?;
-    clients
-        .s3
-        .put_object_lock_configuration()
+    s3.put_object_lock_configuration()
         .bucket(bucket)
         .object_lock_configuration(
             ObjectLockConfiguration::builder()
