@@ -288,6 +288,79 @@ async fn an_expired_request_cannot_be_approved() -> TestResult {
 }
 
 #[tokio::test]
+async fn an_escalation_reopens_an_expired_request_and_nothing_else_does() -> TestResult {
+    let (_clients, _names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    let level0 = request(&id, "isolate-instance", "token-level-0", 0);
+    store.request(&level0).await?;
+
+    // A decision arrives after level 0 expired: it is refused and marks the request expired.
+    let late = level0.expires_at + Duration::seconds(1);
+    let outcome = store
+        .decide(&id, "isolate-instance", true, "alice", "", late)
+        .await?;
+    assert!(matches!(
+        outcome,
+        Decided::Already {
+            status: ApprovalStatus::Expired,
+            ..
+        }
+    ));
+
+    // The same level asking again does not reopen it.
+    let err = store
+        .request(&request(&id, "isolate-instance", "token-level-0-retry", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+    let read = store.get(&id, "isolate-instance").await?.unwrap();
+    assert_eq!(
+        (read.status, read.level, read.task_token.expose()),
+        (ApprovalStatus::Expired, 0, "token-level-0")
+    );
+
+    // The state machine escalates: level 1 asks again with a fresh token and expiry.
+    let level1 = ApprovalRequest {
+        requested_at: late,
+        expires_at: late + Duration::hours(1),
+        ..request(&id, "isolate-instance", "token-level-1", 1)
+    };
+    store.request(&level1).await?;
+    let read = store.get(&id, "isolate-instance").await?.unwrap();
+    assert_eq!(
+        (read.status, read.level, read.task_token.expose()),
+        (ApprovalStatus::Pending, 1, "token-level-1")
+    );
+    assert_eq!((read.decided_by, read.decided_at), (None, None));
+
+    // And level 1 is decided once, with its own token.
+    let decided = store
+        .decide(
+            &id,
+            "isolate-instance",
+            true,
+            "bob",
+            "",
+            late + Duration::minutes(1),
+        )
+        .await?;
+    match decided {
+        Decided::Now {
+            task_token,
+            approval,
+        } => {
+            assert_eq!(task_token.expose(), "token-level-1");
+            assert_eq!(
+                (approval.status, approval.decided_by.as_deref()),
+                (ApprovalStatus::Approved, Some("bob"))
+            );
+        }
+        other => panic!("level 1 was not decided: {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn errors_never_carry_the_token() -> TestResult {
     let (clients, _names, _store) = setup().await;
     let id = incident_id(&unique_name("approval"));

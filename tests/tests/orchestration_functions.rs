@@ -1593,14 +1593,57 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
             }
             _ => panic!("{step}: {e:?}"),
         }
-        // Recorded in the store, said in the chain: decided, not delivered.
-        assert_eq!(
-            store.get(&id, step).await?.unwrap().status,
-            ApprovalStatus::Approved
-        );
+        // Said in the chain: decided, not delivered. When the waiting task is gone for good the
+        // decision took no effect and the request reads expired (undecided: an escalation may
+        // ask again); when the call itself failed the store keeps the decision.
+        let read = store.get(&id, step).await?.unwrap();
         let last = f.chain(&id).await.pop().unwrap();
         assert_eq!(last.action, "approval-not-delivered");
         assert_eq!(last.detail["step"], step);
+        assert_eq!(last.detail["approver"], ALICE);
+        if step == "throttled" {
+            assert_eq!(
+                (read.status, read.decided_by.as_deref()),
+                (ApprovalStatus::Approved, Some(ALICE))
+            );
+            assert_eq!(last.detail["decisionVoided"], false);
+        } else {
+            assert_eq!(
+                (read.status, read.decided_by, read.decided_at, read.reason),
+                (ApprovalStatus::Expired, None, None, None),
+                "{step}"
+            );
+            assert_eq!(last.detail["decisionVoided"], true, "{step}");
+            // A second try finds the window closed, not someone else's decision.
+            let again = run(step, Verdict::Approve, None).await.unwrap_err();
+            assert!(
+                matches!(again, DecideError::WindowClosed(_)),
+                "{step}: {again}"
+            );
+            assert!(
+                again
+                    .to_string()
+                    .contains("the task waiting for it is gone"),
+                "{again}"
+            );
+            // The escalation asks again at the next level.
+            store
+                .request(&StoredRequest {
+                    incident_id: id.clone(),
+                    step_id: step.to_owned(),
+                    task_token: TaskToken::new(format!("{}-level-2", token(step))),
+                    requester: GATE.to_owned(),
+                    plan: json!({"step": step}),
+                    level: 2,
+                    requested_at: now,
+                    expires_at: now + time::Duration::hours(1),
+                })
+                .await?;
+            assert_eq!(
+                store.get(&id, step).await?.unwrap().status,
+                ApprovalStatus::Pending
+            );
+        }
     }
 
     // What is sent: the token, the error the state machines catch and the reason as cause.

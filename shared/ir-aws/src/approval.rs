@@ -490,9 +490,15 @@ pub async fn decide(
             status: ApprovalStatus::Expired,
             ..
         } => {
+            let why = if approval.expires_at <= now {
+                format!("expired at {}", notify::human_time(approval.expires_at))
+            } else {
+                "closed: the task waiting for it is gone (an earlier decision could not be \
+                 delivered; see the audit chain)"
+                    .to_owned()
+            };
             return Err(DecideError::WindowClosed(format!(
-                "the request for {id} {step} expired at {}",
-                notify::human_time(approval.expires_at)
+                "the request for {id} {step} {why}"
             )));
         }
         Decided::Already {
@@ -552,7 +558,19 @@ pub async fn decide(
         }
     };
     if let Err(e) = sent {
-        // The store holds the decision; the execution did not get it. Said in the audit chain.
+        // The execution did not get the decision. When the waiting task is gone for good, the
+        // decision took no effect: the request reads expired again, so the gate's escalation can
+        // ask the next level instead of finding the step "already approved". Otherwise (the call
+        // itself failed) the store keeps the decision. Either way the audit chain says so.
+        let task_gone = matches!(
+            e,
+            DecideError::WindowClosed(_) | DecideError::TokenRefused(_) | DecideError::TaskGone(_)
+        );
+        let voided = if task_gone {
+            store.void_undelivered(&approval).await?
+        } else {
+            false
+        };
         audit
             .append_patiently(
                 id,
@@ -565,6 +583,7 @@ pub async fn decide(
                     "approver": caller_arn,
                     "reason": reason,
                     "error": e.to_string(),
+                    "decisionVoided": voided,
                 }),
                 now,
             )

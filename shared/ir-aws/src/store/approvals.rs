@@ -269,8 +269,10 @@ impl ApprovalStore {
     /// A request for a step that already has one replaces it only while it is still pending
     /// and only at the same or a higher level: an escalation, or a retried waiting task (Step
     /// Functions gives every attempt of a `.waitForTaskToken` task a new token, and only the
-    /// latest can resume the execution). A decided step is never reopened (`Conflict`), and a
-    /// lower level never replaces a higher one (`Conflict`).
+    /// latest can resume the execution). An expired request (nobody decided in time; a late
+    /// decision marked it) is replaced by the escalation to a higher level, which is what the
+    /// state machine does next. A decided step is never reopened (`Conflict`), and a lower
+    /// level never replaces a higher one (`Conflict`).
     pub async fn request(&self, req: &ApprovalRequest) -> Result<Approval, StoreError> {
         check_incident_id(&req.incident_id)?;
         check_step(&req.step_id)?;
@@ -300,9 +302,11 @@ impl ApprovalStore {
         let status = e.name(attr::STATUS);
         let level = e.name(attr::LEVEL);
         let pending = e.value(s(ApprovalStatus::Pending.as_str()));
+        let expired = e.value(s(ApprovalStatus::Expired.as_str()));
         let new_level = e.value(n(req.level));
         e.condition(format!(
-            "attribute_not_exists({step}) OR ({status} = {pending} AND {level} <= {new_level})"
+            "attribute_not_exists({step}) OR ({status} = {pending} AND {level} <= {new_level}) \
+             OR ({status} = {expired} AND {level} < {new_level})"
         ));
         let put = self
             .clients
@@ -335,6 +339,13 @@ impl ApprovalStore {
             },
             _ => return Err(sdk_error_redacted(PUT, &err, &req.task_token)),
         };
+        if existing.status == ApprovalStatus::Expired {
+            return Err(StoreError::Conflict(format!(
+                "approval of {} {} expired at level {}: only an escalation to a higher level \
+                 (not {}) asks again",
+                req.incident_id, req.step_id, existing.level, req.level
+            )));
+        }
         if existing.status != ApprovalStatus::Pending {
             return Err(StoreError::Conflict(format!(
                 "approval of {} {} is already {}{}: a decided step is not requested again",
@@ -458,6 +469,54 @@ impl ApprovalStore {
             decided_by: current.decided_by,
             decided_at: current.decided_at,
         })
+    }
+
+    /// Takes back a decision that Step Functions refused to deliver because the waiting task is
+    /// gone (it timed out, its execution ended, or the token was refused): the decision took no
+    /// effect, so the request reads `expired` — undecided — and the gate's escalation may ask
+    /// again. Who tried to decide stays in the audit chain (`approval-not-delivered`).
+    ///
+    /// Conditional on `approval` being this very decision (its decision token), so a decision
+    /// that did take effect is never undone. Returns whether the record changed.
+    pub async fn void_undelivered(&self, approval: &Approval) -> Result<bool, StoreError> {
+        let Some(token) = approval.decision_token.as_deref() else {
+            return Err(StoreError::InvalidInput(format!(
+                "approval of {} {} carries no decision to take back",
+                approval.incident_id, approval.step_id
+            )));
+        };
+        let mut e = Expr::new();
+        e.set(attr::STATUS, s(ApprovalStatus::Expired.as_str()))
+            .remove(attr::DECIDED_BY)
+            .remove(attr::DECIDED_AT)
+            .remove(attr::REASON)
+            .remove(attr::DECISION_TOKEN)
+            .require_eq(attr::DECISION_TOKEN, s(token));
+        let sent = self
+            .clients
+            .dynamodb
+            .update_item()
+            .table_name(&self.names.approvals)
+            .set_key(Some(key(&approval.incident_id, &approval.step_id)))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            // Not this decision any more (replaced by an escalation's request): nothing to undo.
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error_redacted(UPDATE, &err, &approval.task_token)),
+        }
     }
 
     /// Marks a pending request past its expiry as expired (if it still is).
