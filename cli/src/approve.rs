@@ -53,7 +53,7 @@ pub struct Args {
     pub json: bool,
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
+pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
     match path {
         Some(p) => {
             let bytes = crate::read_input(p, "config")?;

@@ -6,6 +6,7 @@
 mod approve;
 mod audit;
 mod playbooks;
+mod release;
 mod report;
 mod simulate;
 
@@ -37,6 +38,10 @@ enum Command {
     Approve(approve::Args),
     /// Reject a gated step as yourself; the step does not run.
     Reject(approve::Args),
+    /// End an incident's containment as yourself (an approver): plan it (default), or with
+    /// --enforce restore exactly what containment changed, resolve the incident and anchor its
+    /// audit chain. Evidence is never touched.
+    Release(release::Args),
     /// The audit chain: `ir audit verify INCIDENT`.
     Audit(audit::Args),
     /// An incident as recorded: timeline, decision, steps, evidence, verified audit chain.
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::Playbooks(args) => playbooks::run(&args, &mut out),
         Command::Approve(args) => approve::run(ir_aws::approval::Verdict::Approve, &args, &mut out),
         Command::Reject(args) => approve::run(ir_aws::approval::Verdict::Reject, &args, &mut out),
+        Command::Release(args) => release::run(&args, &mut out),
         Command::Audit(args) => audit::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),
     };

@@ -158,6 +158,25 @@ fn value_text(v: &Value) -> String {
     }
 }
 
+/// One change as printed: `eni-0a: security-groups [sg-web] -> [sg-iso] (applied)`.
+pub fn change_line(
+    target: &str,
+    attribute: &str,
+    before: &Value,
+    after: &Value,
+    status: impl serde::Serialize,
+) -> String {
+    let status = serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    format!(
+        "{target}: {attribute} {} -> {} ({status})",
+        value_text(before),
+        value_text(after)
+    )
+}
+
 fn quoted_reason(reason: Option<&str>) -> String {
     reason.map(|r| format!(" (\"{r}\")")).unwrap_or_default()
 }
@@ -367,16 +386,8 @@ pub fn render(r: &IncidentReport, out: &mut impl Write) -> std::io::Result<()> {
             for c in &res.changes {
                 writeln!(
                     out,
-                    "    {}: {} {} -> {} ({})",
-                    c.target,
-                    c.attribute,
-                    value_text(&c.before),
-                    value_text(&c.after),
-                    serde_json::to_value(c.status)
-                        .ok()
-                        .as_ref()
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
+                    "    {}",
+                    change_line(&c.target, &c.attribute, &c.before, &c.after, c.status)
                 )?;
             }
             for n in &res.notes {

@@ -539,6 +539,19 @@ impl Offline {
                 v.clone_from(&self.responder.secret_access_key);
             }
         }
+        self.run_ir(env, args).await
+    }
+
+    /// `ir <args>` with the functions' credentials: an identity that is not an approver.
+    pub async fn ir_as_non_approver(&self, args: &[&str]) -> Result<std::process::Output> {
+        self.run_ir(self.environment(), args).await
+    }
+
+    async fn run_ir(
+        &self,
+        env: Vec<(String, String)>,
+        args: &[&str],
+    ) -> Result<std::process::Output> {
         Command::new(self.bin_dir.join("ir"))
             .args(args)
             .env_clear()

@@ -215,6 +215,164 @@ async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_cha
     Ok(())
 }
 
+/// `ir <args> --json` as printed, with whether it exited 0.
+fn json_out(out: &std::process::Output) -> (bool, Value) {
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), value)
+}
+
+#[tokio::test]
+async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_chain() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let before = off.victim.state(&off.clients).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a005").await;
+
+    // While the playbook waits at its first gate, a release would race it: refused.
+    off.wait_for_approval(&incident, GATES[0], 0, GATE_WAIT)
+        .await?;
+    let (ok, early) = json_out(
+        &off.ir_as_responder(&["release", &incident, "--enforce", "--json"])
+            .await?,
+    );
+    assert!(!ok, "{early}");
+    assert_eq!(early["error"], "Conflict", "{early}");
+    assert!(
+        early["message"]
+            .as_str()
+            .unwrap()
+            .contains("playbook has not finished"),
+        "{early}"
+    );
+    for step in GATES {
+        off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        decide(&off, "approve", &incident, step).await;
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+    let contained = off.victim.state(&off.clients).await?;
+    assert_ne!(contained, before);
+    let chain_contained = audit_actions(&off, &incident).await.len();
+
+    // Someone who is not an approver cannot release it.
+    let (ok, refused) = json_out(
+        &off.ir_as_non_approver(&["release", &incident, "--enforce", "--json"])
+            .await?,
+    );
+    assert!(!ok, "{refused}");
+    assert_eq!(refused["error"], "AccessDenied", "{refused}");
+
+    // Dry-run (the default): the plan, every change restoring what containment changed;
+    // nothing changes and nothing is written.
+    let (ok, planned) = json_out(
+        &off.ir_as_responder(&["release", &incident, "--json"])
+            .await?,
+    );
+    assert!(ok, "{planned}");
+    let plan = planned["released"]["report"]["changes"].as_array().unwrap();
+    // Every interface's groups, and the role's deny policy removed.
+    assert!(plan.len() > before.interface_groups.len(), "{planned}");
+    assert!(
+        plan.iter().any(|c| c["attribute"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("inline-policy:ir-revoke-sessions-"))
+            && c["after"].is_null()),
+        "{planned}"
+    );
+    assert!(
+        plan.iter()
+            .all(|c| c["status"] == "planned" || c["status"] == "unchanged"),
+        "{planned}"
+    );
+    for (eni, groups) in &before.interface_groups {
+        let change = plan
+            .iter()
+            .find(|c| c["target"] == eni.as_str())
+            .unwrap_or_else(|| panic!("{eni} not in the plan: {planned}"));
+        let mut planned_groups: Vec<String> =
+            serde_json::from_value(change["after"].clone()).unwrap();
+        planned_groups.sort();
+        assert_eq!(&planned_groups, groups, "{planned}");
+        assert_eq!(change["status"], "planned", "{planned}");
+    }
+    assert_eq!(off.victim.state(&off.clients).await?, contained);
+    assert_eq!(audit_actions(&off, &incident).await.len(), chain_contained);
+    assert_eq!(
+        off.incident(&incident).await?.unwrap().summary.status,
+        Status::Contained
+    );
+
+    // Enforce: the victim reads back exactly as before the incident; the incident is resolved.
+    let (ok, released) = json_out(
+        &off.ir_as_responder(&[
+            "release",
+            &incident,
+            "--enforce",
+            "--reason",
+            "eradicated: instance rebuilt from a clean image",
+            "--json",
+        ])
+        .await?,
+    );
+    assert!(ok, "{released}");
+    assert_eq!(released["released"]["status"], "resolved", "{released}");
+    assert_eq!(off.victim.state(&off.clients).await?, before);
+    let stored = off.incident(&incident).await?.unwrap();
+    assert_eq!(stored.summary.status, Status::Resolved);
+    let t = &stored.summary.timeline;
+    assert!(t.resolved_at.is_some_and(|r| Some(r) >= t.contained_at));
+
+    // Audited under the responder, and the chain verifies against both anchors.
+    let actions = audit_actions(&off, &incident).await;
+    let (last_action, resolved) = actions.last().unwrap();
+    assert_eq!(last_action, "resolved", "{actions:?}");
+    assert_eq!(resolved["by"], off.responder.arn.as_str());
+    assert_eq!(
+        resolved["reason"],
+        "eradicated: instance rebuilt from a clean image"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "action:ir-release-containment" && d["outcome"] == "applied"),
+        "{actions:?}"
+    );
+    let (ok, verified) = json_out(
+        &off.ir_as_responder(&["audit", "verify", &incident, "--json"])
+            .await?,
+    );
+    assert!(ok, "{verified}");
+    assert_eq!(verified["records"].as_u64(), Some(actions.len() as u64));
+    assert!(
+        verified["anchorsVerified"].as_u64() >= Some(2),
+        "{verified}"
+    );
+
+    // A second release does nothing and says why.
+    let (ok, again) = json_out(
+        &off.ir_as_responder(&["release", &incident, "--enforce", "--json"])
+            .await?,
+    );
+    assert!(!ok, "{again}");
+    assert_eq!(again["error"], "Conflict", "{again}");
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("already resolved"),
+        "{again}"
+    );
+    assert_eq!(audit_actions(&off, &incident).await.len(), actions.len());
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_rejection_leaves_the_victim_untouched() -> TestResult {
     let off = Offline::start(Settings::default()).await?;

@@ -2,7 +2,9 @@
 //! code (ingest, the recorder, a real collect-evidence run and a real isolation of a moto
 //! instance, a real approval gate whose task token comes from a waiting Step Functions
 //! execution), then reported, then its audit chain edited the way an attacker with table access
-//! would (a plain `UpdateItem` beside the store).
+//! would (a plain `UpdateItem` beside the store). The same incident is what
+//! `ir_aws::release::release_incident` releases: a failure recorded, then the release that
+//! resolves it.
 //!
 //! Every test makes its own tables, evidence bucket, topic, state machines and instance under a
 //! `unique_name`, and its own finding id (so its own incident id).
@@ -761,5 +763,138 @@ async fn an_unknown_incident_is_not_found_and_a_malformed_id_is_refused() -> Tes
         .await
         .unwrap_err();
     assert_eq!(e.error_name(), ErrorName::InvalidInput);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -> TestResult {
+    use ir_aws::release::{IncidentRelease, ReleaseError, release_incident};
+
+    let f = fixture().await;
+    let b = contained_incident(&f).await;
+    let id = &b.incident_id;
+    let incidents = IncidentStore::new(f.clients.clone(), f.names.clone());
+    let log = AuditLog::new(f.clients.clone(), f.names.clone());
+    let instance_id = incidents.get(id).await?.unwrap().resource.id().to_owned();
+    let settings = RecorderSettings {
+        evidence_bucket: f.bucket.clone(),
+        evidence: evidence_config(),
+    };
+    let policy = ApproverPolicy {
+        approvers: vec!["arn:aws:iam::123456789012:role/responders/SecurityLead".into()],
+        two_person_rule: true,
+    };
+    let enforce = IncidentRelease {
+        incident_id: id.clone(),
+        mode: Mode::Enforce,
+        reason: Some("rebuilt".into()),
+    };
+    let now = OffsetDateTime::now_utc();
+    let release = |caller: &'static str| {
+        let (clients, names, settings, policy, req) = (
+            f.clients.clone(),
+            f.names.clone(),
+            settings.clone(),
+            policy.clone(),
+            enforce.clone(),
+        );
+        async move { release_incident(&clients, &names, settings, &policy, &req, caller, now).await }
+    };
+
+    // Not an approver: refused before anything is read.
+    let e = release("arn:aws:sts::123456789012:assumed-role/Developer/mallory")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ReleaseError::NotAnApprover { .. }), "{e}");
+    assert_eq!(e.error_name(), ErrorName::AccessDenied);
+
+    // The instance now says another incident contains it: release refuses to touch it, and the
+    // failure is on the incident and in the chain, under the approver who asked.
+    let other = ir_tests::incident_id();
+    f.clients
+        .ec2
+        .create_tags()
+        .resources(&instance_id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("ir:incident")
+                .value(&other)
+                .build(),
+        )
+        .send()
+        .await?;
+    let chain_before = log.chain(id).await?.len();
+    let e = release(ALICE).await.unwrap_err();
+    assert!(matches!(e, ReleaseError::Action(_)), "{e}");
+    assert_eq!(e.error_name(), ErrorName::Conflict, "{e}");
+    assert!(e.to_string().contains(&other), "{e}");
+    let stored = incidents.get(id).await?.unwrap();
+    assert_eq!(stored.summary.status, Status::Contained);
+    let last_error = stored.last_error.unwrap();
+    assert_eq!(last_error.step, "release");
+    assert!(
+        last_error.message.contains(&other),
+        "{}",
+        last_error.message
+    );
+    let chain = log.chain(id).await?;
+    assert_eq!(chain.len(), chain_before + 1);
+    let failed = chain.last().unwrap();
+    assert_eq!(
+        (failed.action.as_str(), failed.actor.as_str()),
+        ("release-failed", ALICE)
+    );
+    assert_eq!(failed.detail["error"], "Conflict");
+
+    // The tag put back, the release runs: resolved, the error cleared, the head anchored again.
+    f.clients
+        .ec2
+        .create_tags()
+        .resources(&instance_id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("ir:incident")
+                .value(id)
+                .build(),
+        )
+        .send()
+        .await?;
+    let done = release(ALICE).await?;
+    assert_eq!(
+        (done.from, done.status),
+        (Status::Contained, Status::Resolved)
+    );
+    assert!(
+        done.report
+            .changes
+            .iter()
+            .any(|c| c.attribute == "security-groups")
+    );
+    let recorded = done.recorded.unwrap();
+    let anchor = recorded.anchor.unwrap();
+    assert_eq!(anchor.reason, "resolved");
+    let stored = incidents.get(id).await?.unwrap();
+    assert_eq!(stored.summary.status, Status::Resolved);
+    assert_eq!(stored.last_error, None);
+    assert_eq!(stored.summary.timeline.resolved_at, Some(now));
+    let chain = log.chain(id).await?;
+    let tail: Vec<(&str, &str)> = chain[chain.len() - 2..]
+        .iter()
+        .map(|r| (r.action.as_str(), r.actor.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("action:ir-release-containment", ALICE),
+            ("resolved", ALICE)
+        ]
+    );
+    assert_eq!(anchor.seq, chain.last().unwrap().seq);
+
+    // The report tells it: resolved, both anchors verified.
+    let r = report::build(&f.clients, &f.names, &f.bucket, id).await?;
+    assert_eq!(r.status, Status::Resolved);
+    let v = r.audit.verification.verified().unwrap();
+    assert_eq!((v.records, v.anchors_checked), (chain.len(), 2));
     Ok(())
 }

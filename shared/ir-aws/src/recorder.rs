@@ -9,7 +9,8 @@
 //!   decision (which moves the incident to containment and returns the [`PlaybookInput`]), step
 //!   results (the containment record release needs, every change before → after), failures and
 //!   refusals, and the end of a playbook (containment → contained, and the audit head anchored in
-//!   the Object Lock evidence bucket).
+//!   the Object Lock evidence bucket); and, for `ir release`, the release that resolves the
+//!   incident (its changes, `resolved`, the head anchored again) or the release that failed.
 //!
 //! ## Idempotency under Step Functions retries
 //!
@@ -48,7 +49,7 @@ use time::OffsetDateTime;
 
 use crate::sdk::SdkFailure;
 use crate::store::{AuditLog, Incident, IncidentPatch, IncidentStore, StoreError, TableNames};
-use crate::{Clients, log_sdk_error};
+use crate::{ActionError, Clients, log_sdk_error};
 
 /// The actor of the records [`Intake`] appends.
 pub const INGEST_ACTOR: &str = "ir-ingest";
@@ -56,6 +57,8 @@ pub const INGEST_ACTOR: &str = "ir-ingest";
 pub const RECORD_ACTOR: &str = "ir-record";
 /// Why the audit head is anchored when an incident leaves containment.
 pub const LEFT_CONTAINMENT: &str = "left-containment";
+/// The audit action, and the anchor's reason, when an incident is resolved.
+pub const RESOLVED: &str = "resolved";
 /// The audit action recording the triage execution of an incident.
 pub const TRIAGE_STARTED: &str = "triage-started";
 /// Longest error cause kept in an incident or an audit record (a Lambda error's cause can be a
@@ -833,6 +836,140 @@ impl Recorder {
                     .map(RecordOutput::Recorded)
             }
         }
+    }
+
+    /// A release that ran in enforce mode (`ir release --enforce`): its report audited under the
+    /// operator who asked for it, the incident resolved (`resolvedAt`; its last error cleared),
+    /// `resolved` audited, and the chain head anchored in the evidence bucket. A retried call
+    /// appends nothing twice and anchors the same head again.
+    pub async fn released(
+        &self,
+        incident_id: &str,
+        actor: &str,
+        report: &ActionReport,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        check_id(incident_id)?;
+        if report.incident_id != incident_id || report.mode != Mode::Enforce {
+            return Err(RecordError::InvalidInput(format!(
+                "a release of {incident_id} is recorded from its enforce-mode report (got {} {})",
+                report.incident_id,
+                report.mode.as_str()
+            )));
+        }
+        let detail = serde_json::to_value(step_audit(report)).map_err(|e| {
+            RecordError::InvalidInput(format!("the release report cannot be audited: {e}"))
+        })?;
+        let action = format!("action:{}", report.action);
+        self.audit
+            .append_once(incident_id, None, actor, &action, detail, now)
+            .await?;
+        let current = self.get(incident_id).await?;
+        let from = current.summary.status;
+        let resolved = match from {
+            Status::Resolved | Status::Postmortem => current,
+            Status::Triage | Status::Containment | Status::Contained => {
+                let patch = IncidentPatch {
+                    clear_error: true,
+                    ..IncidentPatch::default()
+                };
+                match self
+                    .incidents
+                    .transition(incident_id, from, Status::Resolved, now, patch)
+                    .await
+                {
+                    Ok(i) => i,
+                    // Moved meanwhile (a concurrent retry of this call): fine once resolved.
+                    Err(StoreError::Conflict(why)) => {
+                        let again = self.get(incident_id).await?;
+                        if again.summary.status != Status::Resolved {
+                            return Err(RecordError::Conflict(why));
+                        }
+                        again
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        let t = &resolved.summary.timeline;
+        let detail = json!({
+            "step": report.step_id,
+            "by": actor,
+            "reason": reason,
+            "from": from.as_str(),
+            "released": report.changes.len(),
+            "resolvedAt": stamp(t.resolved_at),
+            "openSeconds": t.resolved_at.map(|r| (r - t.detected_at).whole_seconds()),
+        });
+        let appended = self
+            .audit
+            .append_once(incident_id, None, actor, RESOLVED, detail, now)
+            .await?;
+        let anchor = self
+            .audit
+            .log()
+            .anchor(
+                incident_id,
+                RESOLVED,
+                &self.settings.evidence_bucket,
+                &self.settings.evidence,
+                now,
+            )
+            .await?;
+        tracing::info!(incident_id, seq = anchor.seq, hash = %anchor.hash, by = actor, "released and resolved; audit head anchored");
+        Ok(Recorded {
+            incident_id: incident_id.to_owned(),
+            action: RESOLVED.to_owned(),
+            seq: appended.record.seq,
+            hash: appended.record.hash,
+            appended: appended.appended,
+            status: resolved.summary.status,
+            anchor: Some(anchor),
+        })
+    }
+
+    /// A release that failed: the incident shows the error (it stays as it was), the audit
+    /// chain records who asked, the error, and what was restored before it.
+    pub async fn release_failed(
+        &self,
+        incident_id: &str,
+        actor: &str,
+        step_id: &str,
+        error: &ActionError,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        check_id(incident_id)?;
+        let message = truncate(&error.to_string(), MAX_CAUSE_CHARS);
+        let incident = self
+            .incidents
+            .record_error(incident_id, step_id, &message)
+            .await?;
+        let done = match error {
+            ActionError::Incomplete { done, .. } => serde_json::to_value(step_audit(done)).ok(),
+            _ => None,
+        };
+        let detail = json!({
+            "step": step_id,
+            "by": actor,
+            "error": error.error_name().as_str(),
+            "cause": message,
+            "restoredBeforeTheFailure": done,
+        });
+        let appended = self
+            .audit
+            .append_patiently(incident_id, actor, "release-failed", detail, now)
+            .await?;
+        tracing::warn!(incident_id, step_id, error = %error.error_name(), "release failed; recorded");
+        Ok(Recorded {
+            incident_id: incident_id.to_owned(),
+            action: "release-failed".to_owned(),
+            seq: appended.seq,
+            hash: appended.hash,
+            appended: true,
+            status: incident.summary.status,
+            anchor: None,
+        })
     }
 
     async fn get(&self, incident_id: &str) -> Result<Incident, RecordError> {

@@ -1,6 +1,8 @@
 //! Parse + correlate + score per finding, over the samples in `events/`.
 //!
 //! Target: at most 20 µs per finding on one core of the 2-core reference machine.
+//! Also: loading the embedded config (YAML parse, schema validation, typed), which every
+//! function that reads the config does once at init.
 //! Run: `cargo bench -p ir-core --bench triage`.
 
 use std::hint::black_box;
@@ -80,5 +82,12 @@ fn bench(c: &mut Criterion) {
     each.finish();
 }
 
-criterion_group!(benches, bench);
+fn config_load(c: &mut Criterion) {
+    let yaml = ir_core::config::DEFAULT_CONFIG_YAML;
+    c.bench_function("config-load/embedded", |b| {
+        b.iter(|| ir_core::Config::from_yaml(black_box(yaml)).is_ok())
+    });
+}
+
+criterion_group!(benches, bench, config_load);
 criterion_main!(benches);

@@ -2,8 +2,8 @@
 //!
 //! `ir-offline demo`: starts the local cloud ([`ir_tests::offline`]), provisions it, feeds the
 //! bundled GuardDuty finding to `ir-ingest`, waits at each approval gate and approves with
-//! `ir approve` as the on-call responder, then prints the incident (`ir report`) and verifies
-//! its audit chain (`ir audit verify`).
+//! `ir approve` as the on-call responder, then prints the incident (`ir report`), verifies
+//! its audit chain (`ir audit verify`) and plans its release (`ir release`, dry-run).
 //!
 //! `ir-offline bench [--runs N]`: the same path with the responder approving as soon as asked;
 //! prints, per run and as medians, the wall time from the finding's delivery to the instance
@@ -277,6 +277,10 @@ async fn demo() -> Result<()> {
         .ir_as_responder(&["audit", "verify", &run.incident])
         .await?;
     print_output(&verified);
+    println!("\n== Releasing it later (dry-run: the plan; nothing changes)");
+    println!("  $ ir release {}", run.incident);
+    let release = off.ir_as_responder(&["release", &run.incident]).await?;
+    print_output(&release);
     println!(
         "\n== Finding in -> contained: {:.2} s, {} state transitions (triage {}, playbook {})",
         run.delivered_to_contained.as_secs_f64(),
@@ -284,9 +288,9 @@ async fn demo() -> Result<()> {
         run.triage_transitions,
         run.transitions - run.triage_transitions
     );
-    if !report.status.success() || !verified.status.success() {
+    if !report.status.success() || !verified.status.success() || !release.status.success() {
         return Err(fail(
-            "the report or the audit verification failed (see above)",
+            "the report, the audit verification or the release plan failed (see above)",
         ));
     }
     Ok(())

@@ -1,0 +1,198 @@
+//! `ir release INCIDENT [--enforce] [--reason TEXT] [--json]`: end an incident's containment as
+//! yourself.
+//!
+//! Dry-run by default: the restoration is planned from reads (each change before -> after) and
+//! nothing is written. `--enforce` restores exactly what the containment records say (the
+//! original security groups of every interface, the incident's inline deny policies removed, the
+//! access keys it deactivated re-activated; never the evidence), then resolves the incident,
+//! audits the changes and `resolved` under your identity, and anchors the audit chain in the
+//! evidence bucket ([`ir_aws::release::release_incident`]). You must be in
+//! `notifications.approvers`; your identity comes from STS `GetCallerIdentity`.
+//!
+//! The release runs with your own credentials, so IAM is what finally guards it: the approver
+//! roles need what the release-containment function's role has (ARCHITECTURE.md lists it) and
+//! writes to the incidents and audit tables and the evidence bucket.
+//!
+//! Exit 0: planned, or released and resolved. Exit 1: refused (not an approver, an incident
+//! not contained, already resolved) or failed part-way (what was restored first is printed and
+//! audited; running it again is safe). Exit 2: malformed input or a missing variable.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use ir_aws::Clients;
+use ir_aws::approval::ApproverPolicy;
+use ir_aws::recorder::RecorderSettings;
+use ir_aws::release::{IncidentRelease, ReleaseError, Released};
+use ir_aws::store::TableNames;
+use ir_core::config::Mode;
+use ir_core::{ErrorName, Named};
+use time::OffsetDateTime;
+
+use crate::CliError;
+use crate::report::change_line;
+
+/// The environment `ir release` reads.
+pub const ENV_HELP: &str = "Environment:
+  IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
+                      the suite's tables
+  IR_EVIDENCE_BUCKET  the Object Lock evidence bucket the resolved chain head is anchored in
+  IR_CONFIG_FILE      the config with notifications.approvers and the evidence retention
+                      (default: the embedded one)
+  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
+                      your AWS credentials and endpoint, from the standard configuration chain
+  IR_S3_FORCE_PATH_STYLE=true
+                      path-style S3 addressing (local S3-compatible endpoints)";
+
+/// `ir release`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = ENV_HELP)]
+pub struct Args {
+    /// The incident (`inc-` followed by 20 hex digits).
+    pub incident: String,
+    /// Restore and resolve. Without it the release is only planned and nothing changes.
+    #[arg(long)]
+    pub enforce: bool,
+    /// Why: kept in the audit chain with the resolution.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The config whose notifications.approvers may release (default: IR_CONFIG_FILE, else the
+    /// embedded config/incident-response.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `ir release`.
+pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
+    if !ir_core::correlate::is_incident_id(&args.incident) {
+        return Err(CliError::Invalid(format!(
+            "`{}` is not an incident id (inc- followed by 20 hex digits)",
+            args.incident
+        )));
+    }
+    let names = TableNames::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
+    let bucket = ir_aws::env::required("IR_EVIDENCE_BUCKET")
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let config = crate::approve::load_config(args.config.as_ref())?;
+    let policy = ApproverPolicy::from_config(&config.notifications);
+    let settings = RecorderSettings {
+        evidence_bucket: bucket,
+        evidence: config.evidence.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
+    rt.block_on(async {
+        let clients = Clients::from_env().await;
+        release_as_caller(args, &clients, &names, settings, &policy, out).await
+    })
+}
+
+/// The release with `clients`' credentials: who they belong to (STS), then
+/// [`ir_aws::release::release_incident`], then the outcome printed.
+pub async fn release_as_caller(
+    args: &Args,
+    clients: &Clients,
+    names: &TableNames,
+    settings: RecorderSettings,
+    policy: &ApproverPolicy,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let caller = crate::approve::caller_arn(clients).await?;
+    let req = IncidentRelease {
+        incident_id: args.incident.clone(),
+        mode: if args.enforce {
+            Mode::Enforce
+        } else {
+            Mode::DryRun
+        },
+        reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
+    };
+    let result = ir_aws::release::release_incident(
+        clients,
+        names,
+        settings,
+        policy,
+        &req,
+        &caller,
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    let write = |e: std::io::Error| CliError::Failed(format!("writing output: {e}"));
+    if args.json {
+        let value = match &result {
+            Ok(r) => serde_json::json!({"ok": true, "released": r}),
+            Err(e) => serde_json::json!({
+                "ok": false,
+                "error": e.error_name().as_str(),
+                "message": e.to_string(),
+                "caller": caller,
+            }),
+        };
+        writeln!(out, "{value}").map_err(write)?;
+    } else if let Ok(r) = &result {
+        render(r, out).map_err(write)?;
+    } else if let Err(ReleaseError::Action(ir_aws::ActionError::Incomplete { done, .. })) = &result
+    {
+        writeln!(out, "restored before the failure:").map_err(write)?;
+        for c in &done.changes {
+            writeln!(
+                out,
+                "  {}",
+                change_line(&c.target, &c.attribute, &c.before, &c.after, c.status)
+            )
+            .map_err(write)?;
+        }
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.error_name() == ErrorName::InvalidInput => {
+            Err(CliError::Invalid(e.to_string()))
+        }
+        Err(e) => Err(CliError::Failed(e.to_string())),
+    }
+}
+
+/// The release as text: what was (or would be) restored, then where the incident stands.
+pub fn render(r: &Released, out: &mut impl Write) -> std::io::Result<()> {
+    let verb = match r.mode {
+        Mode::DryRun => "would restore (dry-run: nothing changed; run again with --enforce)",
+        Mode::Enforce => "restored",
+    };
+    writeln!(out, "Release of {} by {}: {verb}", r.incident_id, r.by)?;
+    if r.report.changes.is_empty() {
+        writeln!(out, "  nothing: no containment change is recorded")?;
+    }
+    for c in &r.report.changes {
+        writeln!(
+            out,
+            "  {}",
+            change_line(&c.target, &c.attribute, &c.before, &c.after, c.status)
+        )?;
+    }
+    for n in &r.report.notes {
+        writeln!(out, "  note: {n}")?;
+    }
+    match &r.recorded {
+        Some(rec) => {
+            writeln!(
+                out,
+                "Incident {}: {} -> {} (audit record {})",
+                r.incident_id, r.from, rec.status, rec.seq
+            )?;
+            if let Some(a) = &rec.anchor {
+                writeln!(
+                    out,
+                    "Audit chain head {} (record {}) anchored in the evidence bucket",
+                    a.hash, a.seq
+                )?;
+            }
+        }
+        None => writeln!(out, "Incident {}: still {}", r.incident_id, r.status)?,
+    }
+    Ok(())
+}
