@@ -242,6 +242,20 @@ mod tests {
             }
         }
 
+        /// A pending request for `isolate-instance` of `id`, asked by the gate's role.
+        fn stored_request(id: &str, now: OffsetDateTime) -> ApprovalRequest {
+            ApprovalRequest {
+                incident_id: id.to_owned(),
+                step_id: "isolate-instance".into(),
+                task_token: TaskToken::new("token"),
+                requester: "arn:aws:sts::123456789012:assumed-role/ir-request-approval/x".into(),
+                plan: serde_json::json!({}),
+                level: 0,
+                requested_at: now,
+                expires_at: now + time::Duration::hours(1),
+            }
+        }
+
         #[tokio::test]
         async fn the_caller_is_who_the_credentials_say() {
             let cloud = cloud().await;
@@ -285,16 +299,9 @@ mod tests {
             let now = OffsetDateTime::now_utc();
             ApprovalStore::new(clients.clone(), names.clone())
                 .request(&ApprovalRequest {
-                    incident_id: id.clone(),
-                    step_id: "isolate-instance".into(),
                     // No execution waits on it: Step Functions refuses it.
                     task_token: TaskToken::new("not-a-waiting-task"),
-                    requester: "arn:aws:sts::123456789012:assumed-role/ir-request-approval/x"
-                        .into(),
-                    plan: serde_json::json!({}),
-                    level: 0,
-                    requested_at: now,
-                    expires_at: now + time::Duration::hours(1),
+                    ..stored_request(&id, now)
                 })
                 .await
                 .unwrap();
@@ -340,17 +347,40 @@ mod tests {
                     .contains("refused by Step Functions (InvalidToken)"),
                 "{e}"
             );
-            let stored = ApprovalStore::new(clients.clone(), names.clone())
-                .get(&id, "isolate-instance")
+            // The token is dead, so the decision took no effect: the request reads expired
+            // (undecided), and the chain says who tried.
+            let store = ApprovalStore::new(clients.clone(), names.clone());
+            let stored = store.get(&id, "isolate-instance").await.unwrap().unwrap();
+            assert_eq!(
+                (stored.status, stored.decided_by),
+                (ApprovalStatus::Expired, None)
+            );
+            let chain = ir_aws::store::AuditLog::new(clients.clone(), names.clone())
+                .chain(&id)
                 .await
-                .unwrap()
                 .unwrap();
-            assert_eq!(stored.decided_by.as_deref(), Some(arn.as_str()));
+            let last = chain.last().unwrap();
+            assert_eq!(last.action, "approval-not-delivered");
+            assert_eq!(last.detail["approver"], arn.as_str());
 
-            // The same decision again: nothing to do (exit 0); the opposite one: exit 1.
+            // A step this user's decision reached: the same decision again is nothing to do
+            // (exit 0); the opposite one is exit 1.
+            store
+                .request(&ApprovalRequest {
+                    step_id: "revoke-credentials".into(),
+                    task_token: TaskToken::new("delivered-token"),
+                    ..stored_request(&id, now)
+                })
+                .await
+                .unwrap();
+            let first = store
+                .decide(&id, "revoke-credentials", true, &arn, "", now)
+                .await
+                .unwrap();
+            assert!(matches!(first, ir_aws::store::Decided::Now { .. }));
             decide_as_caller(
                 Verdict::Approve,
-                &args(&id, "isolate-instance"),
+                &args(&id, "revoke-credentials"),
                 &clients,
                 &names,
                 &policy,
@@ -365,7 +395,7 @@ mod tests {
             );
             let e = decide_as_caller(
                 Verdict::Reject,
-                &args(&id, "isolate-instance"),
+                &args(&id, "revoke-credentials"),
                 &clients,
                 &names,
                 &policy,
