@@ -83,7 +83,12 @@ pub fn engine() -> Result<Engine, InitError> {
 /// The configuration alone: the embedded one, or the file named in `IR_CONFIG_FILE`.
 pub fn config() -> Result<Config, InitError> {
     let (text, path) = file_or("IR_CONFIG_FILE", "config", DEFAULT_CONFIG_YAML)?;
-    Config::from_yaml(&text).map_err(|e| InitError::File {
+    // A file is validated against the schema; the embedded text was, when it was built in.
+    let parsed = match &path {
+        Some(_) => Config::from_yaml(&text),
+        None => Config::embedded(),
+    };
+    parsed.map_err(|e| InitError::File {
         what: "config",
         path: path.unwrap_or_else(|| "(embedded)".into()),
         message: e.to_string(),
