@@ -264,6 +264,24 @@ impl ApprovalStore {
         ApprovalStore { clients, names }
     }
 
+    /// An `UpdateItem` of one approval with `e`'s update, condition, names and values.
+    fn update(
+        &self,
+        incident_id: &str,
+        step_id: &str,
+        e: &Expr,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.clients
+            .dynamodb
+            .update_item()
+            .table_name(&self.names.approvals)
+            .set_key(Some(key(incident_id, step_id)))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+    }
+
     /// Stores a request (pending).
     ///
     /// A request for a step that already has one replaces it only while it is still pending
@@ -409,15 +427,7 @@ impl ApprovalStore {
         e.condition(format!("{status} = {pending}"))
             .condition(format!("{expires} > {now}"));
         let sent = self
-            .clients
-            .dynamodb
-            .update_item()
-            .table_name(&self.names.approvals)
-            .set_key(Some(key(incident_id, step_id)))
-            .update_expression(e.update_expression())
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
+            .update(incident_id, step_id, &e)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -493,15 +503,7 @@ impl ApprovalStore {
             .remove(attr::DECISION_TOKEN)
             .require_eq(attr::DECISION_TOKEN, s(token));
         let sent = self
-            .clients
-            .dynamodb
-            .update_item()
-            .table_name(&self.names.approvals)
-            .set_key(Some(key(&approval.incident_id, &approval.step_id)))
-            .update_expression(e.update_expression())
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
+            .update(&approval.incident_id, &approval.step_id, &e)
             .send()
             .await;
         match sent {
@@ -534,18 +536,7 @@ impl ApprovalStore {
         let now = e.value(n(at.unix_timestamp()));
         e.condition(format!("{status} = {pending}"))
             .condition(format!("{expires} <= {now}"));
-        let sent = self
-            .clients
-            .dynamodb
-            .update_item()
-            .table_name(&self.names.approvals)
-            .set_key(Some(key(incident_id, step_id)))
-            .update_expression(e.update_expression())
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .send()
-            .await;
+        let sent = self.update(incident_id, step_id, &e).send().await;
         match sent {
             Ok(_) => Ok(()),
             // Decided or marked meanwhile: nothing to mark.
