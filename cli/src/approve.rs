@@ -22,15 +22,15 @@ use time::OffsetDateTime;
 use crate::CliError;
 
 /// The environment `ir approve`, `ir reject` and `ir audit verify` read.
-pub const ENV_HELP: &str = "Environment:
+pub const ENV_HELP: &str = concat!(
+    "Environment:
   IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
                       the suite's tables (all four; `ir audit verify` needs only IR_AUDIT_TABLE)
   IR_EVIDENCE_BUCKET  the Object Lock evidence bucket holding the audit anchors (`ir audit verify`)
   IR_CONFIG_FILE      the config with notifications.approvers (default: the embedded one)
-  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
-                      your AWS credentials and endpoint, from the standard configuration chain
-  IR_S3_FORCE_PATH_STYLE=true
-                      path-style S3 addressing (local S3-compatible endpoints)";
+",
+    aws_env_help!()
+);
 
 /// `ir approve` / `ir reject`.
 #[derive(Debug, clap::Args)]

@@ -3,6 +3,17 @@
 //! Exit codes: 0 success; 2 invalid input (the event, the config, the registry, the intel list,
 //! or the command line), with one line on stderr naming what is wrong; 1 anything else.
 
+/// The end of every AWS-using command's `Environment:` help: the standard AWS chain and the
+/// path-style switch. A macro, so that `concat!` can join it to each command's own lines.
+macro_rules! aws_env_help {
+    () => {
+        "  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
+                      your AWS credentials and endpoint, from the standard configuration chain
+  IR_S3_FORCE_PATH_STYLE=true
+                      path-style S3 addressing (local S3-compatible endpoints)"
+    };
+}
+
 mod approve;
 mod audit;
 mod playbooks;

@@ -33,16 +33,16 @@ use crate::CliError;
 use crate::report::change_line;
 
 /// The environment `ir release` reads.
-pub const ENV_HELP: &str = "Environment:
+pub const ENV_HELP: &str = concat!(
+    "Environment:
   IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
                       the suite's tables
   IR_EVIDENCE_BUCKET  the Object Lock evidence bucket the resolved chain head is anchored in
   IR_CONFIG_FILE      the config with notifications.approvers and the evidence retention
                       (default: the embedded one)
-  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
-                      your AWS credentials and endpoint, from the standard configuration chain
-  IR_S3_FORCE_PATH_STYLE=true
-                      path-style S3 addressing (local S3-compatible endpoints)";
+",
+    aws_env_help!()
+);
 
 /// `ir release`.
 #[derive(Debug, clap::Args)]

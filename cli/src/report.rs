@@ -21,15 +21,15 @@ use time::{Duration, OffsetDateTime};
 use crate::CliError;
 
 /// The environment `ir report` reads.
-pub const ENV_HELP: &str = "Environment:
+pub const ENV_HELP: &str = concat!(
+    "Environment:
   IR_INCIDENTS_TABLE, IR_AUDIT_TABLE
                       the suite's incidents and audit tables (the approvals table is not read)
   IR_EVIDENCE_BUCKET  the Object Lock evidence bucket holding the audit anchors (manifests are
                       read from the bucket their step recorded)
-  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...
-                      your AWS credentials and endpoint, from the standard configuration chain
-  IR_S3_FORCE_PATH_STYLE=true
-                      path-style S3 addressing (local S3-compatible endpoints)";
+",
+    aws_env_help!()
+);
 
 /// `ir report`.
 #[derive(Debug, clap::Args)]

@@ -227,6 +227,18 @@ fn json_out(out: &std::process::Output) -> (bool, Value) {
     (out.status.success(), value)
 }
 
+/// `ir release --enforce` as the responder is refused as a `Conflict` saying `why`.
+async fn release_refused(off: &Offline, incident: &str, why: &str) {
+    let (ok, out) = json_out(
+        &off.ir_as_responder(&["release", incident, "--enforce", "--json"])
+            .await
+            .unwrap(),
+    );
+    assert!(!ok, "{out}");
+    assert_eq!(out["error"], "Conflict", "{out}");
+    assert!(out["message"].as_str().unwrap().contains(why), "{out}");
+}
+
 #[tokio::test]
 async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_chain() -> TestResult {
     let off = Offline::start(Settings::default()).await?;
@@ -236,19 +248,7 @@ async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_cha
     // While the playbook waits at its first gate, a release would race it: refused.
     off.wait_for_approval(&incident, GATES[0], 0, GATE_WAIT)
         .await?;
-    let (ok, early) = json_out(
-        &off.ir_as_responder(&["release", &incident, "--enforce", "--json"])
-            .await?,
-    );
-    assert!(!ok, "{early}");
-    assert_eq!(early["error"], "Conflict", "{early}");
-    assert!(
-        early["message"]
-            .as_str()
-            .unwrap()
-            .contains("playbook has not finished"),
-        "{early}"
-    );
+    release_refused(&off, &incident, "playbook has not finished").await;
     for step in GATES {
         off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
         decide(&off, "approve", &incident, step).await;
@@ -356,19 +356,7 @@ async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_cha
     );
 
     // A second release does nothing and says why.
-    let (ok, again) = json_out(
-        &off.ir_as_responder(&["release", &incident, "--enforce", "--json"])
-            .await?,
-    );
-    assert!(!ok, "{again}");
-    assert_eq!(again["error"], "Conflict", "{again}");
-    assert!(
-        again["message"]
-            .as_str()
-            .unwrap()
-            .contains("already resolved"),
-        "{again}"
-    );
+    release_refused(&off, &incident, "already resolved").await;
     assert_eq!(audit_actions(&off, &incident).await.len(), actions.len());
     Ok(())
 }
