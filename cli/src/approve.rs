@@ -2,7 +2,7 @@
 //!
 //! Your AWS credentials come from the standard chain (environment, `AWS_PROFILE`, SSO, instance
 //! role; `AWS_ENDPOINT_URL` is honoured, so the local cloud works too); who you are comes from
-//! STS `GetCallerIdentity`, and [`ir_aws::approval::decide`] authorizes that identity against
+//! STS `GetCallerIdentity`, and [`ir_incident::approval::decide`] authorizes that identity against
 //! `notifications.approvers` and the two-person rule before resuming the waiting execution.
 //!
 //! The decision is made with your own credentials, so IAM is what finally guards it: grant
@@ -14,9 +14,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use ir_aws::Clients;
-use ir_aws::approval::{ApproverPolicy, DecideError, DecisionRequest, Resumed, Verdict};
 use ir_aws::store::TableNames;
 use ir_core::Config;
+use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest, Resumed, Verdict};
 use time::OffsetDateTime;
 
 use crate::CliError;
@@ -62,7 +62,7 @@ pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
             Config::from_yaml(&text)
                 .map_err(|e| CliError::Invalid(format!("config {}: {e}", p.display())))
         }
-        None => ir_aws::env::config().map_err(|e| CliError::Invalid(e.to_string())),
+        None => ir_env::config().map_err(|e| CliError::Invalid(e.to_string())),
     }
 }
 
@@ -123,7 +123,7 @@ pub fn run(verdict: Verdict, args: &Args, out: &mut impl Write) -> Result<(), Cl
 }
 
 /// The decision with `clients`' credentials: who they belong to (STS), then
-/// [`ir_aws::approval::decide`], then the outcome printed.
+/// [`ir_incident::approval::decide`], then the outcome printed.
 pub async fn decide_as_caller(
     verdict: Verdict,
     args: &Args,
@@ -146,7 +146,7 @@ pub async fn decide_as_caller(
         )));
     }
     let caller = caller_arn(clients).await?;
-    let result = ir_aws::approval::decide(
+    let result = ir_incident::approval::decide(
         clients,
         names,
         policy,

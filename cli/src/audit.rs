@@ -47,7 +47,7 @@ pub fn summary(v: &Verified) -> String {
 }
 
 fn var(name: &'static str) -> Result<String, CliError> {
-    ir_aws::env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
+    ir_env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
 /// Runs `ir audit …`.

@@ -90,8 +90,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(&args, &mut out),
         Command::Playbooks(args) => playbooks::run(&args, &mut out),
-        Command::Approve(args) => approve::run(ir_aws::approval::Verdict::Approve, &args, &mut out),
-        Command::Reject(args) => approve::run(ir_aws::approval::Verdict::Reject, &args, &mut out),
+        Command::Approve(args) => {
+            approve::run(ir_incident::approval::Verdict::Approve, &args, &mut out)
+        }
+        Command::Reject(args) => {
+            approve::run(ir_incident::approval::Verdict::Reject, &args, &mut out)
+        }
         Command::Release(args) => release::run(&args, &mut out),
         Command::Audit(args) => audit::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),

@@ -6,7 +6,7 @@
 //! original security groups of every interface, the incident's inline deny policies removed, the
 //! access keys it deactivated re-activated; never the evidence), then resolves the incident,
 //! audits the changes and `resolved` under your identity, and anchors the audit chain in the
-//! evidence bucket ([`ir_aws::release::release_incident`]). You must be in
+//! evidence bucket ([`ir_incident::release::release_incident`]). You must be in
 //! `notifications.approvers`; your identity comes from STS `GetCallerIdentity`.
 //!
 //! The release runs with your own credentials, so IAM is what finally guards it: the approver
@@ -21,12 +21,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use ir_aws::Clients;
-use ir_aws::approval::ApproverPolicy;
-use ir_aws::recorder::RecorderSettings;
-use ir_aws::release::{IncidentRelease, ReleaseError, Released};
 use ir_aws::store::TableNames;
 use ir_core::config::Mode;
 use ir_core::{ErrorName, Named};
+use ir_incident::approval::ApproverPolicy;
+use ir_incident::recorder::RecorderSettings;
+use ir_incident::release::{IncidentRelease, ReleaseError, Released};
 use time::OffsetDateTime;
 
 use crate::CliError;
@@ -74,8 +74,8 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
         )));
     }
     let names = TableNames::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
-    let bucket = ir_aws::env::required("IR_EVIDENCE_BUCKET")
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let bucket =
+        ir_env::required("IR_EVIDENCE_BUCKET").map_err(|e| CliError::Invalid(e.to_string()))?;
     let config = crate::approve::load_config(args.config.as_ref())?;
     let policy = ApproverPolicy::from_config(&config.notifications);
     let settings = RecorderSettings {
@@ -93,7 +93,7 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
 }
 
 /// The release with `clients`' credentials: who they belong to (STS), then
-/// [`ir_aws::release::release_incident`], then the outcome printed.
+/// [`ir_incident::release::release_incident`], then the outcome printed.
 pub async fn release_as_caller(
     args: &Args,
     clients: &Clients,
@@ -112,7 +112,7 @@ pub async fn release_as_caller(
         },
         reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
     };
-    let result = ir_aws::release::release_incident(
+    let result = ir_incident::release::release_incident(
         clients,
         names,
         settings,
@@ -136,7 +136,8 @@ pub async fn release_as_caller(
         writeln!(out, "{value}").map_err(write)?;
     } else if let Ok(r) = &result {
         render(r, out).map_err(write)?;
-    } else if let Err(ReleaseError::Action(ir_aws::ActionError::Incomplete { done, .. })) = &result
+    } else if let Err(ReleaseError::Action(ir_actions::ActionError::Incomplete { done, .. })) =
+        &result
     {
         writeln!(out, "restored before the failure:").map_err(write)?;
         for c in &done.changes {

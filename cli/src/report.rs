@@ -1,7 +1,7 @@
 //! `ir report INCIDENT [--json]`: the incident as an on-call engineer reads it — status and
 //! resource, the timeline with MTTD and MTTC, the triage decision, every step with its changes
 //! before → after and its approvals, the evidence manifests read back from the bucket, and the
-//! audit chain verified against its anchors ([`ir_aws::report::build`]). Reads only.
+//! audit chain verified against its anchors ([`ir_incident::report::build`]). Reads only.
 //!
 //! Exit 0 when everything holds; exit 1 after printing the whole report when the audit chain
 //! does not verify or a manifest cannot be read (the last line on stderr says what); exit 2 for
@@ -10,11 +10,11 @@
 use std::io::Write;
 
 use ir_aws::Clients;
-use ir_aws::report::{
+use ir_aws::store::TableNames;
+use ir_incident::report::{
     ApprovalEvent, ApprovalKind, IncidentReport, ReportError, StepArtifacts, StepReport, StepState,
     Verification,
 };
-use ir_aws::store::TableNames;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 fn var(name: &'static str) -> Result<String, CliError> {
-    ir_aws::env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
+    ir_env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
 /// Runs `ir report`.
@@ -79,7 +79,7 @@ pub async fn report(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let report = ir_aws::report::build(clients, names, bucket, incident)
+    let report = ir_incident::report::build(clients, names, bucket, incident)
         .await
         .map_err(|e| match e {
             ReportError::InvalidInput(_) | ReportError::NotFound { .. } => {
@@ -458,15 +458,15 @@ pub fn render(r: &IncidentReport, out: &mut impl Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ir_aws::report::{
-        AuditReport, EvidenceArtifacts, ManifestReport, PlaybookEnd, ResourceRef, StepResult,
-        TimelineReport,
-    };
     use ir_core::Severity;
     use ir_core::action::{Change, ChangeStatus, EvidenceObject, Outcome};
     use ir_core::audit::Verified;
     use ir_core::config::Mode;
     use ir_core::incident::{Status, Timeline};
+    use ir_incident::report::{
+        AuditReport, EvidenceArtifacts, ManifestReport, PlaybookEnd, ResourceRef, StepResult,
+        TimelineReport,
+    };
     use serde_json::json;
     use time::macros::datetime;
 
@@ -665,10 +665,10 @@ mod tests {
     #[tokio::test]
     async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
         use aws_sdk_dynamodb::types::AttributeValue;
-        use ir_aws::recorder::{Recorder, RecorderSettings};
         use ir_aws::store::IncidentStore;
         use ir_core::action::ActionReport;
         use ir_core::orchestration::RecordRequest;
+        use ir_incident::recorder::{Recorder, RecorderSettings};
         use ir_tests::unique_name;
 
         let ir_tests::Stores {

@@ -5,7 +5,8 @@
 #![allow(clippy::panic)]
 
 use aws_config::SdkConfig;
-use ir_aws::{ActionError, ClientOptions, Clients, ReportBuilder};
+use ir_actions::{ActionError, ReportBuilder};
+use ir_aws::{ClientOptions, Clients};
 use ir_core::action::{ActionReport, Change, ContainmentRequest};
 use ir_core::config::Mode;
 use ir_core::event::{Ec2Instance, IamRole, IamUser, Resource};
@@ -154,7 +155,7 @@ pub fn release_report(clients: &Clients, incident_id: &str, mode: Mode) -> Repor
     ReportBuilder::new(
         incident_id,
         "release",
-        ir_aws::release::ACTION,
+        ir_actions::release::ACTION,
         mode,
         clients.calls.count(),
     )

@@ -526,7 +526,7 @@ impl Offline {
 
     /// The ARN of the execution named `name` of a state machine.
     pub fn execution_arn(&self, machine_arn: &str, name: &str) -> String {
-        ir_aws::recorder::execution_arn(machine_arn, name).unwrap_or_default()
+        ir_incident::intake::execution_arn(machine_arn, name).unwrap_or_default()
     }
 
     /// `ir <args>` as the responder (their credentials, this cloud's environment).

@@ -57,8 +57,8 @@ fn capture() -> Captured {
     LOG.get_or_init(|| {
         let captured = Captured::default();
         let writer = captured.clone();
-        lambda_runtime::tracing::subscriber::fmt()
-            .with_max_level(lambda_runtime::tracing::Level::DEBUG)
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .init();

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
+use ir_actions::evidence::{EvidenceSettings, collect_evidence};
 use ir_aws::Clients;
-use ir_aws::evidence::{EvidenceSettings, collect_evidence};
 use ir_core::action::{
     ActionReport, Artifacts, ChangeStatus, EvidenceManifest, EvidenceRequest, Outcome,
 };

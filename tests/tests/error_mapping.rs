@@ -15,7 +15,6 @@ use ir_core::ErrorName;
 use ir_core::action::ContainmentRequest;
 use ir_core::config::{Mode, Protection};
 use ir_tests::{containment_request, expect_err, instance_resource, role_resource};
-use lambda_runtime::Diagnostic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -86,7 +85,7 @@ const EC2_UNAVAILABLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response
 async fn throttling_is_retryable_and_names_code_and_request_id() {
     let c = clients(&failing_aws(400, "Bad Request", "text/xml", IAM_THROTTLED).await);
     let e = expect_err(
-        ir_aws::iam::deny_principal(&c, &Protection::default(), &role_request()).await,
+        ir_actions::iam::deny_principal(&c, &Protection::default(), &role_request()).await,
         ErrorName::Retryable,
     );
     let text = e.to_string();
@@ -94,7 +93,7 @@ async fn throttling_is_retryable_and_names_code_and_request_id() {
         text.contains("Throttling") && text.contains("req-0001"),
         "{text}"
     );
-    assert_eq!(Diagnostic::from(e).error_type, "Retryable");
+    assert_eq!(ir_lambda::failure(&e).error_type, "Retryable");
 }
 
 #[tokio::test]
@@ -103,7 +102,7 @@ async fn a_5xx_is_retryable_even_with_an_unknown_code() {
     let mut req = role_request();
     req.resource = instance_resource("i-0123456789abcdef0");
     let e = expect_err(
-        ir_aws::ec2::isolate_instance(&c, &req).await,
+        ir_actions::ec2::isolate_instance(&c, &req).await,
         ErrorName::Retryable,
     );
     // A service answer, not a transport failure: the code and request id are in the message.
@@ -117,11 +116,11 @@ async fn a_5xx_is_retryable_even_with_an_unknown_code() {
 async fn access_denied_is_not_retried_and_changes_nothing() {
     let c = clients(&failing_aws(403, "Forbidden", "text/xml", IAM_DENIED).await);
     let e = expect_err(
-        ir_aws::iam::revoke_sessions(&c, &Protection::default(), &role_request()).await,
+        ir_actions::iam::revoke_sessions(&c, &Protection::default(), &role_request()).await,
         ErrorName::AccessDenied,
     );
     assert!(
-        !matches!(e, ir_aws::ActionError::Incomplete { .. }),
+        !matches!(e, ir_actions::ActionError::Incomplete { .. }),
         "nothing was changed, so nothing is incomplete: {e}"
     );
 }

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_iam::types::StatusType;
-use ir_aws::iam::{
+use ir_actions::ActionError;
+use ir_actions::iam::{
     deactivated_keys_tag, deny_principal, disable_access_keys, restore_access_keys,
     restore_inline_policy, revoke_sessions,
 };
-use ir_aws::{ActionError, Clients};
+use ir_aws::Clients;
 use ir_core::action::{
     AccessKeyRecord, ActionReport, ChangeStatus, ContainmentRecord, ContainmentRequest,
     InlinePolicyRecord, Outcome, PolicyPurpose, Principal, PrincipalKind, policy_document,

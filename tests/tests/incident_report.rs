@@ -1,9 +1,9 @@
-//! `ir_aws::report::build` against the local cloud: an incident built through the suite's own
+//! `ir_incident::report::build` against the local cloud: an incident built through the suite's own
 //! code (ingest, the recorder, a real collect-evidence run and a real isolation of a moto
 //! instance, a real approval gate whose task token comes from a waiting Step Functions
 //! execution), then reported, then its audit chain edited the way an attacker with table access
 //! would (a plain `UpdateItem` beside the store). The same incident is what
-//! `ir_aws::release::release_incident` releases: a failure recorded, then the release that
+//! `ir_incident::release::release_incident` releases: a failure recorded, then the release that
 //! resolves it.
 //!
 //! Every test makes its own tables, evidence bucket, topic, state machines and instance under a
@@ -16,14 +16,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::types::ExecutionStatus;
+use ir_actions::ec2::isolate_instance;
+use ir_actions::evidence::{EvidenceSettings, collect_evidence};
 use ir_aws::Clients;
-use ir_aws::approval::{ApproverPolicy, DecisionRequest, GateSettings, Verdict, decide, request};
-use ir_aws::ec2::isolate_instance;
-use ir_aws::evidence::{EvidenceSettings, collect_evidence};
-use ir_aws::recorder::{Intake, RecordOutput, Recorder, RecorderSettings};
-use ir_aws::report::{
-    self, ApprovalKind, FailureKind, ReportError, StepArtifacts, StepState, Verification,
-};
 use ir_aws::store::{AuditLog, IncidentStore, TableNames, create_tables};
 use ir_core::action::{
     ActionReport, Artifacts, ChangeStatus, ContainmentRecord, ContainmentRequest, EvidenceManifest,
@@ -33,6 +28,14 @@ use ir_core::config::{EvidenceConfig, Mode};
 use ir_core::incident::Status;
 use ir_core::orchestration::{ApprovalRequest, PlaybookInput, RecordRequest, StateError};
 use ir_core::{Engine, ErrorName, IngestOutput, Named, Severity};
+use ir_incident::approval::{
+    ApproverPolicy, DecisionRequest, GateSettings, Verdict, decide, request,
+};
+use ir_incident::intake::Intake;
+use ir_incident::recorder::{RecordOutput, Recorder, RecorderSettings};
+use ir_incident::report::{
+    self, ApprovalKind, FailureKind, ReportError, StepArtifacts, StepState, Verification,
+};
 use ir_tests::fixtures::{
     create_security_group, create_subnet, create_vpc, launch, locked_bucket, primary_interface,
     run_instance,
@@ -768,7 +771,7 @@ async fn an_unknown_incident_is_not_found_and_a_malformed_id_is_refused() -> Tes
 
 #[tokio::test]
 async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -> TestResult {
-    use ir_aws::release::{IncidentRelease, ReleaseError, release_incident};
+    use ir_incident::release::{IncidentRelease, ReleaseError, release_incident};
 
     let f = fixture().await;
     let b = contained_incident(&f).await;

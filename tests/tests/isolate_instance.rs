@@ -19,11 +19,12 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice, IpPermission, IpRange, ResourceType,
     ShutdownBehavior,
 };
-use ir_aws::ec2::{
+use ir_actions::ActionError;
+use ir_actions::ec2::{
     TAG_INCIDENT, TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS, TAG_QUARANTINED_AT,
     conversion_group_name, isolate_instance, isolation_group_name, restore_isolation,
 };
-use ir_aws::{ActionError, Clients};
+use ir_aws::Clients;
 use ir_core::action::{
     ActionReport, ChangeStatus, ContainmentRecord, ContainmentRequest, EniGroups,
     InstanceAttributes, IsolationRecord, Outcome, VolumeAttachment,
@@ -438,7 +439,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
     let tags = instance_tags(ec2, &fx.instance_id).await;
     assert_eq!(tags.get(TAG_INCIDENT), Some(&inc));
     assert_eq!(
-        ir_aws::ec2::decode_attributes(&tags[TAG_ORIGINAL_ATTRIBUTES]).unwrap(),
+        ir_actions::ec2::decode_attributes(&tags[TAG_ORIGINAL_ATTRIBUTES]).unwrap(),
         original_attributes
     );
     let at = &tags[TAG_QUARANTINED_AT];

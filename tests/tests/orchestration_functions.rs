@@ -21,12 +21,6 @@ use aws_sdk_s3::types::ObjectLockMode;
 use aws_sdk_sfn::Client as Sfn;
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_aws::Clients;
-use ir_aws::approval::{
-    ApproverPolicy, DecideError, DecisionRequest, GateSettings, Verdict, decide, request,
-};
-use ir_aws::recorder::{
-    Intake, RecordOutput, Recorded, Recorder, RecorderSettings, TRIAGE_STARTED,
-};
 use ir_aws::store::{
     ApprovalRequest as StoredRequest, ApprovalStatus, ApprovalStore, AuditLog, IncidentStore,
     TableNames, TaskToken, create_tables,
@@ -42,6 +36,11 @@ use ir_core::incident::Status;
 use ir_core::orchestration::{ApprovalRequest, NotifyRequest, RecordRequest, StateError};
 use ir_core::playbook::PlannedStep;
 use ir_core::{Decision, Engine, IngestOutput, TriageInput};
+use ir_incident::approval::{
+    ApproverPolicy, DecideError, DecisionRequest, GateSettings, Verdict, decide, request,
+};
+use ir_incident::intake::Intake;
+use ir_incident::recorder::{RecordOutput, Recorded, Recorder, RecorderSettings, TRIAGE_STARTED};
 use ir_tests::{
     Fallback, LambdaCloud, TestResult, clients, fixtures, serialized_clients, unique_name,
 };
@@ -80,8 +79,8 @@ fn capture() -> Captured {
     LOG.get_or_init(|| {
         let captured = Captured::default();
         let writer = captured.clone();
-        lambda_runtime::tracing::subscriber::fmt()
-            .with_max_level(lambda_runtime::tracing::Level::DEBUG)
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .init();
@@ -1710,7 +1709,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         step,
     };
     let mark = f.mark();
-    let report = ir_aws::notify::notify_step(&f.clients, &f.names, &f.topic, &req).await?;
+    let report = ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &req).await?;
     assert_eq!(
         f.calls(mark),
         ["DynamoDB:GetItem", "DynamoDB:Query", "SNS:Publish"]
@@ -1768,7 +1767,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
     assert_eq!(high.playbook.id, "investigate-and-notify");
     let mut ticket = PlannedStep::clone(high.plan()["create_ticket"]);
     ticket.mode = Mode::Enforce;
-    let report = ir_aws::notify::notify_step(
+    let report = ir_incident::notify::notify_step(
         &f.clients,
         &f.names,
         &f.topic,
@@ -1806,7 +1805,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         mode: Mode::DryRun,
         step: PlannedStep::clone(decision.plan()["isolate_instance"]),
     };
-    let e = ir_aws::notify::notify_step(&f.clients, &f.names, &f.topic, &wrong)
+    let e = ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &wrong)
         .await
         .unwrap_err();
     assert_eq!(

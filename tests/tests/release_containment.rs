@@ -6,8 +6,9 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ShutdownBehavior};
-use ir_aws::release::release_containment;
-use ir_aws::{Clients, ec2, iam};
+use ir_actions::release::release_containment;
+use ir_actions::{ec2, iam};
+use ir_aws::Clients;
 use ir_core::action::{ActionReport, ChangeStatus, ContainmentRequest, Outcome, ReleaseRequest};
 use ir_core::config::{Mode, Protection};
 use ir_core::event::Resource;
@@ -240,12 +241,12 @@ async fn an_empty_release_is_a_no_op_and_bad_payloads_are_invalid_input() {
     let r = release_containment(&c, &req).await.unwrap();
     assert_eq!(r.outcome, Outcome::AlreadyInPlace);
     assert_eq!(r.aws_calls, 0);
-    let bad = ir_aws::payload::Checked::<ReleaseRequest>::parse(
+    let bad = ir_lambda::payload::Checked::<ReleaseRequest>::parse(
         r#"{"incidentId":"inc-00000000000000000001","records":[{"kind":"nope"}]}"#,
     )
     .unwrap();
     expect_err(
-        ir_aws::action::perform(ir_aws::release::ACTION, bad, |req| async move {
+        ir_lambda::perform(ir_actions::release::ACTION, bad, |req| async move {
             release_containment(&c, &req).await
         })
         .await,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Filter, ResourceType};
-use ir_aws::ec2::{TAG_FINDING, TAG_INCIDENT, TAG_INSTANCE, snapshot_volumes};
+use ir_actions::ec2::{TAG_FINDING, TAG_INCIDENT, TAG_INSTANCE, snapshot_volumes};
 use ir_core::ErrorName;
 use ir_core::action::{
     ActionReport, Artifacts, ChangeStatus, ContainmentRequest, Outcome, SnapshotRef,

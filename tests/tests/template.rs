@@ -312,18 +312,31 @@ fn literals(text: &str, call: Option<&str>) -> BTreeSet<String> {
     out
 }
 
-/// The `ir_aws` modules a function's code names (`ir_aws::evidence::…` → `evidence`).
-fn ir_aws_modules(text: &str) -> BTreeSet<String> {
+/// The `ir_aws` modules a function's code names (`ir_actions::evidence::…` → `evidence`).
+/// The suite modules a function's code names (`ir_actions::evidence::…` is
+/// `shared/ir-actions/src/evidence`), as source directories or files to read.
+fn suite_modules(text: &str) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("ir_aws::") {
-        rest = &rest[at + "ir_aws::".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-            .collect();
-        if rest[name.len()..].starts_with("::") {
-            out.insert(name);
+    for krate in ["ir_aws", "ir_actions", "ir_incident", "ir_lambda"] {
+        let prefix = format!("{krate}::");
+        let dir = repo()
+            .join("shared")
+            .join(krate.replace('_', "-"))
+            .join("src");
+        let mut rest = text;
+        while let Some(at) = rest.find(&prefix) {
+            rest = &rest[at + prefix.len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if krate == "ir_lambda" && name == "env" {
+                // A re-export of the ir-env crate.
+                out.insert(repo().join("shared/ir-env/src"));
+            } else if rest[name.len()..].starts_with("::") {
+                out.insert(dir.join(&name));
+                out.insert(dir.join(format!("{name}.rs")));
+            }
         }
     }
     out
@@ -359,7 +372,6 @@ fn every_function_package_is_one_function_under_its_own_role() {
 
 #[test]
 fn every_function_gets_the_variables_its_code_reads() {
-    let shared = repo().join("shared/ir-aws/src");
     let table_vars: BTreeSet<String> = schema::TABLES
         .iter()
         .map(|t| t.env_var.to_owned())
@@ -371,14 +383,10 @@ fn every_function_gets_the_variables_its_code_reads() {
         if own.contains("TableNames::from_env") {
             required.extend(table_vars.iter().cloned());
         }
-        // What the function may be given: what its code or the ir-aws modules it uses name.
+        // What the function may be given: what its code or the suite modules it uses name.
         let mut known = literals(&own, None);
-        for module in ir_aws_modules(&own) {
-            known.extend(literals(&sources(&shared.join(&module)), None));
-            known.extend(literals(
-                &sources(&shared.join(format!("{module}.rs"))),
-                None,
-            ));
+        for module in suite_modules(&own) {
+            known.extend(literals(&sources(&module), None));
         }
         let given: BTreeSet<String> = ir_variables(id).into_keys().collect();
         let missing: Vec<&String> = required.difference(&given).collect();

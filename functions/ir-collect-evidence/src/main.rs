@@ -5,23 +5,20 @@
 //! (optional; without it no logs are collected and every report says so), and the `evidence`
 //! section of the configuration. A bad setting fails init once, never an invocation.
 
+use ir_actions::evidence::{self, EvidenceSettings};
 use ir_aws::Clients;
 use ir_core::action::EvidenceRequest;
-use lambda_runtime::Error;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
-    let state = ir_aws::evidence::EvidenceSettings::from_env()?;
-    let clients = Clients::from_env().await;
-    ir_aws::action::serve(
-        ir_aws::evidence::ACTION,
-        clients,
+    let settings = EvidenceSettings::from_env()?;
+    let state = (Clients::from_env().await, settings);
+    ir_lambda::serve_action(
+        evidence::ACTION,
         state,
-        |c, settings, req: EvidenceRequest| async move {
-            ir_aws::evidence::collect_evidence(&c, &settings, &req).await
-        },
+        |s, req: EvidenceRequest| async move { evidence::collect_evidence(&s.0, &s.1, &req).await },
     )
     .await
 }

@@ -13,10 +13,10 @@ use aws_lambda_events::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use ir_aws::Clients;
-use ir_aws::approval::{ApproverPolicy, DecideError, DecisionRequest};
-use ir_aws::payload::Checked;
 use ir_aws::store::TableNames;
 use ir_core::Named;
+use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest};
+use ir_lambda::payload::Checked;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -138,7 +138,7 @@ pub async fn handle(
         Err(why) => return Ok(refusal(400, "InvalidInput", &why)),
     };
     let span = tracing::info_span!("decide", incident_id = %decision.incident_id, step_id = %decision.step_id, caller);
-    let done = ir_aws::approval::decide(
+    let done = ir_incident::approval::decide(
         &decider.clients,
         &decider.names,
         &decider.policy,

@@ -8,26 +8,22 @@
 
 mod handler;
 
-use std::sync::Arc;
-
 use ir_aws::Clients;
-use ir_aws::approval::ApproverPolicy;
 use ir_aws::store::TableNames;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use ir_incident::approval::ApproverPolicy;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
-    let policy = ApproverPolicy::from_config(&ir_aws::env::config()?.notifications);
-    let decider = Arc::new(handler::Decider {
+    let policy = ApproverPolicy::from_config(&ir_lambda::env::config()?.notifications);
+    let decider = handler::Decider {
         clients: Clients::from_env().await,
         names,
         policy,
-    });
-    run(service_fn(move |event: LambdaEvent<handler::Incoming>| {
-        let decider = Arc::clone(&decider);
-        async move { handler::handle(&decider, event.payload).await }
-    }))
+    };
+    ir_lambda::serve(decider, |decider, event: handler::Incoming| async move {
+        handler::handle(&decider, event).await
+    })
     .await
 }

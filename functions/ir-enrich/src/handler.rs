@@ -1,10 +1,9 @@
 //! `EnrichInput` → `Enrichment`.
 
-use ir_aws::payload::Checked;
 use ir_core::correlate::is_incident_id;
 use ir_core::enrich::Enrichment;
 use ir_core::{Engine, EnrichInput, ErrorName, Named};
-use lambda_runtime::Diagnostic;
+use ir_lambda::payload::Checked;
 use thiserror::Error;
 
 pub type Incoming = Checked<EnrichInput>;
@@ -25,14 +24,8 @@ impl Named for EnrichError {
     }
 }
 
-impl From<EnrichError> for Diagnostic {
-    fn from(e: EnrichError) -> Diagnostic {
-        ir_aws::diagnostic(e.error_name(), &e)
-    }
-}
-
 pub fn handle(engine: &Engine, incoming: Incoming) -> Result<Enrichment, EnrichError> {
-    ir_aws::logged("enrichment refused", enrich(engine, incoming))
+    ir_lambda::logged("enrichment refused", enrich(engine, incoming))
 }
 
 pub fn enrich(engine: &Engine, incoming: Incoming) -> Result<Enrichment, EnrichError> {
@@ -103,7 +96,7 @@ mod tests {
             input("guardduty-backdoor-cc-activity.json").replacen("inc-", "INC-", 1),
         ] {
             let e = enrich(&engine, Incoming::parse(&text).unwrap()).unwrap_err();
-            assert_eq!(Diagnostic::from(e).error_type, "InvalidInput");
+            assert_eq!(ir_lambda::failure(&e).error_type, "InvalidInput");
         }
     }
 }

@@ -1,11 +1,11 @@
 //! EventBridge envelope → normalized findings → incidents in the store → triage executions.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use ir_aws::payload::Checked;
-use ir_aws::recorder::{Intake, RecordError};
 use ir_core::normalize::MAX_EVENT_BYTES;
 use ir_core::{EnvelopeMeta, ErrorName, IngestOutput, InputError, Named};
-use lambda_runtime::Diagnostic;
+use ir_incident::intake::Intake;
+use ir_incident::recorder::RecordError;
+use ir_lambda::payload::Checked;
 use serde_json::value::RawValue;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -35,12 +35,6 @@ impl Named for IngestError {
             IngestError::Input(e) => e.error_name(),
             IngestError::Record(e) => e.error_name(),
         }
-    }
-}
-
-impl From<IngestError> for Diagnostic {
-    fn from(e: IngestError) -> Diagnostic {
-        ir_aws::diagnostic(e.error_name(), &e)
     }
 }
 
@@ -151,7 +145,7 @@ mod tests {
         let e = run(&bad_severity).unwrap_err();
         assert!(e.to_string().contains("detail.severity"), "{e}");
         for e in [not_envelope, e] {
-            let d: Diagnostic = e.into();
+            let d = ir_lambda::failure(&e);
             assert_eq!(d.error_type, "InvalidInput");
         }
     }
@@ -180,7 +174,7 @@ mod tests {
             ),
         ];
         for (e, name) in cases {
-            let d: Diagnostic = e.into();
+            let d = ir_lambda::failure(&e);
             assert_eq!(d.error_type, name);
         }
     }

@@ -5,22 +5,18 @@
 
 mod handler;
 
-use std::sync::Arc;
-
 use ir_aws::Clients;
-use ir_aws::recorder::Intake;
 use ir_aws::store::TableNames;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use ir_incident::intake::Intake;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
-    let triage = ir_aws::env::required("IR_TRIAGE_STATE_MACHINE_ARN")?;
-    let intake = Arc::new(Intake::new(Clients::from_env().await, names, triage));
-    run(service_fn(move |event: LambdaEvent<handler::Incoming>| {
-        let intake = Arc::clone(&intake);
-        async move { handler::handle(&intake, event.payload).await }
-    }))
+    let triage = ir_lambda::env::required("IR_TRIAGE_STATE_MACHINE_ARN")?;
+    let intake = Intake::new(Clients::from_env().await, names, triage);
+    ir_lambda::serve(intake, |intake, event: handler::Incoming| async move {
+        handler::handle(&intake, event).await
+    })
     .await
 }

@@ -2,14 +2,13 @@
 
 use ir_aws::Clients;
 use ir_core::action::ContainmentRequest;
-use lambda_runtime::Error;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     let clients = Clients::from_env().await;
-    ir_aws::action::serve(ir_aws::ec2::ISOLATE_ACTION, clients, (), |c, _, req: ContainmentRequest| async move {
-        ir_aws::ec2::isolate_instance(&c, &req).await
+    ir_lambda::serve_action(ir_actions::ec2::ISOLATE_ACTION, clients, |c, req: ContainmentRequest| async move {
+        ir_actions::ec2::isolate_instance(&c, &req).await
     })
     .await
 }

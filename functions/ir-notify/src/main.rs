@@ -5,26 +5,18 @@
 //! `IR_APPROVALS_TABLE`.
 
 use ir_aws::Clients;
-use ir_aws::notify::NOTIFY_ACTION;
 use ir_aws::store::TableNames;
 use ir_core::orchestration::NotifyRequest;
-use lambda_runtime::Error;
+use ir_incident::notify::{NOTIFY_ACTION, notify_step};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
-    let state = (
-        TableNames::from_env()?,
-        ir_aws::env::required("IR_NOTIFY_TOPIC_ARN")?,
-    );
-    let clients = Clients::from_env().await;
-    ir_aws::action::serve(
-        NOTIFY_ACTION,
-        clients,
-        state,
-        |c, s, req: NotifyRequest| async move {
-            ir_aws::notify::notify_step(&c, &s.0, &s.1, &req).await
-        },
-    )
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
+    let names = TableNames::from_env()?;
+    let topic = ir_lambda::env::required("IR_NOTIFY_TOPIC_ARN")?;
+    let state = (Clients::from_env().await, names, topic);
+    ir_lambda::serve_action(NOTIFY_ACTION, state, |s, req: NotifyRequest| async move {
+        notify_step(&s.0, &s.1, &s.2, &req).await
+    })
     .await
 }

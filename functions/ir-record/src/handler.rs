@@ -1,8 +1,8 @@
 //! `RecordRequest` → the playbook input (`triaged`) or what was recorded.
 
-use ir_aws::payload::Checked;
-use ir_aws::recorder::{RecordError, RecordOutput, Recorder};
 use ir_core::orchestration::RecordRequest;
+use ir_incident::recorder::{RecordError, RecordOutput, Recorder};
+use ir_lambda::payload::Checked;
 use tracing::Instrument;
 
 /// What the state machines send.
@@ -24,11 +24,13 @@ fn describe(r: &RecordRequest) -> (&'static str, &str) {
 pub async fn handle(recorder: &Recorder, incoming: Incoming) -> Result<RecordOutput, RecordError> {
     let request = match incoming.value {
         Ok(r) => r,
-        Err(why) => return ir_aws::logged("record refused", Err(RecordError::InvalidInput(why))),
+        Err(why) => {
+            return ir_lambda::logged("record refused", Err(RecordError::InvalidInput(why)));
+        }
     };
     let (kind, incident_id) = describe(&request);
     let span = tracing::info_span!("record", kind, incident_id = %incident_id);
-    ir_aws::logged(
+    ir_lambda::logged(
         "record failed",
         recorder.record(request).instrument(span).await,
     )
@@ -55,7 +57,7 @@ mod tests {
         let why = bad.value.unwrap_err();
         let e = RecordError::InvalidInput(why);
         assert_eq!(e.error_name(), ErrorName::InvalidInput);
-        let d: lambda_runtime::Diagnostic = e.into();
+        let d = ir_lambda::failure(&e);
         assert_eq!(d.error_type, "InvalidInput");
     }
 

@@ -5,25 +5,21 @@
 
 mod handler;
 
-use std::sync::Arc;
-
 use ir_aws::Clients;
-use ir_aws::recorder::{Recorder, RecorderSettings};
 use ir_aws::store::TableNames;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use ir_incident::recorder::{Recorder, RecorderSettings};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
     let settings = RecorderSettings {
-        evidence_bucket: ir_aws::env::required("IR_EVIDENCE_BUCKET")?,
-        evidence: ir_aws::env::config()?.evidence,
+        evidence_bucket: ir_lambda::env::required("IR_EVIDENCE_BUCKET")?,
+        evidence: ir_lambda::env::config()?.evidence,
     };
-    let recorder = Arc::new(Recorder::new(Clients::from_env().await, names, settings));
-    run(service_fn(move |event: LambdaEvent<handler::Incoming>| {
-        let recorder = Arc::clone(&recorder);
-        async move { handler::handle(&recorder, event.payload).await }
-    }))
+    let recorder = Recorder::new(Clients::from_env().await, names, settings);
+    ir_lambda::serve(recorder, |recorder, event: handler::Incoming| async move {
+        handler::handle(&recorder, event).await
+    })
     .await
 }

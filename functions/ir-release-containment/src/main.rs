@@ -2,14 +2,13 @@
 
 use ir_aws::Clients;
 use ir_core::action::ReleaseRequest;
-use lambda_runtime::Error;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     let clients = Clients::from_env().await;
-    ir_aws::action::serve(ir_aws::release::ACTION, clients, (), |c, _, req: ReleaseRequest| async move {
-        ir_aws::release::release_containment(&c, &req).await
+    ir_lambda::serve_action(ir_actions::release::ACTION, clients, |c, req: ReleaseRequest| async move {
+        ir_actions::release::release_containment(&c, &req).await
     })
     .await
 }

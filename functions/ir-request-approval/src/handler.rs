@@ -2,10 +2,10 @@
 //! `ApprovalRequest`'s and `Checked`'s `Debug` leave it out, and no message carries it.
 
 use ir_aws::Clients;
-use ir_aws::approval::{GateSettings, RequestError, Requested};
-use ir_aws::payload::Checked;
 use ir_aws::store::TableNames;
 use ir_core::orchestration::ApprovalRequest;
+use ir_incident::approval::{GateSettings, RequestError, Requested};
+use ir_lambda::payload::Checked;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -36,14 +36,14 @@ pub async fn handle(gate: &Gate, incoming: Incoming) -> Result<Requested, Reques
     let req = match incoming.value {
         Ok(r) => r,
         Err(why) => {
-            return ir_aws::logged(
+            return ir_lambda::logged(
                 "approval request refused",
                 Err(RequestError::InvalidInput(why)),
             );
         }
     };
     let span = tracing::info_span!("request-approval", incident_id = %req.incident_id, step_id = %req.step_id, level = req.level);
-    let done = ir_aws::approval::request(
+    let done = ir_incident::approval::request(
         &gate.clients,
         &gate.names,
         &gate.settings,
@@ -52,7 +52,7 @@ pub async fn handle(gate: &Gate, incoming: Incoming) -> Result<Requested, Reques
     )
     .instrument(span)
     .await;
-    ir_aws::logged("approval request failed", done)
+    ir_lambda::logged("approval request failed", done)
 }
 
 #[cfg(test)]

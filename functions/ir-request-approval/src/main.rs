@@ -8,35 +8,31 @@
 
 mod handler;
 
-use std::sync::Arc;
-
 use ir_aws::Clients;
-use ir_aws::approval::GateSettings;
 use ir_aws::store::TableNames;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use ir_incident::approval::GateSettings;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
-    let config = ir_aws::env::config()?;
+    let config = ir_lambda::env::config()?;
     let clients = Clients::from_env().await;
     // Who asks: this function's own identity, which the two-person rule keeps from deciding.
     let requester = handler::own_identity(&clients).await?;
     let settings = GateSettings {
         requester,
-        topic_arn: ir_aws::env::required("IR_NOTIFY_TOPIC_ARN")?,
-        decide_url: ir_aws::env::optional("IR_DECIDE_APPROVAL_URL")?,
+        topic_arn: ir_lambda::env::required("IR_NOTIFY_TOPIC_ARN")?,
+        decide_url: ir_lambda::env::optional("IR_DECIDE_APPROVAL_URL")?,
         two_person_rule: config.notifications.two_person_rule,
     };
-    let gate = Arc::new(handler::Gate {
+    let gate = handler::Gate {
         clients,
         names,
         settings,
-    });
-    run(service_fn(move |event: LambdaEvent<handler::Incoming>| {
-        let gate = Arc::clone(&gate);
-        async move { handler::handle(&gate, event.payload).await }
-    }))
+    };
+    ir_lambda::serve(gate, |gate, event: handler::Incoming| async move {
+        handler::handle(&gate, event).await
+    })
     .await
 }

@@ -2,20 +2,18 @@
 
 use ir_aws::Clients;
 use ir_core::action::ContainmentRequest;
-use lambda_runtime::Error;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
-    let state = ir_aws::env::config()?.protection;
-    let clients = Clients::from_env().await;
-    ir_aws::action::serve(
-        ir_aws::iam::REVOKE_SESSIONS_ACTION,
-        clients,
+    let protection = ir_lambda::env::config()?.protection;
+    let state = (Clients::from_env().await, protection);
+    ir_lambda::serve_action(
+        ir_actions::iam::REVOKE_SESSIONS_ACTION,
         state,
-        |c, protection, req: ContainmentRequest| async move {
-            ir_aws::iam::revoke_sessions(&c, &protection, &req).await
+        |s, req: ContainmentRequest| async move {
+            ir_actions::iam::revoke_sessions(&s.0, &s.1, &req).await
         },
     )
     .await

@@ -1,10 +1,9 @@
 //! `ScoreInput` → `Decision`.
 
-use ir_aws::payload::Checked;
 use ir_core::correlate::is_incident_id;
 use ir_core::triage::TriageError;
 use ir_core::{Decision, Engine, ErrorName, Named, ScoreInput};
-use lambda_runtime::Diagnostic;
+use ir_lambda::payload::Checked;
 use thiserror::Error;
 
 pub type Incoming = Checked<ScoreInput>;
@@ -28,14 +27,8 @@ impl Named for ScoreError {
     }
 }
 
-impl From<ScoreError> for Diagnostic {
-    fn from(e: ScoreError) -> Diagnostic {
-        ir_aws::diagnostic(e.error_name(), &e)
-    }
-}
-
 pub fn handle(engine: &Engine, incoming: Incoming) -> Result<Decision, ScoreError> {
-    ir_aws::logged("scoring refused", score(engine, incoming))
+    ir_lambda::logged("scoring refused", score(engine, incoming))
 }
 
 pub fn score(engine: &Engine, incoming: Incoming) -> Result<Decision, ScoreError> {
@@ -120,6 +113,6 @@ mod tests {
             serde_json::from_str(&input("guardduty-s3-exfiltration.json", 0)).unwrap();
         v["events"] = serde_json::json!([]);
         let e = score(&engine, Incoming::parse(&v.to_string()).unwrap()).unwrap_err();
-        assert_eq!(Diagnostic::from(e).error_type, "InvalidInput");
+        assert_eq!(ir_lambda::failure(&e).error_type, "InvalidInput");
     }
 }

@@ -2,17 +2,12 @@
 
 mod handler;
 
-use std::sync::Arc;
-
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    ir_aws::telemetry::init();
-    let engine = Arc::new(ir_aws::env::engine()?);
-    run(service_fn(move |event: LambdaEvent<handler::Incoming>| {
-        let engine = Arc::clone(&engine);
-        async move { handler::handle(&engine, event.payload) }
-    }))
+async fn main() -> Result<(), ir_lambda::Error> {
+    ir_lambda::telemetry::init();
+    let engine = ir_lambda::env::engine()?;
+    ir_lambda::serve(engine, |engine, event: handler::Incoming| async move {
+        handler::handle(&engine, event)
+    })
     .await
 }

@@ -351,6 +351,49 @@ pub fn protection_reason(p: &PrincipalFacts<'_>, protection: &Protection) -> Opt
     None
 }
 
+/// The identifying fields every action request carries.
+pub trait ActionInput {
+    fn incident_id(&self) -> &str;
+    fn step_id(&self) -> &str;
+    fn finding_id(&self) -> &str;
+}
+
+impl ActionInput for ContainmentRequest {
+    fn incident_id(&self) -> &str {
+        &self.incident_id
+    }
+    fn step_id(&self) -> &str {
+        &self.step_id
+    }
+    fn finding_id(&self) -> &str {
+        &self.finding_id
+    }
+}
+
+impl ActionInput for EvidenceRequest {
+    fn incident_id(&self) -> &str {
+        &self.incident_id
+    }
+    fn step_id(&self) -> &str {
+        &self.step_id
+    }
+    fn finding_id(&self) -> &str {
+        &self.finding_id
+    }
+}
+
+impl ActionInput for ReleaseRequest {
+    fn incident_id(&self) -> &str {
+        &self.incident_id
+    }
+    fn step_id(&self) -> &str {
+        &self.step_id
+    }
+    fn finding_id(&self) -> &str {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

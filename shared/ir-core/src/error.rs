@@ -72,3 +72,16 @@ impl fmt::Display for ErrorName {
 pub trait Named {
     fn error_name(&self) -> ErrorName;
 }
+
+/// A handler that cannot fail (its failures are answers, as an HTTP status).
+impl Named for std::convert::Infallible {
+    fn error_name(&self) -> ErrorName {
+        match *self {}
+    }
+}
+
+/// An error that can say a request was refused as malformed (`InvalidInput`): the runtime loops
+/// build it for a payload that does not parse.
+pub trait Refusal {
+    fn invalid_input(why: String) -> Self;
+}

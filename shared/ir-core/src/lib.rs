@@ -30,7 +30,7 @@ pub mod triage;
 
 pub use config::Config;
 pub use contracts::{EnrichInput, IngestOutput, ScoreInput, TriageInput};
-pub use error::{ErrorName, Named};
+pub use error::{ErrorName, Named, Refusal};
 pub use event::{Resource, ResourceKind, SecurityEvent, Skipped, Source};
 pub use normalize::{EnvelopeMeta, InputError, Normalized, normalize, normalize_detail};
 pub use severity::Severity;

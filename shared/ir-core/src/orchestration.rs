@@ -305,6 +305,18 @@ pub struct NotifyRequest {
     pub step: PlannedStep,
 }
 
+impl crate::action::ActionInput for NotifyRequest {
+    fn incident_id(&self) -> &str {
+        &self.incident_id
+    }
+    fn step_id(&self) -> &str {
+        &self.step_id
+    }
+    fn finding_id(&self) -> &str {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

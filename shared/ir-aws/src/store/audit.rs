@@ -28,7 +28,6 @@ use aws_smithy_types::DateTime;
 use ir_core::audit::{Anchor, AuditRecord, ChainError, Verified, canonical_json};
 use ir_core::config::EvidenceConfig;
 use ir_core::{ErrorName, Named};
-use lambda_runtime::Diagnostic;
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -37,8 +36,7 @@ use super::item::{Item, Reader, n, s};
 use super::retry::Attempts;
 use super::schema::TableNames;
 use super::{StoreError, check_incident_id, stamp};
-use crate::action::ActionError;
-use crate::evidence::sha256;
+use crate::sha256::sha256;
 use crate::{Clients, SdkFailure};
 
 /// Attempts at one append before `Conflict`.
@@ -91,21 +89,6 @@ impl Named for VerifyError {
             }
             VerifyError::Store(e) => e.error_name(),
         }
-    }
-}
-
-impl From<VerifyError> for ActionError {
-    fn from(e: VerifyError) -> ActionError {
-        match e {
-            VerifyError::Store(e) => e.into(),
-            other => ActionError::Verification(other.to_string()),
-        }
-    }
-}
-
-impl From<VerifyError> for Diagnostic {
-    fn from(e: VerifyError) -> Diagnostic {
-        crate::diagnostic(e.error_name(), &e)
     }
 }
 

@@ -43,7 +43,6 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ir_core::incident::Status;
 use ir_core::{ErrorName, Named};
-use lambda_runtime::Diagnostic;
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -52,7 +51,6 @@ pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
 pub use schema::{TableNames, create_tables};
 
-use crate::action::ActionError;
 use crate::sdk::SdkFailure;
 
 /// The error of every store operation.
@@ -115,35 +113,6 @@ impl Named for StoreError {
     }
 }
 
-impl From<StoreError> for ActionError {
-    /// The same stable name on the other side.
-    fn from(e: StoreError) -> ActionError {
-        match e {
-            StoreError::InvalidInput(m) => ActionError::InvalidInput(m),
-            e @ StoreError::IllegalTransition { .. } => ActionError::InvalidInput(e.to_string()),
-            StoreError::NotFound(m) => ActionError::NotFound(m),
-            StoreError::Conflict(m) => ActionError::Conflict(m),
-            e @ StoreError::Corrupt { .. } => ActionError::Conflict(e.to_string()),
-            StoreError::Configuration(m) => ActionError::Configuration(m),
-            StoreError::Verification(m) => ActionError::Verification(m),
-            StoreError::Aws(f) => ActionError::Aws(f),
-            StoreError::Internal { operation, detail } => ActionError::Aws(SdkFailure {
-                operation,
-                name: ErrorName::Internal,
-                code: None,
-                request_id: None,
-                detail,
-            }),
-        }
-    }
-}
-
-impl From<StoreError> for Diagnostic {
-    fn from(e: StoreError) -> Diagnostic {
-        crate::diagnostic(e.error_name(), &e)
-    }
-}
-
 impl StoreError {
     /// An SDK failure, logged once with operation, code and request id.
     pub(crate) fn sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> StoreError
@@ -167,7 +136,7 @@ impl StoreError {
 
 /// Logs a failure built here rather than by [`crate::sdk::log_sdk_error`] (a cancellation
 /// reason refined, a redacted message), with the same fields.
-pub(crate) fn log_failure(f: &SdkFailure) {
+pub fn log_failure(f: &SdkFailure) {
     tracing::error!(
         operation = f.operation,
         error_name = f.name.as_str(),
@@ -226,36 +195,6 @@ mod tests {
         for (t, s) in [(a, sa), (b, sb), (c, sc)] {
             assert_eq!(parse_stamp(&s).unwrap(), t);
         }
-    }
-
-    #[test]
-    fn names_survive_conversion() {
-        let cases = [
-            StoreError::InvalidInput("x".into()),
-            StoreError::NotFound("x".into()),
-            StoreError::IllegalTransition {
-                incident_id: "inc-0".into(),
-                from: Status::Resolved,
-                to: Status::Triage,
-            },
-            StoreError::Conflict("x".into()),
-            StoreError::Corrupt {
-                what: "x".into(),
-                why: "y".into(),
-            },
-            StoreError::Configuration("x".into()),
-            StoreError::Verification("x".into()),
-            StoreError::Internal {
-                operation: "dynamodb:PutItem",
-                detail: "x".into(),
-            },
-        ];
-        for e in cases {
-            let name = e.error_name();
-            assert_eq!(ActionError::from(e).error_name(), name);
-        }
-        let diagnostic = Diagnostic::from(StoreError::Conflict("stale".into()));
-        assert_eq!(diagnostic.error_type, "Conflict");
     }
 
     /// `detail` and decisions are stored as JSON text: floats must come back bit for bit, or a

@@ -24,8 +24,8 @@ use aws_sdk_dynamodb::types::{
 use ir_core::ErrorName;
 
 use super::{StoreError, log_failure};
-use crate::env::InitError;
 use crate::{Clients, SdkFailure};
+use ir_env::InitError;
 
 /// The type of a key attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,10 +172,10 @@ impl TableNames {
     /// `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE` (all required).
     pub fn from_env() -> Result<TableNames, InitError> {
         Ok(TableNames {
-            incidents: crate::env::required(INCIDENTS.env_var)?,
-            keys: crate::env::required(KEYS.env_var)?,
-            audit: crate::env::required(AUDIT.env_var)?,
-            approvals: crate::env::required(APPROVALS.env_var)?,
+            incidents: ir_env::required(INCIDENTS.env_var)?,
+            keys: ir_env::required(KEYS.env_var)?,
+            audit: ir_env::required(AUDIT.env_var)?,
+            approvals: ir_env::required(APPROVALS.env_var)?,
         })
     }
 

@@ -1,0 +1,882 @@
+//! The approval gate: a gated step asks for a decision ([`request`], `ir-request-approval`) and an
+//! authenticated, authorized human decides it ([`decide`], shared by `ir approve|reject` and
+//! `ir-decide-approval`).
+//!
+//! Step Functions resumes a `.waitForTaskToken` task for whoever sends its token, and
+//! `states:SendTaskSuccess`/`SendTaskFailure` cannot be scoped to a task in IAM (the resource is
+//! `*`). So the token never leaves the approvals table and the functions that must hold it: it
+//! is in no notification, no audit record, no log line and no error message, and no link carries
+//! it (a link would let anyone who sees the message, or a mail scanner that pre-fetches it,
+//! decide — without saying who). A decision is always a call whose caller AWS authenticated
+//! (SigV4: the CLI's credentials, or the IAM-authenticated Function URL), and [`decide`]
+//! authorizes that caller before the token is ever read:
+//!
+//! 1. the caller must be one of `notifications.approvers` (IAM role or user ARNs; an
+//!    assumed-role session `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` is the role
+//!    `arn:aws:iam::ACCT:role/…/ROLE`, whatever its path);
+//! 2. with `notifications.two_person_rule` (default), the caller must not be the identity that
+//!    requested the approval (the same role in any session counts as the same identity);
+//! 3. the decision is one conditional write ([`ApprovalStore::decide`]): the first decision gets
+//!    the token, any later one is a no-op that says who decided and when, and an expired
+//!    request cannot be decided;
+//! 4. the waiting execution is resumed: `SendTaskSuccess` with [`ApprovalGranted`], or
+//!    `SendTaskFailure` with the error [`REJECTED_ERROR`] and the reason as cause;
+//! 5. the decision is audited with the approver's ARN and reason.
+
+use std::fmt;
+
+use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
+use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use ir_core::config::Notifications;
+use ir_core::correlate::is_incident_id;
+use ir_core::orchestration::{ApprovalGranted, ApprovalRequest as GateRequest, REJECTED_ERROR};
+use ir_core::{ErrorName, Named};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use thiserror::Error;
+use time::{Duration, OffsetDateTime};
+
+use crate::audit_writer::AuditWriter;
+use crate::notify::{self, ApprovalAsk};
+use ir_aws::Clients;
+use ir_aws::sdk::SdkFailure;
+use ir_aws::store::{
+    Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, IncidentStore, StoreError,
+    TableNames, TaskToken,
+};
+
+/// The longest reason a decision may carry.
+pub const MAX_REASON_CHARS: usize = 1024;
+const SEND_SUCCESS: &str = "states:SendTaskSuccess";
+const SEND_FAILURE: &str = "states:SendTaskFailure";
+
+/// Who may decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproverPolicy {
+    /// IAM role and user ARNs (`notifications.approvers`).
+    pub approvers: Vec<String>,
+    /// The requester cannot decide (`notifications.two_person_rule`).
+    pub two_person_rule: bool,
+}
+
+impl ApproverPolicy {
+    /// The policy of a configuration.
+    pub fn from_config(n: &Notifications) -> ApproverPolicy {
+        ApproverPolicy {
+            approvers: n.approvers.clone(),
+            two_person_rule: n.two_person_rule,
+        }
+    }
+}
+
+/// The kind of an IAM principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    Role,
+    User,
+}
+
+/// An IAM role or user, as authorization compares them: partition, account, kind and name (the
+/// path left out: a role's name is unique in its account whatever its path, and an assumed-role
+/// session ARN does not carry the path).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub partition: String,
+    pub account: String,
+    pub kind: PrincipalKind,
+    pub name: String,
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            PrincipalKind::Role => "role",
+            PrincipalKind::User => "user",
+        };
+        write!(
+            f,
+            "arn:{}:iam::{}:{kind}/{}",
+            self.partition, self.account, self.name
+        )
+    }
+}
+
+/// The role or user behind an ARN: `arn:P:iam::A:role/PATH/NAME`, `arn:P:iam::A:user/PATH/NAME`,
+/// or an assumed-role session `arn:P:sts::A:assumed-role/NAME/SESSION`. Anything else (the
+/// account root, a federated user, a group, a malformed ARN) is `None`: never an approver.
+pub fn principal(arn: &str) -> Option<Principal> {
+    let mut parts = arn.splitn(6, ':');
+    let (prefix, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    if prefix != "arn" || !partition.starts_with("aws") || !region.is_empty() || !valid_account {
+        return None;
+    }
+    let (kind, name) = match service {
+        "iam" => {
+            let (kind, rest) = resource.split_once('/')?;
+            let kind = match kind {
+                "role" => PrincipalKind::Role,
+                "user" => PrincipalKind::User,
+                _ => return None,
+            };
+            (kind, rest.rsplit('/').next()?)
+        }
+        "sts" => {
+            let mut r = resource.split('/');
+            match (r.next(), r.next(), r.next(), r.next()) {
+                (Some("assumed-role"), Some(role), Some(session), None) if !session.is_empty() => {
+                    (PrincipalKind::Role, role)
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    if name.is_empty() {
+        return None;
+    }
+    Some(Principal {
+        partition: partition.to_owned(),
+        account: account.to_owned(),
+        kind,
+        name: name.to_owned(),
+    })
+}
+
+impl ApproverPolicy {
+    /// The caller's principal if it is an approver.
+    pub fn approver(&self, caller_arn: &str) -> Result<Principal, DecideError> {
+        let Some(caller) = principal(caller_arn) else {
+            return Err(DecideError::NotAnApprover {
+                caller: caller_arn.to_owned(),
+                why: "it is not an IAM role, user or assumed-role session".to_owned(),
+            });
+        };
+        if self
+            .approvers
+            .iter()
+            .any(|a| principal(a).as_ref() == Some(&caller))
+        {
+            Ok(caller)
+        } else {
+            Err(DecideError::NotAnApprover {
+                caller: caller_arn.to_owned(),
+                why: if self.approvers.is_empty() {
+                    "notifications.approvers is empty: nobody can decide".to_owned()
+                } else {
+                    format!("{caller} is not in notifications.approvers")
+                },
+            })
+        }
+    }
+
+    /// Whether the two-person rule refuses `caller` for a request made by `requester`.
+    pub fn is_self_approval(&self, caller: &Principal, caller_arn: &str, requester: &str) -> bool {
+        self.two_person_rule
+            && (caller_arn == requester || principal(requester).as_ref() == Some(caller))
+    }
+}
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The step runs.
+    Approve,
+    /// The step does not run; the gate fails with [`REJECTED_ERROR`].
+    Reject,
+}
+
+impl Verdict {
+    /// The audit action and the stored status it leads to.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approved",
+            Verdict::Reject => "rejected",
+        }
+    }
+
+    /// The stored status this verdict leads to.
+    pub fn status(self) -> ApprovalStatus {
+        match self {
+            Verdict::Approve => ApprovalStatus::Approved,
+            Verdict::Reject => ApprovalStatus::Rejected,
+        }
+    }
+}
+
+/// One decision: the body of a decide-approval request, and what `ir approve|reject` sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The incident (`inc-` + 20 hex digits).
+    pub incident_id: String,
+    /// The gated step (`isolate-instance`).
+    pub step_id: String,
+    /// `approve` or `reject`.
+    pub decision: Verdict,
+    /// Why (at most [`MAX_REASON_CHARS`]): audited, and a rejection's cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resumed {
+    pub incident_id: String,
+    pub step_id: String,
+    pub decision: Verdict,
+    /// The caller's ARN as AWS authenticated it.
+    pub decided_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+    /// The escalation level that was decided.
+    pub level: u32,
+    /// What ran (or will not run): the plan the request showed.
+    pub plan: serde_json::Value,
+}
+
+/// Why a decision was refused or did not resume the execution. [`DecideError::http_status`] is
+/// the decide-approval Function URL's answer.
+#[derive(Debug, Error)]
+pub enum DecideError {
+    /// The decision is malformed (not an incident id, an empty step, a reason too long).
+    #[error("invalid decision: {0}")]
+    InvalidInput(String),
+    /// The caller is not an approver.
+    #[error("{caller} may not decide approvals: {why}")]
+    NotAnApprover { caller: String, why: String },
+    /// The two-person rule: the caller requested this approval.
+    #[error(
+        "{caller} requested this approval ({requester}): the two-person rule needs someone else to decide"
+    )]
+    SelfApproval { caller: String, requester: String },
+    /// No approval was requested for the step.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Decided before: nothing was done.
+    #[error("nothing done: {incident_id} {step_id} was already {status}{}{}", .decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default(), .decided_at.map(|t| format!(" at {}", notify::human_time(t))).unwrap_or_default())]
+    AlreadyDecided {
+        incident_id: String,
+        step_id: String,
+        status: ApprovalStatus,
+        decided_by: Option<String>,
+        decided_at: Option<OffsetDateTime>,
+    },
+    /// The request expired, or Step Functions timed the waiting task out (`TaskTimedOut`).
+    #[error("the approval window has closed: {0}")]
+    WindowClosed(String),
+    /// Step Functions refused the stored token (`InvalidToken`).
+    #[error(
+        "the approval's task token was refused by Step Functions (InvalidToken): {0}; nothing was resumed"
+    )]
+    TokenRefused(String),
+    /// The task waiting for the decision no longer exists (`TaskDoesNotExist`).
+    #[error(
+        "the execution waiting for this approval no longer exists (TaskDoesNotExist): {0}; nothing was resumed"
+    )]
+    TaskGone(String),
+    /// The approvals table or the audit log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Step Functions failed otherwise; classified by its error code.
+    #[error(transparent)]
+    Aws(SdkFailure),
+}
+
+impl DecideError {
+    /// The HTTP status of the decide-approval Function URL's answer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            DecideError::InvalidInput(_) => 400,
+            DecideError::NotAnApprover { .. } | DecideError::SelfApproval { .. } => 403,
+            DecideError::NotFound(_) => 404,
+            DecideError::AlreadyDecided { .. } => 409,
+            DecideError::WindowClosed(_)
+            | DecideError::TokenRefused(_)
+            | DecideError::TaskGone(_) => 410,
+            e => match e.error_name() {
+                ErrorName::Retryable => 503,
+                ErrorName::AccessDenied => 502,
+                _ => 500,
+            },
+        }
+    }
+}
+
+impl Named for DecideError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            DecideError::InvalidInput(_) => ErrorName::InvalidInput,
+            DecideError::NotAnApprover { .. } | DecideError::SelfApproval { .. } => {
+                ErrorName::AccessDenied
+            }
+            DecideError::NotFound(_) => ErrorName::NotFound,
+            DecideError::AlreadyDecided { .. }
+            | DecideError::WindowClosed(_)
+            | DecideError::TokenRefused(_)
+            | DecideError::TaskGone(_) => ErrorName::Conflict,
+            DecideError::Store(e) => e.error_name(),
+            DecideError::Aws(f) => f.name,
+        }
+    }
+}
+
+fn check_decision(d: &DecisionRequest) -> Result<(), DecideError> {
+    if !is_incident_id(&d.incident_id) {
+        return Err(DecideError::InvalidInput(format!(
+            "`{}` is not an incident id",
+            d.incident_id
+        )));
+    }
+    if d.step_id.is_empty() || d.step_id.len() > 256 {
+        return Err(DecideError::InvalidInput(
+            "stepId: 1-256 characters".to_owned(),
+        ));
+    }
+    if let Some(r) = &d.reason
+        && r.chars().count() > MAX_REASON_CHARS
+    {
+        return Err(DecideError::InvalidInput(format!(
+            "reason: at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// An SDK failure of `SendTask*` with the token removed from its text, logged once.
+fn redacted<E>(
+    operation: &'static str,
+    err: &SdkError<E, HttpResponse>,
+    token: &TaskToken,
+) -> SdkFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut failure = SdkFailure::new(operation, err);
+    if !token.expose().is_empty() {
+        failure.detail = failure
+            .detail
+            .replace(token.expose(), "TaskToken(…redacted)");
+    }
+    ir_aws::store::log_failure(&failure);
+    failure
+}
+
+/// The error of a `SendTask*` call in plain words; the token never in it.
+fn send_error<E>(
+    operation: &'static str,
+    err: &SdkError<E, HttpResponse>,
+    token: &TaskToken,
+    approval: &Approval,
+) -> DecideError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let failure = redacted(operation, err, token);
+    let at = format!(
+        "{} {} (level {})",
+        approval.incident_id, approval.step_id, approval.level
+    );
+    match err.code() {
+        Some("TaskTimedOut") => DecideError::WindowClosed(format!(
+            "Step Functions timed out the task waiting for {at} before this decision arrived (the gate escalated or ended)"
+        )),
+        Some("InvalidToken") => DecideError::TokenRefused(at),
+        Some("TaskDoesNotExist") => DecideError::TaskGone(at),
+        _ => DecideError::Aws(failure),
+    }
+}
+
+/// Decides a pending approval as `caller_arn` (the identity AWS authenticated: STS
+/// `GetCallerIdentity` for the CLI, the Function URL's IAM authorizer): authorize (approvers, the
+/// two-person rule), decide once in the store, resume the waiting execution, audit. See the
+/// module docs.
+///
+/// Calls on the way to a resumed execution: `GetItem` (the request), `UpdateItem` (the
+/// decision), `SendTaskSuccess` or `SendTaskFailure`, then the audit append (`Query`, `PutItem`).
+/// A caller who is not an approver is refused before any call.
+pub async fn decide(
+    clients: &Clients,
+    names: &TableNames,
+    policy: &ApproverPolicy,
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    now: OffsetDateTime,
+) -> Result<Resumed, DecideError> {
+    check_decision(decision)?;
+    let caller = match policy.approver(caller_arn) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(incident_id = %decision.incident_id, step_id = %decision.step_id, caller = caller_arn, error = %e, "decision refused: not an approver");
+            return Err(e);
+        }
+    };
+    let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
+    let store = ApprovalStore::new(clients.clone(), names.clone());
+    let audit = AuditWriter::new(clients, names);
+    let Some(approval) = store.get(id, step).await? else {
+        return Err(DecideError::NotFound(format!(
+            "no approval was requested for {id} step {step}"
+        )));
+    };
+    if policy.is_self_approval(&caller, caller_arn, &approval.requester) {
+        let e = DecideError::SelfApproval {
+            caller: caller_arn.to_owned(),
+            requester: approval.requester.clone(),
+        };
+        tracing::warn!(
+            incident_id = id,
+            step_id = step,
+            caller = caller_arn,
+            "decision refused: two-person rule"
+        );
+        audit
+            .append_patiently(
+                id,
+                caller_arn,
+                "approval-refused",
+                json!({
+                    "step": step,
+                    "decision": decision.decision.as_str(),
+                    "why": "two-person rule: the caller requested the approval",
+                    "requester": approval.requester,
+                }),
+                now,
+            )
+            .await?;
+        return Err(e);
+    }
+    let reason = decision.reason.clone().unwrap_or_default();
+    let decided = store
+        .decide(
+            id,
+            step,
+            decision.decision == Verdict::Approve,
+            caller_arn,
+            &reason,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(m) => DecideError::NotFound(m),
+            other => DecideError::Store(other),
+        })?;
+    let (token, approval) = match decided {
+        Decided::Now {
+            task_token,
+            approval,
+        } => (task_token, approval),
+        Decided::Already {
+            status: ApprovalStatus::Expired,
+            ..
+        } => {
+            let why = if approval.expires_at <= now {
+                format!("expired at {}", notify::human_time(approval.expires_at))
+            } else {
+                "closed: the task waiting for it is gone (an earlier decision could not be \
+                 delivered; see the audit chain)"
+                    .to_owned()
+            };
+            return Err(DecideError::WindowClosed(format!(
+                "the request for {id} {step} {why}"
+            )));
+        }
+        Decided::Already {
+            status,
+            decided_by,
+            decided_at,
+        } => {
+            tracing::info!(incident_id = id, step_id = step, status = %status, "already decided: nothing done");
+            return Err(DecideError::AlreadyDecided {
+                incident_id: id.to_owned(),
+                step_id: step.to_owned(),
+                status,
+                decided_by,
+                decided_at,
+            });
+        }
+    };
+    let sent = match decision.decision {
+        Verdict::Approve => {
+            let granted = ApprovalGranted {
+                approved_by: caller_arn.to_owned(),
+                approved_at: now,
+                reason: decision.reason.clone().filter(|r| !r.is_empty()),
+            };
+            let output = serde_json::to_string(&granted)
+                .map_err(|e| DecideError::InvalidInput(format!("approval output: {e}")))?;
+            clients
+                .sfn
+                .send_task_success()
+                .task_token(token.expose())
+                .output(output)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    send_error::<SendTaskSuccessError>(SEND_SUCCESS, &e, &token, &approval)
+                })
+        }
+        Verdict::Reject => {
+            let cause = if reason.is_empty() {
+                format!("rejected by {caller_arn}")
+            } else {
+                reason.clone()
+            };
+            clients
+                .sfn
+                .send_task_failure()
+                .task_token(token.expose())
+                .error(REJECTED_ERROR)
+                .cause(cause)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    send_error::<SendTaskFailureError>(SEND_FAILURE, &e, &token, &approval)
+                })
+        }
+    };
+    if let Err(e) = sent {
+        // The execution did not get the decision. When the waiting task is gone for good, the
+        // decision took no effect: the request reads expired again, so the gate's escalation can
+        // ask the next level instead of finding the step "already approved". Otherwise (the call
+        // itself failed) the store keeps the decision. Either way the audit chain says so.
+        let task_gone = matches!(
+            e,
+            DecideError::WindowClosed(_) | DecideError::TokenRefused(_) | DecideError::TaskGone(_)
+        );
+        let voided = if task_gone {
+            store.void_undelivered(&approval).await?
+        } else {
+            false
+        };
+        audit
+            .append_patiently(
+                id,
+                caller_arn,
+                "approval-not-delivered",
+                json!({
+                    "step": step,
+                    "level": approval.level,
+                    "decision": decision.decision.as_str(),
+                    "approver": caller_arn,
+                    "reason": reason,
+                    "error": e.to_string(),
+                    "decisionVoided": voided,
+                }),
+                now,
+            )
+            .await?;
+        tracing::warn!(incident_id = id, step_id = step, error = %e, "decision recorded but not delivered");
+        return Err(e);
+    }
+    // Exactly once: only the call that decided gets here.
+    audit
+        .append_patiently(
+            id,
+            caller_arn,
+            decision.decision.as_str(),
+            json!({
+                "step": step,
+                "level": approval.level,
+                "approver": caller_arn,
+                "principal": caller.to_string(),
+                "reason": reason,
+                "requester": approval.requester,
+            }),
+            now,
+        )
+        .await?;
+    tracing::info!(
+        incident_id = id,
+        step_id = step,
+        decision = decision.decision.as_str(),
+        approver = caller_arn,
+        level = approval.level,
+        "decision delivered"
+    );
+    Ok(Resumed {
+        incident_id: id.to_owned(),
+        step_id: step.to_owned(),
+        decision: decision.decision,
+        decided_by: caller_arn.to_owned(),
+        decided_at: now,
+        level: approval.level,
+        plan: approval.plan.clone(),
+    })
+}
+
+// ---------------------------------------------------------------------------------- request
+
+/// What the approval gate needs besides the request.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    /// The identity the gate runs as (its role's session ARN, from STS at init): the requester
+    /// the two-person rule compares with.
+    pub requester: String,
+    /// The notification topic (`IR_NOTIFY_TOPIC_ARN`).
+    pub topic_arn: String,
+    /// The decide-approval Function URL, when deployed (`IR_DECIDE_APPROVAL_URL`).
+    pub decide_url: Option<String>,
+    /// Said in the request.
+    pub two_person_rule: bool,
+}
+
+/// What the gate did (the waiting task ignores it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requested {
+    pub incident_id: String,
+    pub step_id: String,
+    pub level: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The notification's message id.
+    pub message_id: String,
+}
+
+/// Why an approval could not be requested.
+#[derive(Debug, Error)]
+pub enum RequestError {
+    /// The gate's payload does not hold together (a level the escalation matrix lacks, a step
+    /// that is not the gated one).
+    #[error("invalid approval request: {0}")]
+    InvalidInput(String),
+    /// The approvals table, the incident or the audit log failed (a decided step asked again is
+    /// `Conflict`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The notification could not be published.
+    #[error(transparent)]
+    Aws(SdkFailure),
+}
+
+impl Named for RequestError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            RequestError::InvalidInput(_) => ErrorName::InvalidInput,
+            RequestError::Store(e) => e.error_name(),
+            RequestError::Aws(f) => f.name,
+        }
+    }
+}
+
+/// `ir-request-approval`: stores the request with its task token (pending until `now` + the
+/// level's timeout), audits `approval-requested` (step, level, role, timeout, plan; never the
+/// token), and publishes the incident update with how to decide.
+///
+/// Calls: `PutItem` (the request), `GetItem` (the incident), `Query` (its audit chain, read once
+/// for the update and the retry check), the audit append (`Query`, `PutItem`; skipped on a retried
+/// call), `Publish`.
+pub async fn request(
+    clients: &Clients,
+    names: &TableNames,
+    settings: &GateSettings,
+    req: &GateRequest,
+    now: OffsetDateTime,
+) -> Result<Requested, RequestError> {
+    if !is_incident_id(&req.incident_id) {
+        return Err(RequestError::InvalidInput(format!(
+            "`{}` is not an incident id",
+            req.incident_id
+        )));
+    }
+    if req.step.id != req.step_id {
+        return Err(RequestError::InvalidInput(format!(
+            "the planned step is {}, the gate is for {}",
+            req.step.id, req.step_id
+        )));
+    }
+    let index = usize::try_from(req.level).unwrap_or(usize::MAX);
+    let level = req.escalation.get(index).ok_or_else(|| {
+        RequestError::InvalidInput(format!(
+            "escalation level {} does not exist ({} configured)",
+            req.level,
+            req.escalation.len()
+        ))
+    })?;
+    if level.timeout_seconds == 0 {
+        return Err(RequestError::InvalidInput(format!(
+            "escalation level {} has no time to decide",
+            req.level
+        )));
+    }
+    let timeout = Duration::seconds(i64::try_from(level.timeout_seconds).unwrap_or(i64::MAX));
+    let expires_at = now + timeout;
+    let plan = json!({
+        "step": req.step,
+        "level": req.level,
+        "role": level.role,
+        "timeoutSeconds": level.timeout_seconds,
+    });
+    let store = ApprovalStore::new(clients.clone(), names.clone());
+    store
+        .request(&ApprovalRequest {
+            incident_id: req.incident_id.clone(),
+            step_id: req.step_id.clone(),
+            task_token: TaskToken::new(req.task_token.clone()),
+            requester: settings.requester.clone(),
+            plan: plan.clone(),
+            level: req.level,
+            requested_at: now,
+            expires_at,
+        })
+        .await?;
+    let incident = IncidentStore::new(clients.clone(), names.clone())
+        .get(&req.incident_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("incident {}", req.incident_id)))?;
+    let audit = AuditWriter::new(clients, names);
+    let mut chain = audit.log().chain(&req.incident_id).await?;
+    let appended = audit
+        .append_once(
+            &req.incident_id,
+            Some(&chain),
+            &settings.requester,
+            "approval-requested",
+            json!({
+                "step": req.step_id,
+                "level": req.level,
+                "role": level.role,
+                "timeoutSeconds": level.timeout_seconds,
+                "plan": req.step,
+                "requester": settings.requester,
+            }),
+            now,
+        )
+        .await?;
+    if appended.appended {
+        chain.push(appended.record);
+    }
+    let message = notify::approval_message(
+        &incident,
+        &chain,
+        ApprovalAsk {
+            step: &req.step,
+            level: req.level,
+            levels: req.escalation.len(),
+            role: &level.role,
+            timeout_seconds: level.timeout_seconds,
+            expires_at,
+            decide_url: settings.decide_url.as_deref(),
+            two_person_rule: settings.two_person_rule,
+        },
+    );
+    let message_id = notify::publish(clients, &settings.topic_arn, &message)
+        .await
+        .map_err(RequestError::Aws)?;
+    tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, level = req.level, role = %level.role, %message_id, "approval requested");
+    Ok(Requested {
+        incident_id: req.incident_id.clone(),
+        step_id: req.step_id.clone(),
+        level: req.level,
+        expires_at,
+        message_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str = "arn:aws:iam::111122223333:role/teams/SecurityLead";
+
+    fn policy(two: bool) -> ApproverPolicy {
+        ApproverPolicy {
+            approvers: vec![ROLE.into(), "arn:aws:iam::111122223333:user/alice".into()],
+            two_person_rule: two,
+        }
+    }
+
+    #[test]
+    fn sessions_of_a_listed_role_are_approvers_whatever_the_path() {
+        let p = policy(true);
+        for ok in [
+            "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob@example.com",
+            "arn:aws:iam::111122223333:role/SecurityLead",
+            "arn:aws:iam::111122223333:role/other/path/SecurityLead",
+            "arn:aws:iam::111122223333:user/alice",
+        ] {
+            assert!(p.approver(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "arn:aws:sts::444455556666:assumed-role/SecurityLead/bob",
+            "arn:aws:sts::111122223333:assumed-role/SecurityLeader/bob",
+            "arn:aws:sts::111122223333:assumed-role/SecurityLead",
+            "arn:aws:iam::111122223333:user/SecurityLead",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:sts::111122223333:federated-user/alice",
+            "arn:aws-cn:iam::111122223333:user/alice",
+            "arn:aws:iam::111122223333:role/",
+            "SecurityLead",
+            "",
+        ] {
+            assert!(
+                matches!(p.approver(refused), Err(DecideError::NotAnApprover { .. })),
+                "{refused}"
+            );
+        }
+        let nobody = ApproverPolicy {
+            approvers: vec![],
+            two_person_rule: true,
+        };
+        let e = nobody.approver(ROLE).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        assert_eq!(e.http_status(), 403);
+    }
+
+    #[test]
+    fn the_two_person_rule_compares_principals_not_sessions() {
+        let caller_arn = "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob";
+        let caller = principal(caller_arn).unwrap();
+        let requester = "arn:aws:sts::111122223333:assumed-role/SecurityLead/ir-request-approval";
+        assert!(policy(true).is_self_approval(&caller, caller_arn, requester));
+        assert!(!policy(false).is_self_approval(&caller, caller_arn, requester));
+        assert!(!policy(true).is_self_approval(
+            &caller,
+            caller_arn,
+            "arn:aws:sts::111122223333:assumed-role/ir-request-approval/x"
+        ));
+    }
+
+    #[test]
+    fn decisions_parse_strictly() {
+        let d: DecisionRequest = serde_json::from_str(
+            r#"{"incidentId":"inc-0123456789abcdef0123","stepId":"isolate-instance","decision":"approve","reason":"confirmed"}"#,
+        )
+        .unwrap();
+        assert_eq!(d.decision, Verdict::Approve);
+        assert!(check_decision(&d).is_ok());
+        assert!(
+            serde_json::from_str::<DecisionRequest>(
+                r#"{"incidentId":"x","stepId":"s","decision":"maybe"}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<DecisionRequest>(
+                r#"{"incidentId":"x","stepId":"s","decision":"approve","taskToken":"t"}"#
+            )
+            .is_err()
+        );
+        let long = DecisionRequest {
+            reason: Some("x".repeat(MAX_REASON_CHARS + 1)),
+            ..d
+        };
+        assert_eq!(check_decision(&long).unwrap_err().http_status(), 400);
+    }
+}

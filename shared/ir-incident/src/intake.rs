@@ -1,0 +1,343 @@
+//! Intake (`ir-ingest`): every normalized finding goes through [`IncidentStore::ingest`] (new,
+//! repeat or attach, race-safe); a new incident starts the triage state machine with an
+//! execution named after the incident, so racing deliveries of one finding start it once
+//! (`ExecutionAlreadyExists` is the success it means). Ingest records (`opened`, `repeated`,
+//! `attached`) are never skipped: every delivery is one.
+
+use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use ir_core::contracts::{IngestOutput, TriageInput};
+use ir_core::correlate::Correlation;
+use ir_core::incident::Status;
+use ir_core::{ErrorName, SecurityEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use ir_aws::store::{IncidentStore, TableNames};
+use ir_aws::{Clients, log_sdk_error};
+
+use crate::audit_writer::AuditWriter;
+use crate::recorder::{INGEST_ACTOR, RecordError, START_EXECUTION, TRIAGE_STARTED, stamp};
+
+/// One triage execution of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriageStart {
+    pub incident_id: String,
+    pub execution_arn: String,
+    /// `false`: an execution with this name already existed (a racing or repeated delivery, or a
+    /// retry after a crash); nothing new was started.
+    pub started: bool,
+}
+
+/// What [`Intake::ingest`] did with one envelope.
+#[derive(Debug, Clone)]
+pub struct Intaken {
+    /// The incidents the envelope touched, as the store correlated them (with their history
+    /// counts), and the findings skipped with their reasons.
+    pub output: IngestOutput,
+    /// The triage executions started (or found) for them.
+    pub triage: Vec<TriageStart>,
+}
+
+/// Ingest: findings into incidents, and new incidents into triage.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    clients: Clients,
+    incidents: IncidentStore,
+    audit: AuditWriter,
+    triage_state_machine_arn: String,
+}
+
+/// One incident an envelope touched.
+#[derive(Debug)]
+struct Touched {
+    incident_id: String,
+    correlations: Vec<Correlation>,
+    events: Vec<SecurityEvent>,
+    status: Status,
+    detected_at: OffsetDateTime,
+    history_count: u32,
+}
+
+/// The audit detail of one delivery.
+fn delivery_detail(
+    e: &SecurityEvent,
+    c: &Correlation,
+    incident_severity: ir_core::Severity,
+) -> Value {
+    match c {
+        Correlation::New { .. } => json!({
+            "findingId": e.finding_id,
+            "findingKey": e.finding_key,
+            "source": e.source.as_str(),
+            "product": e.product,
+            "type": e.finding_type,
+            "title": e.title,
+            "severity": e.severity_label().as_str(),
+            "account": e.account,
+            "region": e.region,
+            "resource": {"kind": e.resource.kind().as_str(), "id": e.resource.id()},
+            "firstSeen": stamp(e.first_seen),
+            "lastSeen": stamp(e.last_seen),
+            "count": e.count,
+            "sample": e.sample,
+        }),
+        Correlation::Repeat { .. } => json!({
+            "findingId": e.finding_id,
+            "count": e.count,
+            "severity": e.severity_label().as_str(),
+            "lastSeen": stamp(e.last_seen),
+            "updatedAt": stamp(e.updated_at),
+        }),
+        Correlation::Attach { .. } => json!({
+            "findingId": e.finding_id,
+            "findingKey": e.finding_key,
+            "source": e.source.as_str(),
+            "type": e.finding_type,
+            "title": e.title,
+            "severity": e.severity_label().as_str(),
+            "incidentSeverity": incident_severity.as_str(),
+            "resource": {"kind": e.resource.kind().as_str(), "id": e.resource.id()},
+            "firstSeen": stamp(e.first_seen),
+            "lastSeen": stamp(e.last_seen),
+        }),
+    }
+}
+
+fn delivery_action(c: &Correlation) -> &'static str {
+    match c {
+        Correlation::New { .. } => "opened",
+        Correlation::Repeat { .. } => "repeated",
+        Correlation::Attach { .. } => "attached",
+    }
+}
+
+/// The ARN Step Functions gives the execution `name` of `state_machine_arn`
+/// (`arn:aws:states:R:A:stateMachine:M` → `arn:aws:states:R:A:execution:M:name`).
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
+    let (head, machine) = state_machine_arn.split_once(":stateMachine:")?;
+    (!machine.is_empty() && !machine.contains(':'))
+        .then(|| format!("{head}:execution:{machine}:{name}"))
+}
+
+impl Intake {
+    /// Ingest on these clients and tables, starting `triage_state_machine_arn`.
+    pub fn new(
+        clients: Clients,
+        names: TableNames,
+        triage_state_machine_arn: impl Into<String>,
+    ) -> Intake {
+        Intake {
+            incidents: IncidentStore::new(clients.clone(), names.clone()),
+            audit: AuditWriter::new(&clients, &names),
+            clients,
+            triage_state_machine_arn: triage_state_machine_arn.into(),
+        }
+    }
+
+    /// Correlates every finding of one envelope (already normalized and grouped, see
+    /// [`IngestOutput::from_normalized`]) in the store, audits each delivery, and starts triage:
+    /// for every incident the envelope opened, and for every incident it touched that is still
+    /// in triage with no triage execution recorded (a delivery that crashed between opening the
+    /// incident and starting its triage: the redelivery starts it, idempotently by name).
+    /// Repeats and attaches otherwise start nothing.
+    ///
+    /// All or nothing per finding, in order: a failure stops the envelope with an error (its
+    /// stable name is the store's or Step Functions'); EventBridge retries the whole envelope,
+    /// and the findings already stored come back as repeats.
+    pub async fn ingest(&self, batch: IngestOutput) -> Result<Intaken, RecordError> {
+        let mut touched: Vec<Touched> = Vec::new();
+        for group in batch.incidents {
+            for event in group.events {
+                let ingested = self.incidents.ingest(&event, group.detected_at).await?;
+                let id = ingested.correlation.incident_id().to_owned();
+                let action = delivery_action(&ingested.correlation);
+                let detail =
+                    delivery_detail(&event, &ingested.correlation, ingested.incident.severity);
+                let at = OffsetDateTime::now_utc();
+                self.audit
+                    .append_patiently(&id, INGEST_ACTOR, action, detail, at)
+                    .await?;
+                tracing::info!(
+                    incident_id = %id,
+                    finding_id = %event.finding_id,
+                    correlation = action,
+                    severity = %event.severity.label,
+                    status = %ingested.incident.status,
+                    history_count = ingested.history_count,
+                    "finding correlated"
+                );
+                let slot = match touched.iter_mut().position(|t| t.incident_id == id) {
+                    Some(i) => &mut touched[i],
+                    None => {
+                        touched.push(Touched {
+                            incident_id: id.clone(),
+                            correlations: Vec::new(),
+                            events: Vec::new(),
+                            status: ingested.incident.status,
+                            detected_at: ingested.incident.timeline.detected_at,
+                            history_count: ingested.history_count,
+                        });
+                        let last = touched.len() - 1;
+                        &mut touched[last]
+                    }
+                };
+                slot.status = ingested.incident.status;
+                slot.correlations.push(ingested.correlation);
+                slot.events.push(event);
+            }
+        }
+
+        let mut incidents = Vec::with_capacity(touched.len());
+        let mut triage = Vec::new();
+        for t in touched {
+            let opened = t
+                .correlations
+                .iter()
+                .any(|c| matches!(c, Correlation::New { .. }));
+            let input = TriageInput {
+                incident_id: t.incident_id.clone(),
+                correlations: t.correlations,
+                events: t.events,
+                detected_at: t.detected_at,
+                history_count: t.history_count,
+            };
+            if opened || t.status == Status::Triage {
+                let chain = self.audit.log().chain(&t.incident_id).await?;
+                let recorded = chain.iter().any(|r| r.action == TRIAGE_STARTED);
+                if opened || !recorded {
+                    if !opened {
+                        tracing::warn!(incident_id = %t.incident_id, "incident still in triage with no triage execution recorded: starting it");
+                    }
+                    let start = self.start_triage(&input).await?;
+                    if !recorded {
+                        let detail = json!({
+                            "executionArn": start.execution_arn,
+                            "stateMachineArn": self.triage_state_machine_arn,
+                        });
+                        self.audit
+                            .append_once(
+                                &t.incident_id,
+                                None,
+                                INGEST_ACTOR,
+                                TRIAGE_STARTED,
+                                detail,
+                                OffsetDateTime::now_utc(),
+                            )
+                            .await?;
+                    }
+                    triage.push(start);
+                }
+            }
+            incidents.push(input);
+        }
+        Ok(Intaken {
+            output: IngestOutput {
+                incidents,
+                skipped: batch.skipped,
+            },
+            triage,
+        })
+    }
+
+    /// `StartExecution` named after the incident. The same name and input while it runs returns
+    /// the running execution; a different input, or a name already used (for 90 days, even by a
+    /// finished execution), is `ExecutionAlreadyExists`: the incident's triage exists, which is
+    /// what was wanted.
+    async fn start_triage(&self, input: &TriageInput) -> Result<TriageStart, RecordError> {
+        let body = serde_json::to_string(input).map_err(|e| {
+            RecordError::InvalidInput(format!("triage input of {}: {e}", input.incident_id))
+        })?;
+        let sent = self
+            .clients
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.triage_state_machine_arn)
+            .name(&input.incident_id)
+            .input(body)
+            .send()
+            .await;
+        let existing = || {
+            execution_arn(&self.triage_state_machine_arn, &input.incident_id).ok_or_else(|| {
+                RecordError::Configuration(format!(
+                    "`{}` is not a state machine ARN",
+                    self.triage_state_machine_arn
+                ))
+            })
+        };
+        match sent {
+            Ok(out) => {
+                tracing::info!(incident_id = %input.incident_id, execution_arn = out.execution_arn(), "triage started");
+                Ok(TriageStart {
+                    incident_id: input.incident_id.clone(),
+                    execution_arn: out.execution_arn().to_owned(),
+                    started: true,
+                })
+            }
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(StartExecutionError::ExecutionAlreadyExists(_))
+                ) =>
+            {
+                let execution_arn = existing()?;
+                tracing::info!(incident_id = %input.incident_id, %execution_arn, "triage already started: nothing new started");
+                Ok(TriageStart {
+                    incident_id: input.incident_id.clone(),
+                    execution_arn,
+                    started: false,
+                })
+            }
+            Err(err) => {
+                let mut failure = log_sdk_error(START_EXECUTION, &err);
+                match err.as_service_error() {
+                    // The account's open-execution quota: drains as executions finish.
+                    Some(StartExecutionError::ExecutionLimitExceeded(_)) => {
+                        failure.name = ErrorName::Retryable;
+                        Err(RecordError::Aws(failure))
+                    }
+                    Some(
+                        StartExecutionError::StateMachineDoesNotExist(_)
+                        | StartExecutionError::StateMachineDeleting(_)
+                        | StartExecutionError::InvalidArn(_),
+                    ) => Err(RecordError::Configuration(format!(
+                        "triage state machine {}: {failure}",
+                        self.triage_state_machine_arn
+                    ))),
+                    // Above 256 KB (a large Security Hub batch on one resource): not retryable.
+                    Some(StartExecutionError::InvalidExecutionInput(_)) => {
+                        Err(RecordError::InvalidInput(format!(
+                            "triage input of {} refused: {failure}",
+                            input.incident_id
+                        )))
+                    }
+                    _ => Err(RecordError::Aws(failure)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_arns_derive_from_the_state_machine() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:ir-triage",
+                "inc-0123456789abcdef0123"
+            )
+            .as_deref(),
+            Some(
+                "arn:aws:states:us-east-1:123456789012:execution:ir-triage:inc-0123456789abcdef0123"
+            )
+        );
+        assert_eq!(
+            execution_arn("arn:aws:lambda:us-east-1:1:function:x", "n"),
+            None
+        );
+    }
+}

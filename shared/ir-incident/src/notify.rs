@@ -1,0 +1,685 @@
+//! Notifications: the incident update, in the shape of the incident communication template
+//! (status, severity, time detected, time contained, summary, scope, actions), published to the
+//! suite's SNS topic, for an approval request, a channel message or a ticket request.
+//!
+//! One topic carries every notification; message attributes (`kind`, `channel`, `project`,
+//! `priority`, `incidentId`, `severity`, `step`) let subscribers filter (an SNS subscription
+//! filter policy per chat channel or ticketing integration). Nothing here holds a secret: an
+//! approval request says how to decide, never with what token.
+//!
+//! SNS standard topics have no deduplication: a retried notifier publishes again, so a
+//! subscriber can see one update twice (at least once, never lost).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use ir_core::action::{ActionReport, Change, ChangeStatus, Outcome};
+use ir_core::audit::AuditRecord;
+use ir_core::config::Mode;
+use ir_core::correlate::is_incident_id;
+use ir_core::incident::Status;
+use ir_core::orchestration::NotifyRequest;
+use ir_core::playbook::PlannedStep;
+use ir_core::{ErrorName, Severity};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use ir_actions::action::{ActionError, ReportBuilder};
+use ir_aws::sdk::SdkFailure;
+use ir_aws::store::{AuditLog, Incident, IncidentStore, TableNames};
+use ir_aws::{Clients, log_sdk_error};
+
+/// The function that sends a step's notification.
+pub const NOTIFY_ACTION: &str = "ir-notify";
+/// SNS refuses longer subjects.
+pub const MAX_SUBJECT_CHARS: usize = 100;
+/// What marks a notification sent by a step in dry-run.
+pub const DRY_RUN_MARK: &str = "[DRY RUN]";
+
+const PUBLISH: &str = "sns:Publish";
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Printable ASCII, at most [`MAX_SUBJECT_CHARS`] (SNS's rules for a subject).
+    pub subject: String,
+    pub body: String,
+    /// String message attributes, for subscription filter policies (at most 10, none empty).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A subject SNS accepts: printable ASCII only, at most [`MAX_SUBJECT_CHARS`].
+pub fn subject(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect();
+    if out.len() > MAX_SUBJECT_CHARS {
+        out.truncate(MAX_SUBJECT_CHARS - 1);
+        out.push('~');
+    }
+    out
+}
+
+/// Publishes `message` to the topic; returns its message id.
+pub async fn publish(
+    clients: &Clients,
+    topic_arn: &str,
+    message: &Message,
+) -> Result<String, SdkFailure> {
+    let mut req = clients
+        .sns
+        .publish()
+        .topic_arn(topic_arn)
+        .subject(subject(&message.subject))
+        .message(&message.body);
+    for (name, value) in message.attributes.iter().filter(|(_, v)| !v.is_empty()) {
+        let v = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| SdkFailure {
+                operation: PUBLISH,
+                name: ErrorName::Internal,
+                code: None,
+                request_id: None,
+                detail: format!("message attribute {name}: {e}"),
+            })?;
+        req = req.message_attributes(name, v);
+    }
+    let out = req.send().await.map_err(|e| log_sdk_error(PUBLISH, &e))?;
+    Ok(out.message_id().unwrap_or_default().to_owned())
+}
+
+// ------------------------------------------------------------------------------------ render
+
+/// `2026-04-20 14:32 UTC`.
+pub fn human_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn status_label(s: Status) -> String {
+    capitalized(s.as_str())
+}
+
+fn severity_label(s: Severity) -> String {
+    capitalized(s.as_str())
+}
+
+fn detail_str<'a>(r: &'a AuditRecord, key: &str) -> Option<&'a str> {
+    r.detail.get(key).and_then(Value::as_str)
+}
+
+/// How an approver decides a gated step, said in the approval request.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovalAsk<'a> {
+    pub step: &'a PlannedStep,
+    /// 0 first.
+    pub level: u32,
+    /// How many levels the escalation matrix row has.
+    pub levels: usize,
+    /// Who is asked at this level (the escalation matrix's role).
+    pub role: &'a str,
+    pub timeout_seconds: u64,
+    pub expires_at: OffsetDateTime,
+    /// The decide-approval Function URL (`IAM` auth), when deployed.
+    pub decide_url: Option<&'a str>,
+    pub two_person_rule: bool,
+}
+
+/// What an update is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose<'a> {
+    /// A gated step waits for a human.
+    Approval(ApprovalAsk<'a>),
+    /// A chat message (`slack:post_message`) to a channel.
+    Channel { channel: &'a str, mode: Mode },
+    /// A ticket to open (`jira:create_issue`).
+    Ticket {
+        project: &'a str,
+        priority: &'a str,
+        mode: Mode,
+    },
+}
+
+/// One line of "Actions Taken", from the audit chain.
+fn taken(chain: &[AuditRecord]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in chain {
+        let step = detail_str(r, "step").unwrap_or("?");
+        let line = if let Some(function) = r.action.strip_prefix("action:") {
+            let outcome = detail_str(r, "outcome").unwrap_or("?");
+            let mode = detail_str(r, "mode").unwrap_or("?");
+            let changes = r
+                .detail
+                .get("changes")
+                .and_then(Value::as_array)
+                .map_or(0, |c| {
+                    c.iter()
+                        .filter(|c| c.get("status").and_then(Value::as_str) != Some("unchanged"))
+                        .count()
+                });
+            let what = match (outcome, mode) {
+                ("planned", _) => format!("planned only (dry-run), {changes} change(s) planned"),
+                ("applied", _) => format!("applied ({mode}), {changes} change(s)"),
+                ("already-in-place", _) => format!("already in place ({mode}), nothing to change"),
+                _ => format!("{outcome} ({mode})"),
+            };
+            format!("{step}: {function} {what}")
+        } else {
+            match r.action.as_str() {
+                "approved" => format!("{step}: approved by {}", r.actor),
+                "rejected" => format!(
+                    "{step}: rejected by {}{}",
+                    r.actor,
+                    detail_str(r, "reason")
+                        .filter(|x| !x.is_empty())
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default()
+                ),
+                "step-failed" => format!(
+                    "{step}: failed ({})",
+                    detail_str(r, "error").unwrap_or("unknown error")
+                ),
+                "step-not-approved" => format!(
+                    "{step}: not approved ({})",
+                    detail_str(r, "error").unwrap_or("no decision")
+                ),
+                _ => continue,
+            }
+        };
+        out.push(line);
+    }
+    out
+}
+
+/// The steps of the plan that have not run yet.
+fn planned(incident: &Incident, chain: &[AuditRecord]) -> Vec<String> {
+    let Some(decision) = &incident.decision else {
+        return Vec::new();
+    };
+    let done: Vec<&str> = chain
+        .iter()
+        .filter(|r| {
+            r.action.starts_with("action:")
+                || matches!(r.action.as_str(), "step-failed" | "step-not-approved")
+        })
+        .filter_map(|r| detail_str(r, "step"))
+        .collect();
+    decision
+        .playbook
+        .steps
+        .iter()
+        .filter(|s| !done.contains(&s.id.as_str()))
+        .map(|s| {
+            format!(
+                "{}: {} on {} ({}{}{})",
+                s.id,
+                s.action,
+                s.target,
+                s.mode.as_str(),
+                if s.destructive { ", destructive" } else { "" },
+                if s.requires_approval {
+                    ", needs approval"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
+
+/// `1 finding`, `3 findings`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn numbered(lines: &[String], none: &str) -> String {
+    if lines.is_empty() {
+        return format!("- {none}\n");
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{}. {l}\n", i + 1))
+        .collect()
+}
+
+/// The incident update (the incident communication template) for `purpose`.
+pub fn incident_update(
+    incident: &Incident,
+    chain: &[AuditRecord],
+    purpose: &Purpose<'_>,
+) -> String {
+    let s = &incident.summary;
+    let t = &s.timeline;
+    let opened = chain.iter().find(|r| r.action == "opened");
+    let titles: Vec<&str> = chain
+        .iter()
+        .filter(|r| matches!(r.action.as_str(), "opened" | "attached"))
+        .filter_map(|r| detail_str(r, "title"))
+        .collect();
+    let mut key = s.resource_key.splitn(3, '/');
+    let (account_from_key, _kind, _id) = (key.next(), key.next(), key.next());
+    let account = opened
+        .and_then(|r| detail_str(r, "account"))
+        .or(account_from_key)
+        .unwrap_or("unknown");
+    let place = match opened.and_then(|r| detail_str(r, "region")) {
+        Some(region) => format!("account {account}, {region}"),
+        None => format!("account {account}"),
+    };
+    let resource = format!(
+        "{} {}",
+        incident.resource.kind().as_str(),
+        incident.resource.id()
+    );
+
+    let mut out = String::new();
+    out.push_str(&format!("## Incident Update: {}\n", s.incident_id));
+    out.push_str(&format!("**Status:** {}\n", status_label(s.status)));
+    out.push_str(&format!("**Severity:** {}\n", severity_label(s.severity)));
+    out.push_str(&format!(
+        "**Time detected:** {}\n",
+        human_time(t.detected_at)
+    ));
+    out.push_str(&format!(
+        "**Time contained:** {}\n",
+        t.contained_at
+            .map_or_else(|| "not contained yet".to_owned(), human_time)
+    ));
+
+    out.push_str("### Summary\n");
+    let mut summary = format!(
+        "{} severity incident on {resource} ({place}): {}",
+        severity_label(s.severity),
+        counted(incident.finding_count, "finding", "findings")
+    );
+    if let Some(first) = titles.first() {
+        summary.push_str(&format!(", first: {first}"));
+    }
+    summary.push('.');
+    if let Some(d) = &incident.decision {
+        summary.push_str(&format!(
+            " Triage score {:.2}; playbook {} in {} mode.",
+            d.score.score,
+            d.playbook.id,
+            d.playbook.mode.as_str()
+        ));
+        if d.samples_only {
+            summary.push_str(" Every finding is a generated sample: nothing is enforced.");
+        }
+    } else {
+        summary.push_str(" Triage in progress.");
+    }
+    out.push_str(&summary);
+    out.push('\n');
+
+    out.push_str("### Scope\n");
+    out.push_str(&format!("- Resource: {resource} ({place})\n"));
+    out.push_str(&format!(
+        "- Findings: {} ({}){}\n",
+        incident.finding_count,
+        counted(incident.occurrences, "delivery", "deliveries"),
+        if titles.len() > 1 {
+            format!(": {}", titles.join("; "))
+        } else {
+            String::new()
+        }
+    ));
+    out.push_str(&format!(
+        "- Activity: first seen {}, last seen {}\n",
+        t.first_seen
+            .map_or_else(|| "unknown".to_owned(), human_time),
+        human_time(incident.last_seen)
+    ));
+    if let Some(e) = &incident.last_error {
+        out.push_str(&format!("- Last error: {}: {}\n", e.step, e.message));
+    }
+
+    out.push_str("### Actions Taken\n");
+    out.push_str(&numbered(&taken(chain), "None yet."));
+    out.push_str("### Actions Planned\n");
+    out.push_str(&numbered(
+        &planned(incident, chain),
+        if incident.decision.is_some() {
+            "None left."
+        } else {
+            "Decided when triage ends."
+        },
+    ));
+
+    match purpose {
+        Purpose::Approval(ask) => {
+            let id = &s.incident_id;
+            let step = ask.step;
+            out.push_str("### Approval Needed\n");
+            out.push_str(&format!(
+                "Step **{}** ({}, function {}) on {}, mode **{}**{}, waits for a decision.\n",
+                step.id,
+                step.action,
+                step.function,
+                step.target,
+                step.mode.as_str(),
+                if step.destructive {
+                    ", destructive"
+                } else {
+                    ""
+                }
+            ));
+            out.push_str(&format!("Plan: {}\n", step.summary));
+            out.push_str(&format!(
+                "Asked: {} (escalation level {} of {}); the window closes at {} ({}s), then {}.\n",
+                ask.role,
+                ask.level + 1,
+                ask.levels.max(1),
+                human_time(ask.expires_at),
+                ask.timeout_seconds,
+                if (ask.level as usize) + 1 < ask.levels {
+                    "the next level is asked"
+                } else {
+                    "the escalation matrix is exhausted"
+                }
+            ));
+            out.push_str("### How to Decide\n");
+            out.push_str(&format!(
+                "- Approve: `ir approve {id} --step {} [--reason \"...\"]`\n",
+                step.id
+            ));
+            out.push_str(&format!(
+                "- Reject: `ir reject {id} --step {} --reason \"...\"`\n",
+                step.id
+            ));
+            let body = json!({"incidentId": id, "stepId": step.id, "decision": "approve", "reason": "..."});
+            match ask.decide_url {
+                Some(url) => out.push_str(&format!(
+                    "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL {url} with the JSON body `{body}` (`\"decision\": \"reject\"` to reject).\n"
+                )),
+                None => out.push_str(&format!(
+                    "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL with the JSON body `{body}`.\n"
+                )),
+            }
+            out.push_str(&format!(
+                "Run with your own AWS credentials: only the roles and users in notifications.approvers can decide{}. There is no approval link: a decision is always an authenticated call.\n",
+                if ask.two_person_rule {
+                    ", and the identity that requested the approval cannot approve it"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Purpose::Channel { mode, .. } | Purpose::Ticket { mode, .. } => {
+            out.push_str("### Next Steps\n");
+            let pending = planned(incident, chain);
+            if *mode == Mode::DryRun
+                || incident
+                    .decision
+                    .as_ref()
+                    .is_some_and(|d| d.playbook.mode == Mode::DryRun)
+            {
+                out.push_str("- This playbook runs in dry-run: the plan above changed nothing. Review it; enforce by setting `mode: enforce` on the playbook.\n");
+            }
+            if s.status == Status::Contained {
+                out.push_str("- Contained: collect and review the evidence, then resolve the incident or release the containment.\n");
+            } else if !pending.is_empty() {
+                out.push_str(
+                    "- Steps are still to run or waiting for approval (see Actions Planned).\n",
+                );
+            } else {
+                out.push_str("- Review the actions taken and the evidence; decide on containment and resolution.\n");
+            }
+            out.push_str(&format!(
+                "- Audit trail: `ir audit verify {}`\n",
+                s.incident_id
+            ));
+        }
+    }
+    out
+}
+
+fn base_attributes(incident: &Incident, kind: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("kind".to_owned(), kind.to_owned()),
+        (
+            "incidentId".to_owned(),
+            incident.summary.incident_id.clone(),
+        ),
+        (
+            "severity".to_owned(),
+            incident.summary.severity.as_str().to_owned(),
+        ),
+    ])
+}
+
+/// The approval request: the incident update and how to decide. Carries no task token.
+pub fn approval_message(
+    incident: &Incident,
+    chain: &[AuditRecord],
+    ask: ApprovalAsk<'_>,
+) -> Message {
+    let s = &incident.summary;
+    let mut attributes = base_attributes(incident, "approval-request");
+    attributes.insert("step".to_owned(), ask.step.id.clone());
+    attributes.insert("role".to_owned(), ask.role.to_owned());
+    Message {
+        subject: subject(&format!(
+            "[{}] {}: approval needed for {} ({})",
+            s.severity.as_str().to_uppercase(),
+            s.incident_id,
+            ask.step.id,
+            ask.step.mode.as_str()
+        )),
+        body: incident_update(incident, chain, &Purpose::Approval(ask)),
+        attributes,
+    }
+}
+
+/// The notification of a `slack:post_message` or `jira:create_issue` step.
+pub fn step_message(
+    incident: &Incident,
+    chain: &[AuditRecord],
+    req: &NotifyRequest,
+) -> Result<Message, ActionError> {
+    let s = &incident.summary;
+    let dry = if req.mode == Mode::DryRun {
+        format!("{DRY_RUN_MARK} ")
+    } else {
+        String::new()
+    };
+    let sev = s.severity.as_str().to_uppercase();
+    match req.step.action.as_str() {
+        "slack:post_message" => {
+            let channel = req
+                .step
+                .channel
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    ActionError::InvalidInput(format!(
+                        "step {}: slack:post_message needs a channel",
+                        req.step_id
+                    ))
+                })?;
+            let mut attributes = base_attributes(incident, "channel-message");
+            attributes.insert("channel".to_owned(), channel.to_owned());
+            attributes.insert("step".to_owned(), req.step_id.clone());
+            Ok(Message {
+                subject: subject(&format!(
+                    "{dry}[{sev}] {} {}: {} {}",
+                    s.incident_id,
+                    s.status.as_str(),
+                    incident.resource.kind().as_str(),
+                    incident.resource.id()
+                )),
+                body: format!(
+                    "{dry}Channel: {channel}\n\n{}",
+                    incident_update(
+                        incident,
+                        chain,
+                        &Purpose::Channel {
+                            channel,
+                            mode: req.mode
+                        }
+                    )
+                ),
+                attributes,
+            })
+        }
+        "jira:create_issue" => {
+            let project = req
+                .step
+                .project
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    ActionError::InvalidInput(format!(
+                        "step {}: jira:create_issue needs a project",
+                        req.step_id
+                    ))
+                })?;
+            let priority = req
+                .step
+                .priority
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("Medium");
+            let mut attributes = base_attributes(incident, "ticket-request");
+            attributes.insert("project".to_owned(), project.to_owned());
+            attributes.insert("priority".to_owned(), priority.to_owned());
+            attributes.insert("step".to_owned(), req.step_id.clone());
+            let title = format!(
+                "{} severity incident {} on {} {}",
+                severity_label(s.severity),
+                s.incident_id,
+                incident.resource.kind().as_str(),
+                incident.resource.id()
+            );
+            Ok(Message {
+                subject: subject(&format!("{dry}[{sev}] {project} ticket: {title}")),
+                body: format!(
+                    "{dry}Ticket request\nProject: {project}\nPriority: {priority}\nTitle: {title}\n\n{}",
+                    incident_update(
+                        incident,
+                        chain,
+                        &Purpose::Ticket {
+                            project,
+                            priority,
+                            mode: req.mode
+                        }
+                    )
+                ),
+                attributes,
+            })
+        }
+        other => Err(ActionError::InvalidInput(format!(
+            "step {}: {NOTIFY_ACTION} sends slack:post_message and jira:create_issue, not {other}",
+            req.step_id
+        ))),
+    }
+}
+
+/// `ir-notify`: renders the step's notification and publishes it to `topic_arn`.
+///
+/// Notifications change no resource, so a step in dry-run is still sent, its subject marked
+/// [`DRY_RUN_MARK`]; the report has one change, `notification` null → `{messageId}`, applied in
+/// either mode. Calls: `GetItem` (the incident), `Query` (its audit chain), `Publish`.
+pub async fn notify_step(
+    clients: &Clients,
+    names: &TableNames,
+    topic_arn: &str,
+    req: &NotifyRequest,
+) -> Result<ActionReport, ActionError> {
+    let mark = clients.calls.count();
+    if !is_incident_id(&req.incident_id) {
+        return Err(ActionError::InvalidInput(format!(
+            "`{}` is not an incident id",
+            req.incident_id
+        )));
+    }
+    let incident = IncidentStore::new(clients.clone(), names.clone())
+        .get(&req.incident_id)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(format!("incident {}", req.incident_id)))?;
+    let chain = AuditLog::new(clients.clone(), names.clone())
+        .chain(&req.incident_id)
+        .await?;
+    let message = step_message(&incident, &chain, req)?;
+    let target = match (
+        message.attributes.get("channel"),
+        message.attributes.get("project"),
+    ) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) => format!("jira:{p}"),
+        (None, None) => topic_arn.to_owned(),
+    };
+    let message_id = publish(clients, topic_arn, &message).await.map_err(|f| {
+        if f.name == ErrorName::NotFound {
+            ActionError::Configuration(format!("notification topic {topic_arn}: {f}"))
+        } else {
+            ActionError::Aws(f)
+        }
+    })?;
+    tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, %message_id, mode = req.mode.as_str(), "notification sent");
+    let mut b = ReportBuilder::new(
+        &req.incident_id,
+        &req.step_id,
+        NOTIFY_ACTION,
+        req.mode,
+        mark,
+    );
+    b.report_mut().changes.push(Change {
+        target,
+        attribute: "notification".to_owned(),
+        before: Value::Null,
+        after: json!({ "messageId": message_id }),
+        // Sent in either mode.
+        status: ChangeStatus::Applied,
+    });
+    if req.mode == Mode::DryRun {
+        b.note(format!(
+            "dry-run: the notification was sent anyway, its subject marked {DRY_RUN_MARK}; notifications change no resource"
+        ));
+    }
+    let mut report = b.finish(&clients.calls);
+    report.outcome = Outcome::Applied;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn subjects_are_printable_ascii_within_the_limit() {
+        assert_eq!(subject("ok: fine"), "ok: fine");
+        assert_eq!(subject("é\nx"), "??x");
+        let long = subject(&"x".repeat(150));
+        assert_eq!(long.len(), MAX_SUBJECT_CHARS);
+        assert!(long.ends_with('~'));
+    }
+
+    #[test]
+    fn times_read_like_the_template() {
+        assert_eq!(
+            human_time(datetime!(2026-04-20 16:32:59 +02:00)),
+            "2026-04-20 14:32 UTC"
+        );
+    }
+}

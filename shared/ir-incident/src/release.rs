@@ -1,0 +1,228 @@
+//! [`release_incident`] is `ir release`: an approver ends an incident's containment. Dry-run (the
+//! default) plans the restoration from reads and writes nothing; enforce restores, then resolves
+//! the incident and anchors its audit chain ([`Recorder::released`]).
+
+use ir_core::action::{ActionReport, ReleaseRequest};
+use ir_core::config::Mode;
+use ir_core::correlate::is_incident_id;
+use ir_core::incident::Status;
+use ir_core::{ErrorName, Named};
+use serde::Serialize;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::approval::{ApproverPolicy, DecideError};
+use crate::recorder::{RecordError, Recorded, Recorder, RecorderSettings};
+use ir_actions::ActionError;
+use ir_aws::Clients;
+use ir_aws::store::{AuditLog, IncidentStore, StoreError, TableNames};
+
+pub use ir_actions::release::ACTION;
+/// The step id of an operator's release in reports and the audit chain.
+pub const RELEASE_STEP: &str = "release";
+
+/// An operator's request to end an incident's containment.
+#[derive(Debug, Clone)]
+pub struct IncidentRelease {
+    pub incident_id: String,
+    /// Dry-run plans; enforce restores and resolves.
+    pub mode: Mode,
+    /// Why (audited with the resolution).
+    pub reason: Option<String>,
+}
+
+/// What a release did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Released {
+    pub incident_id: String,
+    pub mode: Mode,
+    /// The caller's ARN as AWS authenticated it.
+    pub by: String,
+    /// The incident's status before.
+    pub from: Status,
+    /// The incident's status after (unchanged in dry-run).
+    pub status: Status,
+    /// The restoration: planned (dry-run) or applied, change by change.
+    pub report: ActionReport,
+    /// Enforce: the `resolved` record and the anchor written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Recorded>,
+}
+
+/// Why a release was refused or failed.
+#[derive(Debug, Error)]
+pub enum ReleaseError {
+    /// Not an incident id, or a reason too long.
+    #[error("invalid release: {0}")]
+    InvalidInput(String),
+    /// The caller is not in `notifications.approvers`.
+    #[error("{caller} may not release incidents: {why}")]
+    NotAnApprover { caller: String, why: String },
+    /// No such incident.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The incident is not in a state that can be released (in triage, its playbook still
+    /// running, already resolved).
+    #[error("nothing done: {0}")]
+    Conflict(String),
+    /// The restoration failed (what it restored first is in the error and the audit chain); the
+    /// incident keeps its status and shows the error. Running the release again is safe.
+    #[error("release failed: {0}")]
+    Action(ActionError),
+    /// The incident store, the audit log or the anchor failed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+impl From<StoreError> for ReleaseError {
+    fn from(e: StoreError) -> ReleaseError {
+        ReleaseError::Record(RecordError::Store(e))
+    }
+}
+
+impl Named for ReleaseError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            ReleaseError::InvalidInput(_) => ErrorName::InvalidInput,
+            ReleaseError::NotAnApprover { .. } => ErrorName::AccessDenied,
+            ReleaseError::NotFound(_) => ErrorName::NotFound,
+            ReleaseError::Conflict(_) => ErrorName::Conflict,
+            ReleaseError::Action(e) => e.error_name(),
+            ReleaseError::Record(e) => e.error_name(),
+        }
+    }
+}
+
+/// Ends `req.incident_id`'s containment as `caller_arn` (the identity STS returned for the
+/// caller's credentials), who must be an approver.
+///
+/// The incident must be `contained`, or in `containment` with its playbook finished (a
+/// playbook that contained part of it, or failed): releasing under a running playbook would race
+/// it. Its containment records say what to restore, last change first. Dry-run plans it and
+/// writes nothing. Enforce restores, and on success resolves the incident, audits the
+/// changes and `resolved` under the caller, and anchors the chain head in the evidence bucket;
+/// on failure the incident shows the error and the chain says what was restored before it.
+///
+/// Calls before any change: `GetItem` (the incident), `Query` (its audit chain), then the reads
+/// of the restoration itself.
+pub async fn release_incident(
+    clients: &Clients,
+    names: &TableNames,
+    settings: RecorderSettings,
+    policy: &ApproverPolicy,
+    req: &IncidentRelease,
+    caller_arn: &str,
+    now: OffsetDateTime,
+) -> Result<Released, ReleaseError> {
+    if !is_incident_id(&req.incident_id) {
+        return Err(ReleaseError::InvalidInput(format!(
+            "`{}` is not an incident id (inc- followed by 20 hex digits)",
+            req.incident_id
+        )));
+    }
+    let reason = req.reason.clone().unwrap_or_default();
+    if reason.chars().count() > crate::approval::MAX_REASON_CHARS {
+        return Err(ReleaseError::InvalidInput(format!(
+            "reason: at most {} characters",
+            crate::approval::MAX_REASON_CHARS
+        )));
+    }
+    if let Err(e) = policy.approver(caller_arn) {
+        let why = match e {
+            DecideError::NotAnApprover { why, .. } => why,
+            other => other.to_string(),
+        };
+        tracing::warn!(incident_id = %req.incident_id, caller = caller_arn, %why, "release refused: not an approver");
+        return Err(ReleaseError::NotAnApprover {
+            caller: caller_arn.to_owned(),
+            why,
+        });
+    }
+    let id = req.incident_id.as_str();
+    let incidents = IncidentStore::new(clients.clone(), names.clone());
+    let Some(incident) = incidents.get(id).await? else {
+        return Err(ReleaseError::NotFound(format!("incident {id}")));
+    };
+    let from = incident.summary.status;
+    match from {
+        Status::Contained => {}
+        Status::Containment => {
+            let chain = AuditLog::new(clients.clone(), names.clone())
+                .chain(id)
+                .await?;
+            if !chain.iter().any(|r| r.action == "playbook-finished") {
+                return Err(ReleaseError::Conflict(format!(
+                    "incident {id} is in containment and its playbook has not finished: \
+                     releasing now would race it (wait for it, or stop its execution first)"
+                )));
+            }
+        }
+        Status::Triage => {
+            return Err(ReleaseError::Conflict(format!(
+                "incident {id} is still in triage: nothing was contained"
+            )));
+        }
+        Status::Resolved | Status::Postmortem => {
+            let at = incident
+                .summary
+                .timeline
+                .resolved_at
+                .map(|t| format!(" at {}", crate::notify::human_time(t)))
+                .unwrap_or_default();
+            return Err(ReleaseError::Conflict(format!(
+                "incident {id} is already {from}{at}: its containment was released"
+            )));
+        }
+    }
+    let request = ReleaseRequest {
+        incident_id: id.to_owned(),
+        step_id: RELEASE_STEP.to_owned(),
+        mode: req.mode,
+        records: incident.records.clone(),
+    };
+    let recorder = Recorder::new(clients.clone(), names.clone(), settings);
+    let report = match ir_actions::release::release_containment(clients, &request).await {
+        Ok(r) => r,
+        Err(e) => {
+            if req.mode == Mode::Enforce
+                && let Err(record) = recorder
+                    .release_failed(id, caller_arn, RELEASE_STEP, &e, now)
+                    .await
+            {
+                // The release's own error is what the caller must see; this one is logged.
+                tracing::error!(incident_id = id, error = %record, release_error = %e, "the failed release could not be recorded");
+            }
+            return Err(ReleaseError::Action(e));
+        }
+    };
+    if req.mode == Mode::DryRun {
+        tracing::info!(
+            incident_id = id,
+            by = caller_arn,
+            changes = report.changes.len(),
+            "release planned (dry-run): nothing changed"
+        );
+        return Ok(Released {
+            incident_id: id.to_owned(),
+            mode: req.mode,
+            by: caller_arn.to_owned(),
+            from,
+            status: from,
+            report,
+            recorded: None,
+        });
+    }
+    let recorded = recorder
+        .released(id, caller_arn, &report, &reason, now)
+        .await?;
+    Ok(Released {
+        incident_id: id.to_owned(),
+        mode: req.mode,
+        by: caller_arn.to_owned(),
+        from,
+        status: recorded.status,
+        report,
+        recorded: Some(recorded),
+    })
+}
