@@ -69,7 +69,7 @@ pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
 /// Who the credentials belong to, as AWS says.
 pub async fn caller_arn(clients: &Clients) -> Result<String, CliError> {
     let out = clients
-        .sts
+        .sts()
         .get_caller_identity()
         .send()
         .await
@@ -262,14 +262,14 @@ mod tests {
             let admin = Clients::new(&cloud.sdk_config(), ClientOptions::default());
             let user = unique_name("alice");
             admin
-                .iam
+                .iam()
                 .create_user()
                 .user_name(&user)
                 .send()
                 .await
                 .unwrap();
             let key = admin
-                .iam
+                .iam()
                 .create_access_key()
                 .user_name(&user)
                 .send()
@@ -406,7 +406,7 @@ mod tests {
             assert_eq!(e.code(), 1);
 
             // A malformed incident id: exit 2, before any call.
-            let mark = clients.calls.count();
+            let mark = clients.calls().count();
             let e = decide_as_caller(
                 Verdict::Approve,
                 &args("INC-42", "isolate-instance"),
@@ -418,7 +418,7 @@ mod tests {
             .await
             .unwrap_err();
             assert_eq!(e.code(), 2);
-            assert_eq!(clients.calls.count(), mark);
+            assert_eq!(clients.calls().count(), mark);
         }
     }
 }

@@ -161,7 +161,7 @@ mod tests {
 
         // Record 1 edited in place: exit 1, the break named.
         clients
-            .dynamodb
+            .dynamodb()
             .update_item()
             .table_name(&names.audit)
             .key("incidentId", AttributeValue::S(id.clone()))

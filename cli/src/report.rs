@@ -805,7 +805,7 @@ mod tests {
 
         // Record 0 (triaged) edited: the whole report still printed, then exit 1.
         clients
-            .dynamodb
+            .dynamodb()
             .update_item()
             .table_name(&names.audit)
             .key("incidentId", AttributeValue::S(id.clone()))

@@ -212,7 +212,7 @@ fn invalid_inputs_exit_2_with_one_clear_line() {
     hub["detail"]["findings"] = serde_json::json!([]);
     let empty = scratch("empty.json", hub.to_string().as_bytes());
     v = serde_json::from_str(&gd).unwrap();
-    v["source"] = serde_json::json!("aws.ec2");
+    v["source"] = serde_json::json!("aws.ec2()");
     let source = scratch("source.json", v.to_string().as_bytes());
     v = serde_json::from_str(&gd).unwrap();
     v.as_object_mut().unwrap().remove("detail-type");
@@ -228,7 +228,7 @@ fn invalid_inputs_exit_2_with_one_clear_line() {
     refused(&["simulate", &s(&envelope)], "not an EventBridge envelope");
     refused(
         &["simulate", &s(&source)],
-        "unsupported event source `aws.ec2`",
+        "unsupported event source `aws.ec2()`",
     );
     refused(
         &["simulate", &s(&no_id)],

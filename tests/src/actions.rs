@@ -42,21 +42,21 @@ pub fn clients_for(sdk: &SdkConfig) -> Clients {
 #[must_use]
 pub fn recorded_clients(cloud: &LocalCloud) -> (Clients, Recorder) {
     let sdk = cloud.sdk_config();
-    let mut clients = clients(cloud);
-    let recorder = Recorder::new(&clients.calls);
-    clients.ec2 = aws_sdk_ec2::Client::from_conf(
+    let clients = clients(cloud);
+    let recorder = Recorder::new(clients.calls());
+    let ec2 = aws_sdk_ec2::Client::from_conf(
         aws_sdk_ec2::config::Builder::from(&sdk)
-            .interceptor(clients.calls.clone())
+            .interceptor(clients.calls().clone())
             .interceptor(recorder.interceptor("EC2"))
             .build(),
     );
-    clients.iam = aws_sdk_iam::Client::from_conf(
+    let iam = aws_sdk_iam::Client::from_conf(
         aws_sdk_iam::config::Builder::from(&sdk)
-            .interceptor(clients.calls.clone())
+            .interceptor(clients.calls().clone())
             .interceptor(recorder.interceptor("IAM"))
             .build(),
     );
-    (clients, recorder)
+    (clients.with_ec2(ec2).with_iam(iam), recorder)
 }
 
 /// A finding's EC2 instance known only by its id.
@@ -157,6 +157,6 @@ pub fn release_report(clients: &Clients, incident_id: &str, mode: Mode) -> Repor
         "release",
         ir_actions::release::ACTION,
         mode,
-        clients.calls.count(),
+        clients.calls().count(),
     )
 }

@@ -287,9 +287,9 @@ impl Offline {
             .await
             .ctx("creating the tables")?;
         let bucket = format!("{prefix}-evidence");
-        evidence_bucket(&clients.s3, &bucket).await?;
+        evidence_bucket(clients.s3(), &bucket).await?;
         let topic_arn = clients
-            .sns
+            .sns()
             .create_topic()
             .name(format!("{prefix}-incident-updates"))
             .send()
@@ -498,7 +498,7 @@ impl Offline {
         loop {
             let described = self
                 .clients
-                .sfn
+                .sfn()
                 .describe_execution()
                 .execution_arn(execution_arn)
                 .send()
@@ -782,7 +782,7 @@ async fn state_machines(
         let definition = asl::substitute(&doc, &values).ctx(format!("statemachines/{file}"))?;
         let name = format!("{prefix}-{}", file.trim_end_matches(asl::FILE_SUFFIX));
         let arn = clients
-            .sfn
+            .sfn()
             .create_state_machine()
             .name(&name)
             .definition(definition.to_string())
@@ -806,7 +806,7 @@ async fn state_machines(
 async fn responder(clients: &Clients, prefix: &str) -> Result<Responder> {
     let name = format!("{prefix}-oncall-responder");
     let user = clients
-        .iam
+        .iam()
         .create_user()
         .user_name(&name)
         .send()
@@ -814,7 +814,7 @@ async fn responder(clients: &Clients, prefix: &str) -> Result<Responder> {
         .ctx("creating the responder")?;
     let arn = user.user().ctx("the responder")?.arn().to_owned();
     let key = clients
-        .iam
+        .iam()
         .create_access_key()
         .user_name(&name)
         .send()
@@ -864,8 +864,8 @@ const APP_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allo
 
 impl Victim {
     async fn create(clients: &Clients, tag: &str) -> Result<Victim> {
-        let ec2 = &clients.ec2;
-        let iam = &clients.iam;
+        let ec2 = &clients.ec2();
+        let iam = &clients.iam();
         let suffix = unique_name(tag);
         let vpc_id = ec2
             .create_vpc()
@@ -1087,7 +1087,7 @@ impl Victim {
         let mut interface_groups = BTreeMap::new();
         for (eni, _) in &self.interfaces {
             let out = clients
-                .ec2
+                .ec2()
                 .describe_network_interfaces()
                 .network_interface_ids(eni)
                 .send()
@@ -1103,7 +1103,7 @@ impl Victim {
             interface_groups.insert(eni.clone(), groups);
         }
         let mut role_policies = clients
-            .iam
+            .iam()
             .list_role_policies()
             .role_name(&self.role)
             .send()

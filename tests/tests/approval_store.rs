@@ -106,9 +106,9 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
     let req = request(&id, "isolate-instance", TOKEN, 0);
     assert_no_token(&format!("{req:?}"));
 
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let stored = store.request(&req).await?;
-    assert_eq!(clients.calls.since(mark), ["DynamoDB:PutItem"]);
+    assert_eq!(clients.calls().since(mark), ["DynamoDB:PutItem"]);
     assert_eq!(stored.status, ApprovalStatus::Pending);
     assert_no_token(&format!("{stored:?}"));
 
@@ -119,7 +119,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
     assert_eq!(store.pending(&id).await?.len(), 1);
     // The TTL attribute is epoch seconds.
     let raw = clients
-        .dynamodb
+        .dynamodb()
         .get_item()
         .table_name(&names.approvals)
         .key("incidentId", AttributeValue::S(id.clone()))
@@ -134,7 +134,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
     );
 
     let decided_at = T0 + Duration::minutes(7);
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let first = store
         .decide(
             &id,
@@ -145,7 +145,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
             decided_at,
         )
         .await?;
-    assert_eq!(clients.calls.since(mark), ["DynamoDB:UpdateItem"]);
+    assert_eq!(clients.calls().since(mark), ["DynamoDB:UpdateItem"]);
     assert_no_token(&format!("{first:?}"));
     match &first {
         Decided::Now {
@@ -159,7 +159,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
         other => panic!("{other:?}"),
     }
 
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let second = store
         .decide(
             &id,
@@ -180,7 +180,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
         "a clear no-op, no token"
     );
     // The refused update returns the item as it is: no read needed.
-    assert_eq!(clients.calls.since(mark), ["DynamoDB:UpdateItem"]);
+    assert_eq!(clients.calls().since(mark), ["DynamoDB:UpdateItem"]);
     let after = store.get(&id, "isolate-instance").await?.unwrap();
     assert_eq!(after.status, ApprovalStatus::Approved);
     assert_eq!(after.reason.as_deref(), Some("confirmed compromise"));
@@ -276,7 +276,7 @@ async fn an_expired_request_cannot_be_approved() -> TestResult {
 
     // DynamoDB deletes expired requests by the TTL attribute.
     let ttl = clients
-        .dynamodb
+        .dynamodb()
         .describe_time_to_live()
         .table_name(&names.approvals)
         .send()

@@ -173,11 +173,11 @@ async fn appended_records_verify_against_their_locked_anchors() -> TestResult {
     let f = setup().await;
     let id = incident_id(&unique_name("audit"));
 
-    let mark = f.clients.calls.count();
+    let mark = f.clients.calls().count();
     let first = append(&f, &id, 0).await;
     // Read the head, put the record conditionally.
     assert_eq!(
-        f.clients.calls.since(mark),
+        f.clients.calls().since(mark),
         ["DynamoDB:Query", "DynamoDB:PutItem"]
     );
     assert_eq!((first.seq, first.prev_hash.as_str()), (0, GENESIS));
@@ -186,19 +186,19 @@ async fn appended_records_verify_against_their_locked_anchors() -> TestResult {
         appended.push(append(&f, &id, i).await);
     }
 
-    let mark = f.clients.calls.count();
+    let mark = f.clients.calls().count();
     let a3 = f
         .log
         .anchor(&id, "left-containment", &f.bucket, &evidence(), T0)
         .await?;
     assert_eq!(
-        f.clients.calls.since(mark),
+        f.clients.calls().since(mark),
         ["DynamoDB:Query", "S3:PutObject", "S3:HeadObject"]
     );
     assert_eq!((a3.seq, a3.hash.as_str()), (2, appended[2].hash.as_str()));
 
     // Anchoring the same head for the same reason again returns the existing anchor.
-    let mark = f.clients.calls.count();
+    let mark = f.clients.calls().count();
     let again = f
         .log
         .anchor(
@@ -211,7 +211,7 @@ async fn appended_records_verify_against_their_locked_anchors() -> TestResult {
         .await?;
     assert_eq!(again, a3);
     assert_eq!(
-        f.clients.calls.since(mark),
+        f.clients.calls().since(mark),
         ["DynamoDB:Query", "S3:PutObject", "S3:GetObject"]
     );
 
@@ -239,11 +239,11 @@ async fn appended_records_verify_against_their_locked_anchors() -> TestResult {
         chain.iter().map(|r| r.seq).collect::<Vec<_>>(),
         [0, 1, 2, 3, 4]
     );
-    let mark = f.clients.calls.count();
+    let mark = f.clients.calls().count();
     let verified = f.log.verify(&id, &f.bucket).await?;
     // The chain (one page), the anchor versions, each anchor version read by its id.
     assert_eq!(
-        f.clients.calls.since(mark),
+        f.clients.calls().since(mark),
         [
             "DynamoDB:Query",
             "S3:ListObjectVersions",

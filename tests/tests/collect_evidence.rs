@@ -47,7 +47,7 @@ const FINDING: &str = "{\"schemaVersion\": \"2.0\",\n  \"id\": \"7ab0c1d2e3f4a5b
 /// The operations `clients` started since `mark` (a call-log count), as `SERVICE:Operation`,
 /// sorted (concurrent calls complete in any order).
 fn calls_since(clients: &Clients, mark: usize) -> Vec<String> {
-    let mut ops = clients.calls.since(mark);
+    let mut ops = clients.calls().since(mark);
     ops.sort();
     ops
 }
@@ -368,7 +368,7 @@ async fn enforce_collects_finding_description_and_window_logs_into_locked_versio
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2000));
     let req = request(&incident, instance_resource(&vm.id), Mode::Enforce, REGION);
 
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(&clients, &settings, &req).await?;
     assert_eq!(report.outcome, Outcome::Applied, "{report:#?}");
     assert_eq!(report.mode, Mode::Enforce);
@@ -546,7 +546,7 @@ async fn second_run_is_already_in_place_and_writes_nothing() -> TestResult {
     );
     assert_eq!(markers, 0);
 
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let second = collect_evidence(&clients, &settings, &req).await?;
     assert_eq!(second.outcome, Outcome::AlreadyInPlace, "{second:#?}");
     assert!(second.changes.is_empty());
@@ -625,7 +625,7 @@ async fn dry_run_writes_nothing_and_plans_the_keys() -> TestResult {
         "account": ACCOUNT_ID, "region": REGION, "finding": {}, "firstSeen": "2026-11-20T23:30:00Z", "lastSeen": "2026-11-21T00:10:00Z"
     }))?.mode, Mode::DryRun);
 
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(&clients, &settings, &req).await?;
     assert_eq!(report.outcome, Outcome::Planned, "{report:#?}");
     assert_eq!(
@@ -704,7 +704,7 @@ async fn without_a_trail_bucket_only_the_finding_and_description_are_collected()
     let incident = incident_id_from(&bucket);
     let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, None, config(2000));
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -775,7 +775,7 @@ async fn log_files_beyond_the_limit_are_reported_not_copied() -> TestResult {
         arn: None,
         vpc_id: None,
     });
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -842,7 +842,7 @@ async fn an_unknown_instance_is_recorded_as_absent_and_the_rest_is_collected() -
     let incident = incident_id_from(&bucket);
     let clients = clients(cloud);
     let settings = EvidenceSettings::new(&bucket, Some(trail.bucket.clone()), config(2000));
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -906,7 +906,7 @@ async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> T
         id: "db-1".into(),
     });
     for mode in [Mode::DryRun, Mode::Enforce] {
-        let mark = clients.calls.count();
+        let mark = clients.calls().count();
         let err = expect_err(
             collect_evidence(
                 &clients,
@@ -954,7 +954,7 @@ async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> T
         ]),
     ];
     for (mode, ops) in [Mode::DryRun, Mode::Enforce].into_iter().zip(expected) {
-        let mark = clients.calls.count();
+        let mark = clients.calls().count();
         let err = expect_err(
             collect_evidence(
                 &clients,
@@ -970,7 +970,7 @@ async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> T
     assert_eq!(versions(&s3, &plain).await, (vec![], 0));
 
     // A request that is not one: refused before any call.
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let mut bad = request(&incident, resource, Mode::Enforce, REGION);
     bad.first_seen = LAST_SEEN + time::Duration::minutes(1);
     expect_err(
@@ -983,7 +983,7 @@ async fn a_missing_or_unlockable_evidence_bucket_is_a_configuration_error() -> T
         collect_evidence(&clients, &settings, &bad).await,
         ErrorName::InvalidInput,
     );
-    assert_eq!(clients.calls.count(), mark);
+    assert_eq!(clients.calls().count(), mark);
     Ok(())
 }
 
@@ -1042,7 +1042,7 @@ async fn an_iam_user_is_described_with_policies_and_key_metadata_never_secrets()
         access_key_id: Some(key_ids[0].clone()),
         principal_id: None,
     });
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1145,7 +1145,7 @@ async fn an_iam_role_in_another_region_also_gets_the_global_event_logs() -> Test
         access_key_id: None,
         principal_id: None,
     });
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1236,7 +1236,7 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
         bucket_name: target.clone(),
         arn: None,
     });
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,
@@ -1288,7 +1288,7 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
         bucket_name: unique_name("ir-ev-gone"),
         arn: None,
     });
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let report = collect_evidence(
         &clients,
         &settings,

@@ -76,7 +76,7 @@ async fn playbook_run(off: &Offline, incident: &str) -> ExecutionStatus {
 
 async fn executions(off: &Offline, machine: &str) -> Vec<String> {
     off.clients
-        .sfn
+        .sfn()
         .list_executions()
         .state_machine_arn(machine)
         .send()
@@ -152,7 +152,7 @@ async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_cha
     // Evidence: the manifest and what it lists are in the locked bucket.
     let listed = off
         .clients
-        .s3
+        .s3()
         .list_objects_v2()
         .bucket(&off.bucket)
         .prefix(format!("incidents/{incident}/"))

@@ -321,7 +321,7 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
             "GetRolePolicy",
         ]
     );
-    let released = release.finish(&clients.calls);
+    let released = release.finish(clients.calls());
     assert_eq!(released.outcome, Outcome::Applied);
     assert_eq!(
         statuses(&released),
@@ -343,7 +343,7 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
         };
         restore_inline_policy(&clients, r, &mut again).await?;
     }
-    let again = again.finish(&clients.calls);
+    let again = again.finish(clients.calls());
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
     assert_eq!(again.aws_calls, 2);
 
@@ -547,7 +547,7 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
             "ListAccessKeys"
         ]
     );
-    let released = release.finish(&clients.calls);
+    let released = release.finish(clients.calls());
     assert_eq!(released.outcome, Outcome::Applied);
     let restored = user_state(&iam, &name).await;
     assert_eq!(restored.keys[&k1], "Active");
@@ -557,7 +557,7 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     // Releasing again changes nothing.
     let mut again = release_report(&clients, &inc, Mode::Enforce);
     restore_access_keys(&clients, r, &mut again).await?;
-    let again = again.finish(&clients.calls);
+    let again = again.finish(clients.calls());
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
     assert_eq!(again.aws_calls, 2);
     Ok(())
@@ -678,7 +678,7 @@ async fn release_of_keys_notes_a_key_deleted_since_and_restores_the_others() -> 
 
     let mut release = release_report(&clients, &inc, Mode::Enforce);
     restore_access_keys(&clients, &record, &mut release).await?;
-    let released = release.finish(&clients.calls);
+    let released = release.finish(clients.calls());
     assert!(
         released
             .notes
@@ -894,7 +894,7 @@ async fn dry_run_changes_nothing_and_returns_the_plan() -> TestResult {
         ..user_before
     };
     restore_access_keys(&clients, &record, &mut release).await?;
-    let planned_release = release.finish(&clients.calls);
+    let planned_release = release.finish(clients.calls());
     assert_eq!(planned_release.outcome, Outcome::Planned);
     assert_eq!(statuses(&planned_release), vec![ChangeStatus::Planned]);
 

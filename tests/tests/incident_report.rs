@@ -69,7 +69,7 @@ async fn fixture() -> Fixture {
     create_tables(&clients, &names).await.unwrap();
     let bucket = locked_bucket(&cloud.s3_client(), "ir-report-ev").await;
     let topic = clients
-        .sns
+        .sns()
         .create_topic()
         .name(unique_name("ir-report-notify"))
         .send()
@@ -112,7 +112,7 @@ impl Fixture {
 
     async fn create_machine(&self, definition: &serde_json::Value) -> String {
         self.clients
-            .sfn
+            .sfn()
             .create_state_machine()
             .name(unique_name("ir-report-sm"))
             .definition(definition.to_string())
@@ -177,7 +177,7 @@ async fn waiting_gate(f: &Fixture) -> (String, String) {
         .await;
     let execution = f
         .clients
-        .sfn
+        .sfn()
         .start_execution()
         .state_machine_arn(&machine)
         .name(unique_name("gate-run"))
@@ -191,7 +191,7 @@ async fn waiting_gate(f: &Fixture) -> (String, String) {
     loop {
         let item = f
             .clients
-            .dynamodb
+            .dynamodb()
             .get_item()
             .table_name(&f.names.keys)
             .key("key", AttributeValue::S(slot.clone()))
@@ -215,7 +215,7 @@ async fn finished(f: &Fixture, execution: &str) -> ExecutionStatus {
     loop {
         let d = f
             .clients
-            .sfn
+            .sfn()
             .describe_execution()
             .execution_arn(execution)
             .send()
@@ -288,7 +288,7 @@ struct Built {
 /// +1 s, snapshot-volumes failed at +1.5 s, the isolation gate requested at +2 s and approved by
 /// Alice at +2.5 s, isolate-instance (enforce) at +3 s, the playbook finished at +3.1 s.
 async fn contained_incident(f: &Fixture) -> Built {
-    let (instance_id, group) = instance(&f.clients.ec2).await;
+    let (instance_id, group) = instance(f.clients.ec2()).await;
     let t0 = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - Duration::minutes(10);
     let at = |ms: i64| t0 + Duration::milliseconds(ms);
 
@@ -711,7 +711,7 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
     // Record 4 (the snapshot failure) edited in place: the chain no longer verifies, and the
     // rest of the report is still there.
     f.clients
-        .dynamodb
+        .dynamodb()
         .update_item()
         .table_name(&f.names.audit)
         .key("incidentId", AttributeValue::S(id.clone()))
@@ -815,7 +815,7 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     // failure is on the incident and in the chain, under the approver who asked.
     let other = ir_tests::incident_id();
     f.clients
-        .ec2
+        .ec2()
         .create_tags()
         .resources(&instance_id)
         .tags(
@@ -851,7 +851,7 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
 
     // The tag put back, the release runs: resolved, the error cleared, the head anchored again.
     f.clients
-        .ec2
+        .ec2()
         .create_tags()
         .resources(&instance_id)
         .tags(

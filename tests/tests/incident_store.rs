@@ -96,7 +96,7 @@ async fn scan(
     table: &str,
 ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
     let out = clients
-        .dynamodb
+        .dynamodb()
         .scan()
         .table_name(table)
         .consistent_read(true)
@@ -113,7 +113,7 @@ async fn key_item(
     key: &str,
 ) -> Option<std::collections::HashMap<String, AttributeValue>> {
     clients
-        .dynamodb
+        .dynamodb()
         .get_item()
         .table_name(&names.keys)
         .key("key", AttributeValue::S(key.to_owned()))
@@ -137,7 +137,7 @@ fn str_attr<'a>(
 
 /// The operations since `mark` (`Service:Operation`).
 fn ops(clients: &Clients, mark: usize) -> Vec<String> {
-    clients.calls.since(mark)
+    clients.calls().since(mark)
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn first_finding_opens_an_incident_in_triage() -> TestResult {
     let f = finding(&unique_name("f"), &unique_name("i"), Severity::High, 1);
     let id = incident_id(&f.finding_key);
 
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let ingested = store.ingest(&f, DETECTED).await?;
     assert_eq!(
         ops(&clients, mark),
@@ -210,7 +210,7 @@ async fn the_same_finding_again_is_a_repeat_that_updates_counts() -> TestResult 
     // GuardDuty re-publishes the same finding id with a larger count and a later last-seen.
     let mut again = finding(&name, &instance, Severity::Medium, 7);
     again.last_seen = Some(FIRST_SEEN + Duration::minutes(30));
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let ingested = store
         .ingest(&again, DETECTED + Duration::minutes(15))
         .await?;
@@ -367,7 +367,7 @@ async fn attaching_raises_the_severity_and_never_lowers_it() -> TestResult {
     store.ingest(&first, DETECTED).await?;
 
     let higher = finding(&unique_name("f"), &instance, Severity::Critical, 1);
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let ingested = store
         .ingest(&higher, DETECTED + Duration::minutes(1))
         .await?;
@@ -424,7 +424,7 @@ async fn transitions_set_the_timeline_and_refuse_illegal_or_stale_moves() -> Tes
     store.ingest(&f, DETECTED).await?;
 
     let started = DETECTED + Duration::seconds(40);
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let moved = store
         .transition(
             &id,
@@ -446,7 +446,7 @@ async fn transitions_set_the_timeline_and_refuse_illegal_or_stale_moves() -> Tes
     assert_eq!(moved.version, 2);
 
     // Illegal: refused before any call.
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let err = store
         .transition(
             &id,
@@ -525,7 +525,7 @@ async fn after_resolution_a_new_finding_opens_a_new_incident_with_history() -> T
     store.ingest(&first, DETECTED).await?;
 
     let resolved_at = DETECTED + Duration::hours(2);
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let resolved = store
         .transition(
             &first_id,
@@ -619,7 +619,7 @@ async fn decisions_records_and_errors_are_kept_and_idempotent() -> TestResult {
     let enrichment = engine.enrich(&events, 0);
     let decision = engine.decide(&id, &events, &enrichment, DETECTED)?;
     let triaged = DETECTED + Duration::seconds(3);
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let stored = store.record_decision(&id, &decision, triaged).await?;
     assert_eq!(
         ops(&clients, mark),
@@ -639,7 +639,7 @@ async fn decisions_records_and_errors_are_kept_and_idempotent() -> TestResult {
     );
 
     // The same decision again writes nothing (one read, no update).
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let same = store
         .record_decision(&id, &decision, triaged + Duration::minutes(1))
         .await?;

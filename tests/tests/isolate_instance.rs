@@ -281,14 +281,14 @@ async fn restore(
 ) -> Result<ActionReport, ActionError> {
     let mut report = release_report(clients, incident, mode);
     restore_isolation(clients, record, &mut report).await?;
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }
 
 #[tokio::test]
 async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them_exactly() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let fx = fixture(ec2).await;
     let inc = incident_id();
     let [eni1, eni2] = &fx.enis;
@@ -677,7 +677,7 @@ async fn state(ec2: &aws_sdk_ec2::Client, fx: &Fixture) -> String {
 async fn dry_run_changes_nothing_and_lists_the_plan() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let fx = fixture(ec2).await;
     let inc = incident_id();
 
@@ -783,7 +783,7 @@ async fn dry_run_changes_nothing_and_lists_the_plan() {
 async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let fx = fixture(ec2).await;
     let inc = incident_id();
     let [eni1, eni2] = &fx.enis;
@@ -895,7 +895,7 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
 async fn an_instance_contained_by_another_incident_is_refused() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let fx = fixture(ec2).await;
     let (first, second) = (incident_id(), incident_id());
     let record = isolation(
@@ -934,7 +934,7 @@ async fn an_instance_contained_by_another_incident_is_refused() {
 async fn the_groups_are_reused_across_instances_and_a_preexisting_one_is_emptied() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let fx = fixture(ec2).await;
 
     // Someone created a group with the isolation group's name, untagged, with rules.
@@ -1033,14 +1033,14 @@ async fn a_resource_that_is_not_an_instance_is_invalid_input() {
     let (clients, _) = recorded_clients(cloud);
     let mut req = request(&incident_id(), "i-0123456789abcdef0", Mode::Enforce);
     req.resource = user_resource("alice", None);
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     let err = expect_err(
         isolate_instance(&clients, &req).await,
         ErrorName::InvalidInput,
     );
     assert!(err.to_string().contains("iam-user"), "{err}");
     assert_eq!(
-        clients.calls.count_since(mark),
+        clients.calls().count_since(mark),
         0,
         "refused before any AWS call"
     );
@@ -1050,7 +1050,7 @@ async fn a_resource_that_is_not_an_instance_is_invalid_input() {
 async fn concurrent_runs_in_one_vpc_end_with_one_pair_of_groups() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let fx = fixture(ec2).await;
     let (other, _, _) = instance(ec2, &fx.subnets, &fx.secondary_groups, &fx.primary_groups).await;
     let (inc1, inc2) = (incident_id(), incident_id());

@@ -122,7 +122,7 @@ async fn fixture() -> Fixture {
     create_tables(&clients, &names).await.unwrap();
     let bucket = fixtures::locked_bucket(&env.cloud.s3_client(), "ir-evidence").await;
     let topic = clients
-        .sns
+        .sns()
         .create_topic()
         .name(unique_name("ir-notify"))
         .send()
@@ -133,7 +133,7 @@ async fn fixture() -> Fixture {
         .to_owned();
     let inbox = format!("/sns/{}", unique_name("inbox"));
     clients
-        .sns
+        .sns()
         .subscribe()
         .topic_arn(&topic)
         .protocol("http")
@@ -182,11 +182,11 @@ impl Fixture {
     }
 
     fn mark(&self) -> usize {
-        self.clients.calls.count()
+        self.clients.calls().count()
     }
 
     fn calls(&self, mark: usize) -> Vec<String> {
-        self.clients.calls.since(mark)
+        self.clients.calls().since(mark)
     }
 
     fn gate(&self) -> GateSettings {
@@ -254,7 +254,7 @@ fn triaged(mode: Mode) -> (TriageInput, Decision) {
 async fn stored_and_triaged(f: &Fixture, mode: Mode) -> (TriageInput, Decision) {
     let (input, decision) = triaged(mode);
     let machine = create_machine(
-        &f.clients.sfn,
+        f.clients.sfn(),
         &json!({"StartAt": "Triage", "States": {"Triage": {"Type": "Pass", "End": true}}}),
     )
     .await;
@@ -519,7 +519,7 @@ async fn twenty_concurrent_deliveries_open_one_incident_and_start_one_triage() -
     // One request at a time (see `ir_tests::relay`: moto's concurrent `TransactWriteItems` and
     // `StartExecution`s are not atomic); concurrent ingests still interleave at every request.
     f.clients = serialized_clients(&env().cloud).await;
-    let sfn = &f.clients.sfn;
+    let sfn = &f.clients.sfn();
     let machine = create_machine(
         sfn,
         &json!({"StartAt": "Triage", "States": {"Triage": {"Type": "Pass", "End": true}}}),
@@ -603,7 +603,7 @@ async fn twenty_concurrent_deliveries_open_one_incident_and_start_one_triage() -
 #[tokio::test]
 async fn a_repeat_starts_nothing_unless_the_triage_start_was_lost() -> TestResult {
     let f = fixture().await;
-    let sfn = &f.clients.sfn;
+    let sfn = &f.clients.sfn();
     let machine = create_machine(
         sfn,
         &json!({"StartAt": "Triage", "States": {"Triage": {"Type": "Pass", "End": true}}}),
@@ -907,7 +907,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     );
     let head = f
         .clients
-        .s3
+        .s3()
         .head_object()
         .bucket(&f.bucket)
         .key(&key)
@@ -979,7 +979,7 @@ async fn a_dry_run_playbook_contains_nothing_and_says_so() -> TestResult {
     assert_eq!(last.detail["plannedOnly"], json!(["isolate-instance"]));
     let anchors = f
         .clients
-        .s3
+        .s3()
         .list_object_versions()
         .bucket(&f.bucket)
         .prefix(format!("incidents/{id}/"))
@@ -1073,7 +1073,7 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     let f = fixture().await;
     let (input, decision) = stored_and_triaged(&f, Mode::Enforce).await;
     let id = input.incident_id.clone();
-    let sfn = &f.clients.sfn;
+    let sfn = &f.clients.sfn();
     let (execution, req, token) = start_gate(sfn, &decision, "isolate_instance").await;
     assert_eq!(req.step_id, "isolate-instance");
     assert_eq!(req.incident_id, id);
@@ -1268,7 +1268,7 @@ async fn a_rejection_fails_the_gate_with_the_reason() -> TestResult {
     let f = fixture().await;
     let (input, decision) = stored_and_triaged(&f, Mode::Enforce).await;
     let id = input.incident_id.clone();
-    let sfn = &f.clients.sfn;
+    let sfn = &f.clients.sfn();
     let (execution, req, token) = start_gate(sfn, &decision, "revoke_credentials").await;
     request(
         &f.clients,
@@ -1520,11 +1520,14 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
         .endpoint_url(&fake.url)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
         .build();
-    f.clients.sfn = Sfn::from_conf(
+    // The same tables through clients whose Step Functions calls go to the fake.
+    let fresh = clients(&env().cloud);
+    let sfn = Sfn::from_conf(
         aws_sdk_sfn::config::Builder::from(&sdk)
-            .interceptor(f.clients.calls.clone())
+            .interceptor(fresh.calls().clone())
             .build(),
     );
+    f.clients = fresh.with_sfn(sfn);
     let store = ApprovalStore::new(f.clients.clone(), f.names.clone());
     let now = OffsetDateTime::now_utc();
     let token = |step: &str| format!("AQCEAAAAKgAAAAMAAAAAsecret+Task/Token={step}");

@@ -35,15 +35,15 @@ async fn group(ec2: &aws_sdk_ec2::Client, vpc: &str) -> String {
 }
 
 async fn victim(c: &Clients) -> Victim {
-    let vpc = create_vpc(&c.ec2, "10.70.0.0/16").await;
-    let subnet = create_subnet(&c.ec2, &vpc, "10.70.1.0/24").await;
+    let vpc = create_vpc(c.ec2(), "10.70.0.0/16").await;
+    let subnet = create_subnet(c.ec2(), &vpc, "10.70.1.0/24").await;
     let (g1, g2, g3) = (
-        group(&c.ec2, &vpc).await,
-        group(&c.ec2, &vpc).await,
-        group(&c.ec2, &vpc).await,
+        group(c.ec2(), &vpc).await,
+        group(c.ec2(), &vpc).await,
+        group(c.ec2(), &vpc).await,
     );
     let instance = launch(
-        run_instance(&c.ec2)
+        run_instance(c.ec2())
             .network_interfaces(primary_interface(&subnet, &[g2, g1]))
             .block_device_mappings(
                 BlockDeviceMapping::builder()
@@ -64,16 +64,16 @@ async fn victim(c: &Clients) -> Victim {
         .network_interface_id()
         .unwrap()
         .to_owned();
-    let second = attach_interface(&c.ec2, &instance_id, &subnet, &[g3], false).await;
+    let second = attach_interface(c.ec2(), &instance_id, &subnet, &[g3], false).await;
 
     let role = unique_name("app-role");
-    create_role(&c.iam, &role, "/", &[]).await;
-    put_role_policy(&c.iam, &role, "app", APP_POLICY).await;
+    create_role(c.iam(), &role, "/", &[]).await;
+    put_role_policy(c.iam(), &role, "app", APP_POLICY).await;
     let user = unique_name("deployer");
-    create_user(&c.iam, &user, &[]).await;
+    create_user(c.iam(), &user, &[]).await;
     let mut keys = Vec::new();
     for _ in 0..2 {
-        keys.push(create_key(&c.iam, &user).await);
+        keys.push(create_key(c.iam(), &user).await);
     }
     Victim {
         instance_id,
@@ -89,16 +89,16 @@ async fn victim(c: &Clients) -> Victim {
 async fn state(c: &Clients, v: &Victim) -> String {
     let mut enis = Vec::new();
     for eni in &v.enis {
-        enis.push((eni, eni_state(&c.ec2, eni).await));
+        enis.push((eni, eni_state(c.ec2(), eni).await));
     }
     format!(
         "{:#?}",
         (
             enis,
-            instance_protection(&c.ec2, &v.instance_id).await,
-            instance_tags(&c.ec2, &v.instance_id).await,
-            role_state(&c.iam, &v.role).await,
-            user_state(&c.iam, &v.user).await,
+            instance_protection(c.ec2(), &v.instance_id).await,
+            instance_tags(c.ec2(), &v.instance_id).await,
+            role_state(c.iam(), &v.role).await,
+            user_state(c.iam(), &v.user).await,
         )
     )
 }
@@ -187,7 +187,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
         mode: Mode::Enforce,
         ..dry
     };
-    let mark = c.calls.count();
+    let mark = c.calls().count();
     let done = release_containment(&c, &release).await.unwrap();
     assert_eq!(done.outcome, Outcome::Applied);
     assert!(applied(&done) > 0);
@@ -196,7 +196,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
         before,
         "release did not restore the original state"
     );
-    let calls = c.calls.since(mark);
+    let calls = c.calls().since(mark);
     assert!(
         calls
             .iter()
@@ -214,7 +214,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
     };
     let ids: Vec<String> = snapshots.iter().map(|s| s.snapshot_id.clone()).collect();
     let found = c
-        .ec2
+        .ec2()
         .describe_snapshots()
         .set_snapshot_ids(Some(ids.clone()))
         .send()

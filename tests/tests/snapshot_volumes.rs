@@ -108,7 +108,7 @@ fn snapshot_refs(report: &ActionReport, instance_id: &str) -> Vec<SnapshotRef> {
 async fn one_multi_volume_snapshot_set_is_taken_once_and_found_again() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let (instance_id, volumes) = instance(ec2).await;
     let inc = incident_id();
 
@@ -206,7 +206,7 @@ async fn one_multi_volume_snapshot_set_is_taken_once_and_found_again() {
 async fn dry_run_proves_the_permission_and_creates_nothing() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let (instance_id, volumes) = instance(ec2).await;
 
     let mark = sent.mark();
@@ -273,10 +273,10 @@ async fn bad_requests_are_typed_errors() {
         bucket_name: "evidence".into(),
         arn: None,
     });
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     expect_err(
         snapshot_volumes(&clients, &req).await,
         ErrorName::InvalidInput,
     );
-    assert_eq!(clients.calls.count_since(mark), 0);
+    assert_eq!(clients.calls().count_since(mark), 0);
 }

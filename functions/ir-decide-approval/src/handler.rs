@@ -272,7 +272,7 @@ mod tests {
         let (code, body) = status(&d, request("POST", who, BODY, false)).await;
         assert_eq!(code, 403, "{body}");
         assert_eq!(body["error"], "AccessDenied");
-        assert_eq!(d.clients.calls.count(), 0);
+        assert_eq!(d.clients.calls().count(), 0);
         let not_an_event = Incoming::parse(r#"{"hello": 1}"#).unwrap();
         assert_eq!(handle(&d, not_an_event).await.unwrap().status_code, 400);
     }

@@ -23,7 +23,7 @@ pub struct Gate {
 /// The function's own ARN (its role's session), once at init.
 pub async fn own_identity(clients: &Clients) -> Result<String, ir_aws::SdkFailure> {
     let out = clients
-        .sts
+        .sts()
         .get_caller_identity()
         .send()
         .await

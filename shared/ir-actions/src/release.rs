@@ -22,7 +22,7 @@ pub async fn release_containment(
         &req.step_id,
         ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     if req.records.is_empty() {
         report.note("no containment records: nothing to release");
@@ -42,8 +42,8 @@ pub async fn release_containment(
             }
         };
         if let Err(e) = restored {
-            return Err(e.after(&report.snapshot(&clients.calls)));
+            return Err(e.after(&report.snapshot(clients.calls())));
         }
     }
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }

@@ -1,21 +1,35 @@
-//! The SDK clients a function uses, built once at init from one SDK configuration.
+//! The SDK clients a function uses, each built on first use from one SDK configuration.
+//!
+//! A function builds only the clients its code calls, and a binary links only the clients its
+//! code can reach: `ir-isolate-instance` builds an EC2 client and nothing else. The composition
+//! root (a function's `main`) asks for its clients once at init ([`Clients::ec2`] and so on), so
+//! the work stays in the cold start and no invocation pays for it.
+
+use std::sync::{Arc, OnceLock};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::calls::CallLog;
 
-/// Every client of the suite, sharing one configuration and one call log. Cheap to clone.
+/// The clients of one process, sharing one configuration and one call log. Cheap to clone: the
+/// clones share the clients already built.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    pub ec2: aws_sdk_ec2::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sts: aws_sdk_sts::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sfn: aws_sdk_sfn::Client,
-    /// Notifications (incident updates, approval requests).
-    pub sns: aws_sdk_sns::Client,
-    pub calls: CallLog,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sdk: SdkConfig,
+    options: ClientOptions,
+    calls: CallLog,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    sts: OnceLock<aws_sdk_sts::Client>,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    sfn: OnceLock<aws_sdk_sfn::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
 }
 
 /// Options that are not part of the standard AWS configuration chain.
@@ -36,41 +50,41 @@ impl ClientOptions {
     }
 }
 
+/// One client accessor: built from the shared configuration with the call log as interceptor,
+/// on first use.
+macro_rules! client {
+    ($(#[$doc:meta])* $name:ident: $sdk:ident $(, |$b:ident, $o:ident| $extra:expr)?) => {
+        $(#[$doc])*
+        pub fn $name(&self) -> &$sdk::Client {
+            self.inner.$name.get_or_init(|| {
+                let builder = $sdk::config::Builder::from(&self.inner.sdk)
+                    .interceptor(self.inner.calls.clone());
+                $(let builder = {
+                    let ($b, $o) = (builder, &self.inner.options);
+                    $extra
+                };)?
+                $sdk::Client::from_conf(builder.build())
+            })
+        }
+    };
+}
+
 impl Clients {
-    /// Clients from an SDK configuration.
+    /// Clients from an SDK configuration; none is built yet.
     pub fn new(sdk: &SdkConfig, options: ClientOptions) -> Clients {
-        let calls = CallLog::default();
-        let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
-        let iam = aws_sdk_iam::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
-        let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .force_path_style(options.s3_force_path_style)
-            .build();
-        let sts = aws_sdk_sts::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
-        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
-        let sfn = aws_sdk_sfn::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
-        let sns = aws_sdk_sns::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
         Clients {
-            ec2: aws_sdk_ec2::Client::from_conf(ec2),
-            iam: aws_sdk_iam::Client::from_conf(iam),
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            sts: aws_sdk_sts::Client::from_conf(sts),
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            sfn: aws_sdk_sfn::Client::from_conf(sfn),
-            sns: aws_sdk_sns::Client::from_conf(sns),
-            calls,
+            inner: Arc::new(Inner {
+                sdk: sdk.clone(),
+                options,
+                calls: CallLog::default(),
+                ec2: OnceLock::new(),
+                iam: OnceLock::new(),
+                s3: OnceLock::new(),
+                sts: OnceLock::new(),
+                dynamodb: OnceLock::new(),
+                sfn: OnceLock::new(),
+                sns: OnceLock::new(),
+            }),
         }
     }
 
@@ -79,4 +93,43 @@ impl Clients {
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
         Clients::new(&sdk, ClientOptions::from_env())
     }
+
+    /// Every operation started through these clients.
+    pub fn calls(&self) -> &CallLog {
+        &self.inner.calls
+    }
+
+    /// This EC2 client in place of the one these clients would build (one with more
+    /// interceptors, say). Only before the first use: a client already built stays.
+    pub fn with_ec2(self, client: aws_sdk_ec2::Client) -> Clients {
+        let _ = self.inner.ec2.set(client);
+        self
+    }
+
+    /// This IAM client in place of the one these clients would build; as [`Clients::with_ec2`].
+    pub fn with_iam(self, client: aws_sdk_iam::Client) -> Clients {
+        let _ = self.inner.iam.set(client);
+        self
+    }
+
+    /// This Step Functions client in place of the one these clients would build; as
+    /// [`Clients::with_ec2`].
+    pub fn with_sfn(self, client: aws_sdk_sfn::Client) -> Clients {
+        let _ = self.inner.sfn.set(client);
+        self
+    }
+
+    client!(ec2: aws_sdk_ec2);
+    client!(iam: aws_sdk_iam);
+    client!(
+        /// Path-style addressing when [`ClientOptions::s3_force_path_style`] says so.
+        s3: aws_sdk_s3, |b, o| b.force_path_style(o.s3_force_path_style)
+    );
+    client!(sts: aws_sdk_sts);
+    client!(dynamodb: aws_sdk_dynamodb);
+    client!(sfn: aws_sdk_sfn);
+    client!(
+        /// Notifications (incident updates, approval requests).
+        sns: aws_sdk_sns
+    );
 }

@@ -271,7 +271,7 @@ mod tests {
             err(r#"{"source":"aws.guardduty","detail-type":"GuardDuty Finding"}"#).code(),
             "not-an-envelope"
         );
-        assert_eq!(err(r#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{}}"#).code(), "unsupported-source");
+        assert_eq!(err(r#"{"source":"aws.ec2()","detail-type":"EC2 Instance State-change Notification","detail":{}}"#).code(), "unsupported-source");
         assert_eq!(err(r#"{"source":"aws.guardduty","detail-type":"GuardDuty Malware Protection","detail":{}}"#).code(), "unsupported-detail-type");
         let ocsf =
             err(r#"{"source":"aws.securityhub","detail-type":"Findings Imported V2","detail":{}}"#);

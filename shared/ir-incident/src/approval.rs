@@ -519,7 +519,7 @@ pub async fn decide(
             let output = serde_json::to_string(&granted)
                 .map_err(|e| DecideError::InvalidInput(format!("approval output: {e}")))?;
             clients
-                .sfn
+                .sfn()
                 .send_task_success()
                 .task_token(token.expose())
                 .output(output)
@@ -537,7 +537,7 @@ pub async fn decide(
                 reason.clone()
             };
             clients
-                .sfn
+                .sfn()
                 .send_task_failure()
                 .task_token(token.expose())
                 .error(REJECTED_ERROR)

@@ -92,7 +92,7 @@ impl AuditWriter {
                     tracing::info!(incident_id, action, round, %why, "audit chain contended: trying again");
                     let ceiling_ms = 100 * u64::from(round);
                     let pause = std::time::Duration::from_millis(jitter_bits() % ceiling_ms);
-                    if let Some(sleep) = self.clients.dynamodb.config().sleep_impl() {
+                    if let Some(sleep) = self.clients.dynamodb().config().sleep_impl() {
                         sleep.sleep(pause).await;
                     }
                     round += 1;

@@ -251,7 +251,7 @@ impl Intake {
         })?;
         let sent = self
             .clients
-            .sfn
+            .sfn()
             .start_execution()
             .state_machine_arn(&self.triage_state_machine_arn)
             .name(&input.incident_id)

@@ -68,7 +68,7 @@ pub async fn publish(
     message: &Message,
 ) -> Result<String, SdkFailure> {
     let mut req = clients
-        .sns
+        .sns()
         .publish()
         .topic_arn(topic_arn)
         .subject(subject(&message.subject))
@@ -605,7 +605,7 @@ pub async fn notify_step(
     topic_arn: &str,
     req: &NotifyRequest,
 ) -> Result<ActionReport, ActionError> {
-    let mark = clients.calls.count();
+    let mark = clients.calls().count();
     if !is_incident_id(&req.incident_id) {
         return Err(ActionError::InvalidInput(format!(
             "`{}` is not an incident id",
@@ -656,7 +656,7 @@ pub async fn notify_step(
             "dry-run: the notification was sent anyway, its subject marked {DRY_RUN_MARK}; notifications change no resource"
         ));
     }
-    let mut report = b.finish(&clients.calls);
+    let mut report = b.finish(clients.calls());
     report.outcome = Outcome::Applied;
     Ok(report)
 }

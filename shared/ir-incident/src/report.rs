@@ -883,7 +883,7 @@ async fn manifest(
 
 async fn read_manifest(clients: &Clients, a: &EvidenceArtifacts) -> Result<StoredManifest, String> {
     let out = clients
-        .s3
+        .s3()
         .get_object()
         .bucket(&a.bucket)
         .key(&a.manifest_key)

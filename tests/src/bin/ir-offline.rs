@@ -187,7 +187,7 @@ async fn transitions(off: &Offline, execution: &str) -> Result<usize> {
     loop {
         let page = off
             .clients
-            .sfn
+            .sfn()
             .get_execution_history()
             .execution_arn(execution)
             .max_results(1000)

@@ -223,7 +223,7 @@ async fn lookup(clients: &Clients, vpc_ids: &[String]) -> Result<Vec<SecurityGro
     let mut token: Option<String> = None;
     loop {
         let out = clients
-            .ec2
+            .ec2()
             .describe_security_groups()
             .filters(filter("vpc-id", vpc_ids.iter().cloned()))
             .filters(filter("group-name", names.iter().cloned()))
@@ -264,7 +264,7 @@ async fn create(
 > {
     let name = kind.name(vpc_id);
     clients
-        .ec2
+        .ec2()
         .create_security_group()
         .group_name(&name)
         .description(kind.description())
@@ -297,7 +297,7 @@ async fn ensure_rules(
     let current_tag = tag_map(group.tags()).get(TAG_GROUP).cloned();
     if current_tag.as_deref() != Some(kind.label()) {
         let request = clients
-            .ec2
+            .ec2()
             .create_tags()
             .resources(id)
             .tags(tag(TAG_GROUP, kind.label()));
@@ -373,7 +373,7 @@ async fn authorize(
     match direction {
         Direction::Ingress => {
             let r = clients
-                .ec2
+                .ec2()
                 .authorize_security_group_ingress()
                 .group_id(group_id)
                 .ip_permissions(permission)
@@ -389,7 +389,7 @@ async fn authorize(
         }
         Direction::Egress => {
             let r = clients
-                .ec2
+                .ec2()
                 .authorize_security_group_egress()
                 .group_id(group_id)
                 .ip_permissions(permission)
@@ -416,7 +416,7 @@ async fn revoke(
     match direction {
         Direction::Ingress => {
             let r = clients
-                .ec2
+                .ec2()
                 .revoke_security_group_ingress()
                 .group_id(group_id)
                 .set_ip_permissions(Some(permissions))
@@ -432,7 +432,7 @@ async fn revoke(
         }
         Direction::Egress => {
             let r = clients
-                .ec2
+                .ec2()
                 .revoke_security_group_egress()
                 .group_id(group_id)
                 .set_ip_permissions(Some(permissions))

@@ -46,15 +46,15 @@ pub async fn isolate_instance(
         &req.step_id,
         ISOLATE_ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     let view = read_instance(clients, instance_id).await?;
     match isolate(clients, &req.incident_id, &view, &mut report).await {
         Ok(record) => {
             report.report_mut().record = record.map(ContainmentRecord::Isolation);
-            Ok(report.finish(&clients.calls))
+            Ok(report.finish(clients.calls()))
         }
-        Err(e) => Err(e.after(&report.snapshot(&clients.calls))),
+        Err(e) => Err(e.after(&report.snapshot(clients.calls()))),
     }
 }
 
@@ -263,7 +263,7 @@ async fn persist_originals(
     if report.mode() == Mode::Enforce {
         for (tags, resources) in &batches {
             clients
-                .ec2
+                .ec2()
                 .create_tags()
                 .set_resources(Some(resources.clone()))
                 .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
@@ -281,7 +281,7 @@ async fn persist_originals(
             tags.entry(k.as_str()).or_insert(v.as_str());
         }
         let request = clients
-            .ec2
+            .ec2()
             .create_tags()
             .set_resources(Some(resources.into_iter().collect()))
             .set_tags(Some(tags.into_iter().map(|(k, v)| tag(k, v)).collect()))
@@ -319,7 +319,7 @@ async fn preserve(
     let id = view.id.as_str();
     let live = &view.attributes;
     let enforce = report.mode() == Mode::Enforce;
-    let modify = || clients.ec2.modify_instance_attribute().instance_id(id);
+    let modify = || clients.ec2().modify_instance_attribute().instance_id(id);
     let boolean = |v: bool| {
         aws_sdk_ec2::types::AttributeBooleanValue::builder()
             .value(v)
@@ -461,7 +461,7 @@ async fn isolate_network(
         changed = true;
         let set_groups = |group: String| {
             clients
-                .ec2
+                .ec2()
                 .modify_network_interface_attribute()
                 .network_interface_id(&eni.id)
                 .groups(group)
@@ -544,7 +544,7 @@ async fn verify(
         .collect();
     if !isolation_ids.is_empty() {
         let out = clients
-            .ec2
+            .ec2()
             .describe_security_groups()
             .set_group_ids(Some(isolation_ids))
             .send()

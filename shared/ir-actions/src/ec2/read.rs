@@ -118,7 +118,7 @@ pub(crate) async fn describe_instance(
     instance_id: &str,
 ) -> Result<aws_sdk_ec2::types::Instance, ActionError> {
     let out = clients
-        .ec2
+        .ec2()
         .describe_instances()
         .instance_ids(instance_id)
         .send()
@@ -157,7 +157,7 @@ pub(crate) async fn attached_enis(
     let mut token: Option<String> = None;
     loop {
         let out = clients
-            .ec2
+            .ec2()
             .describe_network_interfaces()
             .filters(filter("attachment.instance-id", [instance_id]))
             .set_next_token(token.take())
@@ -224,7 +224,7 @@ pub(crate) async fn read_instance(
     let attribute = |name: InstanceAttributeName| {
         let name_text = name.as_str().to_owned();
         let request = clients
-            .ec2
+            .ec2()
             .describe_instance_attribute()
             .instance_id(instance_id)
             .attribute(name);

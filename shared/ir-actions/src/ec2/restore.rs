@@ -69,7 +69,7 @@ pub async fn restore_isolation(
         }
         if &eni.groups != original {
             let request = clients
-                .ec2
+                .ec2()
                 .modify_network_interface_attribute()
                 .network_interface_id(eni_id)
                 .set_groups(Some(original.clone()));
@@ -97,7 +97,7 @@ pub async fn restore_isolation(
     // Instance attributes and volumes.
     let live = &view.attributes;
     let original = &record.original_attributes;
-    let modify = || clients.ec2.modify_instance_attribute().instance_id(id);
+    let modify = || clients.ec2().modify_instance_attribute().instance_id(id);
     let boolean = |v: bool| {
         aws_sdk_ec2::types::AttributeBooleanValue::builder()
             .value(v)
@@ -256,7 +256,7 @@ pub async fn restore_isolation(
     }
     let delete = |keys: &[String], resources: &[String]| {
         clients
-            .ec2
+            .ec2()
             .delete_tags()
             .set_resources(Some(resources.to_vec()))
             .set_tags(Some(

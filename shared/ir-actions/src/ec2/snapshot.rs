@@ -34,7 +34,7 @@ pub async fn snapshot_volumes(
         &req.step_id,
         SNAPSHOT_ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     let instance = describe_instance(clients, instance_id).await?;
     let volumes = ebs_volumes(&instance);
@@ -80,17 +80,17 @@ pub async fn snapshot_volumes(
             instance_id: instance_id.to_owned(),
             snapshots: refs,
         });
-        return Ok(report.finish(&clients.calls));
+        return Ok(report.finish(clients.calls()));
     }
     if volumes.is_empty() {
         report.note(format!(
             "instance {instance_id} has no EBS volume: there is nothing to snapshot"
         ));
-        return Ok(report.finish(&clients.calls));
+        return Ok(report.finish(clients.calls()));
     }
 
     let described = clients
-        .ec2
+        .ec2()
         .describe_volumes()
         .set_volume_ids(Some(volumes.iter().map(|v| v.volume_id.clone()).collect()))
         .send()
@@ -114,7 +114,7 @@ pub async fn snapshot_volumes(
         255,
     );
     let request = clients
-        .ec2
+        .ec2()
         .create_snapshots()
         // Boot volume included: it holds the logs, binaries and persistence an investigation needs.
         .instance_specification(
@@ -146,7 +146,7 @@ pub async fn snapshot_volumes(
                 )),
             );
         }
-        return Ok(report.finish(&clients.calls));
+        return Ok(report.finish(clients.calls()));
     }
 
     // No client token exists for CreateSnapshots: the tag lookup above is what makes a repeat
@@ -184,7 +184,7 @@ pub async fn snapshot_volumes(
         instance_id: instance_id.to_owned(),
         snapshots: refs,
     });
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }
 
 #[derive(Debug)]
@@ -206,7 +206,7 @@ async fn existing_snapshots(
     let mut token: Option<String> = None;
     loop {
         let out = clients
-            .ec2
+            .ec2()
             .describe_snapshots()
             .owner_ids("self")
             .filters(filter(&format!("tag:{TAG_INCIDENT}"), [incident]))

@@ -276,7 +276,7 @@ async fn list_day(
     let mut token: Option<String> = None;
     loop {
         let page = clients
-            .s3
+            .s3()
             .list_objects_v2()
             .bucket(&location.bucket)
             .prefix(&prefix)

@@ -147,7 +147,7 @@ pub fn percent_decode(s: &str) -> String {
 /// four follow-up calls run concurrently.
 async fn ec2_instance(clients: &Clients, instance_id: &str) -> Result<Description, ActionError> {
     let out = match clients
-        .ec2
+        .ec2()
         .describe_instances()
         .instance_ids(instance_id)
         .send()
@@ -259,7 +259,7 @@ async fn ec2_instance(clients: &Clients, instance_id: &str) -> Result<Descriptio
         "tags": ec2_tags(instance.tags()),
     });
 
-    let ec2 = &clients.ec2;
+    let ec2 = &clients.ec2();
     let enis = async {
         if eni_ids.is_empty() {
             return Ok(json!([]));
@@ -448,7 +448,7 @@ async fn security_group_rules(
     let mut token: Option<String> = None;
     loop {
         let page = match clients
-            .ec2
+            .ec2()
             .describe_security_group_rules()
             .filters(filter.clone())
             .set_next_token(token.take())
@@ -667,7 +667,7 @@ async fn attached_policies(
 /// GetRole (with tags), its inline policies with their documents, and its attached managed
 /// policies; the listings run concurrently.
 async fn iam_role(clients: &Clients, name: &str) -> Result<Description, ActionError> {
-    let iam = &clients.iam;
+    let iam = &clients.iam();
     let out = match iam.get_role().role_name(name).send().await {
         Ok(out) => out,
         Err(e) => match absence(&e, is_no_such_entity) {
@@ -713,7 +713,7 @@ async fn iam_role(clients: &Clients, name: &str) -> Result<Description, ActionEr
 /// and its access keys' metadata with when and where each was last used. ListAccessKeys never
 /// returns secrets; nothing here could.
 async fn iam_user(clients: &Clients, name: &str) -> Result<Description, ActionError> {
-    let iam = &clients.iam;
+    let iam = &clients.iam();
     let out = match iam.get_user().user_name(name).send().await {
         Ok(out) => out,
         Err(e) => match absence(&e, is_no_such_entity) {
@@ -820,7 +820,7 @@ async fn iam_user(clients: &Clients, name: &str) -> Result<Description, ActionEr
 /// [`absent_or`] for other errors). A bucket that does not exist (`NoSuchBucket` from any of
 /// them) is described as not found.
 async fn s3_bucket(clients: &Clients, bucket: &str) -> Result<Description, ActionError> {
-    let s3 = &clients.s3;
+    let s3 = &clients.s3();
     let policy = async {
         match s3.get_bucket_policy().bucket(bucket).send().await {
             Ok(out) => Ok(out.policy().map_or(Value::Null, |p| {

@@ -290,7 +290,7 @@ pub async fn collect_evidence(
         &req.step_id,
         ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     let keys = Keys::new(req);
 
@@ -311,7 +311,7 @@ pub async fn collect_evidence(
             ));
         }
         report.report_mut().artifacts = Some(Artifacts::Evidence(existing.manifest));
-        return Ok(report.finish(&clients.calls));
+        return Ok(report.finish(clients.calls()));
     }
 
     // Everything to read, concurrently: the description, the log listing, and (enforce) who
@@ -439,7 +439,7 @@ pub async fn collect_evidence(
             settings.config.object_lock_mode,
             days(settings.config.retention_days)
         ));
-        return Ok(report.finish(&clients.calls));
+        return Ok(report.finish(clients.calls()));
     }
 
     let collector = collector.unwrap_or_default();
@@ -485,7 +485,7 @@ pub async fn collect_evidence(
             }
         }
         if let Some(e) = failure {
-            return Err(e.after(&report.snapshot(&clients.calls)));
+            return Err(e.after(&report.snapshot(clients.calls())));
         }
     }
 
@@ -520,7 +520,7 @@ pub async fn collect_evidence(
             create_only: true,
         })
         .await
-        .map_err(|e| e.after(&report.snapshot(&clients.calls)))?;
+        .map_err(|e| e.after(&report.snapshot(clients.calls())))?;
     report.change(
         s3_uri(&settings.bucket, &keys.manifest),
         "evidence-object",
@@ -536,7 +536,7 @@ pub async fn collect_evidence(
         settings.config.retention_days,
     )
     .await
-    .map_err(|e| e.after(&report.snapshot(&clients.calls)))?;
+    .map_err(|e| e.after(&report.snapshot(clients.calls())))?;
 
     report.note(format!(
         "{} objects and the manifest written to s3://{}/incidents/{}/, locked in {} mode for {}; manifest {} version {}",
@@ -555,7 +555,7 @@ pub async fn collect_evidence(
         manifest_key: keys.manifest,
         manifest_version_id: written.version_id,
     }));
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }
 
 fn s3_uri(bucket: &str, key: &str) -> String {
@@ -693,7 +693,7 @@ async fn caller_identity(clients: &Clients, cache: &CallerIdentity) -> Result<St
         return Ok(arn.to_owned());
     }
     let out = clients
-        .sts
+        .sts()
         .get_caller_identity()
         .send()
         .await
@@ -706,7 +706,7 @@ async fn caller_identity(clients: &Clients, cache: &CallerIdentity) -> Result<St
 /// implies versioning).
 async fn check_object_lock(clients: &Clients, bucket: &str) -> Result<(), ActionError> {
     match clients
-        .s3
+        .s3()
         .get_object_lock_configuration()
         .bucket(bucket)
         .send()
@@ -759,7 +759,7 @@ async fn existing_manifest(
     let (mut newest, mut marker_is_latest) = (None::<String>, false);
     loop {
         let page = clients
-            .s3
+            .s3()
             .list_object_versions()
             .bucket(bucket)
             .prefix(key)
@@ -956,7 +956,7 @@ async fn verify_lock(
     retention_days: u32,
 ) -> Result<(), ActionError> {
     let head = clients
-        .s3
+        .s3()
         .head_object()
         .bucket(bucket)
         .key(key)

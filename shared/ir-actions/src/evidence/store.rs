@@ -68,7 +68,7 @@ impl LockedBucket<'_> {
             DateTime::from(at + Duration::from_secs(u64::from(self.retention_days) * 86_400));
         let mut put = self
             .clients
-            .s3
+            .s3()
             .put_object()
             .bucket(self.bucket)
             .key(upload.key)
@@ -169,7 +169,7 @@ pub async fn fetch(
     version_id: Option<&str>,
 ) -> Result<Option<Fetched>, ActionError> {
     let get = clients
-        .s3
+        .s3()
         .get_object()
         .bucket(bucket)
         .key(key)

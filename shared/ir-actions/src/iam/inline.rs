@@ -37,7 +37,7 @@ pub(super) async fn revoke_sessions(
         &req.step_id,
         REVOKE_SESSIONS_ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     ensure_incident_id(&req.incident_id)?;
     let (target, instance) = match &req.resource {
@@ -118,7 +118,7 @@ pub(super) async fn revoke_sessions(
     }
     report.note(PROPAGATION_NOTE);
     dry_run_note(&mut report, &target);
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }
 
 /// Denies everything to a role or user (see [`super::deny_principal`]).
@@ -132,7 +132,7 @@ pub(super) async fn deny_principal(
         &req.step_id,
         DENY_PRINCIPAL_ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     ensure_incident_id(&req.incident_id)?;
     let target = match &req.resource {
@@ -176,7 +176,7 @@ pub(super) async fn deny_principal(
     }
     report.note(PROPAGATION_NOTE);
     dry_run_note(&mut report, &target);
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }
 
 fn ensure_incident_id(incident_id: &str) -> Result<(), ActionError> {
@@ -256,7 +256,7 @@ async fn put_deny(
         // applied, and a re-run of the step is idempotent.
         let read_back = get_inline_policy(clients, &target.principal, &name)
             .await
-            .map_err(|e| e.after(&report.snapshot(&clients.calls)))?;
+            .map_err(|e| e.after(&report.snapshot(clients.calls())))?;
         if read_back
             .as_ref()
             .and_then(|d| containment_in(purpose, d))
@@ -266,7 +266,7 @@ async fn put_deny(
                 "{who}: inline policy {name} read back as {} after PutPolicy",
                 read_back.map_or_else(|| "absent".to_owned(), |d| d.to_string())
             ))
-            .after(&report.snapshot(&clients.calls)));
+            .after(&report.snapshot(clients.calls())));
         }
     } else {
         report.change(&who, &attribute, before, doc);
@@ -283,7 +283,7 @@ async fn get_inline_policy(
     let raw = match principal.kind {
         PrincipalKind::Role => {
             match clients
-                .iam
+                .iam()
                 .get_role_policy()
                 .role_name(&principal.name)
                 .policy_name(name)
@@ -302,7 +302,7 @@ async fn get_inline_policy(
         }
         PrincipalKind::User => {
             match clients
-                .iam
+                .iam()
                 .get_user_policy()
                 .user_name(&principal.name)
                 .policy_name(name)
@@ -340,7 +340,7 @@ async fn put_inline_policy(
     let text = doc.to_string();
     match principal.kind {
         PrincipalKind::Role => clients
-            .iam
+            .iam()
             .put_role_policy()
             .role_name(&principal.name)
             .policy_name(name)
@@ -350,7 +350,7 @@ async fn put_inline_policy(
             .map(drop)
             .map_err(|e| ActionError::sdk("PutRolePolicy", e).not_found_as(|| label(principal))),
         PrincipalKind::User => clients
-            .iam
+            .iam()
             .put_user_policy()
             .user_name(&principal.name)
             .policy_name(name)
@@ -427,7 +427,7 @@ async fn delete_inline_policy(
     let what = || format!("inline policy {name} of {}", label(principal));
     match principal.kind {
         PrincipalKind::Role => clients
-            .iam
+            .iam()
             .delete_role_policy()
             .role_name(&principal.name)
             .policy_name(name)
@@ -436,7 +436,7 @@ async fn delete_inline_policy(
             .map(drop)
             .map_err(|e| ActionError::sdk("DeleteRolePolicy", e).not_found_as(what)),
         PrincipalKind::User => clients
-            .iam
+            .iam()
             .delete_user_policy()
             .user_name(&principal.name)
             .policy_name(name)

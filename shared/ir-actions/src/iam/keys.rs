@@ -128,7 +128,7 @@ impl Key {
 
 async fn list_access_keys(clients: &Clients, user: &str) -> Result<Vec<Key>, ActionError> {
     let mut pages = clients
-        .iam
+        .iam()
         .list_access_keys()
         .user_name(user)
         .into_paginator()
@@ -158,7 +158,7 @@ async fn set_key_status(
     status: StatusType,
 ) -> Result<(), ActionError> {
     clients
-        .iam
+        .iam()
         .update_access_key()
         .user_name(user)
         .access_key_id(id)
@@ -184,7 +184,7 @@ async fn tag_user(
     user: &str,
     tags: &[(String, String)],
 ) -> Result<Tagged, ActionError> {
-    let mut req = clients.iam.tag_user().user_name(user);
+    let mut req = clients.iam().tag_user().user_name(user);
     for (k, v) in tags {
         let tag = Tag::builder()
             .key(k)
@@ -221,7 +221,7 @@ pub(super) async fn disable_access_keys(
         &req.step_id,
         DISABLE_ACCESS_KEYS_ACTION,
         req.mode,
-        clients.calls.count(),
+        clients.calls().count(),
     );
     if !is_incident_id(&req.incident_id) {
         return Err(ActionError::InvalidInput(format!(
@@ -334,7 +334,7 @@ pub(super) async fn disable_access_keys(
             if enforce {
                 set_key_status(clients, user_name, &key.id, StatusType::Inactive)
                     .await
-                    .map_err(|e| e.after(&report.snapshot(&clients.calls)))?;
+                    .map_err(|e| e.after(&report.snapshot(clients.calls())))?;
                 deactivated_now.push(&key.id);
             }
             report.change(&who, attribute, json!("Active"), json!("Inactive"));
@@ -347,7 +347,7 @@ pub(super) async fn disable_access_keys(
     if !deactivated_now.is_empty() {
         let after = list_access_keys(clients, user_name)
             .await
-            .map_err(|e| e.after(&report.snapshot(&clients.calls)))?;
+            .map_err(|e| e.after(&report.snapshot(clients.calls())))?;
         let still_active: Vec<&str> = deactivated_now
             .iter()
             .copied()
@@ -363,7 +363,7 @@ pub(super) async fn disable_access_keys(
                 "{who}: access keys {} are not Inactive (or are gone) after UpdateAccessKey",
                 still_active.join(", ")
             ))
-            .after(&report.snapshot(&clients.calls)));
+            .after(&report.snapshot(clients.calls())));
         }
     }
 
@@ -419,7 +419,7 @@ pub(super) async fn disable_access_keys(
              the permissions to tag the user and update its keys were not verified"
         ));
     }
-    Ok(report.finish(&clients.calls))
+    Ok(report.finish(clients.calls()))
 }
 
 /// Re-activates exactly the recorded keys (see [`super::restore_access_keys`]).
@@ -490,7 +490,7 @@ pub(super) async fn restore_access_keys(
     if !ours.is_empty() {
         if enforce {
             clients
-                .iam
+                .iam()
                 .untag_user()
                 .user_name(user)
                 .set_tag_keys(Some(ours.iter().map(|(k, _)| k.clone()).collect()))

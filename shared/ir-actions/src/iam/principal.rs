@@ -64,7 +64,7 @@ fn tag_pairs(tags: &[aws_sdk_iam::types::Tag]) -> Vec<(String, String)> {
 /// `GetRole`: the role, or `NotFound`.
 pub(crate) async fn get_role(clients: &Clients, name: &str) -> Result<Target, ActionError> {
     let out = clients
-        .iam
+        .iam()
         .get_role()
         .role_name(name)
         .send()
@@ -88,7 +88,7 @@ pub(crate) async fn get_role(clients: &Clients, name: &str) -> Result<Target, Ac
 /// `GetUser`: the user, or `NotFound` (a deleted user is `NoSuchEntity`).
 pub(crate) async fn get_user(clients: &Clients, name: &str) -> Result<Target, ActionError> {
     let out = clients
-        .iam
+        .iam()
         .get_user()
         .user_name(name)
         .send()
@@ -142,7 +142,7 @@ pub(crate) async fn instance_profile_role(
         ))
     })?;
     let out = clients
-        .iam
+        .iam()
         .get_instance_profile()
         .instance_profile_name(name)
         .send()

@@ -272,7 +272,7 @@ impl ApprovalStore {
         e: &Expr,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.clients
-            .dynamodb
+            .dynamodb()
             .update_item()
             .table_name(&self.names.approvals)
             .set_key(Some(key(incident_id, step_id)))
@@ -328,7 +328,7 @@ impl ApprovalStore {
         ));
         let put = self
             .clients
-            .dynamodb
+            .dynamodb()
             .put_item()
             .table_name(&self.names.approvals)
             .set_item(Some(item))
@@ -562,7 +562,7 @@ impl ApprovalStore {
         check_step(step_id)?;
         let out = self
             .clients
-            .dynamodb
+            .dynamodb()
             .get_item()
             .table_name(&self.names.approvals)
             .set_key(Some(key(incident_id, step_id)))
@@ -587,7 +587,7 @@ impl ApprovalStore {
         loop {
             let page = self
                 .clients
-                .dynamodb
+                .dynamodb()
                 .query()
                 .table_name(&self.names.approvals)
                 .key_condition_expression(format!("{k} = {kv}"))

@@ -212,7 +212,7 @@ impl AuditLog {
             e.condition(format!("attribute_not_exists({seq})"));
             let put = self
                 .clients
-                .dynamodb
+                .dynamodb()
                 .put_item()
                 .table_name(&self.names.audit)
                 .set_item(Some(record_item(&record)?))
@@ -250,7 +250,7 @@ impl AuditLog {
         let v = e.value(s(incident_id));
         let out = self
             .clients
-            .dynamodb
+            .dynamodb()
             .query()
             .table_name(&self.names.audit)
             .key_condition_expression(format!("{k} = {v}"))
@@ -278,7 +278,7 @@ impl AuditLog {
         loop {
             let page = self
                 .clients
-                .dynamodb
+                .dynamodb()
                 .query()
                 .table_name(&self.names.audit)
                 .key_condition_expression(format!("{k} = {v}"))
@@ -351,7 +351,7 @@ impl AuditLog {
         );
         let put = self
             .clients
-            .s3
+            .s3()
             .put_object()
             .bucket(bucket)
             .key(&key)
@@ -450,7 +450,7 @@ impl AuditLog {
     ) -> Result<(), StoreError> {
         let head = self
             .clients
-            .s3
+            .s3()
             .head_object()
             .bucket(bucket)
             .key(key)
@@ -486,7 +486,7 @@ impl AuditLog {
     ) -> Result<Anchor, StoreError> {
         let out = self
             .clients
-            .s3
+            .s3()
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -528,7 +528,7 @@ impl AuditLog {
         loop {
             let page = self
                 .clients
-                .s3
+                .s3()
                 .list_object_versions()
                 .bucket(bucket)
                 .prefix(&prefix)

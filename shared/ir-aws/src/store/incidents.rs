@@ -880,7 +880,7 @@ impl IncidentStore {
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
         let err = match self
             .clients
-            .dynamodb
+            .dynamodb()
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -930,7 +930,7 @@ impl IncidentStore {
     async fn get_key(&self, key: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .clients
-            .dynamodb
+            .dynamodb()
             .get_item()
             .table_name(&self.names.keys)
             .set_key(Some(key_of(attr::KEY, key)))
@@ -945,7 +945,7 @@ impl IncidentStore {
     pub async fn get(&self, incident_id: &str) -> Result<Option<Incident>, StoreError> {
         let out = self
             .clients
-            .dynamodb
+            .dynamodb()
             .get_item()
             .table_name(&self.names.incidents)
             .set_key(Some(key_of(attr::INCIDENT_ID, incident_id)))
@@ -1171,7 +1171,7 @@ impl IncidentStore {
             }
             let sent = self
                 .clients
-                .dynamodb
+                .dynamodb()
                 .update_item()
                 .table_name(&self.names.incidents)
                 .set_key(Some(key_of(attr::INCIDENT_ID, incident_id)))
@@ -1243,7 +1243,7 @@ impl IncidentStore {
         loop {
             let page = self
                 .clients
-                .dynamodb
+                .dynamodb()
                 .query()
                 .table_name(&self.names.incidents)
                 .index_name(index)
@@ -1284,7 +1284,7 @@ impl IncidentStore {
         loop {
             let page = self
                 .clients
-                .dynamodb
+                .dynamodb()
                 .query()
                 .table_name(&self.names.incidents)
                 .index_name(BY_RESOURCE)

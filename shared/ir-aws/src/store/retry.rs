@@ -27,7 +27,7 @@ impl Attempts {
             max,
             contended: 0,
             // The runtime's sleep (tokio), as the SDK itself uses for its retries.
-            sleep: clients.dynamodb.config().sleep_impl(),
+            sleep: clients.dynamodb().config().sleep_impl(),
         }
     }
 

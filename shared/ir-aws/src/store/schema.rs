@@ -242,7 +242,7 @@ pub async fn create_tables(clients: &Clients, names: &TableNames) -> Result<(), 
     for spec in TABLES {
         let table = names.name(spec);
         let mut create = clients
-            .dynamodb
+            .dynamodb()
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -276,7 +276,7 @@ pub async fn create_tables(clients: &Clients, names: &TableNames) -> Result<(), 
             Err(e) => return Err(StoreError::sdk(OP, &e)),
         }
         clients
-            .dynamodb
+            .dynamodb()
             .wait_until_table_exists()
             .table_name(table)
             .wait(ACTIVE_TIMEOUT)
@@ -295,7 +295,7 @@ pub async fn create_tables(clients: &Clients, names: &TableNames) -> Result<(), 
         if let Some(ttl) = spec.ttl_attribute {
             const TTL_OP: &str = "dynamodb:UpdateTimeToLive";
             let set = clients
-                .dynamodb
+                .dynamodb()
                 .update_time_to_live()
                 .table_name(table)
                 .time_to_live_specification(
