@@ -15,7 +15,6 @@ use std::path::PathBuf;
 
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
-use ir_core::Config;
 use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest, Resumed, Verdict};
 use time::OffsetDateTime;
 
@@ -53,36 +52,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
-    match path {
-        Some(p) => {
-            let bytes = crate::read_input(p, "config")?;
-            let text = String::from_utf8(bytes)
-                .map_err(|e| CliError::Invalid(format!("config {}: {e}", p.display())))?;
-            Config::from_yaml(&text)
-                .map_err(|e| CliError::Invalid(format!("config {}: {e}", p.display())))
-        }
-        None => ir_env::config().map_err(|e| CliError::Invalid(e.to_string())),
-    }
-}
-
-/// Who the credentials belong to, as AWS says.
-pub async fn caller_arn(clients: &Clients) -> Result<String, CliError> {
-    let out = clients
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| {
-            CliError::Failed(format!(
-                "who are you? sts:GetCallerIdentity failed (check your AWS credentials): {}",
-                ir_aws::SdkFailure::new("sts:GetCallerIdentity", &e)
-            ))
-        })?;
-    out.arn()
-        .map(str::to_owned)
-        .ok_or_else(|| CliError::Failed("sts:GetCallerIdentity returned no ARN".to_owned()))
-}
+pub(crate) use crate::aws::{caller_arn, load_config};
 
 /// The outcome of a decision as printed, or the error with its exit code. A second decision that
 /// asked for what was already decided is a success that did nothing (exit 0); one that asked for
@@ -109,15 +79,10 @@ pub fn outcome(verdict: Verdict, result: Result<Resumed, DecideError>) -> Result
 
 /// Runs `ir approve` (`Verdict::Approve`) or `ir reject`.
 pub fn run(verdict: Verdict, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
-    let names = TableNames::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
+    let names = crate::aws::table_names()?;
     let config = load_config(args.config.as_ref())?;
     let policy = ApproverPolicy::from_config(&config.notifications);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
-    rt.block_on(async {
-        let clients = Clients::from_env().await;
+    crate::aws::with_clients(async |clients| {
         decide_as_caller(verdict, args, &clients, &names, &policy, out).await
     })
 }

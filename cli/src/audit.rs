@@ -46,38 +46,19 @@ pub fn summary(v: &Verified) -> String {
     )
 }
 
-fn var(name: &'static str) -> Result<String, CliError> {
-    ir_env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
-}
-
 /// Runs `ir audit …`.
 pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     let Sub::Verify(args) = &args.command;
-    check_id(&args.incident)?;
+    crate::aws::check_incident_id(&args.incident)?;
     // Only the audit table is read; the other names are not needed here.
     let names = TableNames {
-        audit: var("IR_AUDIT_TABLE")?,
+        audit: crate::aws::var("IR_AUDIT_TABLE")?,
         ..TableNames::with_prefix("unused")
     };
-    let bucket = var("IR_EVIDENCE_BUCKET")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
-    rt.block_on(async {
-        let clients = Clients::from_env().await;
+    let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
+    crate::aws::with_clients(async |clients| {
         verify(&clients, &names, &bucket, &args.incident, args.json, out).await
     })
-}
-
-fn check_id(incident: &str) -> Result<(), CliError> {
-    if ir_core::correlate::is_incident_id(incident) {
-        Ok(())
-    } else {
-        Err(CliError::Invalid(format!(
-            "`{incident}` is not an incident id (inc- followed by 20 hex digits)"
-        )))
-    }
 }
 
 /// `ir audit verify` with these clients: the chain and its anchors, verified and printed.
@@ -89,7 +70,7 @@ pub async fn verify(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    check_id(incident)?;
+    crate::aws::check_incident_id(incident)?;
     let v = AuditLog::new(clients.clone(), names.clone())
         .verify(incident, bucket)
         .await

@@ -16,6 +16,7 @@ macro_rules! aws_env_help {
 
 mod approve;
 mod audit;
+mod aws;
 mod playbooks;
 mod release;
 mod report;

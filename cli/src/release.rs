@@ -67,27 +67,16 @@ pub struct Args {
 
 /// Runs `ir release`.
 pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
-    if !ir_core::correlate::is_incident_id(&args.incident) {
-        return Err(CliError::Invalid(format!(
-            "`{}` is not an incident id (inc- followed by 20 hex digits)",
-            args.incident
-        )));
-    }
-    let names = TableNames::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
-    let bucket =
-        ir_env::required("IR_EVIDENCE_BUCKET").map_err(|e| CliError::Invalid(e.to_string()))?;
-    let config = crate::approve::load_config(args.config.as_ref())?;
+    crate::aws::check_incident_id(&args.incident)?;
+    let names = crate::aws::table_names()?;
+    let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
+    let config = crate::aws::load_config(args.config.as_ref())?;
     let policy = ApproverPolicy::from_config(&config.notifications);
     let settings = RecorderSettings {
         evidence_bucket: bucket,
         evidence: config.evidence.clone(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
-    rt.block_on(async {
-        let clients = Clients::from_env().await;
+    crate::aws::with_clients(async |clients| {
         release_as_caller(args, &clients, &names, settings, &policy, out).await
     })
 }
@@ -102,7 +91,7 @@ pub async fn release_as_caller(
     policy: &ApproverPolicy,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let caller = crate::approve::caller_arn(clients).await?;
+    let caller = crate::aws::caller_arn(clients).await?;
     let req = IncidentRelease {
         incident_id: args.incident.clone(),
         mode: if args.enforce {

@@ -42,10 +42,6 @@ pub struct Args {
     json: bool,
 }
 
-fn var(name: &'static str) -> Result<String, CliError> {
-    ir_env::required(name).map_err(|e| CliError::Invalid(e.to_string()))
-}
-
 /// Runs `ir report`.
 pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     if !ir_core::correlate::is_incident_id(&args.incident) {
@@ -55,17 +51,12 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     }
     // Only the incidents and audit tables are read.
     let names = TableNames {
-        incidents: var("IR_INCIDENTS_TABLE")?,
-        audit: var("IR_AUDIT_TABLE")?,
+        incidents: crate::aws::var("IR_INCIDENTS_TABLE")?,
+        audit: crate::aws::var("IR_AUDIT_TABLE")?,
         ..TableNames::with_prefix("unused")
     };
-    let bucket = var("IR_EVIDENCE_BUCKET")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
-    rt.block_on(async {
-        let clients = Clients::from_env().await;
+    let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
+    crate::aws::with_clients(async |clients| {
         report(&clients, &names, &bucket, &args.incident, args.json, out).await
     })
 }
