@@ -358,41 +358,29 @@ pub trait ActionInput {
     fn finding_id(&self) -> &str;
 }
 
-impl ActionInput for ContainmentRequest {
-    fn incident_id(&self) -> &str {
-        &self.incident_id
-    }
-    fn step_id(&self) -> &str {
-        &self.step_id
-    }
-    fn finding_id(&self) -> &str {
-        &self.finding_id
-    }
+/// `ActionInput` for a request with `incident_id` and `step_id` fields; the finding id is the
+/// expression given (a release request carries none: it reads empty).
+#[macro_export]
+macro_rules! action_input {
+    ($request:ty, |$r:ident| $finding:expr) => {
+        impl $crate::action::ActionInput for $request {
+            fn incident_id(&self) -> &str {
+                &self.incident_id
+            }
+            fn step_id(&self) -> &str {
+                &self.step_id
+            }
+            fn finding_id(&self) -> &str {
+                let $r = self;
+                $finding
+            }
+        }
+    };
 }
 
-impl ActionInput for EvidenceRequest {
-    fn incident_id(&self) -> &str {
-        &self.incident_id
-    }
-    fn step_id(&self) -> &str {
-        &self.step_id
-    }
-    fn finding_id(&self) -> &str {
-        &self.finding_id
-    }
-}
-
-impl ActionInput for ReleaseRequest {
-    fn incident_id(&self) -> &str {
-        &self.incident_id
-    }
-    fn step_id(&self) -> &str {
-        &self.step_id
-    }
-    fn finding_id(&self) -> &str {
-        ""
-    }
-}
+action_input!(ContainmentRequest, |r| &r.finding_id);
+action_input!(EvidenceRequest, |r| &r.finding_id);
+action_input!(ReleaseRequest, |_r| "");
 
 #[cfg(test)]
 mod tests {

@@ -305,17 +305,7 @@ pub struct NotifyRequest {
     pub step: PlannedStep,
 }
 
-impl crate::action::ActionInput for NotifyRequest {
-    fn incident_id(&self) -> &str {
-        &self.incident_id
-    }
-    fn step_id(&self) -> &str {
-        &self.step_id
-    }
-    fn finding_id(&self) -> &str {
-        ""
-    }
-}
+crate::action_input!(NotifyRequest, |_r| "");
 
 #[cfg(test)]
 mod tests {
