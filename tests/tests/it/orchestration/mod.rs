@@ -49,6 +49,8 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::captured_log::capture;
+
 const DEADLINE: Duration = Duration::from_secs(30);
 const STATES_ROLE: &str = "arn:aws:iam::123456789012:role/ir-test-states";
 const SAMPLE: &str = "events/guardduty-cryptocurrency-bitcointool-dns.json";
@@ -60,34 +62,6 @@ const EVE: &str = "arn:aws:sts::123456789012:assumed-role/Developer/eve@example.
 
 // ---------------------------------------------------------------------------------------------
 // The log of this test binary, captured (task tokens must never be in it).
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> Captured {
-    static LOG: OnceLock<Captured> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    })
-    .clone()
-}
 
 fn logs() -> String {
     String::from_utf8_lossy(&capture().0.lock().unwrap()).into_owned()
