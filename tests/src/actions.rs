@@ -1,5 +1,5 @@
 //! Running the suite's actions against the local cloud: their clients (optionally with a
-//! [`Recorder`]), the resources and requests they take, and reading what they return.
+//! [`RequestLog`]), the resources and requests they take, and reading what they return.
 
 // Test fixtures: a result that is not what the test expects must stop it loudly, with the report.
 #![allow(clippy::panic)]
@@ -13,7 +13,7 @@ use ir_core::event::{Ec2Instance, IamRole, IamUser, Resource};
 use ir_core::{ErrorName, Named};
 
 use crate::localcloud::LocalCloud;
-use crate::recorder::Recorder;
+use crate::request_log::RequestLog;
 
 /// The finding id of every [`containment_request`] (32 hex digits, as GuardDuty's).
 pub const FINDING_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -37,26 +37,26 @@ pub fn clients_for(sdk: &SdkConfig) -> Clients {
     )
 }
 
-/// [`clients`] with a [`Recorder`] on the EC2 and IAM clients, after the call log, and the
-/// recorder.
+/// [`clients`] with a [`RequestLog`] on the EC2 and IAM clients, after the call log, and the
+/// request log.
 #[must_use]
-pub fn recorded_clients(cloud: &LocalCloud) -> (Clients, Recorder) {
+pub fn recorded_clients(cloud: &LocalCloud) -> (Clients, RequestLog) {
     let sdk = cloud.sdk_config();
     let clients = clients(cloud);
-    let recorder = Recorder::new(clients.calls());
+    let log = RequestLog::new(clients.calls());
     let ec2 = aws_sdk_ec2::Client::from_conf(
         aws_sdk_ec2::config::Builder::from(&sdk)
             .interceptor(clients.calls().clone())
-            .interceptor(recorder.interceptor("EC2"))
+            .interceptor(log.interceptor("EC2"))
             .build(),
     );
     let iam = aws_sdk_iam::Client::from_conf(
         aws_sdk_iam::config::Builder::from(&sdk)
             .interceptor(clients.calls().clone())
-            .interceptor(recorder.interceptor("IAM"))
+            .interceptor(log.interceptor("IAM"))
             .build(),
     );
-    (clients.with_ec2(ec2).with_iam(iam), recorder)
+    (clients.with_ec2(ec2).with_iam(iam), log)
 }
 
 /// A finding's EC2 instance known only by its id.

@@ -9,8 +9,8 @@
 //! Tests wait for what they expect with [`FakeLambda::wait_calls`] and
 //! [`FakeLambda::wait_posted`], never for a fixed time.
 //!
-//! [`LambdaCloud`] is a fake and a private emulator routed to it, started once for a test file:
-//! a file's `fn env() -> &'static LambdaCloud` keeps it in a `static OnceLock`, initialized with
+//! [`LambdaCloud`] is a fake and a private emulator routed to it, started once for a test module:
+//! a module's `fn env() -> &'static LambdaCloud` keeps it in a `static OnceLock`, initialized with
 //! [`LambdaCloud::start`].
 
 // A test fixture: a fake that cannot start, or a request that does not come in time, must stop

@@ -20,8 +20,8 @@
 //!   [`incident_id`]s.
 //! * [`fixtures`]: resources to act on, made and read back with plain SDK clients (EC2
 //!   networks and instances, IAM roles, users and keys, Object Lock buckets).
-//! * [`actions`] and [`recorder`]: the suite's [`Clients`](ir_aws::Clients) for the emulator, a
-//!   [`Recorder`] of the requests really sent, and the resources, requests and reports of the
+//! * [`actions`] and [`request_log`]: the suite's [`Clients`](ir_aws::Clients) for the emulator,
+//!   a [`RequestLog`] of the requests really sent, and the resources, requests and reports of the
 //!   actions.
 //! * [`relay`]: [`one_at_a_time`], a relay that serializes requests to the emulator for race
 //!   tests (moto does not execute concurrent requests atomically), and [`serialized_clients`].
@@ -35,8 +35,8 @@ pub mod support;
 pub mod actions;
 pub mod fake_lambda;
 pub mod offline;
-pub mod recorder;
 pub mod relay;
+pub mod request_log;
 
 pub use localcloud::{
     ACCESS_KEY_ID, ACCOUNT_ID, BOOTSTRAP_COMMAND, DEFAULT_STARTUP_TIMEOUT, HarnessError,
@@ -51,5 +51,5 @@ pub use actions::{
     instance_resource, recorded_clients, release_report, role_resource, user_resource,
 };
 pub use fake_lambda::{FakeLambda, Fallback, LambdaCloud, Reply};
-pub use recorder::{Mark, Recorder, RecordingInterceptor, SentRequest};
 pub use relay::{one_at_a_time, serialized_clients};
+pub use request_log::{Mark, RequestLog, RequestLogInterceptor, SentRequest};

@@ -2,8 +2,8 @@
 //!
 //! Every test creates its own tables (`create_tables`, names from `unique_name`); state is
 //! read back through the store and with plain SDK calls. Every log line of this test binary, at
-//! DEBUG and above and from every crate (the SDK's included), is captured ([`capture`]) and
-//! checked for the task token.
+//! DEBUG and above and from every crate (the SDK's included), is captured
+//! ([`capture`](crate::captured_log::capture)) and checked for the task token.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +20,8 @@ use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::captured_log::capture;
+
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const T0: OffsetDateTime = datetime!(2026-11-20 10:06:00 UTC);
@@ -31,40 +33,6 @@ async fn cloud() -> &'static LocalCloud {
         Ok(cloud) => cloud,
         Err(e) => panic!("{e}"),
     }
-}
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The log of this whole test binary: one global subscriber, installed by the first test that
-/// sets up (a global one, because a thread-scoped subscriber misses callsites that tests on
-/// other threads registered first). DEBUG and above: at TRACE the SDK's orchestrator
-/// (`aws_smithy_runtime`) logs whole response bodies, task tokens included, so a deployed
-/// function's log filter must never enable TRACE for it.
-fn capture() -> Captured {
-    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOG.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    })
-    .clone()
 }
 
 async fn setup() -> (Clients, TableNames, ApprovalStore) {

@@ -30,16 +30,16 @@ use ir_tests::fixtures::{
     put_role_policy, role_state, user_state,
 };
 use ir_tests::{
-    ACCOUNT_ID, Recorder, TestResult, cloud, containment_request, ec2_instance, expect_err,
+    ACCOUNT_ID, RequestLog, TestResult, cloud, containment_request, ec2_instance, expect_err,
     incident_id, recorded_clients, release_report, role_resource, unique_name, user_resource,
 };
 use serde_json::{Value, json};
 
 const SUITE_TAG: &str = "ir:suite";
 
-/// The clients an action runs with (call log and recorder on IAM), the recorder, and a separate
+/// The clients an action runs with (call log and request log on IAM), the request log, and a separate
 /// client for setup and read-back, so that neither pollutes the other's counts.
-async fn clients() -> (Clients, Recorder, aws_sdk_iam::Client) {
+async fn clients() -> (Clients, RequestLog, aws_sdk_iam::Client) {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
     (clients, sent, aws_sdk_iam::Client::new(&cloud.sdk_config()))

@@ -8,7 +8,7 @@
 //!   launched with a `NetworkInterfaces` specification carrying the groups instead, as
 //!   infrastructure-as-code usually does, so what moto reports is exactly the interface's groups.
 //! * moto accepts `ModifyInstanceAttribute --groups` on a two-interface instance, which AWS
-//!   refuses; the action never sends it, and the request recorder proves which calls it sends.
+//!   refuses; the action never sends it, and the request log proves which calls it sends.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,7 +36,7 @@ use ir_tests::fixtures::{
     instance_protection, instance_tags, launch, name_tag, primary_interface, run_instance,
 };
 use ir_tests::{
-    Recorder, SentRequest, change, cloud, containment_request, expect_err, incident_id,
+    RequestLog, SentRequest, change, cloud, containment_request, expect_err, incident_id,
     instance_resource, recorded_clients, release_report, unique_name, user_resource,
 };
 
@@ -48,7 +48,7 @@ type GroupChange = (String, Vec<String>);
 /// Every security-group change really sent since the previous call: interface and groups of
 /// each ModifyNetworkInterfaceAttribute (not dry-run), and any ModifyInstanceAttribute
 /// `--groups`.
-fn take_group_changes(sent: &Recorder) -> Vec<GroupChange> {
+fn take_group_changes(sent: &RequestLog) -> Vec<GroupChange> {
     sent.take().iter().filter_map(group_change).collect()
 }
 

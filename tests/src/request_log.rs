@@ -1,12 +1,12 @@
 //! What the suite's clients really put on the wire, for the assertions the call log cannot make.
 //!
 //! [`ir_aws::CallLog`] names every operation (`EC2:CreateSnapshots`), which is all most tests
-//! need. A [`Recorder`] reads the serialized request of every operation on the query-protocol
+//! need. A [`RequestLog`] reads the serialized request of every operation on the query-protocol
 //! clients it is attached to (EC2, IAM): its `Action`, whether it carried `DryRun=true`, and every
 //! parameter sent (the security groups an interface was set to, the key an `UpdateAccessKey`
-//! named). Its marks also cover the call log, and [`Recorder::ops_since`] checks that both saw
+//! named). Its marks also cover the call log, and [`RequestLog::ops_since`] checks that both saw
 //! the same operations. It can also make chosen requests fail before they are sent
-//! ([`Recorder::fail_sending`]), as a dropped connection would.
+//! ([`RequestLog::fail_sending`]), as a dropped connection would.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -90,17 +90,17 @@ impl SentRequest {
     }
 }
 
-/// A point in a [`Recorder`] and in the call log it is checked against; see [`Recorder::mark`].
+/// A point in a [`RequestLog`] and in the call log it is checked against; see [`RequestLog::mark`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     sent: usize,
     calls: usize,
 }
 
-/// Records the requests its interceptors see (one [`Recorder::interceptor`] per client), in
+/// Records the requests its interceptors see (one [`RequestLog::interceptor`] per client), in
 /// order, once per operation whatever the retries. Cheap to clone; clones share the record.
 #[derive(Debug, Clone)]
-pub struct Recorder {
+pub struct RequestLog {
     calls: CallLog,
     state: Arc<Mutex<State>>,
 }
@@ -108,7 +108,7 @@ pub struct Recorder {
 #[derive(Debug, Default)]
 struct State {
     sent: Vec<SentRequest>,
-    /// How many of `sent` [`Recorder::take`] has returned.
+    /// How many of `sent` [`RequestLog::take`] has returned.
     taken: usize,
     fault: Option<Fault>,
 }
@@ -125,11 +125,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Recorder {
-    /// A recorder for clients that carry `calls` (their call log), checked against it.
+impl RequestLog {
+    /// A request log for clients that carry `calls` (their call log), checked against it.
     #[must_use]
-    pub fn new(calls: &CallLog) -> Recorder {
-        Recorder {
+    pub fn new(calls: &CallLog) -> RequestLog {
+        RequestLog {
             calls: calls.clone(),
             state: Arc::default(),
         }
@@ -138,14 +138,14 @@ impl Recorder {
     /// The interceptor to add to a client of `service` (`EC2`, `IAM`: the label the call log
     /// gives that service), after the call log's.
     #[must_use]
-    pub fn interceptor(&self, service: &'static str) -> RecordingInterceptor {
-        RecordingInterceptor {
+    pub fn interceptor(&self, service: &'static str) -> RequestLogInterceptor {
+        RequestLogInterceptor {
             service,
-            recorder: self.clone(),
+            log: self.clone(),
         }
     }
 
-    /// Where both this recorder and its call log are now.
+    /// Where both this request log and its call log are now.
     #[must_use]
     pub fn mark(&self) -> Mark {
         Mark {
@@ -183,7 +183,7 @@ impl Recorder {
         logged.sort();
         assert_eq!(
             recorded, logged,
-            "call log and recorder disagree: {labels:?}"
+            "call log and request log disagree: {labels:?}"
         );
         labels
     }
@@ -199,7 +199,7 @@ impl Recorder {
 
     /// From now on every attempt of `operation` whose parameter `param` is `value` fails before
     /// it is sent, as a dropped connection would (the SDK reports a dispatch failure), until
-    /// [`Recorder::stop_failing`]. The failed operation is still recorded (it was serialized).
+    /// [`RequestLog::stop_failing`]. The failed operation is still recorded (it was serialized).
     pub fn fail_sending(&self, operation: &str, param: &str, value: &str) {
         lock(&self.state).fault = Some(Fault {
             operation: operation.to_owned(),
@@ -208,20 +208,20 @@ impl Recorder {
         });
     }
 
-    /// Stops what [`Recorder::fail_sending`] started.
+    /// Stops what [`RequestLog::fail_sending`] started.
     pub fn stop_failing(&self) {
         lock(&self.state).fault = None;
     }
 }
 
-/// A [`Recorder`]'s interceptor on one client; see [`Recorder::interceptor`].
+/// A [`RequestLog`]'s interceptor on one client; see [`RequestLog::interceptor`].
 #[derive(Debug, Clone)]
-pub struct RecordingInterceptor {
+pub struct RequestLogInterceptor {
     service: &'static str,
-    recorder: Recorder,
+    log: RequestLog,
 }
 
-impl RecordingInterceptor {
+impl RequestLogInterceptor {
     fn request(&self, context: &BeforeTransmitInterceptorContextRef<'_>) -> SentRequest {
         let body = context
             .request()
@@ -233,9 +233,9 @@ impl RecordingInterceptor {
     }
 }
 
-impl Intercept for RecordingInterceptor {
+impl Intercept for RequestLogInterceptor {
     fn name(&self) -> &'static str {
-        "Recorder"
+        "RequestLog"
     }
 
     /// Once per operation (before the retry loop): the serialized body.
@@ -246,18 +246,18 @@ impl Intercept for RecordingInterceptor {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = self.request(context);
-        lock(&self.recorder.state).sent.push(request);
+        lock(&self.log.state).sent.push(request);
         Ok(())
     }
 
-    /// Every attempt: fail the ones [`Recorder::fail_sending`] names.
+    /// Every attempt: fail the ones [`RequestLog::fail_sending`] names.
     fn read_before_transmit(
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let state = lock(&self.recorder.state);
+        let state = lock(&self.log.state);
         let Some(fault) = &state.fault else {
             return Ok(());
         };

@@ -1,0 +1,31 @@
+//! The integration and end-to-end tests, in one test binary: a module per area (each was a test
+//! binary of its own), so the AWS SDKs and the suite's crates are linked once.
+//!
+//! The modules share one process, so what is global is shared on purpose:
+//! * the emulator of [`ir_tests::LocalCloud::shared`], started by the first test that needs it;
+//!   every test names what it creates with [`ir_tests::unique_name`] (unique in this process)
+//!   and looks only at that;
+//! * the log: one global `tracing` subscriber, [`captured_log`], installed by the first test
+//!   that reads it (a process has only one);
+//! * the private emulators a module starts once, in a `static` of its own: `state_machines` and
+//!   `orchestration` each route their emulator's Lambda tasks to a fake of their own.
+//!
+//! The end-to-end tests ([`e2e`]) start a whole offline suite each, as before.
+
+mod captured_log;
+
+mod approval_store;
+mod audit_log;
+mod collect_evidence;
+mod e2e;
+mod error_mapping;
+mod iam_actions;
+mod incident_report;
+mod incident_store;
+mod isolate_instance;
+mod localcloud_smoke;
+mod orchestration;
+mod release_containment;
+mod snapshot_volumes;
+mod state_machines;
+mod template;
