@@ -3,6 +3,8 @@
 //! verify, and still fail where an edit breaks them: the hash of every stored record is what
 //! today's chain code computes.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::path::PathBuf;
 
 use ir_core::audit::{AuditRecord, ChainError, verify};
