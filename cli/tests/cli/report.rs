@@ -1,0 +1,184 @@
+//! `ir report` against the local cloud: an incident recorded through the suite's own code,
+//! printed as text and as JSON; its audit chain edited: printed again, exit 1; an unknown
+//! incident: exit 2 with one line.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use ir_aws::store::IncidentStore;
+use ir_core::action::{ActionReport, Change, ChangeStatus, Outcome};
+use ir_core::config::Mode;
+use ir_core::orchestration::RecordRequest;
+use ir_incident::recorder::{Recorder, RecorderSettings};
+use ir_tests::unique_name;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::local_cloud::{Env, stderr, stdout};
+
+/// The command against the local cloud: an incident triaged, isolated (the recorder's
+/// record of a report) and contained, printed; then its chain edited: printed again, exit 1;
+/// an unknown incident: exit 2 with one line.
+#[tokio::test]
+async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
+    let ir_tests::Stores {
+        cloud,
+        clients,
+        names,
+        bucket,
+    } = ir_tests::stores("cli-report").await;
+    let text = include_str!("../../../events/guardduty-cryptocurrency-bitcointool-dns.json")
+        .replace(
+            "d4b6f4f0e3c1a2b3c4d5e6f7a8b9c0d1",
+            &ir_tests::sha256_hex(unique_name("finding").as_bytes())[..32],
+        );
+    let event = ir_core::normalize(text.as_bytes())
+        .unwrap()
+        .events
+        .remove(0);
+    let t0 = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let ingested = IncidentStore::new(clients.clone(), names.clone())
+        .ingest(&event, t0)
+        .await
+        .unwrap();
+    let id = ingested.incident.incident_id.clone();
+    let engine = ir_core::Engine::embedded().unwrap();
+    let events = vec![event];
+    let mut decision = engine
+        .decide(&id, &events, &engine.enrich(&events, 5), t0)
+        .unwrap();
+    decision.playbook.mode = Mode::Enforce;
+    for s in &mut decision.playbook.steps {
+        s.mode = Mode::Enforce;
+    }
+    let recorder = Recorder::new(
+        clients.clone(),
+        names.clone(),
+        RecorderSettings {
+            evidence_bucket: bucket.clone(),
+            evidence: ir_core::config::EvidenceConfig {
+                retention_days: 1,
+                ..Default::default()
+            },
+        },
+    );
+    let steps: Vec<String> = decision
+        .playbook
+        .steps
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    recorder
+        .record_at(
+            RecordRequest::Triaged {
+                incident_id: id.clone(),
+                events,
+                decision,
+                detected_at: t0,
+            },
+            t0 + Duration::milliseconds(400),
+        )
+        .await
+        .unwrap();
+    let report = ActionReport {
+        incident_id: id.clone(),
+        step_id: "isolate-instance".into(),
+        action: "ir-isolate-instance".into(),
+        mode: Mode::Enforce,
+        outcome: Outcome::Applied,
+        changes: vec![Change {
+            target: "eni-0abc".into(),
+            attribute: "security-groups".into(),
+            before: json!(["sg-0app", "sg-0ssh"]),
+            after: json!(["sg-0isolation"]),
+            status: ChangeStatus::Applied,
+        }],
+        record: None,
+        artifacts: None,
+        notes: vec![],
+        aws_calls: 12,
+    };
+    recorder
+        .record_at(
+            RecordRequest::StepResult {
+                incident_id: id.clone(),
+                step_id: "isolate-instance".into(),
+                report,
+            },
+            t0 + Duration::seconds(3),
+        )
+        .await
+        .unwrap();
+    recorder
+        .record_at(
+            RecordRequest::PlaybookFinished {
+                incident_id: id.clone(),
+                playbook_id: "immediate-isolation".into(),
+            },
+            t0 + Duration::milliseconds(3100),
+        )
+        .await
+        .unwrap();
+
+    let env = Env::new(cloud, &names, &bucket);
+    let out = env.ir(&["report", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "Incident {id} CONTAINED  severity critical  playbook immediate-isolation\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("  contained +3.1s"), "{text}");
+    assert!(text.contains(" MTTC 3.1s\n"), "{text}");
+    assert!(
+        text.contains(
+            "    eni-0abc: security-groups [sg-0app, sg-0ssh] -> [sg-0isolation] (applied)\n"
+        ),
+        "{text}"
+    );
+    for step in steps.iter().filter(|s| *s != "isolate-instance") {
+        assert!(text.contains(&format!("  {step} ")), "{step}: {text}");
+    }
+    assert!(text.contains("Audit: 3 records, head "), "{text}");
+    assert!(text.ends_with(", 1 anchors verified\n"), "{text}");
+
+    let out = env.ir(&["report", &id, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["incidentId"], json!(id));
+    assert_eq!(v["audit"]["verification"]["records"], json!(3));
+
+    // Record 0 (triaged) edited: the whole report still printed, then exit 1.
+    clients
+        .dynamodb()
+        .update_item()
+        .table_name(&names.audit)
+        .key("incidentId", AttributeValue::S(id.clone()))
+        .key("seq", AttributeValue::N("0".into()))
+        .update_expression("SET #d = :d")
+        .expression_attribute_names("#d", "detail")
+        .expression_attribute_values(":d", AttributeValue::S("{\"severity\":\"low\"}".into()))
+        .send()
+        .await
+        .unwrap();
+    let out = env.ir(&["report", &id]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("record 0 does not match its hash (edited)"),
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("eni-0abc: security-groups"), "{text}");
+    assert!(text.contains("Audit: NOT VERIFIED: "), "{text}");
+
+    let unknown = ir_tests::incident_id();
+    let out = env.ir(&["report", &unknown]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("ir: no incident {unknown} in table {}\n", names.incidents)
+    );
+}
