@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::arn::Arn;
 use crate::event::{
     Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, NetworkInterface,
     OtherResource, Resource, S3Bucket, SecurityEvent, SecurityGroupRef, SkipCode, Skipped, Source,
@@ -255,18 +256,17 @@ pub fn finding_key(account: &str, region: &str, finding_id: &str) -> String {
 /// The canonical key from a GuardDuty finding ARN
 /// (`arn:aws:guardduty:<region>:<account>:detector/<detector>/finding/<id>`), if it is one.
 pub fn key_from_arn(arn: &str) -> Option<String> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("guardduty"), Some(region), Some(account), Some(path)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(Arn {
+        service: "guardduty",
+        region,
+        account,
+        resource,
+        ..
+    }) = Arn::parse(arn)
+    else {
         return None;
     };
-    let mut segments = path.split('/');
+    let mut segments = resource.split('/');
     let (Some("detector"), Some(_detector), Some("finding"), Some(id), None) = (
         segments.next(),
         segments.next(),

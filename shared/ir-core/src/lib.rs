@@ -7,6 +7,8 @@
 //! Everything here is a function of its arguments, so it is tested with plain data.
 
 pub mod action;
+pub mod approval;
+pub mod arn;
 pub mod asff;
 pub mod asl;
 pub mod audit;

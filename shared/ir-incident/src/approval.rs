@@ -23,14 +23,11 @@
 //!    `SendTaskFailure` with the error [`REJECTED_ERROR`] and the reason as cause;
 //! 5. the decision is audited with the approver's ARN and reason.
 
-use std::fmt;
-
 use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use ir_core::config::Notifications;
 use ir_core::correlate::is_incident_id;
 use ir_core::orchestration::{ApprovalGranted, ApprovalRequest as GateRequest, REJECTED_ERROR};
 use ir_core::{ErrorName, Named};
@@ -47,174 +44,14 @@ use ir_aws::store::{
     Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, IncidentStore, StoreError,
     TableNames, TaskToken,
 };
+pub use ir_core::approval::{
+    ApproverPolicy, NotAnApprover, Principal, PrincipalKind, Verdict, principal,
+};
 
 /// The longest reason a decision may carry.
 pub const MAX_REASON_CHARS: usize = 1024;
 const SEND_SUCCESS: &str = "states:SendTaskSuccess";
 const SEND_FAILURE: &str = "states:SendTaskFailure";
-
-/// Who may decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApproverPolicy {
-    /// IAM role and user ARNs (`notifications.approvers`).
-    pub approvers: Vec<String>,
-    /// The requester cannot decide (`notifications.two_person_rule`).
-    pub two_person_rule: bool,
-}
-
-impl ApproverPolicy {
-    /// The policy of a configuration.
-    pub fn from_config(n: &Notifications) -> ApproverPolicy {
-        ApproverPolicy {
-            approvers: n.approvers.clone(),
-            two_person_rule: n.two_person_rule,
-        }
-    }
-}
-
-/// The kind of an IAM principal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PrincipalKind {
-    Role,
-    User,
-}
-
-/// An IAM role or user, as authorization compares them: partition, account, kind and name (the
-/// path left out: a role's name is unique in its account whatever its path, and an assumed-role
-/// session ARN does not carry the path).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Principal {
-    pub partition: String,
-    pub account: String,
-    pub kind: PrincipalKind,
-    pub name: String,
-}
-
-impl fmt::Display for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            PrincipalKind::Role => "role",
-            PrincipalKind::User => "user",
-        };
-        write!(
-            f,
-            "arn:{}:iam::{}:{kind}/{}",
-            self.partition, self.account, self.name
-        )
-    }
-}
-
-/// The role or user behind an ARN: `arn:P:iam::A:role/PATH/NAME`, `arn:P:iam::A:user/PATH/NAME`,
-/// or an assumed-role session `arn:P:sts::A:assumed-role/NAME/SESSION`. Anything else (the
-/// account root, a federated user, a group, a malformed ARN) is `None`: never an approver.
-pub fn principal(arn: &str) -> Option<Principal> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-    if prefix != "arn" || !partition.starts_with("aws") || !region.is_empty() || !valid_account {
-        return None;
-    }
-    let (kind, name) = match service {
-        "iam" => {
-            let (kind, rest) = resource.split_once('/')?;
-            let kind = match kind {
-                "role" => PrincipalKind::Role,
-                "user" => PrincipalKind::User,
-                _ => return None,
-            };
-            (kind, rest.rsplit('/').next()?)
-        }
-        "sts" => {
-            let mut r = resource.split('/');
-            match (r.next(), r.next(), r.next(), r.next()) {
-                (Some("assumed-role"), Some(role), Some(session), None) if !session.is_empty() => {
-                    (PrincipalKind::Role, role)
-                }
-                _ => return None,
-            }
-        }
-        _ => return None,
-    };
-    if name.is_empty() {
-        return None;
-    }
-    Some(Principal {
-        partition: partition.to_owned(),
-        account: account.to_owned(),
-        kind,
-        name: name.to_owned(),
-    })
-}
-
-impl ApproverPolicy {
-    /// The caller's principal if it is an approver.
-    pub fn approver(&self, caller_arn: &str) -> Result<Principal, DecideError> {
-        let Some(caller) = principal(caller_arn) else {
-            return Err(DecideError::NotAnApprover {
-                caller: caller_arn.to_owned(),
-                why: "it is not an IAM role, user or assumed-role session".to_owned(),
-            });
-        };
-        if self
-            .approvers
-            .iter()
-            .any(|a| principal(a).as_ref() == Some(&caller))
-        {
-            Ok(caller)
-        } else {
-            Err(DecideError::NotAnApprover {
-                caller: caller_arn.to_owned(),
-                why: if self.approvers.is_empty() {
-                    "notifications.approvers is empty: nobody can decide".to_owned()
-                } else {
-                    format!("{caller} is not in notifications.approvers")
-                },
-            })
-        }
-    }
-
-    /// Whether the two-person rule refuses `caller` for a request made by `requester`.
-    pub fn is_self_approval(&self, caller: &Principal, caller_arn: &str, requester: &str) -> bool {
-        self.two_person_rule
-            && (caller_arn == requester || principal(requester).as_ref() == Some(caller))
-    }
-}
-
-/// Approve or reject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// The step runs.
-    Approve,
-    /// The step does not run; the gate fails with [`REJECTED_ERROR`].
-    Reject,
-}
-
-impl Verdict {
-    /// The audit action and the stored status it leads to.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Approve => "approved",
-            Verdict::Reject => "rejected",
-        }
-    }
-
-    /// The stored status this verdict leads to.
-    pub fn status(self) -> ApprovalStatus {
-        match self {
-            Verdict::Approve => ApprovalStatus::Approved,
-            Verdict::Reject => ApprovalStatus::Rejected,
-        }
-    }
-}
 
 /// One decision: the body of a decide-approval request, and what `ir approve|reject` sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,8 +93,8 @@ pub enum DecideError {
     #[error("invalid decision: {0}")]
     InvalidInput(String),
     /// The caller is not an approver.
-    #[error("{caller} may not decide approvals: {why}")]
-    NotAnApprover { caller: String, why: String },
+    #[error(transparent)]
+    NotAnApprover(#[from] NotAnApprover),
     /// The two-person rule: the caller requested this approval.
     #[error(
         "{caller} requested this approval ({requester}): the two-person rule needs someone else to decide"
@@ -421,7 +258,7 @@ pub async fn decide(
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(incident_id = %decision.incident_id, step_id = %decision.step_id, caller = caller_arn, error = %e, "decision refused: not an approver");
-            return Err(e);
+            return Err(e.into());
         }
     };
     let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
@@ -795,62 +632,23 @@ mod tests {
 
     const ROLE: &str = "arn:aws:iam::111122223333:role/teams/SecurityLead";
 
-    fn policy(two: bool) -> ApproverPolicy {
-        ApproverPolicy {
-            approvers: vec![ROLE.into(), "arn:aws:iam::111122223333:user/alice".into()],
-            two_person_rule: two,
-        }
-    }
-
     #[test]
-    fn sessions_of_a_listed_role_are_approvers_whatever_the_path() {
-        let p = policy(true);
-        for ok in [
-            "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob@example.com",
-            "arn:aws:iam::111122223333:role/SecurityLead",
-            "arn:aws:iam::111122223333:role/other/path/SecurityLead",
-            "arn:aws:iam::111122223333:user/alice",
-        ] {
-            assert!(p.approver(ok).is_ok(), "{ok}");
-        }
-        for refused in [
-            "arn:aws:sts::444455556666:assumed-role/SecurityLead/bob",
-            "arn:aws:sts::111122223333:assumed-role/SecurityLeader/bob",
-            "arn:aws:sts::111122223333:assumed-role/SecurityLead",
-            "arn:aws:iam::111122223333:user/SecurityLead",
-            "arn:aws:iam::111122223333:root",
-            "arn:aws:sts::111122223333:federated-user/alice",
-            "arn:aws-cn:iam::111122223333:user/alice",
-            "arn:aws:iam::111122223333:role/",
-            "SecurityLead",
-            "",
-        ] {
-            assert!(
-                matches!(p.approver(refused), Err(DecideError::NotAnApprover { .. })),
-                "{refused}"
-            );
-        }
+    fn a_caller_who_is_not_an_approver_is_forbidden() {
         let nobody = ApproverPolicy {
             approvers: vec![],
             two_person_rule: true,
         };
-        let e = nobody.approver(ROLE).unwrap_err();
+        let e = DecideError::from(nobody.approver(ROLE).unwrap_err());
+        assert!(matches!(e, DecideError::NotAnApprover { .. }), "{e}");
         assert!(e.to_string().contains("empty"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{ROLE} may not decide approvals: notifications.approvers is empty: nobody can decide"
+            )
+        );
         assert_eq!(e.http_status(), 403);
-    }
-
-    #[test]
-    fn the_two_person_rule_compares_principals_not_sessions() {
-        let caller_arn = "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob";
-        let caller = principal(caller_arn).unwrap();
-        let requester = "arn:aws:sts::111122223333:assumed-role/SecurityLead/ir-request-approval";
-        assert!(policy(true).is_self_approval(&caller, caller_arn, requester));
-        assert!(!policy(false).is_self_approval(&caller, caller_arn, requester));
-        assert!(!policy(true).is_self_approval(
-            &caller,
-            caller_arn,
-            "arn:aws:sts::111122223333:assumed-role/ir-request-approval/x"
-        ));
+        assert_eq!(e.error_name(), ErrorName::AccessDenied);
     }
 
     #[test]

@@ -116,9 +116,9 @@ fn delivery_action(c: &Correlation) -> &'static str {
 /// The ARN Step Functions gives the execution `name` of `state_machine_arn`
 /// (`arn:aws:states:R:A:stateMachine:M` → `arn:aws:states:R:A:execution:M:name`).
 pub fn execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
-    let (head, machine) = state_machine_arn.split_once(":stateMachine:")?;
-    (!machine.is_empty() && !machine.contains(':'))
-        .then(|| format!("{head}:execution:{machine}:{name}"))
+    let arn = ir_core::arn::Arn::parse(state_machine_arn)?;
+    let resource = format!("execution:{}:{name}", arn.state_machine()?);
+    Some(arn.with_resource(&resource).to_string())
 }
 
 impl Intake {

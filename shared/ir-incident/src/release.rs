@@ -11,7 +11,7 @@ use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::approval::{ApproverPolicy, DecideError};
+use crate::approval::ApproverPolicy;
 use crate::recorder::{RecordError, Recorded, Recorder, RecorderSettings};
 use ir_actions::ActionError;
 use ir_aws::Clients;
@@ -129,10 +129,7 @@ pub async fn release_incident(
         )));
     }
     if let Err(e) = policy.approver(caller_arn) {
-        let why = match e {
-            DecideError::NotAnApprover { why, .. } => why,
-            other => other.to_string(),
-        };
+        let why = e.why;
         tracing::warn!(incident_id = %req.incident_id, caller = caller_arn, %why, "release refused: not an approver");
         return Err(ReleaseError::NotAnApprover {
             caller: caller_arn.to_owned(),

@@ -5,6 +5,7 @@
 //! other call on the principal's policies or keys.
 
 use ir_core::action::{Principal, PrincipalFacts, PrincipalKind, protection_reason};
+use ir_core::arn::Arn;
 use ir_core::config::Protection;
 
 use crate::ActionError;
@@ -113,19 +114,7 @@ pub(crate) async fn get_user(clients: &Clients, name: &str) -> Result<Target, Ac
 /// (`arn:<partition>:iam::<account>:instance-profile/<path>/<name>`): the last path segment,
 /// which is what `GetInstanceProfile` takes.
 pub(crate) fn instance_profile_name(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("iam"), Some(_region), Some(_account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let rest = resource.strip_prefix("instance-profile/")?;
-    rest.rsplit('/').next().filter(|n| !n.is_empty())
+    Some(Arn::parse(arn)?.instance_profile()?.name)
 }
 
 /// The role of an instance profile, by the profile's ARN: `GetInstanceProfile`, then `GetRole`

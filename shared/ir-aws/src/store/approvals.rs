@@ -15,7 +15,6 @@
 //! decision's condition, not by the TTL.
 
 use std::fmt;
-use std::str::FromStr;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -23,7 +22,6 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::expr::Expr;
@@ -32,6 +30,8 @@ use super::retry::write_token;
 use super::schema::TableNames;
 use super::{StoreError, check_incident_id, log_failure, stamp};
 use crate::{Clients, SdkFailure};
+
+pub use ir_core::approval::ApprovalStatus;
 
 const PUT: &str = "dynamodb:PutItem";
 const UPDATE: &str = "dynamodb:UpdateItem";
@@ -82,49 +82,6 @@ impl fmt::Debug for TaskToken {
 impl fmt::Display for TaskToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
-    }
-}
-
-/// Where an approval stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Rejected,
-    /// Not decided before `expiresAt`.
-    Expired,
-}
-
-impl ApprovalStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalStatus::Pending => "pending",
-            ApprovalStatus::Approved => "approved",
-            ApprovalStatus::Rejected => "rejected",
-            ApprovalStatus::Expired => "expired",
-        }
-    }
-}
-
-impl fmt::Display for ApprovalStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ApprovalStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            ApprovalStatus::Pending,
-            ApprovalStatus::Approved,
-            ApprovalStatus::Rejected,
-            ApprovalStatus::Expired,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-        .ok_or_else(|| format!("`{s}` is not an approval status"))
     }
 }
 
@@ -632,13 +589,5 @@ mod tests {
             expires_at: OffsetDateTime::UNIX_EPOCH,
         };
         assert!(!format!("{req:?}").contains("secret-token-text"));
-    }
-
-    #[test]
-    fn statuses_parse() {
-        for s in ["pending", "approved", "rejected", "expired"] {
-            assert_eq!(s.parse::<ApprovalStatus>().unwrap().as_str(), s);
-        }
-        assert!("Approved".parse::<ApprovalStatus>().is_err());
     }
 }
