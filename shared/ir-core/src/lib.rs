@@ -19,6 +19,7 @@ pub mod duration;
 pub mod enrich;
 pub mod error;
 pub mod event;
+pub mod evidence;
 pub mod guardduty;
 pub mod incident;
 pub mod lenient;

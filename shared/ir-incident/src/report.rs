@@ -831,15 +831,6 @@ fn state(s: &StepReport, result: Option<u64>, failure: Option<u64>) -> StepState
 
 // ---------------------------------------------------------------------------- manifests
 
-/// What is read from a stored manifest.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredManifest {
-    schema: String,
-    incident_id: String,
-    objects: Vec<EvidenceObject>,
-}
-
 /// The manifest version a step result names, read back; what is wrong with it said in `error`.
 async fn manifest(
     clients: &Clients,
@@ -881,7 +872,10 @@ async fn manifest(
     report
 }
 
-async fn read_manifest(clients: &Clients, a: &EvidenceArtifacts) -> Result<StoredManifest, String> {
+async fn read_manifest(
+    clients: &Clients,
+    a: &EvidenceArtifacts,
+) -> Result<ir_core::evidence::ManifestDocument, String> {
     let out = clients
         .s3()
         .get_object()

@@ -37,12 +37,16 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
 use ir_core::action::{ActionReport, Artifacts, EvidenceManifest, EvidenceObject, EvidenceRequest};
 use ir_core::config::{EvidenceConfig, Mode};
+use ir_core::evidence::{
+    CloudTrailSummary, CloudTrailWindow, ManifestDocument, ManifestResource, ObjectLockSummary,
+};
 use ir_core::{Resource, ResourceKind};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 pub use cloudtrail::{TrailLocation, Window};
 pub use ir_aws::sha256::{hex, sha256};
+pub use ir_core::evidence::MANIFEST_SCHEMA;
 
 use self::cloudtrail::{Listing, LogObject};
 use self::describe::Description;
@@ -54,8 +58,6 @@ use ir_env::InitError;
 
 /// The function name reported in every collect-evidence report.
 pub const ACTION: &str = "ir-collect-evidence";
-/// The `schema` of manifest documents.
-pub const MANIFEST_SCHEMA: &str = "ir-evidence-manifest/1";
 /// The `schema` of resource descriptions.
 pub const DESCRIPTION_SCHEMA: &str = "ir-resource-description/1";
 /// Log files copied at once (each a GetObject then a PutObject).
@@ -224,36 +226,6 @@ fn key_segment(id: &str) -> String {
     seg
 }
 
-/// The manifest document stored in the bucket.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ManifestDocument<'a> {
-    schema: &'static str,
-    bucket: &'a str,
-    incident_id: &'a str,
-    finding_id: &'a str,
-    step_id: &'a str,
-    account: &'a str,
-    region: &'a str,
-    resource: Value,
-    collected_by: &'a str,
-    completed_at: String,
-    object_lock: Value,
-    cloudtrail: Value,
-    objects: &'a [EvidenceObject],
-    notes: &'a [String],
-}
-
-/// What is read back from a stored manifest.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredManifest {
-    schema: String,
-    bucket: String,
-    incident_id: String,
-    objects: Vec<EvidenceObject>,
-}
-
 /// One object to collect.
 #[derive(Debug)]
 enum Item {
@@ -358,7 +330,7 @@ pub async fn collect_evidence(
             req.resource.id()
         )),
     }
-    let mut cloudtrail_summary = json!({"collected": false});
+    let mut cloudtrail_summary = CloudTrailSummary::default();
     match (&trail, listing) {
         (Some(location), Some(listing)) => {
             let found = listing.objects.len();
@@ -389,20 +361,22 @@ pub async fn collect_evidence(
                     location.uri(&first.key)
                 ));
             }
-            cloudtrail_summary = json!({
-                "collected": true,
-                "trailBucket": location.bucket,
-                "prefixes": listing.prefixes,
-                "windowStart": cloudtrail::rfc3339(window.start),
-                "windowEnd": cloudtrail::rfc3339(window.end),
-                "stampsFrom": cloudtrail::rfc3339(window.earliest_stamp()),
-                "stampsTo": cloudtrail::rfc3339(window.latest_stamp()),
-                "regions": regions,
-                "objectsListed": listing.listed,
-                "filesInWindow": found,
-                "filesLeftOut": left_out.len(),
-                "maxLogObjects": max,
-            });
+            cloudtrail_summary = CloudTrailSummary {
+                collected: true,
+                window: Some(CloudTrailWindow {
+                    files_in_window: count(found),
+                    files_left_out: count(left_out.len()),
+                    max_log_objects: count(max),
+                    objects_listed: count(listing.listed),
+                    prefixes: listing.prefixes,
+                    regions: regions.clone(),
+                    stamps_from: cloudtrail::rfc3339(window.earliest_stamp()),
+                    stamps_to: cloudtrail::rfc3339(window.latest_stamp()),
+                    trail_bucket: location.bucket.clone(),
+                    window_end: cloudtrail::rfc3339(window.end),
+                    window_start: cloudtrail::rfc3339(window.start),
+                }),
+            };
             for object in objects {
                 items.push(Item::Log { key: format!("{}{}", keys.cloudtrail_root, object.key), object });
             }
@@ -490,26 +464,31 @@ pub async fn collect_evidence(
     }
 
     // The manifest, last.
-    let resource = json!({"kind": req.resource.kind().as_str(), "id": req.resource.id()});
-    let notes = report.report_mut().notes.clone();
     let document = ManifestDocument {
-        schema: MANIFEST_SCHEMA,
-        bucket: &settings.bucket,
-        incident_id: &req.incident_id,
-        finding_id: &req.finding_id,
-        step_id: &req.step_id,
-        account: &req.account,
-        region: &req.region,
-        resource,
-        collected_by: &collector,
-        completed_at: now_rfc3339(),
-        object_lock: json!({"mode": settings.config.object_lock_mode, "retentionDays": settings.config.retention_days}),
+        schema: MANIFEST_SCHEMA.to_owned(),
+        bucket: settings.bucket.clone(),
+        incident_id: req.incident_id.clone(),
+        finding_id: req.finding_id.clone(),
+        step_id: req.step_id.clone(),
+        account: req.account.clone(),
+        region: req.region.clone(),
+        resource: ManifestResource {
+            id: req.resource.id().to_owned(),
+            kind: req.resource.kind().as_str().to_owned(),
+        },
+        collected_by: collector,
+        completed_at: now(),
+        object_lock: ObjectLockSummary {
+            mode: settings.config.object_lock_mode.clone(),
+            retention_days: settings.config.retention_days,
+        },
         cloudtrail: cloudtrail_summary,
-        objects: &objects,
-        notes: &notes,
+        objects,
+        notes: report.report_mut().notes.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&document)
         .map_err(|e| ActionError::Verification(format!("manifest serialization: {e}")))?;
+    let objects = document.objects;
     let written = bucket
         .put(Upload {
             key: &keys.manifest,
@@ -570,12 +549,26 @@ fn days(n: u32) -> String {
     }
 }
 
-fn now_rfc3339() -> String {
+fn now_secs() -> i64 {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    cloudtrail::rfc3339(i64::try_from(secs).unwrap_or(i64::MAX))
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+fn now_rfc3339() -> String {
+    cloudtrail::rfc3339(now_secs())
+}
+
+/// Now, in whole seconds (the manifest's `completedAt`, as [`now_rfc3339`] writes it).
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(now_secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A count as the manifest writes it.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 fn validate(req: &EvidenceRequest) -> Result<(), ActionError> {
@@ -807,7 +800,7 @@ async fn existing_manifest(
             "s3://{bucket}/{key} version {version_id} was listed but cannot be read"
         )));
     };
-    let stored: StoredManifest = serde_json::from_slice(&fetched.bytes).map_err(|e| {
+    let stored: ManifestDocument = serde_json::from_slice(&fetched.bytes).map_err(|e| {
         ActionError::Verification(format!(
             "s3://{bucket}/{key} version {version_id} exists but is not a readable manifest: {e}"
         ))
@@ -1002,6 +995,140 @@ mod tests {
         assert!(!key_segment("..").starts_with('.'));
         assert!(!key_segment("").is_empty());
         assert!(key_segment(&"x".repeat(500)).len() <= 180);
+    }
+
+    /// The manifest as the writer serialized it before [`ManifestDocument`] was one type: borrowed
+    /// fields and `json!` objects.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct LegacyManifest<'a> {
+        schema: &'static str,
+        bucket: &'a str,
+        incident_id: &'a str,
+        finding_id: &'a str,
+        step_id: &'a str,
+        account: &'a str,
+        region: &'a str,
+        resource: Value,
+        collected_by: &'a str,
+        completed_at: String,
+        object_lock: Value,
+        cloudtrail: Value,
+        objects: &'a [EvidenceObject],
+        notes: &'a [String],
+    }
+
+    #[test]
+    fn the_manifest_bytes_are_those_written_before() {
+        let at = 1_795_000_000;
+        let objects = vec![
+            EvidenceObject {
+                key: "incidents/inc-0123456789abcdef0123/finding/f1.json".into(),
+                version_id: "v1".into(),
+                sha256: hex(&sha256(b"finding")),
+                size: 7,
+                collected_at: OffsetDateTime::from_unix_timestamp(at - 5).unwrap(),
+                collected_by: "arn:aws:sts::111122223333:assumed-role/ir/x".into(),
+                source: None,
+            },
+            EvidenceObject {
+                key: "incidents/inc-0123456789abcdef0123/cloudtrail/AWSLogs/x.json.gz".into(),
+                version_id: "v2".into(),
+                sha256: hex(&sha256(b"log")),
+                size: 3,
+                collected_at: OffsetDateTime::from_unix_timestamp(at - 1).unwrap(),
+                collected_by: "arn:aws:sts::111122223333:assumed-role/ir/x".into(),
+                source: Some("s3://trail/AWSLogs/x.json.gz?versionId=null".into()),
+            },
+        ];
+        let notes = vec![
+            "one note".to_owned(),
+            "a \"quoted\" ünïcode note".to_owned(),
+        ];
+        let (found, left_out, max, listed) = (3_usize, 1_usize, 2_usize, 1234_usize);
+        let prefixes = vec!["AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/17/".to_owned()];
+        let regions = vec!["us-east-1".to_owned(), "eu-west-1".to_owned()];
+        let legacy_trail = json!({
+            "collected": true,
+            "trailBucket": "trail",
+            "prefixes": prefixes,
+            "windowStart": cloudtrail::rfc3339(at - 3600),
+            "windowEnd": cloudtrail::rfc3339(at + 600),
+            "stampsFrom": cloudtrail::rfc3339(at - 3900),
+            "stampsTo": cloudtrail::rfc3339(at + 900),
+            "regions": regions,
+            "objectsListed": listed,
+            "filesInWindow": found,
+            "filesLeftOut": left_out,
+            "maxLogObjects": max,
+        });
+        let trail = CloudTrailSummary {
+            collected: true,
+            window: Some(CloudTrailWindow {
+                files_in_window: count(found),
+                files_left_out: count(left_out),
+                max_log_objects: count(max),
+                objects_listed: count(listed),
+                prefixes: prefixes.clone(),
+                regions: regions.clone(),
+                stamps_from: cloudtrail::rfc3339(at - 3900),
+                stamps_to: cloudtrail::rfc3339(at + 900),
+                trail_bucket: "trail".into(),
+                window_end: cloudtrail::rfc3339(at + 600),
+                window_start: cloudtrail::rfc3339(at - 3600),
+            }),
+        };
+        for (legacy_cloudtrail, cloudtrail) in [
+            (json!({"collected": false}), CloudTrailSummary::default()),
+            (legacy_trail, trail),
+        ] {
+            let legacy = LegacyManifest {
+                schema: MANIFEST_SCHEMA,
+                bucket: "ev-bucket",
+                incident_id: "inc-0123456789abcdef0123",
+                finding_id: "f1",
+                step_id: "collect-evidence",
+                account: "111122223333",
+                region: "us-east-1",
+                resource: json!({"kind": "ec2-instance", "id": "i-0123456789abcdef0"}),
+                collected_by: "arn:aws:sts::111122223333:assumed-role/ir/x",
+                completed_at: cloudtrail::rfc3339(at),
+                object_lock: json!({"mode": "COMPLIANCE", "retentionDays": 365}),
+                cloudtrail: legacy_cloudtrail,
+                objects: &objects,
+                notes: &notes,
+            };
+            let document = ManifestDocument {
+                schema: MANIFEST_SCHEMA.to_owned(),
+                bucket: "ev-bucket".into(),
+                incident_id: "inc-0123456789abcdef0123".into(),
+                finding_id: "f1".into(),
+                step_id: "collect-evidence".into(),
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                resource: ManifestResource {
+                    id: "i-0123456789abcdef0".into(),
+                    kind: "ec2-instance".into(),
+                },
+                collected_by: "arn:aws:sts::111122223333:assumed-role/ir/x".into(),
+                completed_at: OffsetDateTime::from_unix_timestamp(at).unwrap(),
+                object_lock: ObjectLockSummary {
+                    mode: "COMPLIANCE".into(),
+                    retention_days: 365,
+                },
+                cloudtrail,
+                objects: objects.clone(),
+                notes: notes.clone(),
+            };
+            let before = serde_json::to_vec_pretty(&legacy).unwrap();
+            let now = serde_json::to_vec_pretty(&document).unwrap();
+            assert_eq!(
+                String::from_utf8(now).unwrap(),
+                String::from_utf8(before.clone()).unwrap()
+            );
+            let back: ManifestDocument = serde_json::from_slice(&before).unwrap();
+            assert_eq!(back, document);
+        }
     }
 
     #[test]
