@@ -1,29 +1,17 @@
-//! Writing locked, checksummed object versions to the evidence bucket.
-//!
-//! Every PutObject carries:
-//! - `x-amz-checksum-sha256` with the digest computed here over the exact bytes sent (S3
-//!   recomputes it on receipt and refuses the upload with `BadDigest` on a mismatch; it also
-//!   satisfies the rule that a PUT with Object Lock parameters must carry `Content-MD5` or an
-//!   `x-amz-checksum-*` header). The emulator (moto 5.2.5) neither verifies the header nor
-//!   recomputes it — it echoes the value sent — so the tests re-hash every object read back;
-//! - `ObjectLockMode` and `ObjectLockRetainUntilDate`, explicitly per object, so the evidence is
-//!   locked even if the bucket's default retention were removed or never set;
-//! - the returned `VersionId` is recorded: Object Lock protects versions, a delete without a
-//!   version id only adds a delete marker, so integrity checks must name the version. No
-//!   version id means an unversioned bucket, where nothing can be locked: a configuration
-//!   error.
-
-use std::time::{Duration, SystemTime};
+//! Writing locked, checksummed object versions to the evidence bucket, through the one locked
+//! writer ([`ir_aws::locked`]: SHA-256 checksum over the exact bytes, explicit Object Lock mode
+//! and retain-until date per object, version id required, `If-None-Match: *` when create-only),
+//! its refusals worded as collect-evidence's errors; and reading objects back.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode};
-use aws_smithy_types::DateTime;
+use aws_sdk_s3::types::ObjectLockMode;
 use ir_core::ErrorName;
 
 use crate::ActionError;
-use ir_aws::sha256::{hex, sha256};
+use ir_aws::locked::{self, LockedError, LockedObject, PutRefusal};
 use ir_aws::{Clients, SdkFailure};
+
+pub use ir_aws::locked::Written;
 
 /// Where and how evidence is written.
 #[derive(Debug, Clone)]
@@ -48,98 +36,57 @@ pub struct Upload<'a> {
     pub create_only: bool,
 }
 
-/// A version written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub version_id: String,
-    pub sha256: String,
-    pub size: u64,
-    pub at: SystemTime,
-}
-
 impl LockedBucket<'_> {
     /// Writes one locked version; see the module docs.
     pub async fn put(&self, upload: Upload<'_>) -> Result<Written, ActionError> {
-        let digest = sha256(&upload.bytes);
-        let checksum = aws_smithy_types::base64::encode(digest);
-        let size = upload.bytes.len() as u64;
-        let at = SystemTime::now();
-        let retain_until =
-            DateTime::from(at + Duration::from_secs(u64::from(self.retention_days) * 86_400));
-        let mut put = self
-            .clients
-            .s3()
-            .put_object()
-            .bucket(self.bucket)
-            .key(upload.key)
-            .body(ByteStream::from(upload.bytes))
-            .content_type(upload.content_type)
-            .set_content_encoding(upload.content_encoding)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .checksum_sha256(&checksum)
-            .object_lock_mode(self.mode.clone())
-            .object_lock_retain_until_date(DateTime::from_secs(retain_until.secs()));
-        for (k, v) in upload.metadata {
-            put = put.metadata(k, v);
-        }
-        if upload.create_only {
-            put = put.if_none_match("*");
-        }
-        let out = put
-            .send()
-            .await
-            .map_err(|e| self.put_error(upload.key, e))?;
-        if let Some(echoed) = out.checksum_sha256()
-            && echoed != checksum
-        {
-            return Err(ActionError::Verification(format!(
-                "s3://{}/{}: S3 answered checksum {echoed}, the bytes sent have {checksum}",
-                self.bucket, upload.key
-            )));
-        }
-        match out.version_id() {
-            Some(v) if !v.is_empty() && v != "null" => Ok(Written {
-                version_id: v.to_owned(),
-                sha256: hex(&digest),
-                size,
-                at,
-            }),
-            _ => Err(ActionError::Configuration(format!(
-                "the evidence bucket `{}` is not versioned (PutObject of {} returned no version id): evidence without versions cannot be locked; \
-                 create it with Object Lock enabled",
-                self.bucket, upload.key
-            ))),
-        }
+        let key = upload.key;
+        locked::put(
+            self.clients,
+            LockedObject {
+                bucket: self.bucket,
+                key,
+                bytes: upload.bytes,
+                content_type: upload.content_type,
+                content_encoding: upload.content_encoding,
+                metadata: upload.metadata,
+                mode: self.mode.clone(),
+                retention_days: self.retention_days,
+                create_only: upload.create_only,
+            },
+        )
+        .await
+        .map_err(|e| self.put_error(key, e))
     }
 
-    fn put_error(
-        &self,
-        key: &str,
-        e: aws_smithy_runtime_api::client::result::SdkError<
-            aws_sdk_s3::operation::put_object::PutObjectError,
-            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-        >,
-    ) -> ActionError {
-        let code = e.code().map(str::to_owned);
-        let message = e.message().unwrap_or_default().to_owned();
-        let err = ActionError::sdk("s3:PutObject", e);
-        match code.as_deref() {
-            Some("NoSuchBucket") => ActionError::Configuration(format!(
+    fn put_error(&self, key: &str, e: LockedError) -> ActionError {
+        let (refusal, e) = match e {
+            LockedError::Put { refusal, error } => (refusal, error),
+            LockedError::Checksum { echoed, sent } => {
+                return ActionError::Verification(format!(
+                    "s3://{}/{key}: S3 answered checksum {echoed}, the bytes sent have {sent}",
+                    self.bucket
+                ));
+            }
+            LockedError::Unversioned => {
+                return ActionError::Configuration(format!(
+                    "the evidence bucket `{}` is not versioned (PutObject of {key} returned no version id): evidence without versions cannot be locked; \
+                     create it with Object Lock enabled",
+                    self.bucket
+                ));
+            }
+        };
+        let err = ActionError::sdk("s3:PutObject", *e);
+        match refusal {
+            PutRefusal::NoSuchBucket => ActionError::Configuration(format!(
                 "the evidence bucket `{}` does not exist (IR_EVIDENCE_BUCKET): {err}",
                 self.bucket
             )),
-            // AWS: "Bucket is missing Object Lock Configuration" (InvalidRequest) when lock
-            // parameters are sent to a bucket created without Object Lock.
-            Some("InvalidRequest")
-                if message.contains("ObjectLock") || message.contains("Object Lock") =>
-            {
-                ActionError::Configuration(format!(
-                    "the evidence bucket `{}` has no Object Lock configuration: evidence cannot be locked there: {err}",
-                    self.bucket
-                ))
-            }
+            PutRefusal::NoObjectLock => ActionError::Configuration(format!(
+                "the evidence bucket `{}` has no Object Lock configuration: evidence cannot be locked there: {err}",
+                self.bucket
+            )),
             // A conditional create lost: the key already has a version (a concurrent run).
-            Some("PreconditionFailed") | Some("ConditionalRequestConflict") => match err {
+            PutRefusal::Exists => match err {
                 ActionError::Aws(f) => ActionError::Aws(SdkFailure {
                     name: ErrorName::Conflict,
                     detail: format!("s3://{}/{key} already exists: {}", self.bucket, f.detail),
@@ -147,7 +94,7 @@ impl LockedBucket<'_> {
                 }),
                 other => other,
             },
-            _ => err,
+            PutRefusal::Other => err,
         }
     }
 }

@@ -18,13 +18,11 @@
 //! version id only hides the current version behind a delete marker, and must not hide an
 //! anchor from verification.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ObjectLockMode};
-use aws_smithy_types::DateTime;
+use aws_sdk_s3::types::{ChecksumMode, ObjectLockMode};
 use ir_core::audit::{Anchor, AuditRecord, ChainError, Verified, canonical_json};
 use ir_core::config::EvidenceConfig;
 use ir_core::{ErrorName, Named};
@@ -36,7 +34,7 @@ use super::item::{Item, Reader, n, s};
 use super::retry::Attempts;
 use super::schema::TableNames;
 use super::{StoreError, check_incident_id, stamp};
-use crate::sha256::sha256;
+use crate::locked::{self, LockedError, LockedObject, PutRefusal};
 use crate::{Clients, SdkFailure};
 
 /// Attempts at one append before `Conflict`.
@@ -344,75 +342,62 @@ impl AuditLog {
             operation: PUT_OBJECT,
             detail: e.to_string(),
         })?;
-        let checksum = aws_smithy_types::base64::encode(sha256(&body));
-        let written_at = SystemTime::now();
-        let retain_until = DateTime::from(
-            written_at + Duration::from_secs(u64::from(evidence.retention_days) * 86_400),
-        );
-        let put = self
-            .clients
-            .s3()
-            .put_object()
-            .bucket(bucket)
-            .key(&key)
-            .body(ByteStream::from(body))
-            .content_type("application/json")
-            // The lock parameters require an integrity header; S3 verifies SHA-256 on receipt
-            // (the emulator only echoes it, hence the comparison below).
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .checksum_sha256(&checksum)
-            .object_lock_mode(mode.clone())
-            .object_lock_retain_until_date(DateTime::from_secs(retain_until.secs()))
-            // Create only: an anchor is never replaced by a new version.
-            .if_none_match("*")
-            .send()
-            .await;
-        let out = match put {
-            Ok(out) => out,
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some("PreconditionFailed" | "ConditionalRequestConflict")
-                ) =>
-            {
+        let put = locked::put(
+            &self.clients,
+            LockedObject {
+                bucket,
+                key: &key,
+                bytes: body,
+                content_type: "application/json",
+                content_encoding: None,
+                metadata: Vec::new(),
+                mode: mode.clone(),
+                retention_days: evidence.retention_days,
+                // Create only: an anchor is never replaced by a new version.
+                create_only: true,
+            },
+        )
+        .await;
+        let written = match put {
+            Ok(written) => written,
+            Err(LockedError::Put {
+                refusal: PutRefusal::Exists,
+                ..
+            }) => {
                 return self.existing_anchor(bucket, &key, &anchor).await;
             }
-            Err(e) => {
-                let code = e.code().map(str::to_owned);
-                let message = e.message().unwrap_or_default().to_owned();
-                let err = StoreError::sdk(PUT_OBJECT, &e);
-                return Err(match code.as_deref() {
-                    Some("NoSuchBucket") => StoreError::Configuration(format!(
+            Err(LockedError::Put { refusal, error }) => {
+                let err = StoreError::sdk(PUT_OBJECT, &error);
+                return Err(match refusal {
+                    PutRefusal::NoSuchBucket => StoreError::Configuration(format!(
                         "the evidence bucket `{bucket}` does not exist: {err}"
                     )),
-                    Some("InvalidRequest")
-                        if message.contains("ObjectLock") || message.contains("Object Lock") =>
-                    {
-                        StoreError::Configuration(format!(
-                            "the evidence bucket `{bucket}` has no Object Lock configuration: an anchor cannot be locked there: {err}"
-                        ))
-                    }
-                    _ => err,
+                    PutRefusal::NoObjectLock => StoreError::Configuration(format!(
+                        "the evidence bucket `{bucket}` has no Object Lock configuration: an anchor cannot be locked there: {err}"
+                    )),
+                    PutRefusal::Exists | PutRefusal::Other => err,
                 });
             }
-        };
-        if let Some(echoed) = out.checksum_sha256()
-            && echoed != checksum
-        {
-            return Err(StoreError::Verification(format!(
-                "s3://{bucket}/{key}: S3 answered checksum {echoed}, the bytes sent have {checksum}"
-            )));
-        }
-        let version_id = match out.version_id() {
-            Some(v) if !v.is_empty() && v != "null" => v.to_owned(),
-            _ => {
+            Err(LockedError::Checksum { echoed, sent }) => {
+                return Err(StoreError::Verification(format!(
+                    "s3://{bucket}/{key}: S3 answered checksum {echoed}, the bytes sent have {sent}"
+                )));
+            }
+            Err(LockedError::Unversioned) => {
                 return Err(StoreError::Configuration(format!(
                     "the evidence bucket `{bucket}` is not versioned (PutObject of {key} returned no version id): an anchor cannot be locked there"
                 )));
             }
         };
-        self.verify_lock(bucket, &key, &version_id, &mode, written_at, evidence)
-            .await?;
+        self.verify_lock(
+            bucket,
+            &key,
+            &written.version_id,
+            &mode,
+            written.at,
+            evidence,
+        )
+        .await?;
         Ok(anchor)
     }
 
