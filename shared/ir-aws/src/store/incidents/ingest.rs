@@ -1,0 +1,513 @@
+//! Ingest: one delivery of a finding correlated into an incident, race-safe (see the
+//! docs of the incident store).
+
+use ir_core::SecurityEvent;
+use ir_core::correlate::{Correlation, incident_id};
+use ir_core::incident::{IncidentSummary, Status, Timeline};
+use time::OffsetDateTime;
+
+use super::tx::{Reason, TxError, put_new, update_in_tx};
+use super::{GET, Incident, IncidentStore, Ingested, MAX_FINDING_IDS, attr, key_of};
+use crate::store::expr::Expr;
+use crate::store::item::{Item, Reader, n, s};
+use crate::store::retry::{Attempts, write_token};
+use crate::store::{StoreError, stamp};
+
+/// Attempts at one ingest (each a transaction or a read), before `Conflict`.
+const INGEST_ATTEMPTS: u32 = 40;
+
+/// One delivery being ingested.
+#[derive(Debug)]
+struct Delivery<'a> {
+    event: &'a SecurityEvent,
+    detected_at: OffsetDateTime,
+    resource_key: String,
+    finding_key: String,
+    open_key: String,
+    last_seen: OffsetDateTime,
+    token: String,
+}
+
+/// The finding key item.
+#[derive(Debug, Clone)]
+struct FindingKey {
+    incident_id: String,
+    count: u64,
+    deliveries: u64,
+    last_seen: OffsetDateTime,
+    write_token: Option<String>,
+}
+
+/// What ingest does next.
+#[derive(Debug)]
+enum Next {
+    Open,
+    Repeat {
+        key: Item,
+        incident: Option<Incident>,
+    },
+    Attach {
+        incident_id: String,
+        incident: Option<Incident>,
+    },
+}
+
+/// The result of one ingest step.
+#[derive(Debug)]
+enum Step {
+    Done(Correlation, Box<Incident>),
+    Then(Next),
+    /// Lost to a concurrent writer: back off, then `Next`.
+    Contended(Next),
+}
+
+impl Incident {
+    /// The incident a delivery opens.
+    fn opened(d: &Delivery<'_>, incident_id: &str) -> Incident {
+        Incident {
+            summary: IncidentSummary {
+                incident_id: incident_id.to_owned(),
+                status: Status::Triage,
+                severity: d.event.severity_label(),
+                playbook: None,
+                resource_key: d.resource_key.clone(),
+                finding_ids: vec![d.event.finding_id.clone()],
+                timeline: Timeline {
+                    first_seen: d.event.first_seen,
+                    detected_at: d.detected_at,
+                    triaged_at: None,
+                    contained_at: None,
+                    resolved_at: None,
+                },
+            },
+            resource: d.event.resource.clone(),
+            finding_count: 1,
+            occurrences: 1,
+            last_seen: d.last_seen,
+            decision: None,
+            records: Vec::new(),
+            last_error: None,
+            version: 1,
+            updated_at: d.detected_at,
+            write_token: Some(d.token.clone()),
+        }
+    }
+
+    /// Folds one delivery in: last seen, first seen, severity raised if higher, one more
+    /// occurrence.
+    fn absorb(&mut self, d: &Delivery<'_>) {
+        self.last_seen = self.last_seen.max(d.last_seen);
+        if let Some(f) = d.event.first_seen {
+            let first = self.summary.timeline.first_seen.map_or(f, |x| x.min(f));
+            self.summary.timeline.first_seen = Some(first);
+        }
+        self.summary.severity = self.summary.severity.max(d.event.severity_label());
+        self.occurrences += 1;
+    }
+}
+
+impl FindingKey {
+    fn from_item(item: &Item) -> Result<FindingKey, StoreError> {
+        let r = Reader::new(item, "finding key");
+        Ok(FindingKey {
+            incident_id: r.s(attr::INCIDENT_ID)?.to_owned(),
+            count: r.u64(attr::COUNT)?,
+            deliveries: r.u64(attr::DELIVERIES)?,
+            last_seen: r.time(attr::LAST_SEEN)?,
+            write_token: r.opt_s(attr::WRITE_TOKEN)?.map(str::to_owned),
+        })
+    }
+}
+
+impl Delivery<'_> {
+    /// `finding#K` → `incident_id`, first delivery.
+    fn finding_key_item(&self, incident_id: &str) -> Result<Item, StoreError> {
+        Ok(Item::from([
+            (attr::KEY.to_owned(), s(self.finding_key.clone())),
+            (attr::INCIDENT_ID.to_owned(), s(incident_id)),
+            (
+                attr::FINDING_ID.to_owned(),
+                s(self.event.finding_id.clone()),
+            ),
+            (attr::COUNT.to_owned(), n(self.event.count)),
+            (attr::DELIVERIES.to_owned(), n(1)),
+            (attr::LAST_SEEN.to_owned(), s(stamp(self.last_seen)?)),
+            (
+                attr::FIRST_DELIVERED_AT.to_owned(),
+                s(stamp(self.detected_at)?),
+            ),
+            (attr::WRITE_TOKEN.to_owned(), s(self.token.clone())),
+        ]))
+    }
+
+    /// `open#R` → `incident_id`.
+    fn open_key_item(&self, incident_id: &str) -> Result<Item, StoreError> {
+        Ok(Item::from([
+            (attr::KEY.to_owned(), s(self.open_key.clone())),
+            (attr::INCIDENT_ID.to_owned(), s(incident_id)),
+            (attr::RESOURCE_KEY.to_owned(), s(self.resource_key.clone())),
+            (attr::OPENED_AT.to_owned(), s(stamp(self.detected_at)?)),
+        ]))
+    }
+
+    /// How a delivery whose own token is on the finding key was correlated (its write landed
+    /// but the answer was lost): the opening delivery's key points at the incident its key
+    /// derives; later deliveries counted more than one.
+    fn landed_as(&self, key: &FindingKey) -> Correlation {
+        let incident_id = key.incident_id.clone();
+        if key.deliveries > 1 {
+            Correlation::Repeat { incident_id }
+        } else if incident_id == ir_core::correlate::incident_id(&self.event.finding_key) {
+            Correlation::New { incident_id }
+        } else {
+            Correlation::Attach { incident_id }
+        }
+    }
+}
+
+impl IncidentStore {
+    /// Correlates one delivery of a finding (see the module docs) and reports what it did.
+    /// `detected_at` is when the suite received it (EventBridge's `time`).
+    pub async fn ingest(
+        &self,
+        event: &SecurityEvent,
+        detected_at: OffsetDateTime,
+    ) -> Result<Ingested, StoreError> {
+        if event.finding_key.is_empty() {
+            return Err(StoreError::InvalidInput(format!(
+                "finding {} has no correlation key",
+                event.finding_id
+            )));
+        }
+        let resource_key = event.resource_key();
+        let d = Delivery {
+            event,
+            detected_at,
+            finding_key: format!("finding#{}", event.finding_key),
+            open_key: format!("open#{resource_key}"),
+            resource_key,
+            last_seen: event.last_seen.unwrap_or(detected_at),
+            token: write_token(),
+        };
+        let mut attempts = Attempts::new(&self.clients, INGEST_ATTEMPTS);
+        let mut next = Next::Open;
+        while attempts.take() {
+            let step = match next {
+                Next::Open => self.try_open(&d).await?,
+                Next::Repeat { key, incident } => self.try_repeat(&d, &key, incident).await?,
+                Next::Attach {
+                    incident_id,
+                    incident,
+                } => self.try_attach(&d, &incident_id, incident).await?,
+            };
+            next = match step {
+                Step::Done(correlation, incident) => {
+                    let history_count = self
+                        .count_history(
+                            &incident.summary.resource_key,
+                            &incident.summary.incident_id,
+                            incident.summary.timeline.detected_at,
+                        )
+                        .await?;
+                    return Ok(Ingested {
+                        correlation,
+                        incident: incident.summary,
+                        history_count,
+                    });
+                }
+                Step::Then(n) => n,
+                Step::Contended(n) => {
+                    attempts.backoff().await;
+                    n
+                }
+            };
+        }
+        Err(StoreError::Conflict(format!(
+            "finding {} on {}: still contended after {} attempts",
+            event.finding_id,
+            event.resource_key(),
+            attempts.used()
+        )))
+    }
+
+    /// The first step: open a new incident, all or nothing.
+    async fn try_open(&self, d: &Delivery<'_>) -> Result<Step, StoreError> {
+        let id = incident_id(&d.event.finding_key);
+        let incident = Incident::opened(d, &id);
+        let items = vec![
+            put_new(&self.names.keys, d.finding_key_item(&id)?, attr::KEY)?,
+            put_new(&self.names.keys, d.open_key_item(&id)?, attr::KEY)?,
+            put_new(
+                &self.names.incidents,
+                incident.to_item()?,
+                attr::INCIDENT_ID,
+            )?,
+        ];
+        let reasons = match self.transact(items).await {
+            Ok(()) => {
+                return Ok(Step::Done(
+                    Correlation::New { incident_id: id },
+                    Box::new(incident),
+                ));
+            }
+            Err(TxError::Conflict) => return Ok(Step::Contended(Next::Open)),
+            Err(TxError::Failed(e)) => return Err(e),
+            Err(TxError::Cancelled(reasons)) => reasons,
+        };
+        let [finding, open, created] = match <[Reason; 3]>::try_from(reasons) {
+            Ok(r) => r,
+            // No usable reasons: read the keys to find out.
+            Err(_) => return self.open_decided_by_reading(d).await,
+        };
+        if finding.failed_condition() {
+            let key = match finding.item {
+                Some(item) => item,
+                None => match self.get_key(&d.finding_key).await? {
+                    Some(item) => item,
+                    None => return Ok(Step::Contended(Next::Open)),
+                },
+            };
+            let parsed = FindingKey::from_item(&key)?;
+            if parsed.write_token.as_deref() == Some(d.token.as_str()) {
+                let incident = self.get_required(&parsed.incident_id).await?;
+                return Ok(Step::Done(d.landed_as(&parsed), Box::new(incident)));
+            }
+            // The incident the finding opened came back with the cancellation: no extra read.
+            let prefetched = match created.item {
+                Some(item) if created.code == "ConditionalCheckFailed" => {
+                    Some(Incident::from_item(&item)?)
+                        .filter(|i| i.summary.incident_id == parsed.incident_id)
+                }
+                _ => None,
+            };
+            return Ok(Step::Then(Next::Repeat {
+                key,
+                incident: prefetched,
+            }));
+        }
+        if open.failed_condition() {
+            let open_item = match open.item {
+                Some(item) => item,
+                None => match self.get_key(&d.open_key).await? {
+                    Some(item) => item,
+                    None => return Ok(Step::Contended(Next::Open)),
+                },
+            };
+            let incident_id = Reader::new(&open_item, "open key")
+                .s(attr::INCIDENT_ID)?
+                .to_owned();
+            return Ok(Step::Then(Next::Attach {
+                incident_id,
+                incident: None,
+            }));
+        }
+        if created.failed_condition() {
+            return Err(StoreError::Corrupt {
+                what: format!("incident {id}"),
+                why: format!(
+                    "it exists but {} is not mapped to it (keys table edited?)",
+                    d.finding_key
+                ),
+            });
+        }
+        // Cancelled with no failed condition and no conflict: read to find out.
+        self.open_decided_by_reading(d).await
+    }
+
+    /// When a cancellation carries no usable reasons, the keys say what happened.
+    async fn open_decided_by_reading(&self, d: &Delivery<'_>) -> Result<Step, StoreError> {
+        if let Some(key) = self.get_key(&d.finding_key).await? {
+            return Ok(Step::Then(Next::Repeat {
+                key,
+                incident: None,
+            }));
+        }
+        if let Some(open) = self.get_key(&d.open_key).await? {
+            let incident_id = Reader::new(&open, "open key")
+                .s(attr::INCIDENT_ID)?
+                .to_owned();
+            return Ok(Step::Then(Next::Attach {
+                incident_id,
+                incident: None,
+            }));
+        }
+        Ok(Step::Contended(Next::Open))
+    }
+
+    /// The same finding again: count it on its key and on its incident.
+    async fn try_repeat(
+        &self,
+        d: &Delivery<'_>,
+        key_item: &Item,
+        incident: Option<Incident>,
+    ) -> Result<Step, StoreError> {
+        let key = FindingKey::from_item(key_item)?;
+        if key.write_token.as_deref() == Some(d.token.as_str()) {
+            let incident = self.get_required(&key.incident_id).await?;
+            return Ok(Step::Done(d.landed_as(&key), Box::new(incident)));
+        }
+        let current = match incident {
+            Some(i) => i,
+            None => self.get_mapped(&key.incident_id, &d.finding_key).await?,
+        };
+        let mut next = current.next_version(&d.token, d.detected_at);
+        next.absorb(d);
+
+        let mut ke = Expr::new();
+        ke.set(attr::COUNT, n(key.count.max(d.event.count)))
+            .set(attr::LAST_SEEN, s(stamp(key.last_seen.max(d.last_seen))?))
+            .set(attr::DELIVERIES, n(key.deliveries + 1))
+            .set(attr::WRITE_TOKEN, s(d.token.clone()))
+            .require_eq(attr::DELIVERIES, n(key.deliveries))
+            .require_eq(attr::INCIDENT_ID, s(key.incident_id.clone()));
+        let items = vec![
+            update_in_tx(&self.names.keys, key_of(attr::KEY, &d.finding_key), &ke)?,
+            update_in_tx(
+                &self.names.incidents,
+                key_of(attr::INCIDENT_ID, &key.incident_id),
+                &current.update_to(&next)?,
+            )?,
+        ];
+        let again = |incident| Next::Repeat {
+            key: key_item.clone(),
+            incident,
+        };
+        let reasons = match self.transact(items).await {
+            Ok(()) => {
+                return Ok(Step::Done(
+                    Correlation::Repeat {
+                        incident_id: key.incident_id,
+                    },
+                    Box::new(next),
+                ));
+            }
+            Err(TxError::Conflict) => return Ok(Step::Contended(again(None))),
+            Err(TxError::Failed(e)) => return Err(e),
+            Err(TxError::Cancelled(reasons)) => reasons,
+        };
+        let mut reasons = reasons.into_iter();
+        let (key_reason, incident_reason) = (reasons.next(), reasons.next());
+        // The incident's item as it is now, when it came back with the cancellation.
+        let fresh_incident = match incident_reason {
+            Some(Reason {
+                code,
+                item: Some(item),
+            }) if code == "ConditionalCheckFailed" => Some(Incident::from_item(&item)?),
+            _ => None,
+        };
+        match key_reason {
+            Some(Reason {
+                code,
+                item: Some(item),
+            }) if code == "ConditionalCheckFailed" => Ok(Step::Contended(Next::Repeat {
+                key: item,
+                incident: fresh_incident,
+            })),
+            Some(r) if r.failed_condition() => match self.get_key(&d.finding_key).await? {
+                Some(item) => Ok(Step::Contended(Next::Repeat {
+                    key: item,
+                    incident: fresh_incident,
+                })),
+                None => Err(StoreError::Corrupt {
+                    what: d.finding_key.clone(),
+                    why: "the finding key disappeared (keys are never deleted)".into(),
+                }),
+            },
+            _ => Ok(Step::Contended(again(fresh_incident))),
+        }
+    }
+
+    /// Another finding on a resource whose incident is open: map it and add it to the incident.
+    async fn try_attach(
+        &self,
+        d: &Delivery<'_>,
+        incident_id: &str,
+        incident: Option<Incident>,
+    ) -> Result<Step, StoreError> {
+        let current = match incident {
+            Some(i) => i,
+            None => self.get_mapped(incident_id, &d.open_key).await?,
+        };
+        if !current.summary.status.is_open() {
+            // Resolved since `open#R` was read (resolution deletes it in the same
+            // transaction): start over.
+            return Ok(Step::Then(Next::Open));
+        }
+        let mut next = current.next_version(&d.token, d.detected_at);
+        next.absorb(d);
+        next.finding_count += 1;
+        if next.summary.finding_ids.len() < MAX_FINDING_IDS {
+            next.summary.finding_ids.push(d.event.finding_id.clone());
+        }
+        let items = vec![
+            put_new(
+                &self.names.keys,
+                d.finding_key_item(incident_id)?,
+                attr::KEY,
+            )?,
+            update_in_tx(
+                &self.names.incidents,
+                key_of(attr::INCIDENT_ID, incident_id),
+                &current.update_to(&next)?,
+            )?,
+        ];
+        let again = |incident| Next::Attach {
+            incident_id: incident_id.to_owned(),
+            incident,
+        };
+        let reasons = match self.transact(items).await {
+            Ok(()) => {
+                return Ok(Step::Done(
+                    Correlation::Attach {
+                        incident_id: incident_id.to_owned(),
+                    },
+                    Box::new(next),
+                ));
+            }
+            Err(TxError::Conflict) => return Ok(Step::Contended(again(None))),
+            Err(TxError::Failed(e)) => return Err(e),
+            Err(TxError::Cancelled(reasons)) => reasons,
+        };
+        let mut reasons = reasons.into_iter();
+        let (key_reason, incident_reason) = (reasons.next(), reasons.next());
+        if let Some(r) = key_reason
+            && r.failed_condition()
+        {
+            // The finding got mapped meanwhile (a racing delivery of it): a repeat now.
+            let key = match r.item {
+                Some(item) => item,
+                None => match self.get_key(&d.finding_key).await? {
+                    Some(item) => item,
+                    None => return Ok(Step::Contended(again(None))),
+                },
+            };
+            return Ok(Step::Then(Next::Repeat {
+                key,
+                incident: None,
+            }));
+        }
+        let fresh = match incident_reason {
+            Some(Reason {
+                code,
+                item: Some(item),
+            }) if code == "ConditionalCheckFailed" => Some(Incident::from_item(&item)?),
+            _ => None,
+        };
+        Ok(Step::Contended(again(fresh)))
+    }
+
+    /// A keys-table item, strongly consistent.
+    async fn get_key(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .clients
+            .dynamodb()
+            .get_item()
+            .table_name(&self.names.keys)
+            .set_key(Some(key_of(attr::KEY, key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk(GET, &e))?;
+        Ok(out.item)
+    }
+}
