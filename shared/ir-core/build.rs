@@ -10,7 +10,11 @@
 use std::path::Path;
 
 fn main() -> Result<(), String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    // Read at run time, not with env!(): the build script's binary is shared by every checkout
+    // that builds into the same target directory, and must look at the checkout it runs for.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").map_err(|e| format!("CARGO_MANIFEST_DIR: {e}"))?;
+    let dir = Path::new(&manifest_dir).join("../../config");
     let config_path = dir.join("incident-response.yaml");
     let schema_path = dir.join("incident-response.schema.json");
     println!("cargo:rerun-if-changed={}", config_path.display());
