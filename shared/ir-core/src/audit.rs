@@ -7,11 +7,15 @@
 //! record breaks the chain at that point; anchoring the head hash somewhere the writer cannot
 //! rewrite (the Object Lock evidence bucket) makes truncation of the tail detectable too.
 
+pub mod event;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+pub use event::AuditEvent;
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -31,6 +35,13 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
+}
+
+impl AuditRecord {
+    /// The record's event, typed (see [`event`]).
+    pub fn event(&self) -> Result<event::AuditEvent, event::EventError> {
+        event::AuditEvent::read(&self.action, &self.detail)
+    }
 }
 
 /// The chain head written to the evidence bucket: what the chain looked like at a moment.

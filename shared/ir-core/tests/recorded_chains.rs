@@ -53,3 +53,66 @@ fn an_edited_detail_in_a_recorded_chain_fails_at_that_record() {
         );
     }
 }
+
+/// Every recorded record reads as a typed event of the vocabulary (none falls back to `Other`),
+/// and that event writes back the same action and, byte for byte, the same canonical detail:
+/// records written through the vocabulary hash as the untyped writers' records did.
+#[test]
+fn every_recorded_record_reads_as_a_typed_event_and_writes_back_byte_for_byte() {
+    use ir_core::audit::{AuditEvent, canonical_json};
+    let mut actions = std::collections::BTreeSet::new();
+    for (name, chain) in fixtures() {
+        for r in &chain {
+            let event = r
+                .event()
+                .unwrap_or_else(|e| panic!("{name} seq {}: {e}", r.seq));
+            assert!(
+                !matches!(event, AuditEvent::Other { .. }),
+                "{name} seq {}: `{}` is not in the vocabulary",
+                r.seq,
+                r.action
+            );
+            assert_eq!(event.action(), r.action, "{name} seq {}", r.seq);
+            let written = event.detail().unwrap();
+            assert_eq!(
+                canonical_json(&written),
+                canonical_json(&r.detail),
+                "{name} seq {} ({})",
+                r.seq,
+                r.action
+            );
+            // And the hash of a record written from the event is the stored hash.
+            let rewritten = AuditRecord {
+                detail: written,
+                ..r.clone()
+            };
+            assert!(rewritten.is_intact(), "{name} seq {}", r.seq);
+            actions.insert(r.action.split(':').next().unwrap_or_default().to_owned());
+        }
+    }
+    // The fixtures hold every kind of record the suite writes.
+    let expected = [
+        "action",
+        "approval-not-delivered",
+        "approval-refused",
+        "approval-requested",
+        "approved",
+        "attached",
+        "opened",
+        "playbook-finished",
+        "rejected",
+        "release-failed",
+        "repeated",
+        "resolved",
+        "step-failed",
+        "step-not-approved",
+        "triage-failed",
+        "triage-started",
+        "triaged",
+    ];
+    assert_eq!(
+        actions.iter().map(String::as_str).collect::<Vec<_>>(),
+        expected,
+        "record kinds in the fixtures"
+    );
+}
