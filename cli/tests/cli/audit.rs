@@ -20,9 +20,8 @@ async fn verifies_against_the_local_cloud_and_names_a_break() {
     let log = AuditLog::new(clients.clone(), names.clone());
     let now = time::OffsetDateTime::now_utc();
     for i in 0..3 {
-        log.append(&id, "ir-record", "step", serde_json::json!({"i": i}), now)
-            .await
-            .unwrap();
+        let event = ir_core::audit::AuditEvent::other("step", serde_json::json!({"i": i}));
+        log.append(&id, "ir-record", &event, now).await.unwrap();
     }
     let evidence = ir_core::config::EvidenceConfig {
         retention_days: 1,

@@ -42,6 +42,11 @@ impl AuditRecord {
     pub fn event(&self) -> Result<event::AuditEvent, event::EventError> {
         event::AuditEvent::read(&self.action, &self.detail)
     }
+
+    /// The step the record is about (its detail's `step`), without reading the whole event.
+    pub fn step(&self) -> Option<&str> {
+        self.detail.get("step").and_then(serde_json::Value::as_str)
+    }
 }
 
 /// The chain head written to the evidence bucket: what the chain looked like at a moment.

@@ -28,6 +28,9 @@ use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use ir_core::audit::event::{
+    self, ApprovalNotDelivered, ApprovalRefused, ApprovalRequested, AuditEvent,
+};
 use ir_core::correlate::is_incident_id;
 use ir_core::orchestration::{ApprovalGranted, ApprovalRequest as GateRequest, REJECTED_ERROR};
 use ir_core::{ErrorName, Named};
@@ -284,12 +287,11 @@ pub async fn decide(
             .append_patiently(
                 id,
                 caller_arn,
-                "approval-refused",
-                json!({
-                    "step": step,
-                    "decision": decision.decision.as_str(),
-                    "why": "two-person rule: the caller requested the approval",
-                    "requester": approval.requester,
+                &AuditEvent::ApprovalRefused(ApprovalRefused {
+                    step: step.to_owned(),
+                    decision: decision.decision,
+                    why: "two-person rule: the caller requested the approval".to_owned(),
+                    requester: approval.requester.clone(),
                 }),
                 now,
             )
@@ -405,15 +407,14 @@ pub async fn decide(
             .append_patiently(
                 id,
                 caller_arn,
-                "approval-not-delivered",
-                json!({
-                    "step": step,
-                    "level": approval.level,
-                    "decision": decision.decision.as_str(),
-                    "approver": caller_arn,
-                    "reason": reason,
-                    "error": e.to_string(),
-                    "decisionVoided": voided,
+                &AuditEvent::ApprovalNotDelivered(ApprovalNotDelivered {
+                    step: step.to_owned(),
+                    level: approval.level,
+                    decision: decision.decision,
+                    approver: caller_arn.to_owned(),
+                    reason: reason.clone(),
+                    error: e.to_string(),
+                    decision_voided: voided,
                 }),
                 now,
             )
@@ -426,15 +427,17 @@ pub async fn decide(
         .append_patiently(
             id,
             caller_arn,
-            decision.decision.as_str(),
-            json!({
-                "step": step,
-                "level": approval.level,
-                "approver": caller_arn,
-                "principal": caller.to_string(),
-                "reason": reason,
-                "requester": approval.requester,
-            }),
+            &AuditEvent::decided(
+                decision.decision,
+                event::Decided {
+                    step: step.to_owned(),
+                    level: approval.level,
+                    approver: caller_arn.to_owned(),
+                    principal: caller.to_string(),
+                    reason,
+                    requester: approval.requester.clone(),
+                },
+            ),
             now,
         )
         .await?;
@@ -584,14 +587,13 @@ pub async fn request(
             &req.incident_id,
             Some(&chain),
             &settings.requester,
-            "approval-requested",
-            json!({
-                "step": req.step_id,
-                "level": req.level,
-                "role": level.role,
-                "timeoutSeconds": level.timeout_seconds,
-                "plan": req.step,
-                "requester": settings.requester,
+            &AuditEvent::ApprovalRequested(ApprovalRequested {
+                step: req.step_id.clone(),
+                level: req.level,
+                role: level.role.clone(),
+                timeout_seconds: level.timeout_seconds,
+                plan: req.step.clone(),
+                requester: settings.requester.clone(),
             }),
             now,
         )

@@ -1,7 +1,7 @@
 //! The audit log as the orchestration functions write it: patient with contended chains, and
 //! skipping what a retried call already wrote (see the recorder's module docs on idempotency).
 
-use ir_core::audit::{AuditRecord, canonical_json};
+use ir_core::audit::{AuditEvent, AuditRecord, canonical_json};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -19,7 +19,7 @@ fn already_recorded(
     chain
         .iter()
         .rev()
-        .find(|r| r.action == action && r.detail.get("step").and_then(Value::as_str) == step)
+        .find(|r| r.action == action && r.step() == step)
         .is_some_and(|r| canonical_json(&r.detail) == wanted)
 }
 
@@ -76,20 +76,16 @@ impl AuditWriter {
         &self,
         incident_id: &str,
         actor: &str,
-        action: &str,
-        detail: Value,
+        event: &AuditEvent,
         at: OffsetDateTime,
     ) -> Result<AuditRecord, StoreError> {
         use aws_sdk_dynamodb::config::AsyncSleep;
         let mut round = 1;
         loop {
-            match self
-                .log
-                .append(incident_id, actor, action, detail.clone(), at)
-                .await
-            {
+            match self.log.append(incident_id, actor, event, at).await {
                 Err(StoreError::Conflict(why)) if round < APPEND_ROUNDS => {
-                    tracing::info!(incident_id, action, round, %why, "audit chain contended: trying again");
+                    let action = event.action();
+                    tracing::info!(incident_id, action = %action, round, %why, "audit chain contended: trying again");
                     let ceiling_ms = 100 * u64::from(round);
                     let pause = std::time::Duration::from_millis(jitter_bits() % ceiling_ms);
                     if let Some(sleep) = self.clients.dynamodb().config().sleep_impl() {
@@ -102,16 +98,15 @@ impl AuditWriter {
         }
     }
 
-    /// Appends `detail` under `action` unless the latest record with that action for the same
-    /// step (`detail.step`) already holds exactly it (see the module docs). `chain` is the
-    /// incident's chain as read by the caller; `None` reads it here.
+    /// Appends `event` unless the latest record with its action for the same step already holds
+    /// exactly its detail (see the module docs). `chain` is the incident's chain as read by the
+    /// caller; `None` reads it here.
     pub(crate) async fn append_once(
         &self,
         incident_id: &str,
         chain: Option<&[AuditRecord]>,
         actor: &str,
-        action: &str,
-        detail: Value,
+        event: &AuditEvent,
         at: OffsetDateTime,
     ) -> Result<Appended, StoreError> {
         let read;
@@ -122,19 +117,21 @@ impl AuditWriter {
                 &read
             }
         };
-        let step = detail
-            .get("step")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let latest = chain.iter().rev().find(|r| {
-            r.action == action && r.detail.get("step").and_then(Value::as_str) == step.as_deref()
-        });
+        let action = event.action();
+        let step = event.step();
+        let detail = event
+            .detail()
+            .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let latest = chain
+            .iter()
+            .rev()
+            .find(|r| r.action == action && r.step() == step);
         if let Some(record) = latest
-            && already_recorded(chain, action, step.as_deref(), &detail)
+            && already_recorded(chain, &action, step, &detail)
         {
             tracing::info!(
                 incident_id,
-                action,
+                action = %action,
                 seq = record.seq,
                 "audit record already in the chain (a retried call): not appended again"
             );
@@ -143,9 +140,7 @@ impl AuditWriter {
                 appended: false,
             });
         }
-        let record = self
-            .append_patiently(incident_id, actor, action, detail, at)
-            .await?;
+        let record = self.append_patiently(incident_id, actor, event, at).await?;
         Ok(Appended {
             record,
             appended: true,

@@ -5,19 +5,21 @@
 //! `attached`) are never skipped: every delivery is one.
 
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use ir_core::audit::event::{
+    Attached, AuditEvent, Opened, Repeated, ResourceRef, TriageStarted, actions,
+};
 use ir_core::contracts::{IngestOutput, TriageInput};
 use ir_core::correlate::Correlation;
 use ir_core::incident::Status;
 use ir_core::{ErrorName, SecurityEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use ir_aws::store::{IncidentStore, TableNames};
 use ir_aws::{Clients, log_sdk_error};
 
 use crate::audit_writer::AuditWriter;
-use crate::recorder::{INGEST_ACTOR, RecordError, START_EXECUTION, TRIAGE_STARTED, stamp};
+use crate::recorder::{INGEST_ACTOR, RecordError, START_EXECUTION};
 
 /// One triage execution of an incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,56 +62,52 @@ struct Touched {
     history_count: u32,
 }
 
-/// The audit detail of one delivery.
-fn delivery_detail(
+/// The audit event of one delivery.
+fn delivery_event(
     e: &SecurityEvent,
     c: &Correlation,
     incident_severity: ir_core::Severity,
-) -> Value {
+) -> AuditEvent {
+    let resource = || ResourceRef {
+        kind: e.resource.kind(),
+        id: e.resource.id().to_owned(),
+    };
     match c {
-        Correlation::New { .. } => json!({
-            "findingId": e.finding_id,
-            "findingKey": e.finding_key,
-            "source": e.source.as_str(),
-            "product": e.product,
-            "type": e.finding_type,
-            "title": e.title,
-            "severity": e.severity_label().as_str(),
-            "account": e.account,
-            "region": e.region,
-            "resource": {"kind": e.resource.kind().as_str(), "id": e.resource.id()},
-            "firstSeen": stamp(e.first_seen),
-            "lastSeen": stamp(e.last_seen),
-            "count": e.count,
-            "sample": e.sample,
+        Correlation::New { .. } => AuditEvent::Opened(Opened {
+            finding_id: e.finding_id.clone(),
+            finding_key: e.finding_key.clone(),
+            source: e.source,
+            product: e.product.clone(),
+            finding_type: e.finding_type.clone(),
+            title: e.title.clone(),
+            severity: e.severity_label(),
+            account: e.account.clone(),
+            region: e.region.clone(),
+            resource: resource(),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            count: e.count,
+            sample: e.sample,
         }),
-        Correlation::Repeat { .. } => json!({
-            "findingId": e.finding_id,
-            "count": e.count,
-            "severity": e.severity_label().as_str(),
-            "lastSeen": stamp(e.last_seen),
-            "updatedAt": stamp(e.updated_at),
+        Correlation::Repeat { .. } => AuditEvent::Repeated(Repeated {
+            finding_id: e.finding_id.clone(),
+            count: e.count,
+            severity: e.severity_label(),
+            last_seen: e.last_seen,
+            updated_at: e.updated_at,
         }),
-        Correlation::Attach { .. } => json!({
-            "findingId": e.finding_id,
-            "findingKey": e.finding_key,
-            "source": e.source.as_str(),
-            "type": e.finding_type,
-            "title": e.title,
-            "severity": e.severity_label().as_str(),
-            "incidentSeverity": incident_severity.as_str(),
-            "resource": {"kind": e.resource.kind().as_str(), "id": e.resource.id()},
-            "firstSeen": stamp(e.first_seen),
-            "lastSeen": stamp(e.last_seen),
+        Correlation::Attach { .. } => AuditEvent::Attached(Attached {
+            finding_id: e.finding_id.clone(),
+            finding_key: e.finding_key.clone(),
+            source: e.source,
+            finding_type: e.finding_type.clone(),
+            title: e.title.clone(),
+            severity: e.severity_label(),
+            incident_severity,
+            resource: resource(),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
         }),
-    }
-}
-
-fn delivery_action(c: &Correlation) -> &'static str {
-    match c {
-        Correlation::New { .. } => "opened",
-        Correlation::Repeat { .. } => "repeated",
-        Correlation::Attach { .. } => "attached",
     }
 }
 
@@ -152,17 +150,17 @@ impl Intake {
             for event in group.events {
                 let ingested = self.incidents.ingest(&event, group.detected_at).await?;
                 let id = ingested.correlation.incident_id().to_owned();
-                let action = delivery_action(&ingested.correlation);
-                let detail =
-                    delivery_detail(&event, &ingested.correlation, ingested.incident.severity);
+                let delivery =
+                    delivery_event(&event, &ingested.correlation, ingested.incident.severity);
                 let at = OffsetDateTime::now_utc();
                 self.audit
-                    .append_patiently(&id, INGEST_ACTOR, action, detail, at)
+                    .append_patiently(&id, INGEST_ACTOR, &delivery, at)
                     .await?;
+                let action = delivery.action();
                 tracing::info!(
                     incident_id = %id,
                     finding_id = %event.finding_id,
-                    correlation = action,
+                    correlation = %action,
                     severity = %event.severity.label,
                     status = %ingested.incident.status,
                     history_count = ingested.history_count,
@@ -205,24 +203,23 @@ impl Intake {
             };
             if opened || t.status == Status::Triage {
                 let chain = self.audit.log().chain(&t.incident_id).await?;
-                let recorded = chain.iter().any(|r| r.action == TRIAGE_STARTED);
+                let recorded = chain.iter().any(|r| r.action == actions::TRIAGE_STARTED);
                 if opened || !recorded {
                     if !opened {
                         tracing::warn!(incident_id = %t.incident_id, "incident still in triage with no triage execution recorded: starting it");
                     }
                     let start = self.start_triage(&input).await?;
                     if !recorded {
-                        let detail = json!({
-                            "executionArn": start.execution_arn,
-                            "stateMachineArn": self.triage_state_machine_arn,
+                        let started = AuditEvent::TriageStarted(TriageStarted {
+                            execution_arn: start.execution_arn.clone(),
+                            state_machine_arn: self.triage_state_machine_arn.clone(),
                         });
                         self.audit
                             .append_once(
                                 &t.incident_id,
                                 None,
                                 INGEST_ACTOR,
-                                TRIAGE_STARTED,
-                                detail,
+                                &started,
                                 OffsetDateTime::now_utc(),
                             )
                             .await?;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use ir_core::action::{ActionReport, Change, ChangeStatus, Outcome};
-use ir_core::audit::AuditRecord;
+use ir_core::audit::{AuditEvent, AuditRecord};
 use ir_core::config::Mode;
 use ir_core::correlate::is_incident_id;
 use ir_core::incident::Status;
@@ -122,10 +122,6 @@ fn severity_label(s: Severity) -> String {
     capitalized(s.as_str())
 }
 
-fn detail_str<'a>(r: &'a AuditRecord, key: &str) -> Option<&'a str> {
-    r.detail.get(key).and_then(Value::as_str)
-}
-
 /// How an approver decides a gated step, said in the approval request.
 #[derive(Debug, Clone, Copy)]
 pub struct ApprovalAsk<'a> {
@@ -158,69 +154,54 @@ pub enum Purpose<'a> {
     },
 }
 
-/// One line of "Actions Taken", from the audit chain.
-fn taken(chain: &[AuditRecord]) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in chain {
-        let step = detail_str(r, "step").unwrap_or("?");
-        let line = if let Some(function) = r.action.strip_prefix("action:") {
-            let outcome = detail_str(r, "outcome").unwrap_or("?");
-            let mode = detail_str(r, "mode").unwrap_or("?");
-            let changes = r
-                .detail
-                .get("changes")
-                .and_then(Value::as_array)
-                .map_or(0, |c| {
-                    c.iter()
-                        .filter(|c| c.get("status").and_then(Value::as_str) != Some("unchanged"))
-                        .count()
-                });
-            let what = match (outcome, mode) {
-                ("planned", _) => format!("planned only (dry-run), {changes} change(s) planned"),
-                ("applied", _) => format!("applied ({mode}), {changes} change(s)"),
-                ("already-in-place", _) => format!("already in place ({mode}), nothing to change"),
-                _ => format!("{outcome} ({mode})"),
-            };
-            format!("{step}: {function} {what}")
-        } else {
-            match r.action.as_str() {
-                "approved" => format!("{step}: approved by {}", r.actor),
-                "rejected" => format!(
-                    "{step}: rejected by {}{}",
-                    r.actor,
-                    detail_str(r, "reason")
-                        .filter(|x| !x.is_empty())
-                        .map(|x| format!(" ({x})"))
-                        .unwrap_or_default()
-                ),
-                "step-failed" => format!(
-                    "{step}: failed ({})",
-                    detail_str(r, "error").unwrap_or("unknown error")
-                ),
-                "step-not-approved" => format!(
-                    "{step}: not approved ({})",
-                    detail_str(r, "error").unwrap_or("no decision")
-                ),
-                _ => continue,
-            }
-        };
-        out.push(line);
-    }
-    out
+/// One line of "Actions Taken" per step result, decision, failure and refusal.
+fn taken(events: &[(&AuditRecord, AuditEvent)]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|(r, e)| taken_line(r, e))
+        .collect()
 }
 
-/// The steps of the plan that have not run yet.
-fn planned(incident: &Incident, chain: &[AuditRecord]) -> Vec<String> {
+fn taken_line(r: &AuditRecord, event: &AuditEvent) -> Option<String> {
+    Some(match event {
+        AuditEvent::Step(a) => {
+            let (mode, changes) = (a.mode.as_str(), a.changed());
+            let what = match a.outcome {
+                Outcome::Planned => {
+                    format!("planned only (dry-run), {changes} change(s) planned")
+                }
+                Outcome::Applied => format!("applied ({mode}), {changes} change(s)"),
+                Outcome::AlreadyInPlace => {
+                    format!("already in place ({mode}), nothing to change")
+                }
+            };
+            format!("{}: {} {what}", a.step, a.function)
+        }
+        AuditEvent::Approved(d) => format!("{}: approved by {}", d.step, r.actor),
+        AuditEvent::Rejected(d) => format!(
+            "{}: rejected by {}{}",
+            d.step,
+            r.actor,
+            Some(&d.reason)
+                .filter(|x| !x.is_empty())
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        ),
+        AuditEvent::StepFailed(f) => format!("{}: failed ({})", f.step, f.error),
+        AuditEvent::StepNotApproved(f) => format!("{}: not approved ({})", f.step, f.error),
+        _ => return None,
+    })
+}
+
+/// The steps of the plan that have not run yet (no result, failure or refusal).
+fn planned(incident: &Incident, events: &[(&AuditRecord, AuditEvent)]) -> Vec<String> {
     let Some(decision) = &incident.decision else {
         return Vec::new();
     };
-    let done: Vec<&str> = chain
+    let done: Vec<&str> = events
         .iter()
-        .filter(|r| {
-            r.action.starts_with("action:")
-                || matches!(r.action.as_str(), "step-failed" | "step-not-approved")
-        })
-        .filter_map(|r| detail_str(r, "step"))
+        .filter(|(_, e)| e.ends_step())
+        .filter_map(|(_, e)| e.step())
         .collect();
     decision
         .playbook
@@ -261,36 +242,92 @@ fn numbered(lines: &[String], none: &str) -> String {
         .collect()
 }
 
-/// The incident update (the incident communication template) for `purpose`.
+/// The incident update (the incident communication template) for `purpose`: the header, the
+/// summary, the scope, the actions taken and planned, then what the purpose asks for.
 pub fn incident_update(
     incident: &Incident,
     chain: &[AuditRecord],
     purpose: &Purpose<'_>,
 ) -> String {
+    let events: Vec<(&AuditRecord, AuditEvent)> = chain
+        .iter()
+        .filter_map(|r| r.event().ok().map(|e| (r, e)))
+        .collect();
+    let scope = Scope::of(incident, &events);
+    let pending = planned(incident, &events);
+    let mut out = header(incident);
+    out.push_str("### Summary\n");
+    out.push_str(&summary(incident, &scope));
+    out.push_str("### Scope\n");
+    out.push_str(&scope_lines(incident, &scope));
+    out.push_str("### Actions Taken\n");
+    out.push_str(&numbered(&taken(&events), "None yet."));
+    out.push_str("### Actions Planned\n");
+    out.push_str(&numbered(
+        &pending,
+        if incident.decision.is_some() {
+            "None left."
+        } else {
+            "Decided when triage ends."
+        },
+    ));
+    match purpose {
+        Purpose::Approval(ask) => out.push_str(&how_to_decide(&incident.summary.incident_id, ask)),
+        Purpose::Channel { mode, .. } | Purpose::Ticket { mode, .. } => {
+            out.push_str(&next_steps(incident, *mode, &pending));
+        }
+    }
+    out
+}
+
+/// Where the incident is and what it was first seen as, from its ingest records.
+struct Scope<'a> {
+    resource: String,
+    /// `account A, region` (or `account A` when the region is unknown).
+    place: String,
+    /// The titles of the findings that opened or attached to it, in order.
+    titles: Vec<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    fn of(incident: &Incident, events: &'a [(&AuditRecord, AuditEvent)]) -> Scope<'a> {
+        let opened = events.iter().find_map(|(_, e)| match e {
+            AuditEvent::Opened(o) => Some(o),
+            _ => None,
+        });
+        let titles = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                AuditEvent::Opened(o) => Some(o.title.as_str()),
+                AuditEvent::Attached(a) => Some(a.title.as_str()),
+                _ => None,
+            })
+            .collect();
+        let account_from_key = incident.summary.resource_key.split('/').next();
+        let account = opened
+            .map(|o| o.account.as_str())
+            .or(account_from_key)
+            .unwrap_or("unknown");
+        let place = match opened {
+            Some(o) => format!("account {account}, {}", o.region),
+            None => format!("account {account}"),
+        };
+        Scope {
+            resource: format!(
+                "{} {}",
+                incident.resource.kind().as_str(),
+                incident.resource.id()
+            ),
+            place,
+            titles,
+        }
+    }
+}
+
+/// The title line and the status, severity and times.
+fn header(incident: &Incident) -> String {
     let s = &incident.summary;
     let t = &s.timeline;
-    let opened = chain.iter().find(|r| r.action == "opened");
-    let titles: Vec<&str> = chain
-        .iter()
-        .filter(|r| matches!(r.action.as_str(), "opened" | "attached"))
-        .filter_map(|r| detail_str(r, "title"))
-        .collect();
-    let mut key = s.resource_key.splitn(3, '/');
-    let (account_from_key, _kind, _id) = (key.next(), key.next(), key.next());
-    let account = opened
-        .and_then(|r| detail_str(r, "account"))
-        .or(account_from_key)
-        .unwrap_or("unknown");
-    let place = match opened.and_then(|r| detail_str(r, "region")) {
-        Some(region) => format!("account {account}, {region}"),
-        None => format!("account {account}"),
-    };
-    let resource = format!(
-        "{} {}",
-        incident.resource.kind().as_str(),
-        incident.resource.id()
-    );
-
     let mut out = String::new();
     out.push_str(&format!("## Incident Update: {}\n", s.incident_id));
     out.push_str(&format!("**Status:** {}\n", status_label(s.status)));
@@ -304,14 +341,19 @@ pub fn incident_update(
         t.contained_at
             .map_or_else(|| "not contained yet".to_owned(), human_time)
     ));
+    out
+}
 
-    out.push_str("### Summary\n");
+fn summary(incident: &Incident, scope: &Scope<'_>) -> String {
+    let s = &incident.summary;
     let mut summary = format!(
-        "{} severity incident on {resource} ({place}): {}",
+        "{} severity incident on {} ({}): {}",
         severity_label(s.severity),
+        scope.resource,
+        scope.place,
         counted(incident.finding_count, "finding", "findings")
     );
-    if let Some(first) = titles.first() {
+    if let Some(first) = scope.titles.first() {
         summary.push_str(&format!(", first: {first}"));
     }
     summary.push('.');
@@ -328,17 +370,23 @@ pub fn incident_update(
     } else {
         summary.push_str(" Triage in progress.");
     }
-    out.push_str(&summary);
-    out.push('\n');
+    summary.push('\n');
+    summary
+}
 
-    out.push_str("### Scope\n");
-    out.push_str(&format!("- Resource: {resource} ({place})\n"));
+fn scope_lines(incident: &Incident, scope: &Scope<'_>) -> String {
+    let t = &incident.summary.timeline;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "- Resource: {} ({})\n",
+        scope.resource, scope.place
+    ));
     out.push_str(&format!(
         "- Findings: {} ({}){}\n",
         incident.finding_count,
         counted(incident.occurrences, "delivery", "deliveries"),
-        if titles.len() > 1 {
-            format!(": {}", titles.join("; "))
+        if scope.titles.len() > 1 {
+            format!(": {}", scope.titles.join("; "))
         } else {
             String::new()
         }
@@ -352,104 +400,95 @@ pub fn incident_update(
     if let Some(e) = &incident.last_error {
         out.push_str(&format!("- Last error: {}: {}\n", e.step, e.message));
     }
+    out
+}
 
-    out.push_str("### Actions Taken\n");
-    out.push_str(&numbered(&taken(chain), "None yet."));
-    out.push_str("### Actions Planned\n");
-    out.push_str(&numbered(
-        &planned(incident, chain),
-        if incident.decision.is_some() {
-            "None left."
+/// What waits for a decision, who is asked until when, and how to decide.
+fn how_to_decide(id: &str, ask: &ApprovalAsk<'_>) -> String {
+    let step = ask.step;
+    let mut out = String::new();
+    out.push_str("### Approval Needed\n");
+    out.push_str(&format!(
+        "Step **{}** ({}, function {}) on {}, mode **{}**{}, waits for a decision.\n",
+        step.id,
+        step.action,
+        step.function,
+        step.target,
+        step.mode.as_str(),
+        if step.destructive {
+            ", destructive"
         } else {
-            "Decided when triage ends."
-        },
+            ""
+        }
     ));
-
-    match purpose {
-        Purpose::Approval(ask) => {
-            let id = &s.incident_id;
-            let step = ask.step;
-            out.push_str("### Approval Needed\n");
-            out.push_str(&format!(
-                "Step **{}** ({}, function {}) on {}, mode **{}**{}, waits for a decision.\n",
-                step.id,
-                step.action,
-                step.function,
-                step.target,
-                step.mode.as_str(),
-                if step.destructive {
-                    ", destructive"
-                } else {
-                    ""
-                }
-            ));
-            out.push_str(&format!("Plan: {}\n", step.summary));
-            out.push_str(&format!(
-                "Asked: {} (escalation level {} of {}); the window closes at {} ({}s), then {}.\n",
-                ask.role,
-                ask.level + 1,
-                ask.levels.max(1),
-                human_time(ask.expires_at),
-                ask.timeout_seconds,
-                if (ask.level as usize) + 1 < ask.levels {
-                    "the next level is asked"
-                } else {
-                    "the escalation matrix is exhausted"
-                }
-            ));
-            out.push_str("### How to Decide\n");
-            out.push_str(&format!(
-                "- Approve: `ir approve {id} --step {} [--reason \"...\"]`\n",
-                step.id
-            ));
-            out.push_str(&format!(
-                "- Reject: `ir reject {id} --step {} --reason \"...\"`\n",
-                step.id
-            ));
-            let body = json!({"incidentId": id, "stepId": step.id, "decision": "approve", "reason": "..."});
-            match ask.decide_url {
-                Some(url) => out.push_str(&format!(
-                    "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL {url} with the JSON body `{body}` (`\"decision\": \"reject\"` to reject).\n"
-                )),
-                None => out.push_str(&format!(
-                    "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL with the JSON body `{body}`.\n"
-                )),
-            }
-            out.push_str(&format!(
-                "Run with your own AWS credentials: only the roles and users in notifications.approvers can decide{}. There is no approval link: a decision is always an authenticated call.\n",
-                if ask.two_person_rule {
-                    ", and the identity that requested the approval cannot approve it"
-                } else {
-                    ""
-                }
-            ));
+    out.push_str(&format!("Plan: {}\n", step.summary));
+    out.push_str(&format!(
+        "Asked: {} (escalation level {} of {}); the window closes at {} ({}s), then {}.\n",
+        ask.role,
+        ask.level + 1,
+        ask.levels.max(1),
+        human_time(ask.expires_at),
+        ask.timeout_seconds,
+        if (ask.level as usize) + 1 < ask.levels {
+            "the next level is asked"
+        } else {
+            "the escalation matrix is exhausted"
         }
-        Purpose::Channel { mode, .. } | Purpose::Ticket { mode, .. } => {
-            out.push_str("### Next Steps\n");
-            let pending = planned(incident, chain);
-            if *mode == Mode::DryRun
-                || incident
-                    .decision
-                    .as_ref()
-                    .is_some_and(|d| d.playbook.mode == Mode::DryRun)
-            {
-                out.push_str("- This playbook runs in dry-run: the plan above changed nothing. Review it; enforce by setting `mode: enforce` on the playbook.\n");
-            }
-            if s.status == Status::Contained {
-                out.push_str("- Contained: collect and review the evidence, then resolve the incident or release the containment.\n");
-            } else if !pending.is_empty() {
-                out.push_str(
-                    "- Steps are still to run or waiting for approval (see Actions Planned).\n",
-                );
-            } else {
-                out.push_str("- Review the actions taken and the evidence; decide on containment and resolution.\n");
-            }
-            out.push_str(&format!(
-                "- Audit trail: `ir audit verify {}`\n",
-                s.incident_id
-            ));
-        }
+    ));
+    out.push_str("### How to Decide\n");
+    out.push_str(&format!(
+        "- Approve: `ir approve {id} --step {} [--reason \"...\"]`\n",
+        step.id
+    ));
+    out.push_str(&format!(
+        "- Reject: `ir reject {id} --step {} --reason \"...\"`\n",
+        step.id
+    ));
+    let body = json!({"incidentId": id, "stepId": step.id, "decision": "approve", "reason": "..."});
+    match ask.decide_url {
+        Some(url) => out.push_str(&format!(
+            "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL {url} with the JSON body `{body}` (`\"decision\": \"reject\"` to reject).\n"
+        )),
+        None => out.push_str(&format!(
+            "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL with the JSON body `{body}`.\n"
+        )),
     }
+    out.push_str(&format!(
+        "Run with your own AWS credentials: only the roles and users in notifications.approvers can decide{}. There is no approval link: a decision is always an authenticated call.\n",
+        if ask.two_person_rule {
+            ", and the identity that requested the approval cannot approve it"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+/// What the responders do next, for a channel message or a ticket.
+fn next_steps(incident: &Incident, mode: Mode, pending: &[String]) -> String {
+    let s = &incident.summary;
+    let mut out = String::from("### Next Steps\n");
+    if mode == Mode::DryRun
+        || incident
+            .decision
+            .as_ref()
+            .is_some_and(|d| d.playbook.mode == Mode::DryRun)
+    {
+        out.push_str("- This playbook runs in dry-run: the plan above changed nothing. Review it; enforce by setting `mode: enforce` on the playbook.\n");
+    }
+    if s.status == Status::Contained {
+        out.push_str("- Contained: collect and review the evidence, then resolve the incident or release the containment.\n");
+    } else if !pending.is_empty() {
+        out.push_str("- Steps are still to run or waiting for approval (see Actions Planned).\n");
+    } else {
+        out.push_str(
+            "- Review the actions taken and the evidence; decide on containment and resolution.\n",
+        );
+    }
+    out.push_str(&format!(
+        "- Audit trail: `ir audit verify {}`\n",
+        s.incident_id
+    ));
     out
 }
 

@@ -30,15 +30,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ir_core::action::{ActionReport, Artifacts, ChangeStatus, Outcome};
-use ir_core::audit::Anchor;
+use ir_core::action::{ActionReport, Outcome};
+use ir_core::audit::event::{
+    self, AuditEvent, PlaybookEnd, PlaybookFinished, StepAudit, StepFailure, actions,
+};
+use ir_core::audit::{Anchor, AuditRecord};
 use ir_core::config::{EvidenceConfig, Mode};
 use ir_core::correlate::is_incident_id;
 use ir_core::incident::Status;
 use ir_core::orchestration::{PlaybookInput, RecordRequest, StateError};
 use ir_core::{Decision, ErrorName, Named, SecurityEvent};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -56,9 +58,9 @@ pub const RECORD_ACTOR: &str = "ir-record";
 /// Why the audit head is anchored when an incident leaves containment.
 pub const LEFT_CONTAINMENT: &str = "left-containment";
 /// The audit action, and the anchor's reason, when an incident is resolved.
-pub const RESOLVED: &str = "resolved";
+pub const RESOLVED: &str = actions::RESOLVED;
 /// The audit action recording the triage execution of an incident.
-pub const TRIAGE_STARTED: &str = "triage-started";
+pub const TRIAGE_STARTED: &str = actions::TRIAGE_STARTED;
 /// Longest error cause kept in an incident or an audit record (a Lambda error's cause can be a
 /// whole stack); longer causes are cut and say so.
 pub const MAX_CAUSE_CHARS: usize = 4096;
@@ -120,16 +122,6 @@ pub fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// An RFC 3339 UTC time as an audit detail value (`null` when unknown).
-pub(crate) fn stamp(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| {
-        t.to_offset(time::UtcOffset::UTC)
-            .format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .map_or(Value::Null, Value::String)
-}
-
 /// What the recorder answers: the playbook input for `triaged`, an acknowledgement otherwise.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -176,83 +168,13 @@ pub struct Recorder {
     settings: RecorderSettings,
 }
 
-/// The audit detail of a step that ran, as written and read back.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StepAudit {
-    step: String,
-    function: String,
-    outcome: Outcome,
-    mode: Mode,
-    changes: Vec<ChangeAudit>,
-    #[serde(default)]
-    record: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    artifacts: Option<Value>,
-    #[serde(default)]
-    notes: Vec<String>,
-    #[serde(default)]
-    aws_calls: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ChangeAudit {
-    target: String,
-    attribute: String,
-    before: Value,
-    after: Value,
-    status: ChangeStatus,
-}
-
-/// The artifacts of a step, small enough for an audit record: snapshots in full, evidence by its
-/// manifest (which lists every object with its SHA-256 in the locked bucket).
-fn artifacts_audit(a: &Artifacts) -> Value {
-    match a {
-        Artifacts::Snapshots {
-            instance_id,
-            snapshots,
-        } => json!({"kind": "snapshots", "instanceId": instance_id, "snapshots": snapshots}),
-        Artifacts::Evidence(m) => json!({
-            "kind": "evidence",
-            "bucket": m.bucket,
-            "manifestKey": m.manifest_key,
-            "manifestVersionId": m.manifest_version_id,
-            "objects": m.objects.len(),
-        }),
+/// A failure as audited (error name and cause, each cut to size).
+fn failure(step: &str, error: &StateError) -> StepFailure {
+    StepFailure {
+        step: step.to_owned(),
+        error: truncate(&error.error, 256),
+        cause: truncate(&error.cause, MAX_CAUSE_CHARS),
     }
-}
-
-fn step_audit(report: &ActionReport) -> StepAudit {
-    StepAudit {
-        step: report.step_id.clone(),
-        function: report.action.clone(),
-        outcome: report.outcome,
-        mode: report.mode,
-        changes: report
-            .changes
-            .iter()
-            .map(|c| ChangeAudit {
-                target: c.target.clone(),
-                attribute: c.attribute.clone(),
-                before: c.before.clone(),
-                after: c.after.clone(),
-                status: c.status,
-            })
-            .collect(),
-        record: report.record.is_some(),
-        artifacts: report.artifacts.as_ref().map(artifacts_audit),
-        notes: report.notes.clone(),
-        aws_calls: report.aws_calls,
-    }
-}
-
-fn error_detail(step: &str, error: &StateError) -> Value {
-    json!({
-        "step": step,
-        "error": truncate(&error.error, 256),
-        "cause": truncate(&error.cause, MAX_CAUSE_CHARS),
-    })
 }
 
 fn error_message(error: &StateError) -> String {
@@ -262,43 +184,6 @@ fn error_message(error: &StateError) -> String {
     } else {
         format!("{}: {cause}", error.error)
     }
-}
-
-/// The triage decision as audited: severity, score breakdown, playbook, steps and gates, SLA.
-fn triage_detail(d: &Decision) -> Value {
-    let steps: Vec<Value> = d
-        .playbook
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "action": s.action,
-                "function": s.function,
-                "mode": s.mode.as_str(),
-                "requiresApproval": s.requires_approval,
-                "destructive": s.destructive,
-                "target": s.target,
-            })
-        })
-        .collect();
-    let gates: Vec<&str> = d.approval_gates().map(|s| s.id.as_str()).collect();
-    json!({
-        "severity": d.severity.as_str(),
-        "findingSeverity": d.finding_severity.as_str(),
-        "score": d.score,
-        "playbook": d.playbook.id,
-        "trigger": d.playbook.trigger,
-        "mode": d.playbook.mode.as_str(),
-        "samplesOnly": d.samples_only,
-        "steps": steps,
-        "gates": gates,
-        "notApplicable": d.playbook.not_applicable,
-        "sla": d.sla,
-        "escalation": d.escalation,
-        "onExhausted": d.on_exhausted,
-        "status": Status::Containment.as_str(),
-    })
 }
 
 impl Recorder {
@@ -336,7 +221,8 @@ impl Recorder {
             }
             RecordRequest::TriageFailed { incident_id, error } => {
                 check_id(&incident_id)?;
-                self.failed(&incident_id, "triage", "triage-failed", &error, now)
+                let event = AuditEvent::TriageFailed(failure("triage", &error));
+                self.failed(&incident_id, event, error_message(&error), now)
                     .await
                     .map(RecordOutput::Recorded)
             }
@@ -356,7 +242,8 @@ impl Recorder {
                 error,
             } => {
                 check_id(&incident_id)?;
-                self.failed(&incident_id, &step_id, "step-failed", &error, now)
+                let event = AuditEvent::StepFailed(failure(&step_id, &error));
+                self.failed(&incident_id, event, error_message(&error), now)
                     .await
                     .map(RecordOutput::Recorded)
             }
@@ -366,7 +253,8 @@ impl Recorder {
                 error,
             } => {
                 check_id(&incident_id)?;
-                self.failed(&incident_id, &step_id, "step-not-approved", &error, now)
+                let event = AuditEvent::StepNotApproved(failure(&step_id, &error));
+                self.failed(&incident_id, event, error_message(&error), now)
                     .await
                     .map(RecordOutput::Recorded)
             }
@@ -402,12 +290,14 @@ impl Recorder {
                 report.mode.as_str()
             )));
         }
-        let detail = serde_json::to_value(step_audit(report)).map_err(|e| {
-            RecordError::InvalidInput(format!("the release report cannot be audited: {e}"))
-        })?;
-        let action = format!("action:{}", report.action);
         self.audit
-            .append_once(incident_id, None, actor, &action, detail, now)
+            .append_once(
+                incident_id,
+                None,
+                actor,
+                &AuditEvent::Step(StepAudit::of(report)),
+                now,
+            )
             .await?;
         let current = self.get(incident_id).await?;
         let from = current.summary.status;
@@ -437,18 +327,18 @@ impl Recorder {
             }
         };
         let t = &resolved.summary.timeline;
-        let detail = json!({
-            "step": report.step_id,
-            "by": actor,
-            "reason": reason,
-            "from": from.as_str(),
-            "released": report.changes.len(),
-            "resolvedAt": stamp(t.resolved_at),
-            "openSeconds": t.resolved_at.map(|r| (r - t.detected_at).whole_seconds()),
+        let event = AuditEvent::Resolved(event::Resolved {
+            step: report.step_id.clone(),
+            by: actor.to_owned(),
+            reason: reason.to_owned(),
+            from,
+            released: report.changes.len(),
+            resolved_at: t.resolved_at,
+            open_seconds: t.resolved_at.map(|r| (r - t.detected_at).whole_seconds()),
         });
         let appended = self
             .audit
-            .append_once(incident_id, None, actor, RESOLVED, detail, now)
+            .append_once(incident_id, None, actor, &event, now)
             .await?;
         let anchor = self
             .audit
@@ -464,7 +354,7 @@ impl Recorder {
         tracing::info!(incident_id, seq = anchor.seq, hash = %anchor.hash, by = actor, "released and resolved; audit head anchored");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
-            action: RESOLVED.to_owned(),
+            action: event.action().into_owned(),
             seq: appended.record.seq,
             hash: appended.record.hash,
             appended: appended.appended,
@@ -489,25 +379,24 @@ impl Recorder {
             .incidents
             .record_error(incident_id, step_id, &message)
             .await?;
-        let done = match error {
-            ActionError::Incomplete { done, .. } => serde_json::to_value(step_audit(done)).ok(),
-            _ => None,
-        };
-        let detail = json!({
-            "step": step_id,
-            "by": actor,
-            "error": error.error_name().as_str(),
-            "cause": message,
-            "restoredBeforeTheFailure": done,
+        let event = AuditEvent::ReleaseFailed(event::ReleaseFailed {
+            step: step_id.to_owned(),
+            by: actor.to_owned(),
+            error: error.error_name().as_str().to_owned(),
+            cause: message,
+            restored_before_the_failure: match error {
+                ActionError::Incomplete { done, .. } => Some(StepAudit::of(done)),
+                _ => None,
+            },
         });
         let appended = self
             .audit
-            .append_patiently(incident_id, actor, "release-failed", detail, now)
+            .append_patiently(incident_id, actor, &event, now)
             .await?;
         tracing::warn!(incident_id, step_id, error = %error.error_name(), "release failed; recorded");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
-            action: "release-failed".to_owned(),
+            action: event.action().into_owned(),
             seq: appended.seq,
             hash: appended.hash,
             appended: true,
@@ -537,7 +426,7 @@ impl Recorder {
                 decision.incident_id
             )));
         }
-        let detail = triage_detail(&decision);
+        let triaged = AuditEvent::Triaged(Box::new(event::Triaged::of(&decision)));
         let input = PlaybookInput::new(events, decision, detected_at).ok_or_else(|| {
             RecordError::InvalidInput(format!("incident {incident_id}: a triage with no events"))
         })?;
@@ -579,7 +468,7 @@ impl Recorder {
             }
         }
         self.audit
-            .append_once(incident_id, None, RECORD_ACTOR, "triaged", detail, now)
+            .append_once(incident_id, None, RECORD_ACTOR, &triaged, now)
             .await?;
         tracing::info!(
             incident_id,
@@ -613,17 +502,14 @@ impl Recorder {
             }
             None => self.get(incident_id).await?,
         };
-        let detail = serde_json::to_value(step_audit(report)).map_err(|e| {
-            RecordError::InvalidInput(format!("report of {step_id} cannot be audited: {e}"))
-        })?;
-        let action = format!("action:{}", report.action);
+        let event = AuditEvent::Step(StepAudit::of(report));
         let appended = self
             .audit
-            .append_once(incident_id, None, RECORD_ACTOR, &action, detail, now)
+            .append_once(incident_id, None, RECORD_ACTOR, &event, now)
             .await?;
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
-            action,
+            action: event.action().into_owned(),
             seq: appended.record.seq,
             hash: appended.record.hash,
             appended: appended.appended,
@@ -636,31 +522,32 @@ impl Recorder {
     async fn failed(
         &self,
         incident_id: &str,
-        step_id: &str,
-        action: &str,
-        error: &StateError,
+        event: AuditEvent,
+        message: String,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
-        let message = error_message(error);
+        let (AuditEvent::TriageFailed(f)
+        | AuditEvent::StepFailed(f)
+        | AuditEvent::StepNotApproved(f)) = &event
+        else {
+            return Err(RecordError::InvalidInput(format!(
+                "`{}` is not a failure",
+                event.action()
+            )));
+        };
         let incident = self
             .incidents
-            .record_error(incident_id, step_id, &message)
+            .record_error(incident_id, &f.step, &message)
             .await?;
         let appended = self
             .audit
-            .append_once(
-                incident_id,
-                None,
-                RECORD_ACTOR,
-                action,
-                error_detail(step_id, error),
-                now,
-            )
+            .append_once(incident_id, None, RECORD_ACTOR, &event, now)
             .await?;
-        tracing::warn!(incident_id, step_id, action, error = %error.error, "failure recorded");
+        let action = event.action().into_owned();
+        tracing::warn!(incident_id, step_id = %f.step, action = %action, error = %f.error, "failure recorded");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
-            action: action.to_owned(),
+            action,
             seq: appended.record.seq,
             hash: appended.record.hash,
             appended: appended.appended,
@@ -669,7 +556,8 @@ impl Recorder {
         })
     }
 
-    /// The end of a playbook: contained when a destructive step was applied in enforce mode.
+    /// The end of a playbook: contained when a destructive step was applied in enforce mode
+    /// (the incident moves to `contained` and the audit head is anchored); audited either way.
     async fn playbook_finished(
         &self,
         incident_id: &str,
@@ -689,136 +577,196 @@ impl Recorder {
             )));
         }
         let chain = self.audit.log().chain(incident_id).await?;
-        let destructive: BTreeSet<&str> = decision
-            .playbook
-            .steps
-            .iter()
-            .filter(|s| s.destructive)
-            .map(|s| s.id.as_str())
-            .collect();
-        // The latest result of every step that ran.
-        let mut ran: BTreeMap<String, StepAudit> = BTreeMap::new();
-        for r in chain.iter().filter(|r| r.action.starts_with("action:")) {
-            if let Ok(step) = serde_json::from_value::<StepAudit>(r.detail.clone()) {
-                ran.insert(step.step.clone(), step);
-            }
-        }
-        // Applied, or already in place, in enforce mode: the containment holds.
-        let applied: Vec<String> = ran
-            .values()
-            .filter(|s| {
-                destructive.contains(s.step.as_str())
-                    && s.mode == Mode::Enforce
-                    && matches!(s.outcome, Outcome::Applied | Outcome::AlreadyInPlace)
-            })
-            .map(|s| s.step.clone())
-            .collect();
-        let dry_run: Vec<String> = ran
-            .values()
-            .filter(|s| destructive.contains(s.step.as_str()) && s.mode == Mode::DryRun)
-            .map(|s| s.step.clone())
-            .collect();
-        let unfinished: Vec<String> = chain
-            .iter()
-            .filter(|r| matches!(r.action.as_str(), "step-failed" | "step-not-approved"))
-            .filter_map(|r| r.detail.get("step").and_then(Value::as_str))
-            .filter(|s| destructive.contains(s) && !ran.contains_key(*s))
-            .map(str::to_owned)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-
-        let contained = !applied.is_empty();
-        let mut status = incident.summary.status;
-        let mut contained_at = incident.summary.timeline.contained_at;
-        if contained && status == Status::Containment {
-            let moved = match self
-                .incidents
-                .transition(
-                    incident_id,
-                    Status::Containment,
-                    Status::Contained,
-                    now,
-                    IncidentPatch::default(),
-                )
-                .await
-            {
-                Ok(i) => i,
-                Err(StoreError::Conflict(_)) => self.get(incident_id).await?,
-                Err(e) => return Err(e.into()),
-            };
-            status = moved.summary.status;
-            contained_at = moved.summary.timeline.contained_at;
-        }
-        let detail = if contained {
-            let mttc =
-                contained_at.map(|c| (c - incident.summary.timeline.detected_at).whole_seconds());
-            json!({
-                "playbook": playbook_id,
-                "mode": decision.playbook.mode.as_str(),
-                "contained": true,
-                "destructiveApplied": applied,
-                "notApplied": unfinished,
-                "status": status.as_str(),
-                "containedAt": stamp(contained_at),
-                "mttcSeconds": mttc,
-            })
+        let steps = DestructiveSteps::of(&decision.playbook, &chain);
+        let (status, contained_at) = if steps.applied.is_empty() {
+            (
+                incident.summary.status,
+                incident.summary.timeline.contained_at,
+            )
         } else {
-            let why = if decision.playbook.mode == Mode::DryRun || !dry_run.is_empty() {
-                "dry-run: the plan was computed and nothing was changed, so nothing was contained"
-            } else if destructive.is_empty() {
-                "the playbook has no containment step: nothing was contained"
-            } else {
-                "no containment step was applied in enforce mode (not approved, failed or not applicable): nothing was contained"
-            };
-            json!({
-                "playbook": playbook_id,
-                "mode": decision.playbook.mode.as_str(),
-                "contained": false,
-                "why": why,
-                "plannedOnly": dry_run,
-                "notApplied": unfinished,
-                "status": status.as_str(),
-            })
+            self.mark_contained(&incident, now).await?
         };
+        let finished = steps.finished(playbook_id, decision.playbook.mode, status, || {
+            contained_at.map(|c| {
+                (
+                    c,
+                    (c - incident.summary.timeline.detected_at).whole_seconds(),
+                )
+            })
+        });
+        let contained = finished.contained();
+        let event = AuditEvent::PlaybookFinished(finished);
         let appended = self
             .audit
-            .append_once(
-                incident_id,
-                Some(&chain),
-                RECORD_ACTOR,
-                "playbook-finished",
-                detail,
-                now,
-            )
+            .append_once(incident_id, Some(&chain), RECORD_ACTOR, &event, now)
             .await?;
         let anchor = if contained {
-            let a = self
-                .audit
-                .log()
-                .anchor(
-                    incident_id,
-                    LEFT_CONTAINMENT,
-                    &self.settings.evidence_bucket,
-                    &self.settings.evidence,
-                    now,
-                )
-                .await?;
-            tracing::info!(incident_id, seq = a.seq, hash = %a.hash, "audit head anchored");
-            Some(a)
+            Some(self.anchor(incident_id, LEFT_CONTAINMENT, now).await?)
         } else {
             None
         };
         tracing::info!(incident_id, playbook_id, contained, status = %status, "playbook finished");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
-            action: "playbook-finished".to_owned(),
+            action: event.action().into_owned(),
             seq: appended.record.seq,
             hash: appended.record.hash,
             appended: appended.appended,
             status,
             anchor,
         })
+    }
+
+    /// Containment → contained (a concurrent retry may have moved it already): the status and
+    /// the containment time after.
+    async fn mark_contained(
+        &self,
+        incident: &Incident,
+        now: OffsetDateTime,
+    ) -> Result<(Status, Option<OffsetDateTime>), RecordError> {
+        let id = &incident.summary.incident_id;
+        if incident.summary.status != Status::Containment {
+            return Ok((
+                incident.summary.status,
+                incident.summary.timeline.contained_at,
+            ));
+        }
+        let moved = match self
+            .incidents
+            .transition(
+                id,
+                Status::Containment,
+                Status::Contained,
+                now,
+                IncidentPatch::default(),
+            )
+            .await
+        {
+            Ok(i) => i,
+            Err(StoreError::Conflict(_)) => self.get(id).await?,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((moved.summary.status, moved.summary.timeline.contained_at))
+    }
+
+    /// The chain head anchored in the evidence bucket.
+    async fn anchor(
+        &self,
+        incident_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Anchor, RecordError> {
+        let a = self
+            .audit
+            .log()
+            .anchor(
+                incident_id,
+                reason,
+                &self.settings.evidence_bucket,
+                &self.settings.evidence,
+                now,
+            )
+            .await?;
+        tracing::info!(incident_id, seq = a.seq, hash = %a.hash, reason, "audit head anchored");
+        Ok(a)
+    }
+}
+
+/// What the audit chain says about a playbook's destructive steps.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct DestructiveSteps {
+    /// No destructive step in the plan.
+    none_planned: bool,
+    /// Applied, or already in place, in enforce mode: the containment holds.
+    applied: Vec<String>,
+    /// Ran in dry-run.
+    dry_run: Vec<String>,
+    /// Failed or not approved, and never ran.
+    unfinished: Vec<String>,
+}
+
+impl DestructiveSteps {
+    /// From the latest result of every step that ran, and the failures and refusals.
+    fn of(playbook: &ir_core::playbook::PlannedPlaybook, chain: &[AuditRecord]) -> Self {
+        let destructive: BTreeSet<&str> = playbook
+            .steps
+            .iter()
+            .filter(|s| s.destructive)
+            .map(|s| s.id.as_str())
+            .collect();
+        let mut ran: BTreeMap<String, StepAudit> = BTreeMap::new();
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        for event in chain.iter().filter_map(|r| r.event().ok()) {
+            match event {
+                AuditEvent::Step(step) => {
+                    ran.insert(step.step.clone(), step);
+                }
+                AuditEvent::StepFailed(f) | AuditEvent::StepNotApproved(f) => {
+                    failed.insert(f.step);
+                }
+                _ => {}
+            }
+        }
+        let mut out = DestructiveSteps {
+            none_planned: destructive.is_empty(),
+            ..DestructiveSteps::default()
+        };
+        for s in ran
+            .values()
+            .filter(|s| destructive.contains(s.step.as_str()))
+        {
+            if s.mode == Mode::Enforce
+                && matches!(s.outcome, Outcome::Applied | Outcome::AlreadyInPlace)
+            {
+                out.applied.push(s.step.clone());
+            }
+            if s.mode == Mode::DryRun {
+                out.dry_run.push(s.step.clone());
+            }
+        }
+        out.unfinished = failed
+            .into_iter()
+            .filter(|s| destructive.contains(s.as_str()) && !ran.contains_key(s))
+            .collect();
+        out
+    }
+
+    /// The `playbook-finished` event; `contained` gives the containment time and the time to
+    /// contain when something was applied.
+    fn finished(
+        self,
+        playbook: &str,
+        mode: Mode,
+        status: Status,
+        contained: impl FnOnce() -> Option<(OffsetDateTime, i64)>,
+    ) -> PlaybookFinished {
+        let end = if self.applied.is_empty() {
+            let why = if mode == Mode::DryRun || !self.dry_run.is_empty() {
+                "dry-run: the plan was computed and nothing was changed, so nothing was contained"
+            } else if self.none_planned {
+                "the playbook has no containment step: nothing was contained"
+            } else {
+                "no containment step was applied in enforce mode (not approved, failed or not applicable): nothing was contained"
+            };
+            PlaybookEnd::NotContained {
+                why: why.to_owned(),
+                planned_only: self.dry_run,
+            }
+        } else {
+            let at = contained();
+            PlaybookEnd::Contained {
+                destructive_applied: self.applied,
+                contained_at: at.map(|(t, _)| t),
+                mttc_seconds: at.map(|(_, s)| s),
+            }
+        };
+        PlaybookFinished {
+            playbook: playbook.to_owned(),
+            mode,
+            status,
+            not_applied: self.unfinished,
+            end,
+        }
     }
 }
 

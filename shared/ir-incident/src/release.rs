@@ -148,7 +148,10 @@ pub async fn release_incident(
             let chain = AuditLog::new(clients.clone(), names.clone())
                 .chain(id)
                 .await?;
-            if !chain.iter().any(|r| r.action == "playbook-finished") {
+            if !chain
+                .iter()
+                .any(|r| r.action == ir_core::audit::event::actions::PLAYBOOK_FINISHED)
+            {
                 return Err(ReleaseError::Conflict(format!(
                     "incident {id} is in containment and its playbook has not finished: \
                      releasing now would race it (wait for it, or stop its execution first)"

@@ -17,14 +17,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use ir_core::action::{Change, EvidenceObject, Outcome, SnapshotRef};
+use ir_core::action::{Change, EvidenceObject, Outcome};
+use ir_core::audit::event::{self, AuditEvent, PlaybookFinished, StepAudit, StepFailure, actions};
+pub use ir_core::audit::event::{EvidenceArtifacts, SnapshotArtifacts, StepArtifacts};
 use ir_core::audit::{AuditRecord, Verified};
 use ir_core::config::Mode;
 use ir_core::incident::{Status, Timeline};
 use ir_core::playbook::NotApplicable;
 use ir_core::{Decision, ErrorName, Named, Severity};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -293,32 +294,6 @@ pub struct StepResult {
     pub artifacts: Option<StepArtifacts>,
     pub notes: Vec<String>,
     pub aws_calls: u32,
-}
-
-/// What a step produced besides changes, as audited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum StepArtifacts {
-    Snapshots(SnapshotArtifacts),
-    /// Evidence, by its manifest (listed in [`IncidentReport::evidence`]).
-    Evidence(EvidenceArtifacts),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SnapshotArtifacts {
-    pub instance_id: String,
-    pub snapshots: Vec<SnapshotRef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EvidenceArtifacts {
-    pub bucket: String,
-    pub manifest_key: String,
-    pub manifest_version_id: String,
-    /// How many objects the manifest lists, as the step reported it.
-    pub objects: usize,
 }
 
 /// A failure or refusal of a step.
@@ -604,46 +579,6 @@ struct Digest {
     notes: Vec<String>,
 }
 
-/// The detail of an `action:<function>` record (the recorder's step audit).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StepAuditRead {
-    function: String,
-    outcome: Outcome,
-    mode: Mode,
-    #[serde(default)]
-    changes: Vec<Change>,
-    #[serde(default)]
-    record: bool,
-    #[serde(default)]
-    artifacts: Option<StepArtifacts>,
-    #[serde(default)]
-    notes: Vec<String>,
-    #[serde(default)]
-    aws_calls: u32,
-}
-
-fn text(r: &AuditRecord, key: &str) -> Option<String> {
-    r.detail.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn number(r: &AuditRecord, key: &str) -> Option<u64> {
-    r.detail.get(key).and_then(Value::as_u64)
-}
-
-fn strings(r: &AuditRecord, key: &str) -> Vec<String> {
-    r.detail
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Steps, the playbook's end and the manifests, from the chain (in `seq` order) and the plan.
 fn digest(chain: &[AuditRecord], decision: Option<&Decision>) -> Digest {
     let mut d = Digest::default();
@@ -652,41 +587,31 @@ fn digest(chain: &[AuditRecord], decision: Option<&Decision>) -> Digest {
     // The seq of each step's latest result and failure, to tell which came last.
     let mut latest: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
     for r in chain {
-        let kind = r.action.as_str();
-        if kind == "playbook-finished" {
-            d.finished = Some(PlaybookEnd {
-                seq: r.seq,
-                at: r.at,
-                playbook: text(r, "playbook").unwrap_or_default(),
-                contained: r
-                    .detail
-                    .get("contained")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                why: text(r, "why"),
-                destructive_applied: strings(r, "destructiveApplied"),
-                not_applied: strings(r, "notApplied"),
-            });
+        let (event, step) = match r.event() {
+            Ok(e) => {
+                let step = step_of(&e).map(str::to_owned);
+                (Some(e), step)
+            }
+            Err(e) => {
+                let is_result = r.action.starts_with(actions::STEP_PREFIX);
+                let what = if is_result {
+                    "a step result"
+                } else {
+                    "readable"
+                };
+                d.notes.push(format!(
+                    "audit record {} ({}) is not {what}: {e}",
+                    r.seq, r.action
+                ));
+                // An unreadable result still says its step ran into something: listed, not run.
+                (None, r.step().filter(|_| is_result).map(str::to_owned))
+            }
+        };
+        if let Some(AuditEvent::PlaybookFinished(p)) = &event {
+            d.finished = Some(PlaybookEnd::of(r, p));
             continue;
         }
-        let is_step_record = kind.starts_with("action:")
-            || matches!(
-                kind,
-                "step-failed"
-                    | "step-not-approved"
-                    | "triage-failed"
-                    | "approval-requested"
-                    | "approved"
-                    | "rejected"
-                    | "approval-refused"
-                    | "approval-not-delivered"
-            );
-        if !is_step_record {
-            continue;
-        }
-        let Some(step) = text(r, "step") else {
-            d.notes
-                .push(format!("audit record {} ({kind}) names no step", r.seq));
+        let Some(step) = step else {
             continue;
         };
         let i = *index.entry(step.clone()).or_insert_with(|| {
@@ -699,82 +624,42 @@ fn digest(chain: &[AuditRecord], decision: Option<&Decision>) -> Digest {
             });
             d.steps.len() - 1
         });
-        let Some(s) = d.steps.get_mut(i) else {
+        let (Some(s), Some(event)) = (d.steps.get_mut(i), event) else {
             continue;
         };
-        let seqs = latest.entry(step.clone()).or_default();
-        if kind.starts_with("action:") {
-            match serde_json::from_value::<StepAuditRead>(r.detail.clone()) {
-                Ok(a) => {
-                    if let Some(StepArtifacts::Evidence(e)) = &a.artifacts
-                        && !d.manifests.iter().any(|(_, m)| {
-                            m.bucket == e.bucket
-                                && m.manifest_key == e.manifest_key
-                                && m.manifest_version_id == e.manifest_version_id
-                        })
-                    {
-                        d.manifests.push((step.clone(), e.clone()));
-                    }
-                    s.result = Some(StepResult {
-                        seq: r.seq,
-                        at: r.at,
-                        function: a.function,
-                        outcome: a.outcome,
-                        mode: a.mode,
-                        changes: a.changes,
-                        record: a.record,
-                        artifacts: a.artifacts,
-                        notes: a.notes,
-                        aws_calls: a.aws_calls,
-                    });
-                    seqs.0 = Some(r.seq);
+        let seqs = latest.entry(step).or_default();
+        match event {
+            AuditEvent::Step(a) => {
+                if let Some(StepArtifacts::Evidence(e)) = &a.artifacts
+                    && !d.manifests.iter().any(|(_, m)| {
+                        m.bucket == e.bucket
+                            && m.manifest_key == e.manifest_key
+                            && m.manifest_version_id == e.manifest_version_id
+                    })
+                {
+                    d.manifests.push((a.step.clone(), e.clone()));
                 }
-                Err(e) => d.notes.push(format!(
-                    "audit record {} ({kind}) is not a step result: {e}",
-                    r.seq
-                )),
+                s.result = Some(StepResult::of(r, a));
+                seqs.0 = Some(r.seq);
             }
-            continue;
+            AuditEvent::StepFailed(f) => {
+                s.error = Some(StepError::of(r, FailureKind::Failed, f));
+                seqs.1 = Some(r.seq);
+            }
+            AuditEvent::StepNotApproved(f) => {
+                s.error = Some(StepError::of(r, FailureKind::NotApproved, f));
+                seqs.1 = Some(r.seq);
+            }
+            AuditEvent::TriageFailed(f) => {
+                s.error = Some(StepError::of(r, FailureKind::TriageFailed, f));
+                seqs.1 = Some(r.seq);
+            }
+            other => {
+                if let Some(a) = ApprovalEvent::of(r, other) {
+                    s.approvals.push(a);
+                }
+            }
         }
-        let failure = match kind {
-            "step-failed" => Some(FailureKind::Failed),
-            "step-not-approved" => Some(FailureKind::NotApproved),
-            "triage-failed" => Some(FailureKind::TriageFailed),
-            _ => None,
-        };
-        if let Some(kind) = failure {
-            s.error = Some(StepError {
-                seq: r.seq,
-                at: r.at,
-                kind,
-                error: text(r, "error").unwrap_or_default(),
-                cause: text(r, "cause").unwrap_or_default(),
-            });
-            seqs.1 = Some(r.seq);
-            continue;
-        }
-        let (approval, reason, why) = match kind {
-            "approval-requested" => (ApprovalKind::Requested, None, None),
-            "approved" => (ApprovalKind::Approved, text(r, "reason"), None),
-            "rejected" => (ApprovalKind::Rejected, text(r, "reason"), None),
-            "approval-refused" => (ApprovalKind::Refused, None, text(r, "why")),
-            _ => (
-                ApprovalKind::NotDelivered,
-                text(r, "reason"),
-                text(r, "error"),
-            ),
-        };
-        s.approvals.push(ApprovalEvent {
-            seq: r.seq,
-            at: r.at,
-            kind: approval,
-            actor: r.actor.clone(),
-            level: number(r, "level"),
-            role: text(r, "role"),
-            timeout_seconds: number(r, "timeoutSeconds"),
-            reason: reason.filter(|x| !x.is_empty()),
-            why,
-        });
     }
     for s in &mut d.steps {
         let (result, failure) = latest.get(&s.step).copied().unwrap_or_default();
@@ -794,6 +679,123 @@ fn digest(chain: &[AuditRecord], decision: Option<&Decision>) -> Digest {
         }
     }
     d
+}
+
+/// The step a record belongs to in the report: results, failures and the approval records.
+fn step_of(event: &AuditEvent) -> Option<&str> {
+    match event {
+        AuditEvent::Step(_)
+        | AuditEvent::StepFailed(_)
+        | AuditEvent::StepNotApproved(_)
+        | AuditEvent::TriageFailed(_)
+        | AuditEvent::ApprovalRequested(_)
+        | AuditEvent::Approved(_)
+        | AuditEvent::Rejected(_)
+        | AuditEvent::ApprovalRefused(_)
+        | AuditEvent::ApprovalNotDelivered(_) => event.step(),
+        _ => None,
+    }
+}
+
+impl PlaybookEnd {
+    fn of(r: &AuditRecord, p: &PlaybookFinished) -> PlaybookEnd {
+        let (why, destructive_applied) = match &p.end {
+            event::PlaybookEnd::Contained {
+                destructive_applied,
+                ..
+            } => (None, destructive_applied.clone()),
+            event::PlaybookEnd::NotContained { why, .. } => (Some(why.clone()), Vec::new()),
+        };
+        PlaybookEnd {
+            seq: r.seq,
+            at: r.at,
+            playbook: p.playbook.clone(),
+            contained: p.contained(),
+            why,
+            destructive_applied,
+            not_applied: p.not_applied.clone(),
+        }
+    }
+}
+
+impl StepResult {
+    fn of(r: &AuditRecord, a: StepAudit) -> StepResult {
+        StepResult {
+            seq: r.seq,
+            at: r.at,
+            function: a.function,
+            outcome: a.outcome,
+            mode: a.mode,
+            changes: a.changes,
+            record: a.record,
+            artifacts: a.artifacts,
+            notes: a.notes,
+            aws_calls: a.aws_calls,
+        }
+    }
+}
+
+impl StepError {
+    fn of(r: &AuditRecord, kind: FailureKind, f: StepFailure) -> StepError {
+        StepError {
+            seq: r.seq,
+            at: r.at,
+            kind,
+            error: f.error,
+            cause: f.cause,
+        }
+    }
+}
+
+impl ApprovalEvent {
+    /// The approval records; `None` for any other event.
+    fn of(r: &AuditRecord, event: AuditEvent) -> Option<ApprovalEvent> {
+        let empty = ApprovalEvent {
+            seq: r.seq,
+            at: r.at,
+            kind: ApprovalKind::Requested,
+            actor: r.actor.clone(),
+            level: None,
+            role: None,
+            timeout_seconds: None,
+            reason: None,
+            why: None,
+        };
+        let given = |reason: String| Some(reason).filter(|x| !x.is_empty());
+        Some(match event {
+            AuditEvent::ApprovalRequested(q) => ApprovalEvent {
+                level: Some(u64::from(q.level)),
+                role: Some(q.role),
+                timeout_seconds: Some(q.timeout_seconds),
+                ..empty
+            },
+            AuditEvent::Approved(d) => ApprovalEvent {
+                kind: ApprovalKind::Approved,
+                level: Some(u64::from(d.level)),
+                reason: given(d.reason),
+                ..empty
+            },
+            AuditEvent::Rejected(d) => ApprovalEvent {
+                kind: ApprovalKind::Rejected,
+                level: Some(u64::from(d.level)),
+                reason: given(d.reason),
+                ..empty
+            },
+            AuditEvent::ApprovalRefused(x) => ApprovalEvent {
+                kind: ApprovalKind::Refused,
+                why: Some(x.why),
+                ..empty
+            },
+            AuditEvent::ApprovalNotDelivered(n) => ApprovalEvent {
+                kind: ApprovalKind::NotDelivered,
+                level: Some(u64::from(n.level)),
+                reason: given(n.reason),
+                why: Some(n.error),
+                ..empty
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// A step's state: its latest result or failure, whichever came last; else its approvals.
@@ -903,7 +905,7 @@ async fn read_manifest(
 mod tests {
     use super::*;
     use ir_core::action::ChangeStatus;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use time::macros::datetime;
 
     const ID: &str = "inc-0123456789abcdef0123";
@@ -954,8 +956,11 @@ mod tests {
             "objects": 2,
         });
         let c = chain(&[
-            ("ir-ingest", "opened", json!({"findingId": "f"})),
-            ("ir-record", "triaged", json!({"severity": "critical"})),
+            (
+                "ir-ingest",
+                "opened",
+                json!({"findingId": "f", "findingKey": "guardduty:1:r:f", "source": "guardduty", "product": "GuardDuty", "type": "T", "title": "t", "severity": "critical", "account": "1", "region": "r", "resource": {"kind": "ec2-instance", "id": "i-1"}, "firstSeen": null, "lastSeen": null, "count": 1, "sample": false}),
+            ),
             (
                 "ir-record",
                 "action:ir-collect-evidence",
@@ -964,12 +969,12 @@ mod tests {
             (
                 "gate",
                 "approval-requested",
-                json!({"step": "isolate-instance", "level": 0, "role": "security_engineer", "timeoutSeconds": 300, "requester": "gate"}),
+                json!({"step": "isolate-instance", "level": 0, "role": "security_engineer", "timeoutSeconds": 300, "requester": "gate", "plan": {"id": "isolate-instance", "action": "cloud:security_group_deny_all", "function": "ir-isolate-instance", "requiresApproval": true, "destructive": true, "mode": "enforce", "target": "i-1", "summary": "isolate"}}),
             ),
             (
                 "arn:aws:iam::111122223333:user/alice",
                 "approved",
-                json!({"step": "isolate-instance", "level": 0, "approver": "arn:aws:iam::111122223333:user/alice", "reason": "miner", "requester": "gate"}),
+                json!({"step": "isolate-instance", "level": 0, "approver": "arn:aws:iam::111122223333:user/alice", "principal": "user/alice", "reason": "miner", "requester": "gate"}),
             ),
             (
                 "ir-record",
@@ -989,7 +994,7 @@ mod tests {
             (
                 "gate",
                 "approval-requested",
-                json!({"step": "deny", "level": 1, "role": "security_lead"}),
+                json!({"step": "deny", "level": 1, "role": "security_lead", "timeoutSeconds": 900, "requester": "gate", "plan": {"id": "deny", "action": "cloud:security_group_deny_all", "function": "ir-isolate-instance", "requiresApproval": true, "destructive": true, "mode": "enforce", "target": "i-1", "summary": "isolate"}}),
             ),
             (
                 "ir-record",
@@ -999,7 +1004,7 @@ mod tests {
             (
                 "ir-record",
                 "playbook-finished",
-                json!({"playbook": "p", "contained": true, "destructiveApplied": ["isolate-instance"], "notApplied": ["revoke-credentials"]}),
+                json!({"playbook": "p", "mode": "enforce", "contained": true, "destructiveApplied": ["isolate-instance"], "notApplied": ["revoke-credentials"], "status": "contained", "containedAt": null, "mttcSeconds": null}),
             ),
         ]);
         let d = digest(&c, None);
@@ -1053,7 +1058,11 @@ mod tests {
                 "step-failed",
                 json!({"step": "snapshot", "error": "AccessDenied", "cause": "no"}),
             ),
-            ("arn:x", "rejected", json!({"step": "gated", "reason": ""})),
+            (
+                "arn:x",
+                "rejected",
+                json!({"step": "gated", "level": 0, "approver": "arn:x", "principal": "user/x", "reason": "", "requester": "gate"}),
+            ),
         ]);
         let d = digest(&c, None);
         assert_eq!(d.steps[0].state, StepState::Failed);

@@ -20,7 +20,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
 use ir_aws::Clients;
 use ir_aws::store::{AuditLog, StoreError, TableNames, VerifyError, create_tables};
-use ir_core::audit::{AuditRecord, ChainError, GENESIS};
+use ir_core::audit::{AuditEvent, AuditRecord, ChainError, GENESIS};
 use ir_core::config::EvidenceConfig;
 use ir_core::correlate::incident_id;
 use ir_core::{ErrorName, Named};
@@ -81,8 +81,10 @@ async fn append(f: &Fixture, id: &str, i: u64) -> AuditRecord {
         .append(
             id,
             "ir-score",
-            &format!("step-{i}"),
-            json!({"i": i, "score": 0.1 + 0.2 * i as f64, "z": {"b": [1.0, 1e-7], "a": null}}),
+            &AuditEvent::other(
+                format!("step-{i}"),
+                json!({"i": i, "score": 0.1 + 0.2 * i as f64, "z": {"b": [1.0, 1e-7], "a": null}}),
+            ),
             T0 + Duration::seconds(i64::try_from(i).unwrap()),
         )
         .await
@@ -419,7 +421,12 @@ async fn a_truncated_chain_is_caught_by_its_anchor() -> TestResult {
     // Re-appending a forged tail does not satisfy the anchor either.
     append(&f, &id, 3).await;
     f.log
-        .append(&id, "someone", "step-4", json!({"i": 4}), T0)
+        .append(
+            &id,
+            "someone",
+            &AuditEvent::other("step-4", json!({"i": 4})),
+            T0,
+        )
         .await?;
     assert!(matches!(
         chain_error(f.log.verify(&id, &f.bucket).await),
@@ -451,8 +458,7 @@ async fn ten_concurrent_appends_make_one_gapless_chain() -> TestResult {
                 log.append(
                     &id,
                     &format!("writer-{i}"),
-                    "approved",
-                    json!({"writer": i}),
+                    &AuditEvent::other("approved", json!({"writer": i})),
                     T0,
                 )
                 .await
@@ -483,7 +489,12 @@ async fn bad_input_and_missing_chains_are_refused() -> TestResult {
     let f = setup().await;
     let err = f
         .log
-        .append("not-an-incident", "ir-score", "triage", json!({}), T0)
+        .append(
+            "not-an-incident",
+            "ir-score",
+            &AuditEvent::other("triage", json!({})),
+            T0,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.error_name(), ErrorName::InvalidInput);

@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{ChecksumMode, ObjectLockMode};
-use ir_core::audit::{Anchor, AuditRecord, ChainError, Verified, canonical_json};
+use ir_core::audit::{Anchor, AuditEvent, AuditRecord, ChainError, Verified, canonical_json};
 use ir_core::config::EvidenceConfig;
 use ir_core::{ErrorName, Named};
 use thiserror::Error;
@@ -184,11 +184,14 @@ impl AuditLog {
         &self,
         incident_id: &str,
         actor: &str,
-        action: &str,
-        detail: serde_json::Value,
+        event: &AuditEvent,
         at: OffsetDateTime,
     ) -> Result<AuditRecord, StoreError> {
         check_incident_id(incident_id)?;
+        let action = event.action();
+        let detail = event
+            .detail()
+            .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
         if actor.is_empty() || action.is_empty() {
             return Err(StoreError::InvalidInput(
                 "an audit record needs an actor and an action".into(),
@@ -202,7 +205,7 @@ impl AuditLog {
                 incident_id,
                 at,
                 actor,
-                action,
+                &action,
                 detail.clone(),
             );
             let mut e = Expr::new();

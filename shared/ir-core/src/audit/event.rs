@@ -582,6 +582,14 @@ fn read<T: DeserializeOwned>(action: &str, detail: &Value) -> Result<T, EventErr
 }
 
 impl AuditEvent {
+    /// An event outside the vocabulary (tests, and records a later version reads back).
+    pub fn other(action: impl Into<String>, detail: Value) -> AuditEvent {
+        AuditEvent::Other {
+            action: action.into(),
+            detail,
+        }
+    }
+
     /// `approved` or `rejected`, as the verdict says.
     pub fn decided(verdict: Verdict, decided: Decided) -> AuditEvent {
         match verdict {
