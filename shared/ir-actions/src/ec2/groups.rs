@@ -220,22 +220,16 @@ async fn lookup(clients: &Clients, vpc_ids: &[String]) -> Result<Vec<SecurityGro
         })
         .collect();
     let mut groups = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = clients
-            .ec2()
-            .describe_security_groups()
-            .filters(filter("vpc-id", vpc_ids.iter().cloned()))
-            .filters(filter("group-name", names.iter().cloned()))
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| ActionError::sdk("DescribeSecurityGroups", e))?;
+    let mut pages = clients
+        .ec2()
+        .describe_security_groups()
+        .filters(filter("vpc-id", vpc_ids.iter().cloned()))
+        .filters(filter("group-name", names.iter().cloned()))
+        .into_paginator()
+        .send();
+    while let Some(out) = pages.next().await {
+        let out = out.map_err(|e| ActionError::sdk("DescribeSecurityGroups", e))?;
         groups.extend(out.security_groups().iter().cloned());
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
-        }
     }
     Ok(groups)
 }

@@ -154,16 +154,14 @@ pub(crate) async fn attached_enis(
     instance_id: &str,
 ) -> Result<Vec<Eni>, ActionError> {
     let mut enis = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = clients
-            .ec2()
-            .describe_network_interfaces()
-            .filters(filter("attachment.instance-id", [instance_id]))
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| ActionError::sdk("DescribeNetworkInterfaces", e))?;
+    let mut pages = clients
+        .ec2()
+        .describe_network_interfaces()
+        .filters(filter("attachment.instance-id", [instance_id]))
+        .into_paginator()
+        .send();
+    while let Some(out) = pages.next().await {
+        let out = out.map_err(|e| ActionError::sdk("DescribeNetworkInterfaces", e))?;
         for ni in out.network_interfaces() {
             let Some(id) = ni.network_interface_id() else {
                 continue;
@@ -186,10 +184,6 @@ pub(crate) async fn attached_enis(
                         .unwrap_or(i32::MAX),
                 ),
             });
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
         }
     }
     enis.sort_by(|a, b| a.slot.cmp(&b.slot).then_with(|| a.id.cmp(&b.id)));

@@ -203,18 +203,16 @@ async fn existing_snapshots(
     report: &mut ReportBuilder,
 ) -> Result<Vec<Existing>, ActionError> {
     let mut found = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = clients
-            .ec2()
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter(&format!("tag:{TAG_INCIDENT}"), [incident]))
-            .filters(filter(&format!("tag:{TAG_INSTANCE}"), [instance_id]))
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| ActionError::sdk("DescribeSnapshots", e))?;
+    let mut pages = clients
+        .ec2()
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter(&format!("tag:{TAG_INCIDENT}"), [incident]))
+        .filters(filter(&format!("tag:{TAG_INSTANCE}"), [instance_id]))
+        .into_paginator()
+        .send();
+    while let Some(out) = pages.next().await {
+        let out = out.map_err(|e| ActionError::sdk("DescribeSnapshots", e))?;
         for s in out.snapshots() {
             let (Some(snapshot_id), Some(volume_id)) = (s.snapshot_id(), s.volume_id()) else {
                 continue;
@@ -229,10 +227,6 @@ async fn existing_snapshots(
                 encrypted: s.encrypted().unwrap_or(false),
                 kms_key_id: s.kms_key_id().map(str::to_owned),
             });
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
         }
     }
     Ok(found)

@@ -273,28 +273,26 @@ async fn list_day(
 ) -> Result<DayListing, ActionError> {
     let mut listed = 0;
     let mut kept = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = clients
-            .s3()
-            .list_objects_v2()
-            .bucket(&location.bucket)
-            .prefix(&prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| {
-                let missing = e.code() == Some("NoSuchBucket");
-                let err = ActionError::sdk("s3:ListObjectsV2", e);
-                if missing {
-                    ActionError::Configuration(format!(
-                        "the trail bucket `{}` does not exist (IR_TRAIL_BUCKET): {err}",
-                        location.bucket
-                    ))
-                } else {
-                    err
-                }
-            })?;
+    let mut pages = clients
+        .s3()
+        .list_objects_v2()
+        .bucket(&location.bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            let missing = e.code() == Some("NoSuchBucket");
+            let err = ActionError::sdk("s3:ListObjectsV2", e);
+            if missing {
+                ActionError::Configuration(format!(
+                    "the trail bucket `{}` does not exist (IR_TRAIL_BUCKET): {err}",
+                    location.bucket
+                ))
+            } else {
+                err
+            }
+        })?;
         for object in page.contents() {
             listed += 1;
             let Some(key) = object.key() else { continue };
@@ -312,9 +310,10 @@ async fn list_day(
                 });
             }
         }
-        match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-            _ => break,
+        // The paginator follows NextContinuationToken; a listing that is not truncated is the
+        // last page whatever token it carries.
+        if page.is_truncated() != Some(true) {
+            break;
         }
     }
     Ok((listed, kept))

@@ -540,28 +540,22 @@ impl ApprovalStore {
         let status = e.name(attr::STATUS);
         let pending = e.value(s(ApprovalStatus::Pending.as_str()));
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .clients
-                .dynamodb()
-                .query()
-                .table_name(&self.names.approvals)
-                .key_condition_expression(format!("{k} = {kv}"))
-                .filter_expression(format!("{status} = {pending}"))
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::sdk(QUERY, &e))?;
+        let mut pages = self
+            .clients
+            .dynamodb()
+            .query()
+            .table_name(&self.names.approvals)
+            .key_condition_expression(format!("{k} = {kv}"))
+            .filter_expression(format!("{status} = {pending}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::sdk(QUERY, &e))?;
             for item in page.items() {
                 out.push(Approval::from_item(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
             }
         }
         Ok(out)

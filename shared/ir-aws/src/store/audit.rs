@@ -275,26 +275,20 @@ impl AuditLog {
         let k = e.name(attr::INCIDENT_ID);
         let v = e.value(s(incident_id));
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .clients
-                .dynamodb()
-                .query()
-                .table_name(&self.names.audit)
-                .key_condition_expression(format!("{k} = {v}"))
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::sdk(QUERY, &e))?;
+        let mut pages = self
+            .clients
+            .dynamodb()
+            .query()
+            .table_name(&self.names.audit)
+            .key_condition_expression(format!("{k} = {v}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::sdk(QUERY, &e))?;
             out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
         }
         Ok(out)
     }

@@ -323,16 +323,14 @@ async fn security_group_rules(
         .set_values(Some(group_ids.to_vec()))
         .build();
     let mut rules = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = match clients
-            .ec2()
-            .describe_security_group_rules()
-            .filters(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await
-        {
+    let mut pages = clients
+        .ec2()
+        .describe_security_group_rules()
+        .filters(filter)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
             Ok(page) => page,
             Err(e) => match absence(&e, |c| c.ends_with(".NotFound")) {
                 Some(code) => return Ok(missing(code)),
@@ -354,10 +352,6 @@ async fn security_group_rules(
                 "description": s(r.description()),
                 "tags": ec2_tags(r.tags()),
             }));
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
         }
     }
     rules.sort_by_cached_key(|r| (r["securityGroupRuleId"].to_string(), r.to_string()));

@@ -26,35 +26,8 @@ fn boundary(b: Option<&aws_sdk_iam::types::AttachedPermissionsBoundary>) -> Valu
     })
 }
 
-/// One page of an IAM listing: its items, and the marker of the next page (`None` after the
-/// last: IAM sets `Marker` only with `IsTruncated`).
-type IamPage<T> = (Vec<T>, Option<String>);
-
-fn iam_page<T: Clone>(items: &[T], marker: Option<&str>, truncated: bool) -> IamPage<T> {
-    (
-        items.to_vec(),
-        marker.filter(|_| truncated).map(str::to_owned),
-    )
-}
-
-/// Every item of a paginated IAM listing: `page(marker)` fetches one page, starting with
-/// `None`, until a page has no next marker.
-async fn iam_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ActionError>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<IamPage<T>, ActionError>>,
-{
-    let mut items = Vec::new();
-    let mut marker = None;
-    loop {
-        let (got, next) = page(marker).await?;
-        items.extend(got);
-        match next {
-            Some(m) => marker = Some(m),
-            None => return Ok(items),
-        }
-    }
-}
+// The IAM listings below follow `Marker` with the SDK's paginators. IAM sets `Marker` only
+// with `IsTruncated`, so a page that is not truncated is the last, whatever marker it carries.
 
 /// The holder of IAM policies a description lists: a role or a user, by name.
 #[derive(Debug, Clone, Copy)]
@@ -69,31 +42,37 @@ async fn inline_policies(
     iam: &aws_sdk_iam::Client,
     holder: Holder<'_>,
 ) -> Result<Value, ActionError> {
-    let mut names = iam_pages(|marker| async move {
-        Ok(match holder {
-            Holder::Role(name) => {
-                let page = iam
-                    .list_role_policies()
-                    .role_name(name)
-                    .set_marker(marker)
-                    .send()
-                    .await
-                    .map_err(|e| ActionError::sdk("iam:ListRolePolicies", e))?;
-                iam_page(page.policy_names(), page.marker(), page.is_truncated())
+    let mut names = Vec::new();
+    match holder {
+        Holder::Role(name) => {
+            let mut pages = iam
+                .list_role_policies()
+                .role_name(name)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| ActionError::sdk("iam:ListRolePolicies", e))?;
+                names.extend_from_slice(page.policy_names());
+                if !page.is_truncated() {
+                    break;
+                }
             }
-            Holder::User(name) => {
-                let page = iam
-                    .list_user_policies()
-                    .user_name(name)
-                    .set_marker(marker)
-                    .send()
-                    .await
-                    .map_err(|e| ActionError::sdk("iam:ListUserPolicies", e))?;
-                iam_page(page.policy_names(), page.marker(), page.is_truncated())
+        }
+        Holder::User(name) => {
+            let mut pages = iam
+                .list_user_policies()
+                .user_name(name)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| ActionError::sdk("iam:ListUserPolicies", e))?;
+                names.extend_from_slice(page.policy_names());
+                if !page.is_truncated() {
+                    break;
+                }
             }
-        })
-    })
-    .await?;
+        }
+    }
     names.sort();
     let mut policies = Vec::with_capacity(names.len());
     for policy in names {
@@ -127,31 +106,37 @@ async fn attached_policies(
     iam: &aws_sdk_iam::Client,
     holder: Holder<'_>,
 ) -> Result<Value, ActionError> {
-    let attached = iam_pages(|marker| async move {
-        Ok(match holder {
-            Holder::Role(name) => {
-                let page = iam
-                    .list_attached_role_policies()
-                    .role_name(name)
-                    .set_marker(marker)
-                    .send()
-                    .await
-                    .map_err(|e| ActionError::sdk("iam:ListAttachedRolePolicies", e))?;
-                iam_page(page.attached_policies(), page.marker(), page.is_truncated())
+    let mut attached = Vec::new();
+    match holder {
+        Holder::Role(name) => {
+            let mut pages = iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| ActionError::sdk("iam:ListAttachedRolePolicies", e))?;
+                attached.extend_from_slice(page.attached_policies());
+                if !page.is_truncated() {
+                    break;
+                }
             }
-            Holder::User(name) => {
-                let page = iam
-                    .list_attached_user_policies()
-                    .user_name(name)
-                    .set_marker(marker)
-                    .send()
-                    .await
-                    .map_err(|e| ActionError::sdk("iam:ListAttachedUserPolicies", e))?;
-                iam_page(page.attached_policies(), page.marker(), page.is_truncated())
+        }
+        Holder::User(name) => {
+            let mut pages = iam
+                .list_attached_user_policies()
+                .user_name(name)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| ActionError::sdk("iam:ListAttachedUserPolicies", e))?;
+                attached.extend_from_slice(page.attached_policies());
+                if !page.is_truncated() {
+                    break;
+                }
             }
-        })
-    })
-    .await?;
+        }
+    }
     let attached = attached
         .iter()
         .map(|p| json!({"policyName": s(p.policy_name()), "policyArn": s(p.policy_arn())}))
@@ -233,17 +218,19 @@ pub(super) async fn iam_user(clients: &Clients, name: &str) -> Result<Descriptio
         "tags": iam_tags(user.tags()),
     });
     let groups = async {
-        let groups = iam_pages(|marker| async move {
-            let page = iam
-                .list_groups_for_user()
-                .user_name(name)
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:ListGroupsForUser", e))?;
-            Ok(iam_page(page.groups(), page.marker(), page.is_truncated()))
-        })
-        .await?;
+        let mut groups = Vec::new();
+        let mut pages = iam
+            .list_groups_for_user()
+            .user_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ActionError::sdk("iam:ListGroupsForUser", e))?;
+            groups.extend_from_slice(page.groups());
+            if !page.is_truncated() {
+                break;
+            }
+        }
         let groups = groups
             .iter()
             .map(|g| json!({"groupName": g.group_name(), "arn": g.arn()}))
@@ -251,21 +238,19 @@ pub(super) async fn iam_user(clients: &Clients, name: &str) -> Result<Descriptio
         Ok(Value::Array(sorted(groups)))
     };
     let keys = async {
-        let mut keys = iam_pages(|marker| async move {
-            let page = iam
-                .list_access_keys()
-                .user_name(name)
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| ActionError::sdk("iam:ListAccessKeys", e))?;
-            Ok(iam_page(
-                page.access_key_metadata(),
-                page.marker(),
-                page.is_truncated(),
-            ))
-        })
-        .await?;
+        let mut keys = Vec::new();
+        let mut pages = iam
+            .list_access_keys()
+            .user_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ActionError::sdk("iam:ListAccessKeys", e))?;
+            keys.extend_from_slice(page.access_key_metadata());
+            if !page.is_truncated() {
+                break;
+            }
+        }
         keys.sort_by(|a, b| a.access_key_id().cmp(&b.access_key_id()));
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {

@@ -92,37 +92,12 @@ pub fn policy_json(document: &str) -> Value {
         .unwrap_or(Value::String(decoded))
 }
 
-/// Percent-decoding (no `+` → space: IAM encodes spaces as `%20`). Invalid UTF-8 after
-/// decoding leaves the input as it was.
+/// Percent-decoding (no `+` → space: IAM encodes spaces as `%20`; a `%` not followed by two
+/// hex digits is kept). Invalid UTF-8 after decoding leaves the input as it was.
 pub fn percent_decode(s: &str) -> String {
-    fn hex_val(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes.get(i..i + 3) {
-            Some([b'%', h, l]) => hex_val(*h).zip(hex_val(*l)).map(|(h, l)| h << 4 | l),
-            _ => None,
-        };
-        match decoded {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_or_else(|_| s.to_owned(), std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]

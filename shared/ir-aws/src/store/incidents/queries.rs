@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{Incident, IncidentStore, attr};
 use crate::store::expr::Expr;
-use crate::store::item::{Item, s};
+use crate::store::item::s;
 use crate::store::schema::{BY_RESOURCE, BY_STATUS};
 use crate::store::{StoreError, stamp};
 
@@ -36,27 +36,21 @@ impl IncidentStore {
         let k = e.name(key_attr);
         let v = e.value(s(value));
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .clients
-                .dynamodb()
-                .query()
-                .table_name(&self.names.incidents)
-                .index_name(index)
-                .key_condition_expression(format!("{k} = {v}"))
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::sdk(QUERY, &e))?;
+        let mut pages = self
+            .clients
+            .dynamodb()
+            .query()
+            .table_name(&self.names.incidents)
+            .index_name(index)
+            .key_condition_expression(format!("{k} = {v}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::sdk(QUERY, &e))?;
             for item in page.items() {
                 out.push(Incident::from_item(item)?.summary);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
             }
         }
         Ok(out)
@@ -77,28 +71,22 @@ impl IncidentStore {
         let dv = e.value(s(stamp(detected_at)?));
         let idv = e.value(s(incident_id));
         let mut total: u32 = 0;
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .clients
-                .dynamodb()
-                .query()
-                .table_name(&self.names.incidents)
-                .index_name(BY_RESOURCE)
-                .key_condition_expression(format!("{rk} = {rkv} AND {d} <= {dv}"))
-                .filter_expression(format!("{id} <> {idv}"))
-                .select(Select::Count)
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::sdk(QUERY, &e))?;
+        let mut pages = self
+            .clients
+            .dynamodb()
+            .query()
+            .table_name(&self.names.incidents)
+            .index_name(BY_RESOURCE)
+            .key_condition_expression(format!("{rk} = {rkv} AND {d} <= {dv}"))
+            .filter_expression(format!("{id} <> {idv}"))
+            .select(Select::Count)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::sdk(QUERY, &e))?;
             total = total.saturating_add(u32::try_from(page.count).unwrap_or(0));
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
         }
         Ok(total)
     }
