@@ -273,153 +273,16 @@ pub async fn decide(
         )));
     };
     if policy.is_self_approval(&caller, caller_arn, &approval.requester) {
-        let e = DecideError::SelfApproval {
-            caller: caller_arn.to_owned(),
-            requester: approval.requester.clone(),
-        };
-        tracing::warn!(
-            incident_id = id,
-            step_id = step,
-            caller = caller_arn,
-            "decision refused: two-person rule"
-        );
-        audit
-            .append_patiently(
-                id,
-                caller_arn,
-                &AuditEvent::ApprovalRefused(ApprovalRefused {
-                    step: step.to_owned(),
-                    decision: decision.decision,
-                    why: "two-person rule: the caller requested the approval".to_owned(),
-                    requester: approval.requester.clone(),
-                }),
-                now,
-            )
-            .await?;
-        return Err(e);
+        return Err(refuse_self_approval(&audit, decision, caller_arn, &approval, now).await?);
     }
     let reason = decision.reason.clone().unwrap_or_default();
-    let decided = store
-        .decide(
-            id,
-            step,
-            decision.decision == Verdict::Approve,
-            caller_arn,
-            &reason,
-            now,
+    let (token, approval) =
+        decide_once(&store, decision, caller_arn, &reason, &approval, now).await?;
+    if let Err(e) = deliver(clients, decision, caller_arn, &token, &approval, now).await {
+        record_undelivered(
+            &store, &audit, decision, caller_arn, &reason, &approval, &e, now,
         )
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(m) => DecideError::NotFound(m),
-            other => DecideError::Store(other),
-        })?;
-    let (token, approval) = match decided {
-        Decided::Now {
-            task_token,
-            approval,
-        } => (task_token, approval),
-        Decided::Already {
-            status: ApprovalStatus::Expired,
-            ..
-        } => {
-            let why = if approval.expires_at <= now {
-                format!("expired at {}", notify::human_time(approval.expires_at))
-            } else {
-                "closed: the task waiting for it is gone (an earlier decision could not be \
-                 delivered; see the audit chain)"
-                    .to_owned()
-            };
-            return Err(DecideError::WindowClosed(format!(
-                "the request for {id} {step} {why}"
-            )));
-        }
-        Decided::Already {
-            status,
-            decided_by,
-            decided_at,
-        } => {
-            tracing::info!(incident_id = id, step_id = step, status = %status, "already decided: nothing done");
-            return Err(DecideError::AlreadyDecided {
-                incident_id: id.to_owned(),
-                step_id: step.to_owned(),
-                status,
-                decided_by,
-                decided_at,
-            });
-        }
-    };
-    let sent = match decision.decision {
-        Verdict::Approve => {
-            let granted = ApprovalGranted {
-                approved_by: caller_arn.to_owned(),
-                approved_at: now,
-                reason: decision.reason.clone().filter(|r| !r.is_empty()),
-            };
-            let output = serde_json::to_string(&granted)
-                .map_err(|e| DecideError::InvalidInput(format!("approval output: {e}")))?;
-            clients
-                .sfn()
-                .send_task_success()
-                .task_token(token.expose())
-                .output(output)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    send_error::<SendTaskSuccessError>(SEND_SUCCESS, &e, &token, &approval)
-                })
-        }
-        Verdict::Reject => {
-            let cause = if reason.is_empty() {
-                format!("rejected by {caller_arn}")
-            } else {
-                reason.clone()
-            };
-            clients
-                .sfn()
-                .send_task_failure()
-                .task_token(token.expose())
-                .error(REJECTED_ERROR)
-                .cause(cause)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    send_error::<SendTaskFailureError>(SEND_FAILURE, &e, &token, &approval)
-                })
-        }
-    };
-    if let Err(e) = sent {
-        // The execution did not get the decision. When the waiting task is gone for good, the
-        // decision took no effect: the request reads expired again, so the gate's escalation can
-        // ask the next level instead of finding the step "already approved". Otherwise (the call
-        // itself failed) the store keeps the decision. Either way the audit chain says so.
-        let task_gone = matches!(
-            e,
-            DecideError::WindowClosed(_) | DecideError::TokenRefused(_) | DecideError::TaskGone(_)
-        );
-        let voided = if task_gone {
-            store.void_undelivered(&approval).await?
-        } else {
-            false
-        };
-        audit
-            .append_patiently(
-                id,
-                caller_arn,
-                &AuditEvent::ApprovalNotDelivered(ApprovalNotDelivered {
-                    step: step.to_owned(),
-                    level: approval.level,
-                    decision: decision.decision,
-                    approver: caller_arn.to_owned(),
-                    reason: reason.clone(),
-                    error: e.to_string(),
-                    decision_voided: voided,
-                }),
-                now,
-            )
-            .await?;
-        tracing::warn!(incident_id = id, step_id = step, error = %e, "decision recorded but not delivered");
+        .await?;
         return Err(e);
     }
     // Exactly once: only the call that decided gets here.
@@ -458,6 +321,195 @@ pub async fn decide(
         level: approval.level,
         plan: approval.plan.clone(),
     })
+}
+
+/// The two-person rule: the caller requested the approval. Audited; the error to return.
+async fn refuse_self_approval(
+    audit: &AuditWriter,
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    approval: &Approval,
+    now: OffsetDateTime,
+) -> Result<DecideError, DecideError> {
+    let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
+    tracing::warn!(
+        incident_id = id,
+        step_id = step,
+        caller = caller_arn,
+        "decision refused: two-person rule"
+    );
+    audit
+        .append_patiently(
+            id,
+            caller_arn,
+            &AuditEvent::ApprovalRefused(ApprovalRefused {
+                step: step.to_owned(),
+                decision: decision.decision,
+                why: "two-person rule: the caller requested the approval".to_owned(),
+                requester: approval.requester.clone(),
+            }),
+            now,
+        )
+        .await?;
+    Ok(DecideError::SelfApproval {
+        caller: caller_arn.to_owned(),
+        requester: approval.requester.clone(),
+    })
+}
+
+/// The one conditional decision in the store: the task token and the request as decided, or
+/// why nothing was decided (already decided, window closed).
+async fn decide_once(
+    store: &ApprovalStore,
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    reason: &str,
+    approval: &Approval,
+    now: OffsetDateTime,
+) -> Result<(TaskToken, Approval), DecideError> {
+    let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
+    let decided = store
+        .decide(
+            id,
+            step,
+            decision.decision == Verdict::Approve,
+            caller_arn,
+            reason,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(m) => DecideError::NotFound(m),
+            other => DecideError::Store(other),
+        })?;
+    match decided {
+        Decided::Now {
+            task_token,
+            approval,
+        } => Ok((task_token, *approval)),
+        Decided::Already {
+            status: ApprovalStatus::Expired,
+            ..
+        } => {
+            let why = if approval.expires_at <= now {
+                format!("expired at {}", notify::human_time(approval.expires_at))
+            } else {
+                "closed: the task waiting for it is gone (an earlier decision could not be \
+                 delivered; see the audit chain)"
+                    .to_owned()
+            };
+            Err(DecideError::WindowClosed(format!(
+                "the request for {id} {step} {why}"
+            )))
+        }
+        Decided::Already {
+            status,
+            decided_by,
+            decided_at,
+        } => {
+            tracing::info!(incident_id = id, step_id = step, status = %status, "already decided: nothing done");
+            Err(DecideError::AlreadyDecided {
+                incident_id: id.to_owned(),
+                step_id: step.to_owned(),
+                status,
+                decided_by,
+                decided_at,
+            })
+        }
+    }
+}
+
+/// The decision to the waiting execution: `SendTaskSuccess` with who approved, or
+/// `SendTaskFailure` with the rejection.
+async fn deliver(
+    clients: &Clients,
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    token: &TaskToken,
+    approval: &Approval,
+    now: OffsetDateTime,
+) -> Result<(), DecideError> {
+    match decision.decision {
+        Verdict::Approve => {
+            let granted = ApprovalGranted {
+                approved_by: caller_arn.to_owned(),
+                approved_at: now,
+                reason: decision.reason.clone().filter(|r| !r.is_empty()),
+            };
+            let output = serde_json::to_string(&granted)
+                .map_err(|e| DecideError::InvalidInput(format!("approval output: {e}")))?;
+            clients
+                .sfn()
+                .send_task_success()
+                .task_token(token.expose())
+                .output(output)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| send_error::<SendTaskSuccessError>(SEND_SUCCESS, &e, token, approval))
+        }
+        Verdict::Reject => {
+            let cause = match decision.reason.as_deref() {
+                Some(r) if !r.is_empty() => r.to_owned(),
+                _ => format!("rejected by {caller_arn}"),
+            };
+            clients
+                .sfn()
+                .send_task_failure()
+                .task_token(token.expose())
+                .error(REJECTED_ERROR)
+                .cause(cause)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| send_error::<SendTaskFailureError>(SEND_FAILURE, &e, token, approval))
+        }
+    }
+}
+
+/// The execution did not get the decision. When the waiting task is gone for good, the decision
+/// took no effect: the request reads expired again, so the gate's escalation can ask the next
+/// level instead of finding the step "already approved". Otherwise (the call itself failed) the
+/// store keeps the decision. Either way the audit chain says so.
+#[allow(clippy::too_many_arguments)] // the decision's whole context, each used once
+async fn record_undelivered(
+    store: &ApprovalStore,
+    audit: &AuditWriter,
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    reason: &str,
+    approval: &Approval,
+    e: &DecideError,
+    now: OffsetDateTime,
+) -> Result<(), DecideError> {
+    let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
+    let task_gone = matches!(
+        e,
+        DecideError::WindowClosed(_) | DecideError::TokenRefused(_) | DecideError::TaskGone(_)
+    );
+    let voided = if task_gone {
+        store.void_undelivered(approval).await?
+    } else {
+        false
+    };
+    audit
+        .append_patiently(
+            id,
+            caller_arn,
+            &AuditEvent::ApprovalNotDelivered(ApprovalNotDelivered {
+                step: step.to_owned(),
+                level: approval.level,
+                decision: decision.decision,
+                approver: caller_arn.to_owned(),
+                reason: reason.to_owned(),
+                error: e.to_string(),
+                decision_voided: voided,
+            }),
+            now,
+        )
+        .await?;
+    tracing::warn!(incident_id = id, step_id = step, error = %e, "decision recorded but not delivered");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------- request
