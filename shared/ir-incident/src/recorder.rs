@@ -221,10 +221,15 @@ impl Recorder {
             }
             RecordRequest::TriageFailed { incident_id, error } => {
                 check_id(&incident_id)?;
-                let event = AuditEvent::TriageFailed(failure("triage", &error));
-                self.failed(&incident_id, event, error_message(&error), now)
-                    .await
-                    .map(RecordOutput::Recorded)
+                self.failed(
+                    &incident_id,
+                    AuditEvent::TriageFailed,
+                    "triage",
+                    &error,
+                    now,
+                )
+                .await
+                .map(RecordOutput::Recorded)
             }
             RecordRequest::StepResult {
                 incident_id,
@@ -242,8 +247,7 @@ impl Recorder {
                 error,
             } => {
                 check_id(&incident_id)?;
-                let event = AuditEvent::StepFailed(failure(&step_id, &error));
-                self.failed(&incident_id, event, error_message(&error), now)
+                self.failed(&incident_id, AuditEvent::StepFailed, &step_id, &error, now)
                     .await
                     .map(RecordOutput::Recorded)
             }
@@ -253,10 +257,15 @@ impl Recorder {
                 error,
             } => {
                 check_id(&incident_id)?;
-                let event = AuditEvent::StepNotApproved(failure(&step_id, &error));
-                self.failed(&incident_id, event, error_message(&error), now)
-                    .await
-                    .map(RecordOutput::Recorded)
+                self.failed(
+                    &incident_id,
+                    AuditEvent::StepNotApproved,
+                    &step_id,
+                    &error,
+                    now,
+                )
+                .await
+                .map(RecordOutput::Recorded)
             }
             RecordRequest::PlaybookFinished {
                 incident_id,
@@ -522,29 +531,22 @@ impl Recorder {
     async fn failed(
         &self,
         incident_id: &str,
-        event: AuditEvent,
-        message: String,
+        kind: fn(StepFailure) -> AuditEvent,
+        step_id: &str,
+        error: &StateError,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
-        let (AuditEvent::TriageFailed(f)
-        | AuditEvent::StepFailed(f)
-        | AuditEvent::StepNotApproved(f)) = &event
-        else {
-            return Err(RecordError::InvalidInput(format!(
-                "`{}` is not a failure",
-                event.action()
-            )));
-        };
         let incident = self
             .incidents
-            .record_error(incident_id, &f.step, &message)
+            .record_error(incident_id, step_id, &error_message(error))
             .await?;
+        let event = kind(failure(step_id, error));
         let appended = self
             .audit
             .append_once(incident_id, None, RECORD_ACTOR, &event, now)
             .await?;
         let action = event.action().into_owned();
-        tracing::warn!(incident_id, step_id = %f.step, action = %action, error = %f.error, "failure recorded");
+        tracing::warn!(incident_id, step_id, action = %action, error = %error.error, "failure recorded");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
             action,
