@@ -2,7 +2,7 @@
 //! else (`IR_INIT_STAGE=runtime`), then with the telemetry (`telemetry`), with every SDK client
 //! from the standard configuration chain (`clients`), and with the config loaded and validated
 //! too (`config`, what most functions do). Measure each with `scripts/bench/init_time.py` on a
-//! release build: `cargo build --release -p ir-aws --example init_stages`.
+//! release build: `cargo build --release -p ir-lambda --example init_stages`.
 
 use ir_aws::Clients;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
