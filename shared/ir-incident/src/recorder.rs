@@ -59,8 +59,6 @@ pub const RECORD_ACTOR: &str = "ir-record";
 pub const LEFT_CONTAINMENT: &str = "left-containment";
 /// The audit action, and the anchor's reason, when an incident is resolved.
 pub const RESOLVED: &str = actions::RESOLVED;
-/// The audit action recording the triage execution of an incident.
-pub const TRIAGE_STARTED: &str = actions::TRIAGE_STARTED;
 /// Longest error cause kept in an incident or an audit record (a Lambda error's cause can be a
 /// whole stack); longer causes are cut and say so.
 pub const MAX_CAUSE_CHARS: usize = 4096;

@@ -385,9 +385,9 @@ impl PlaybookFinished {
     }
 }
 
-fn rfc3339(t: &OffsetDateTime) -> Result<String, time::error::Format> {
-    t.format(&time::format_description::well_known::Rfc3339)
-}
+/// A time as the other details write it (RFC 3339, `null` when unknown).
+#[derive(Serialize)]
+struct Stamp<'a>(#[serde(with = "time::serde::rfc3339::option")] &'a Option<OffsetDateTime>);
 
 impl Serialize for PlaybookFinished {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -400,16 +400,11 @@ impl Serialize for PlaybookFinished {
                 contained_at,
                 mttc_seconds,
             } => {
-                let at = contained_at
-                    .as_ref()
-                    .map(rfc3339)
-                    .transpose()
-                    .map_err(serde::ser::Error::custom)?;
                 m.serialize_entry("contained", &true)?;
                 m.serialize_entry("destructiveApplied", destructive_applied)?;
                 m.serialize_entry("notApplied", &self.not_applied)?;
                 m.serialize_entry("status", &self.status)?;
-                m.serialize_entry("containedAt", &at)?;
+                m.serialize_entry("containedAt", &Stamp(contained_at))?;
                 m.serialize_entry("mttcSeconds", mttc_seconds)?;
             }
             PlaybookEnd::NotContained { why, planned_only } => {

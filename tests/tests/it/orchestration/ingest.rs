@@ -2,10 +2,10 @@
 //! triage started, once, whatever the concurrency and the repeats.
 
 use aws_sdk_sfn::types::ExecutionStatus;
+use ir_core::audit::event::actions::TRIAGE_STARTED;
 use ir_core::correlate::Correlation;
 use ir_core::incident::Status;
 use ir_incident::intake::Intake;
-use ir_incident::recorder::TRIAGE_STARTED;
 use ir_tests::{TestResult, serialized_clients};
 use serde_json::json;
 
