@@ -25,6 +25,7 @@ mod incident_store;
 mod isolate_instance;
 mod localcloud_smoke;
 mod orchestration;
+mod red_team;
 mod release_containment;
 mod snapshot_volumes;
 mod state_machines;
