@@ -10,8 +10,8 @@
 //! `notifications.approvers`; your identity comes from STS `GetCallerIdentity`.
 //!
 //! The release runs with your own credentials, so IAM is what finally guards it: the approver
-//! roles need what the release-containment function's role has (ARCHITECTURE.md lists it) and
-//! writes to the incidents and audit tables and the evidence bucket.
+//! roles need the EC2 and IAM calls of the restores (ARCHITECTURE.md lists them) and writes to
+//! the incidents and audit tables and the evidence bucket. No deployed function can restore.
 //!
 //! Exit 0: planned, or released and resolved. Exit 1: refused (not an approver, an incident
 //! not contained, already resolved) or failed part-way (what was restored first is printed and

@@ -1,4 +1,5 @@
-//! release-containment against the local cloud: contain an instance, its role and a user with
+//! The restores `ir release` runs (`ir_actions::release`, in the operator's own process: no
+//! function deploys them) against the local cloud: contain an instance, its role and a user with
 //! every containment action in enforce mode, then release from the records they returned and
 //! check that exactly the original state is back, that evidence is untouched, and that a second
 //! release changes nothing.

@@ -20,9 +20,9 @@ use ir_core::normalize::{
 };
 use serde_json::{Map, Value, json};
 
-const FUNCTION: &str = "AWS::Serverless::Function";
+pub(crate) const FUNCTION: &str = "AWS::Serverless::Function";
 const STATE_MACHINE: &str = "AWS::Serverless::StateMachine";
-const ROLE: &str = "AWS::IAM::Role";
+pub(crate) const ROLE: &str = "AWS::IAM::Role";
 const MANAGED_POLICY: &str = "AWS::IAM::ManagedPolicy";
 const TABLE: &str = "AWS::DynamoDB::Table";
 const RULE: &str = "AWS::Events::Rule";
@@ -117,7 +117,7 @@ fn type_of(logical_id: &str) -> &'static str {
 }
 
 /// Every resource of a type, by logical id.
-fn of_type(kind: &str) -> Vec<(&'static str, &'static Value)> {
+pub(crate) fn of_type(kind: &str) -> Vec<(&'static str, &'static Value)> {
     resources()
         .iter()
         .filter(|(_, r)| r["Type"] == kind)
@@ -141,7 +141,7 @@ fn target(v: &Value) -> Option<&str> {
 }
 
 /// A value that may be one item or a list of them, as a list.
-fn items(v: &Value) -> Vec<&Value> {
+pub(crate) fn items(v: &Value) -> Vec<&Value> {
     match v {
         Value::Array(a) => a.iter().collect(),
         Value::Null => Vec::new(),
@@ -189,7 +189,7 @@ fn document_statements(document: &'static Value, out: &mut Vec<&'static Value>) 
 
 /// Every statement a role carries: its inline policies and the suite's managed policies it
 /// attaches (AWS managed policies, referenced by ARN, are left out).
-fn role_statements(role: &str) -> Vec<&'static Value> {
+pub(crate) fn role_statements(role: &str) -> Vec<&'static Value> {
     let props = &resource(role)["Properties"];
     let mut out = Vec::new();
     for policy in items(&props["Policies"]) {
@@ -241,7 +241,7 @@ fn packages() -> Vec<String> {
     out
 }
 
-fn binary_of(function: &Value) -> Option<&str> {
+pub(crate) fn binary_of(function: &Value) -> Option<&str> {
     function["Metadata"]["BuildProperties"]["Binary"].as_str()
 }
 
