@@ -306,6 +306,32 @@ pub async fn put_role_policy(
         .unwrap();
 }
 
+/// Creates the deployment's managed deny-all policy as the template does
+/// (`ContainmentDenyAllPolicy`: path `/ir-suite/`, name `<prefix>-containment-deny-all`,
+/// `Deny *` on `*`); returns its ARN.
+pub async fn create_deny_policy(iam: &aws_sdk_iam::Client) -> String {
+    let document = ir_core::action::policy_document(
+        ir_core::action::PolicyPurpose::DenyAll,
+        time::OffsetDateTime::now_utc(),
+    );
+    iam.create_policy()
+        .path("/ir-suite/")
+        .policy_name(format!(
+            "{}-{}",
+            unique_name("ir"),
+            ir_actions::iam::DENY_POLICY_NAME_SUFFIX
+        ))
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned()
+}
+
 /// Creates a user with `tags`.
 pub async fn create_user(iam: &aws_sdk_iam::Client, name: &str, tags: &[(&str, &str)]) {
     let mut req = iam.create_user().user_name(name);

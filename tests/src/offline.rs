@@ -116,6 +116,8 @@ pub struct Offline {
     pub names: TableNames,
     pub bucket: String,
     pub topic_arn: String,
+    /// The managed deny-all policy deny-principal attaches (`IR_DENY_POLICY_ARN`).
+    pub deny_policy_arn: String,
     /// State machine ARN by committed file name.
     pub machines: BTreeMap<String, String>,
     pub responder: Responder,
@@ -298,6 +300,7 @@ impl Offline {
             .topic_arn()
             .ctx("the topic ARN")?
             .to_owned();
+        let deny_policy_arn = crate::fixtures::create_deny_policy(clients.iam()).await;
         let machines = state_machines(&clients, &prefix, &binaries).await?;
         let responder = responder(&clients, &prefix).await?;
         let victim = Victim::create(&clients, "victim").await?;
@@ -327,6 +330,7 @@ impl Offline {
             names,
             bucket,
             topic_arn,
+            deny_policy_arn,
             machines,
             responder,
             victim,
@@ -387,6 +391,7 @@ impl Offline {
             ("IR_APPROVALS_TABLE", self.names.approvals.clone()),
             ("IR_EVIDENCE_BUCKET", self.bucket.clone()),
             ("IR_NOTIFY_TOPIC_ARN", self.topic_arn.clone()),
+            ("IR_DENY_POLICY_ARN", self.deny_policy_arn.clone()),
             ("IR_TRIAGE_STATE_MACHINE_ARN", self.triage_arn().to_owned()),
             ("IR_CONFIG_FILE", self.config_file.display().to_string()),
             ("IR_ASSETS_FILE", self.assets_file.display().to_string()),

@@ -1,19 +1,41 @@
-//! `ir-deny-principal`: deny every action to a role or user with a per-incident inline policy.
+//! `ir-deny-principal`: deny every action to a role or user by attaching the deployment's managed
+//! deny-all policy (`IR_DENY_POLICY_ARN`).
 
 use ir_aws::Clients;
 use ir_core::action::ContainmentRequest;
+
+/// What every invocation shares: read once at init.
+struct State {
+    clients: Clients,
+    protection: ir_core::config::Protection,
+    deny_policy_arn: String,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
     let protection = ir_lambda::env::config()?.protection;
-    let state = (Clients::from_env().await, protection);
+    let deny_policy_arn = ir_lambda::env::required("IR_DENY_POLICY_ARN")?;
+    if !ir_actions::iam::is_suite_deny_policy_arn(&deny_policy_arn) {
+        return Err(format!(
+            "environment variable IR_DENY_POLICY_ARN: `{deny_policy_arn}` is not the suite's \
+             managed deny policy (policy/ir-suite/…{})",
+            ir_actions::iam::DENY_POLICY_NAME_SUFFIX
+        )
+        .into());
+    }
+    let state = State {
+        clients: Clients::from_env().await,
+        protection,
+        deny_policy_arn,
+    };
     ir_lambda::serve_action(
         ir_actions::iam::DENY_PRINCIPAL_ACTION,
         state,
         |s, req: ContainmentRequest| async move {
-            ir_actions::iam::deny_principal(&s.0, &s.1, &req).await
+            ir_actions::iam::deny_principal(&s.clients, &s.protection, &s.deny_policy_arn, &req)
+                .await
         },
     )
     .await

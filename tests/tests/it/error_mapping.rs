@@ -85,7 +85,13 @@ const EC2_UNAVAILABLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response
 async fn throttling_is_retryable_and_names_code_and_request_id() {
     let c = clients(&failing_aws(400, "Bad Request", "text/xml", IAM_THROTTLED).await);
     let e = expect_err(
-        ir_actions::iam::deny_principal(&c, &Protection::default(), &role_request()).await,
+        ir_actions::iam::deny_principal(
+            &c,
+            &Protection::default(),
+            "arn:aws:iam::123456789012:policy/ir-suite/ir-containment-deny-all",
+            &role_request(),
+        )
+        .await,
         ErrorName::Retryable,
     );
     let text = e.to_string();

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_iam::types::StatusType;
 use ir_actions::ActionError;
 use ir_actions::iam::{
-    deactivated_keys_tag, deny_principal, disable_access_keys, restore_access_keys,
+    deactivated_keys_tag, deny_hold_tag, deny_principal, disable_access_keys, restore_access_keys,
     restore_inline_policy, revoke_sessions,
 };
 use ir_aws::Clients;
@@ -26,8 +26,8 @@ use ir_core::config::{Mode, Protection};
 use ir_core::event::{Ec2Instance, OtherResource, Resource, S3Bucket};
 use ir_core::{ErrorName, Named};
 use ir_tests::fixtures::{
-    APP_POLICY, UserState, create_key, create_role, create_user, decode_policy, iam_tag,
-    put_role_policy, role_state, user_state,
+    APP_POLICY, UserState, create_deny_policy, create_key, create_role, create_user, decode_policy,
+    iam_tag, put_role_policy, role_state, user_state,
 };
 use ir_tests::{
     ACCOUNT_ID, RequestLog, TestResult, cloud, containment_request, ec2_instance, expect_err,
@@ -86,6 +86,12 @@ async fn role_with_policies(iam: &aws_sdk_iam::Client, name: &str) -> String {
         .await
         .unwrap();
     managed
+}
+
+/// The deployment's managed deny-all policy, created once in the shared emulator.
+async fn deny_policy(iam: &aws_sdk_iam::Client) -> String {
+    static ARN: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    ARN.get_or_init(|| create_deny_policy(iam)).await.clone()
 }
 
 /// Creates an instance profile (at `path`, holding `role`); returns its ARN.
@@ -211,21 +217,36 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     assert_eq!(stored["Statement"][0]["Action"], "*");
     assert_eq!(stored["Statement"][0]["Resource"], "*");
 
-    // deny-principal, enforce, first run.
+    // deny-principal, enforce, first run: the incident's tag, then the managed deny-all.
+    let deny_arn = deny_policy(&iam).await;
+    let hold = deny_hold_tag(&inc);
     let mark = sent.mark();
     let denied = deny_principal(
         &clients,
         &prot,
+        &deny_arn,
         &request(&inc, role_resource(&name), Mode::Enforce),
     )
     .await?;
     assert_eq!(
         sent.ops_since(mark),
-        ["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"]
+        [
+            "GetRole",
+            "ListAttachedRolePolicies",
+            "TagRole",
+            "AttachRolePolicy",
+            "ListAttachedRolePolicies"
+        ]
     );
-    assert_eq!(denied.aws_calls, 4);
+    assert_eq!(denied.aws_calls, 5);
     assert_eq!(denied.outcome, Outcome::Applied);
-    assert_eq!(statuses(&denied), vec![ChangeStatus::Applied]);
+    assert_eq!(
+        statuses(&denied),
+        vec![ChangeStatus::Applied, ChangeStatus::Applied]
+    );
+    assert_eq!(denied.changes[0].attribute, format!("tag:{hold}"));
+    assert_eq!(denied.changes[1].before, Value::Null);
+    assert_eq!(denied.changes[1].after, json!(deny_arn));
     let deny_record = ContainmentRecord::InlinePolicy(InlinePolicyRecord {
         principal: Principal {
             kind: PrincipalKind::Role,
@@ -235,36 +256,40 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
         purpose: PolicyPurpose::DenyAll,
     });
     assert_eq!(denied.record.as_ref(), Some(&deny_record));
+    // No inline deny any more: the attached policy is the template's deny-all.
     let stored_deny = decode_policy(
-        iam.get_role_policy()
-            .role_name(&name)
-            .policy_name(&deny_name)
+        iam.get_policy_version()
+            .policy_arn(&deny_arn)
+            .version_id("v1")
             .send()
             .await?
-            .policy_document(),
+            .policy_version()
+            .and_then(|v| v.document())
+            .unwrap(),
     );
     assert_eq!(
         stored_deny,
         policy_document(PolicyPurpose::DenyAll, SystemTime::now().into())
     );
-    assert!(stored_deny["Statement"][0].get("Condition").is_none());
 
-    // Both containment policies, the pre-existing one untouched, the managed attachment kept.
+    // The revocation inline, the deny attached, the pre-existing policies untouched.
     let contained = role_state(&iam, &name).await;
-    assert_eq!(contained.inline.keys().cloned().collect::<Vec<_>>(), {
-        let mut v = vec![
-            "app-inline".to_owned(),
-            deny_name.clone(),
-            revoke_name.clone(),
-        ];
-        v.sort();
-        v
-    });
+    assert_eq!(
+        contained.inline.keys().cloned().collect::<Vec<_>>(),
+        vec!["app-inline".to_owned(), revoke_name.clone()]
+    );
     assert_eq!(contained.inline["app-inline"], before.inline["app-inline"]);
-    assert_eq!(contained.attached, vec![managed.clone()]);
+    let mut attached = vec![managed.clone(), deny_arn.clone()];
+    attached.sort();
+    assert_eq!(contained.attached, attached);
+    assert!(
+        contained.tags.iter().any(|(k, _)| *k == hold),
+        "{:?}",
+        contained.tags
+    );
 
     // Second runs: nothing rewritten, the revocation instant stays the first run's.
-    for (second, record, calls) in [
+    for (second, record, unchanged) in [
         (
             revoke_sessions(
                 &clients,
@@ -273,12 +298,13 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
             )
             .await?,
             &revoke_record,
-            2,
+            1,
         ),
         (
             deny_principal(
                 &clients,
                 &prot,
+                &deny_policy(&iam).await,
                 &request(&inc, role_resource(&name), Mode::Enforce),
             )
             .await?,
@@ -287,9 +313,9 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
         ),
     ] {
         assert_eq!(second.outcome, Outcome::AlreadyInPlace, "{second:#?}");
-        assert_eq!(statuses(&second), vec![ChangeStatus::Unchanged]);
+        assert_eq!(statuses(&second), vec![ChangeStatus::Unchanged; unchanged]);
         assert_eq!(second.record.as_ref(), Some(record));
-        assert_eq!(second.aws_calls, calls);
+        assert_eq!(second.aws_calls, 2);
     }
     assert_eq!(role_state(&iam, &name).await, contained);
     let mark = sent.mark();
@@ -301,7 +327,7 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     .await?;
     assert_eq!(sent.ops_since(mark), ["GetRole", "GetRolePolicy"]);
 
-    // Release both: exactly the two containment policies go.
+    // Release both: exactly the containment policy, the attachment and the tag go.
     let mut release = release_report(&clients, &inc, Mode::Enforce);
     let mark = sent.mark();
     for record in [&deny_record, &revoke_record] {
@@ -313,9 +339,14 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     assert_eq!(
         sent.ops_since(mark),
         [
+            // deny-all: no inline deny of an older containment, then the attachment.
             "GetRolePolicy",
-            "DeleteRolePolicy",
-            "GetRolePolicy",
+            "GetRole",
+            "ListAttachedRolePolicies",
+            "DetachRolePolicy",
+            "UntagRole",
+            "ListAttachedRolePolicies",
+            // revoke-sessions.
             "GetRolePolicy",
             "DeleteRolePolicy",
             "GetRolePolicy",
@@ -325,7 +356,11 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     assert_eq!(released.outcome, Outcome::Applied);
     assert_eq!(
         statuses(&released),
-        vec![ChangeStatus::Applied, ChangeStatus::Applied]
+        vec![
+            ChangeStatus::Applied,
+            ChangeStatus::Applied,
+            ChangeStatus::Applied
+        ]
     );
     assert!(released.changes.iter().all(|c| c.after == Value::Null));
     assert!(
@@ -345,7 +380,7 @@ async fn revoke_and_deny_on_a_role_then_release_leaves_only_what_was_there() -> 
     }
     let again = again.finish(clients.calls());
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
-    assert_eq!(again.aws_calls, 2);
+    assert_eq!(again.aws_calls, 4);
 
     // A record naming any other policy is refused and deletes nothing.
     let forged = InlinePolicyRecord {
@@ -395,19 +430,37 @@ async fn revoke_and_deny_on_a_user_use_user_policies() -> TestResult {
     let denied = deny_principal(
         &clients,
         &prot,
+        &deny_policy(&iam).await,
         &request(&inc, user_resource(&name, None), Mode::Enforce),
     )
     .await?;
-    assert_eq!(denied.aws_calls, 4);
+    assert_eq!(denied.aws_calls, 5);
 
     let state = user_state(&iam, &name).await;
     let revoke_doc = &state.inline[&policy_name(PolicyPurpose::RevokeSessions, &inc)];
     assert_eq!(revoke_doc, &revoked.changes[0].after);
     assert_eq!(issue_time(revoke_doc).len(), "2026-01-01T00:00:00Z".len());
-    assert_eq!(
-        state.inline[&policy_name(PolicyPurpose::DenyAll, &inc)],
-        policy_document(PolicyPurpose::DenyAll, SystemTime::now().into())
+    assert!(
+        !state
+            .inline
+            .contains_key(&policy_name(PolicyPurpose::DenyAll, &inc))
     );
+    let attached = |iam: aws_sdk_iam::Client, name: String| async move {
+        iam.list_attached_user_policies()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        attached(iam.clone(), name.clone()).await,
+        vec![deny_policy(&iam).await]
+    );
+    assert!(state.tags.iter().any(|(k, _)| *k == deny_hold_tag(&inc)));
     // Neither touches the keys.
     assert_eq!(state.keys[&key], "Active");
 
@@ -418,7 +471,10 @@ async fn revoke_and_deny_on_a_user_use_user_policies() -> TestResult {
         };
         restore_inline_policy(&clients, r, &mut release).await?;
     }
-    assert!(user_state(&iam, &name).await.inline.is_empty());
+    let after = user_state(&iam, &name).await;
+    assert!(after.inline.is_empty());
+    assert!(after.tags.is_empty(), "{:?}", after.tags);
+    assert!(attached(iam.clone(), name.clone()).await.is_empty());
     Ok(())
 }
 
@@ -428,16 +484,16 @@ async fn an_edited_containment_policy_is_rewritten() -> TestResult {
     let name = unique_name("ir-edit");
     create_role(&iam, &name, "/", &[]).await;
     let inc = incident_id();
-    let deny_name = policy_name(PolicyPurpose::DenyAll, &inc);
+    let revoke_name = policy_name(PolicyPurpose::RevokeSessions, &inc);
     let weakened = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}]});
     iam.put_role_policy()
         .role_name(&name)
-        .policy_name(&deny_name)
+        .policy_name(&revoke_name)
         .policy_document(weakened.to_string())
         .send()
         .await?;
 
-    let report = deny_principal(
+    let report = revoke_sessions(
         &clients,
         &protection(&[]),
         &request(&inc, role_resource(&name), Mode::Enforce),
@@ -446,11 +502,102 @@ async fn an_edited_containment_policy_is_rewritten() -> TestResult {
     assert_eq!(report.outcome, Outcome::Applied);
     assert_eq!(report.changes[0].before, weakened);
     assert_eq!(report.changes[0].status, ChangeStatus::Applied);
-    let stored = role_state(&iam, &name).await.inline[&deny_name].clone();
-    assert_eq!(
-        stored,
-        policy_document(PolicyPurpose::DenyAll, SystemTime::now().into())
+    let stored = role_state(&iam, &name).await.inline[&revoke_name].clone();
+    assert_eq!(stored["Statement"][0]["Action"], "*");
+    assert!(!issue_time(&stored).is_empty());
+    Ok(())
+}
+
+/// One deny-all policy per deployment: two incidents denying one role each hold it by their own
+/// tag, and releasing one leaves the role denied until the other is released too. A release also
+/// deletes the inline deny an older deny-principal wrote.
+#[tokio::test]
+async fn a_deny_held_by_two_incidents_stays_until_both_are_released() -> TestResult {
+    let (clients, sent, iam) = clients().await;
+    let name = unique_name("ir-shared");
+    create_role(&iam, &name, "/", &[]).await;
+    let before = role_state(&iam, &name).await;
+    let deny_arn = deny_policy(&iam).await;
+    let prot = protection(&[]);
+    let (first, second) = (incident_id(), incident_id());
+    for inc in [&first, &second] {
+        deny_principal(
+            &clients,
+            &prot,
+            &deny_arn,
+            &request(inc, role_resource(&name), Mode::Enforce),
+        )
+        .await?;
+    }
+    // The first incident was contained by an older version: an inline deny as well.
+    let legacy = policy_name(PolicyPurpose::DenyAll, &first);
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name(&legacy)
+        .policy_document(
+            policy_document(PolicyPurpose::DenyAll, SystemTime::now().into()).to_string(),
+        )
+        .send()
+        .await?;
+    let state = role_state(&iam, &name).await;
+    assert_eq!(state.attached, vec![deny_arn.clone()]);
+    assert_eq!(state.tags.len(), 2, "{:?}", state.tags);
+
+    let record = |inc: &str| InlinePolicyRecord {
+        principal: Principal {
+            kind: PrincipalKind::Role,
+            name: name.clone(),
+        },
+        policy_name: policy_name(PolicyPurpose::DenyAll, inc),
+        purpose: PolicyPurpose::DenyAll,
+    };
+    let mut release = release_report(&clients, &first, Mode::Enforce);
+    let mark = sent.mark();
+    restore_inline_policy(&clients, &record(&first), &mut release).await?;
+    assert!(
+        !sent
+            .ops_since(mark)
+            .iter()
+            .any(|op| op == "DetachRolePolicy"),
+        "detached while another incident holds the deny"
     );
+    let released = release.finish(clients.calls());
+    assert!(
+        released.notes.join("\n").contains(&second),
+        "{:?}",
+        released.notes
+    );
+    let state = role_state(&iam, &name).await;
+    assert!(state.inline.is_empty(), "{:?}", state.inline);
+    assert_eq!(state.attached, vec![deny_arn.clone()]);
+    assert_eq!(
+        state.tags,
+        vec![(deny_hold_tag(&second), "deny-all".to_owned())]
+    );
+
+    let mut release = release_report(&clients, &second, Mode::Enforce);
+    restore_inline_policy(&clients, &record(&second), &mut release).await?;
+    assert_eq!(role_state(&iam, &name).await, before);
+
+    // A role the incident never denied keeps a deny-all someone else attached.
+    let other = unique_name("ir-manual");
+    create_role(&iam, &other, "/", &[]).await;
+    iam.attach_role_policy()
+        .role_name(&other)
+        .policy_arn(&deny_arn)
+        .send()
+        .await?;
+    let manual = role_state(&iam, &other).await;
+    let mut release = release_report(&clients, &first, Mode::Enforce);
+    let forged = InlinePolicyRecord {
+        principal: Principal {
+            kind: PrincipalKind::Role,
+            name: other.clone(),
+        },
+        ..record(&first)
+    };
+    restore_inline_policy(&clients, &forged, &mut release).await?;
+    assert_eq!(role_state(&iam, &other).await, manual);
     Ok(())
 }
 
@@ -559,7 +706,7 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     restore_access_keys(&clients, r, &mut again).await?;
     let again = again.finish(clients.calls());
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
-    assert_eq!(again.aws_calls, 2);
+    assert_eq!(again.aws_calls, 4);
     Ok(())
 }
 
@@ -723,7 +870,7 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
             let req = request(&inc, role_resource(name), Mode::Enforce);
             let mark = sent.mark();
             let result = if deny {
-                deny_principal(&clients, &prot, &req).await
+                deny_principal(&clients, &prot, &deny_policy(&iam).await, &req).await
             } else {
                 revoke_sessions(&clients, &prot, &req).await
             };
@@ -752,7 +899,7 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
         ErrorName::Protected,
     );
     expect_err(
-        deny_principal(&clients, &prot, &req).await,
+        deny_principal(&clients, &prot, &deny_policy(&iam).await, &req).await,
         ErrorName::Protected,
     );
     assert_eq!(user_state(&iam, &configured_user).await, before);
@@ -798,31 +945,62 @@ async fn dry_run_changes_nothing_and_returns_the_plan() -> TestResult {
     let mark = sent.mark();
     let revoke = revoke_sessions(&clients, &prot, &parsed).await?;
     assert_eq!(sent.ops_since(mark), ["GetRole", "GetRolePolicy"]);
-    let deny = deny_principal(&clients, &prot, &parsed).await?;
-    for (report, purpose) in [
-        (&revoke, PolicyPurpose::RevokeSessions),
-        (&deny, PolicyPurpose::DenyAll),
-    ] {
+    let deny_arn = deny_policy(&iam).await;
+    let mark = sent.mark();
+    let deny = deny_principal(&clients, &prot, &deny_arn, &parsed).await?;
+    assert_eq!(
+        sent.ops_since(mark),
+        ["GetRole", "ListAttachedRolePolicies"]
+    );
+    assert_eq!(
+        deny.changes
+            .iter()
+            .map(|c| (
+                c.attribute.clone(),
+                c.before.clone(),
+                c.after.clone(),
+                c.status
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                format!("tag:{}", deny_hold_tag(&inc)),
+                Value::Null,
+                json!("deny-all"),
+                ChangeStatus::Planned
+            ),
+            (
+                format!("attached-policy:{}", deny_arn.rsplit('/').next().unwrap()),
+                Value::Null,
+                json!(deny_arn),
+                ChangeStatus::Planned
+            ),
+        ]
+    );
+    for report in [&revoke, &deny] {
         assert_eq!(report.mode, Mode::DryRun);
         assert_eq!(report.outcome, Outcome::Planned);
         assert_eq!(report.aws_calls, 2);
         assert_eq!(report.record, None);
-        assert_eq!(report.changes.len(), 1);
-        let c = &report.changes[0];
-        assert_eq!(c.status, ChangeStatus::Planned);
-        assert_eq!(c.target, format!("role/{role_name}"));
-        assert_eq!(
-            c.attribute,
-            format!("inline-policy:{}", policy_name(purpose, &inc))
-        );
-        assert_eq!(c.before, Value::Null);
-        assert_eq!(c.after["Statement"][0]["Effect"], "Deny");
         assert!(
             report.notes.iter().any(|n| n.starts_with("dry-run")),
             "{:?}",
             report.notes
         );
     }
+    assert_eq!(revoke.changes.len(), 1);
+    let c = &revoke.changes[0];
+    assert_eq!(c.status, ChangeStatus::Planned);
+    assert_eq!(c.target, format!("role/{role_name}"));
+    assert_eq!(
+        c.attribute,
+        format!(
+            "inline-policy:{}",
+            policy_name(PolicyPurpose::RevokeSessions, &inc)
+        )
+    );
+    assert_eq!(c.before, Value::Null);
+    assert_eq!(c.after["Statement"][0]["Effect"], "Deny");
 
     let user_req = request(&inc, user_resource(&user_name, None), Mode::DryRun);
     let mark = sent.mark();
@@ -868,7 +1046,7 @@ async fn dry_run_changes_nothing_and_returns_the_plan() -> TestResult {
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(planned, expected);
     let user_revoke = revoke_sessions(&clients, &prot, &user_req).await?;
-    let user_deny = deny_principal(&clients, &prot, &user_req).await?;
+    let user_deny = deny_principal(&clients, &prot, &deny_policy(&iam).await, &user_req).await?;
     assert_eq!(
         (user_revoke.outcome, user_deny.outcome),
         (Outcome::Planned, Outcome::Planned)
@@ -1034,7 +1212,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         ErrorName::NotFound,
     );
     let err = expect_err(
-        deny_principal(&clients, &prot, &deleted_req).await,
+        deny_principal(&clients, &prot, &deny_policy(&iam).await, &deleted_req).await,
         ErrorName::NotFound,
     );
     assert!(matches!(err, ActionError::NotFound(_)), "{err:?}");
@@ -1048,7 +1226,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         ErrorName::NotFound,
     );
     expect_err(
-        deny_principal(&clients, &prot, &unknown_role).await,
+        deny_principal(&clients, &prot, &deny_policy(&iam).await, &unknown_role).await,
         ErrorName::NotFound,
     );
 
@@ -1093,7 +1271,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
             ErrorName::InvalidInput,
         );
         expect_err(
-            deny_principal(&clients, &prot, &req).await,
+            deny_principal(&clients, &prot, &deny_policy(&iam).await, &req).await,
             ErrorName::InvalidInput,
         );
         expect_err(
@@ -1128,6 +1306,7 @@ async fn unknown_principals_and_wrong_kinds_are_typed_errors() -> TestResult {
         deny_principal(
             &clients,
             &prot,
+            &deny_policy(&iam).await,
             &request(&inc, instance(None), Mode::Enforce),
         )
         .await,

@@ -14,9 +14,10 @@ use ir_core::action::{ActionReport, ChangeStatus, ContainmentRequest, Outcome, R
 use ir_core::config::{Mode, Protection};
 use ir_core::event::Resource;
 use ir_tests::fixtures::{
-    APP_POLICY, attach_interface, create_key, create_role, create_security_group, create_subnet,
-    create_user, create_vpc, eni_state, instance_protection, instance_tags, launch,
-    primary_interface, put_role_policy, role_state, run_instance, user_state,
+    APP_POLICY, attach_interface, create_deny_policy, create_key, create_role,
+    create_security_group, create_subnet, create_user, create_vpc, eni_state, instance_protection,
+    instance_tags, launch, primary_interface, put_role_policy, role_state, run_instance,
+    user_state,
 };
 use ir_tests::{
     clients, cloud, containment_request, expect_err, incident_id, instance_resource, role_resource,
@@ -144,9 +145,14 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
         )
         .await
         .unwrap(),
-        iam::deny_principal(&c, &protection, &request(&incident, "deny-principal", role))
-            .await
-            .unwrap(),
+        iam::deny_principal(
+            &c,
+            &protection,
+            &create_deny_policy(c.iam()).await,
+            &request(&incident, "deny-principal", role),
+        )
+        .await
+        .unwrap(),
         iam::disable_access_keys(
             &c,
             &protection,

@@ -1,5 +1,7 @@
-//! revoke-sessions and deny-principal: one inline deny policy per incident on a role or user,
-//! and release of exactly that policy.
+//! revoke-sessions: one inline deny policy per incident on a role or user, and release of
+//! exactly that policy. deny-principal attaches the deployment's managed deny-all instead
+//! ([`super::managed`]); its release here also deletes the inline `ir-deny-all-<incident>` that
+//! deny-principal wrote before it attached a managed policy.
 //!
 //! Critical path (role target; a user target uses the `*User*` operations, an instance target
 //! adds one `GetInstanceProfile` first):
@@ -18,6 +20,9 @@ use ir_core::event::Resource;
 use serde_json::Value;
 
 use super::document::{containment_in, decode};
+use super::managed::{
+    DENY_POLICY_NAME_SUFFIX, attach_deny, is_suite_deny_policy_arn, release_deny,
+};
 use super::principal::{self, Target, label};
 use super::{DENY_PRINCIPAL_ACTION, REVOKE_SESSIONS_ACTION};
 use crate::{ActionError, ReportBuilder};
@@ -125,6 +130,7 @@ pub(super) async fn revoke_sessions(
 pub(super) async fn deny_principal(
     clients: &Clients,
     protection: &Protection,
+    deny_policy_arn: &str,
     req: &ContainmentRequest,
 ) -> Result<ActionReport, ActionError> {
     let mut report = ReportBuilder::new(
@@ -135,6 +141,12 @@ pub(super) async fn deny_principal(
         clients.calls().count(),
     );
     ensure_incident_id(&req.incident_id)?;
+    if !is_suite_deny_policy_arn(deny_policy_arn) {
+        return Err(ActionError::Configuration(format!(
+            "`{deny_policy_arn}` is not the suite's managed deny policy (an IAM policy ARN under \
+             /ir-suite/ whose name ends with {DENY_POLICY_NAME_SUFFIX})"
+        )));
+    }
     let target = match &req.resource {
         Resource::IamRole(r) => principal::get_role(clients, &r.role_name).await?,
         Resource::IamUser(u) => principal::get_user(clients, &u.user_name).await?,
@@ -147,11 +159,11 @@ pub(super) async fn deny_principal(
         }
     };
     target.ensure_unprotected(protection)?;
-    put_deny(
+    attach_deny(
         clients,
         &mut report,
         &target,
-        PolicyPurpose::DenyAll,
+        deny_policy_arn,
         &req.incident_id,
     )
     .await?;
@@ -387,6 +399,31 @@ pub(super) async fn restore_inline_policy(
             record.purpose
         )));
     }
+    if record.purpose == PolicyPurpose::DenyAll {
+        // The inline deny of a containment made before deny-principal attached a managed
+        // policy: deleted when present, silently skipped otherwise.
+        if get_inline_policy(clients, &record.principal, name)
+            .await?
+            .is_some()
+        {
+            restore_inline(clients, record, report).await?;
+        }
+        let incident_id = name
+            .strip_prefix(&policy_name(PolicyPurpose::DenyAll, ""))
+            .unwrap_or_default();
+        return release_deny(clients, &record.principal, incident_id, report).await;
+    }
+    restore_inline(clients, record, report).await
+}
+
+/// Deletes the recorded inline policy (its name checked by the caller).
+async fn restore_inline(
+    clients: &Clients,
+    record: &InlinePolicyRecord,
+    report: &mut ReportBuilder,
+) -> Result<(), ActionError> {
+    let name = &record.policy_name;
+    let who = label(&record.principal);
     let attribute = format!("inline-policy:{name}");
     let Some(doc) = get_inline_policy(clients, &record.principal, name).await? else {
         report.change(&who, &attribute, Value::Null, Value::Null);

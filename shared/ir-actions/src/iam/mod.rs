@@ -8,16 +8,19 @@
 //! - revoke-sessions puts the inline policy `ir-revoke-sessions-<incident>`: `Deny *` on `*` for
 //!   sessions whose `aws:TokenIssueTime` is before the revocation instant (the AWS "revoke
 //!   active sessions" pattern; sessions issued later keep working);
-//! - deny-principal puts `ir-deny-all-<incident>`: `Deny *` on `*`;
+//! - deny-principal attaches the deployment's managed deny-all policy (`Deny *` on `*`, created
+//!   by the template, its ARN in `IR_DENY_POLICY_ARN`) and tags the principal
+//!   `ir:deny-all:<incident>` (see [`managed`]);
 //! - disable-access-keys sets the user's access keys (the finding's, or all) Inactive, never
 //!   deletes them, and records them on the user (see [`deactivated_keys_tag`]).
 //!
-//! The policy names are per incident and purpose, so a re-run finds its policy (and leaves it
-//! as it is), and release deletes exactly that policy and no other.
+//! The inline policy names and the deny tags are per incident, so a re-run finds its own (and
+//! leaves it as it is), and release removes exactly that and no other.
 
 mod document;
 mod inline;
 mod keys;
+mod managed;
 mod principal;
 
 use ir_core::action::{AccessKeyRecord, ActionReport, ContainmentRequest, InlinePolicyRecord};
@@ -27,6 +30,9 @@ use crate::{ActionError, ReportBuilder};
 use ir_aws::Clients;
 
 pub use keys::{KEYS_TAG_PREFIX, deactivated_keys_tag};
+pub use managed::{
+    DENY_HOLD_TAG_PREFIX, DENY_POLICY_NAME_SUFFIX, deny_hold_tag, is_suite_deny_policy_arn,
+};
 
 /// The action name revoke-sessions reports under (its function's name).
 pub const REVOKE_SESSIONS_ACTION: &str = "ir-revoke-sessions";
@@ -54,17 +60,21 @@ pub async fn revoke_sessions(
     inline::revoke_sessions(clients, protection, req).await
 }
 
-/// Denies every action to the request's role or user: the inline policy
-/// `policy_name(DenyAll, incident)` with `policy_document(DenyAll, _)`, named per incident so
-/// release removes exactly it. Idempotent like [`revoke_sessions`].
+/// Denies every action to the request's role or user: attaches `deny_policy_arn` (the
+/// deployment's managed `Deny *` on `*`, [`is_suite_deny_policy_arn`]) after tagging the
+/// principal [`deny_hold_tag`]`(incident)`. The record is the `InlinePolicyRecord` with
+/// `policy_name(DenyAll, incident)` release has always taken. Idempotent like
+/// [`revoke_sessions`].
 ///
-/// Errors: `InvalidInput` (a resource that is not a role or user), `NotFound`, `Protected`.
+/// Errors: `Configuration` (`deny_policy_arn` is not the suite's deny policy), `InvalidInput` (a
+/// resource that is not a role or user), `NotFound`, `Protected`.
 pub async fn deny_principal(
     clients: &Clients,
     protection: &Protection,
+    deny_policy_arn: &str,
     req: &ContainmentRequest,
 ) -> Result<ActionReport, ActionError> {
-    inline::deny_principal(clients, protection, req).await
+    inline::deny_principal(clients, protection, deny_policy_arn, req).await
 }
 
 /// Sets Inactive the access key the finding names (`iam-user` with `accessKeyId`), or every key
@@ -85,8 +95,10 @@ pub async fn disable_access_keys(
 }
 
 /// Release of revoke-sessions / deny-principal: deletes exactly the recorded inline policy (a
-/// policy already gone is `Unchanged`), never any other. A record whose name is not one the
-/// suite writes is refused with `InvalidInput`. Plans only when `report` is in dry-run.
+/// policy already gone is `Unchanged`), never any other; for deny-principal, removes the
+/// incident's deny tag and detaches the suite's deny policy unless another incident's tag holds
+/// it. A record whose name is not one the suite writes is refused with `InvalidInput`. Plans
+/// only when `report` is in dry-run.
 pub async fn restore_inline_policy(
     clients: &Clients,
     record: &InlinePolicyRecord,
