@@ -391,6 +391,7 @@ fn every_function_gets_the_variables_its_code_reads() {
         let given: BTreeSet<String> = ir_variables(id).into_keys().collect();
         let missing: Vec<&String> = required.difference(&given).collect();
         assert!(missing.is_empty(), "{id} ({package}) lacks {missing:?}");
+        known.extend(set_ahead_of_code(&package));
         let unknown: Vec<&String> = given.difference(&known).collect();
         assert!(
             unknown.is_empty(),
@@ -414,11 +415,18 @@ fn every_function_gets_the_variables_its_code_reads() {
                 }
                 "IR_NOTIFY_TOPIC_ARN" => "AWS::SNS::Topic",
                 "IR_EVIDENCE_BUCKET" => "AWS::S3::Bucket",
-                "IR_DECIDE_APPROVAL_URL" => {
-                    let url = target(&value).unwrap();
-                    assert_eq!(value, get_att(url, "FunctionUrl"), "{id} {name}");
-                    let decide = function_of("ir-decide-approval");
-                    assert_eq!(url, format!("{decide}Url"), "{id} {name}");
+                "IR_SUITE_PRINCIPALS" => {
+                    let text = value["Fn::Sub"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{value}"));
+                    let given: BTreeSet<String> = text.split(',').map(str::to_owned).collect();
+                    assert_eq!(given, suite_principals(), "{id} {name}: every suite role");
+                    continue;
+                }
+                "IR_DENY_POLICY_ARN" => MANAGED_POLICY,
+                "IR_APPROVAL_TOKEN_KEY" => {
+                    assert_eq!(value, get_att("ApprovalTokenKey", "Arn"), "{id} {name}");
+                    assert_eq!(type_of("ApprovalTokenKey"), "AWS::KMS::Key");
                     continue;
                 }
                 "IR_TRAIL_BUCKET" => continue,
@@ -432,19 +440,39 @@ fn every_function_gets_the_variables_its_code_reads() {
     }
 }
 
-#[test]
-fn the_decision_url_is_iam_authenticated() {
-    let decide = function_of("ir-decide-approval");
-    assert_eq!(
-        resource(decide)["Properties"]["FunctionUrlConfig"]["AuthType"],
-        "AWS_IAM"
-    );
-    // No other function is reachable over a URL.
-    for (id, f) in of_type(FUNCTION) {
-        if id != decide {
-            assert!(f["Properties"]["FunctionUrlConfig"].is_null(), "{id}");
-        }
+/// Variables the template sets ahead of the code that reads them (the action functions read the
+/// suite's records before they act, the IAM actions refuse the suite's own principals by exact
+/// ARN, the approval token is encrypted): given, not yet read.
+fn set_ahead_of_code(package: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if ACTION_PACKAGES.contains(&package) || package == "ir-notify" {
+        out.extend(schema::TABLES.iter().map(|t| t.env_var.to_owned()));
     }
+    if IAM_ACTION_PACKAGES.contains(&package) {
+        out.push("IR_SUITE_PRINCIPALS".to_owned());
+    }
+    if ["ir-request-approval", "ir-decide-approval"].contains(&package) {
+        out.push("IR_APPROVAL_TOKEN_KEY".to_owned());
+    }
+    out
+}
+
+#[test]
+fn no_function_has_a_url_and_the_decision_function_is_an_output() {
+    let decide = function_of("ir-decide-approval");
+    for (id, f) in of_type(FUNCTION) {
+        assert!(f["Properties"]["FunctionUrlConfig"].is_null(), "{id}");
+    }
+    assert!(of_type("AWS::Lambda::Url").is_empty());
+    let outputs = template()["Outputs"].as_object().unwrap();
+    assert_eq!(
+        outputs["DecideApprovalFunctionName"]["Value"],
+        reference(decide)
+    );
+    assert!(
+        !canonical(&template()["Outputs"]).contains("FunctionUrl"),
+        "an output names a function URL"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -672,7 +700,14 @@ fn statement_allows(policy: &Value, service: &str, action: &str, source_arn: &Va
 #[test]
 fn findings_rules_feed_ingest_with_retries_and_a_dead_letter_queue() {
     let ingest = function_of("ir-ingest");
-    let rules = of_type(RULE);
+    let rules: Vec<_> = of_type(RULE)
+        .into_iter()
+        .filter(|(_, r)| {
+            items(&r["Properties"]["Targets"])
+                .iter()
+                .any(|t| t["Arn"] == get_att(ingest, "Arn"))
+        })
+        .collect();
     assert_eq!(rules.len(), 2, "a GuardDuty rule and a Security Hub rule");
 
     // The product name GuardDuty's findings carry in Security Hub, from the sample.
@@ -849,4 +884,474 @@ fn resource_wildcards_are_only_the_documented_ones() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Least privilege, measured (ARCHITECTURE.md, "Least privilege (template.yaml)").
+
+const ACTION_PACKAGES: &[&str] = &[
+    "ir-isolate-instance",
+    "ir-snapshot-volumes",
+    "ir-revoke-sessions",
+    "ir-deny-principal",
+    "ir-disable-access-keys",
+    "ir-collect-evidence",
+];
+const IAM_ACTION_PACKAGES: &[&str] = &[
+    "ir-revoke-sessions",
+    "ir-deny-principal",
+    "ir-disable-access-keys",
+];
+/// The longest stack name the role names are checked against (the template's Description says
+/// so): IAM role names are at most 64 characters.
+const MAX_STACK_NAME: usize = 20;
+
+/// A role's name after the stack name: `RoleName: !Sub "${AWS::StackName}-<short>"`.
+fn role_short_name(role: &str) -> &'static str {
+    let name = &resource(role)["Properties"]["RoleName"];
+    name["Fn::Sub"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("${AWS::StackName}-"))
+        .unwrap_or_else(|| panic!("{role}: RoleName {name}"))
+}
+
+fn role_arn_sub(short: &str) -> String {
+    format!(
+        "arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/ir-suite/${{AWS::StackName}}-{short}"
+    )
+}
+
+/// The exact ARN of every role of the suite, as `!Sub` text.
+fn suite_principals() -> BTreeSet<String> {
+    of_type(ROLE)
+        .into_iter()
+        .map(|(id, _)| role_arn_sub(role_short_name(id)))
+        .collect()
+}
+
+/// The Allow statements of a role that name `action`.
+fn allowing(role: &str, action: &str) -> Vec<&'static Value> {
+    role_statements(role)
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow" && items(&s["Action"]).iter().any(|a| *a == action))
+        .collect()
+}
+
+fn sub(text: &str) -> Value {
+    json!({ "Fn::Sub": text })
+}
+
+#[test]
+fn every_role_has_a_known_name_that_fits() {
+    let mut shorts = BTreeSet::new();
+    for (id, _) in of_type(ROLE) {
+        let short = role_short_name(id);
+        assert!(shorts.insert(short), "{id}: {short} twice");
+        let longest = MAX_STACK_NAME + 1 + short.len();
+        assert!(
+            longest <= 64,
+            "{id}: {longest} characters with a 20-character stack name"
+        );
+    }
+}
+
+#[test]
+fn every_function_logs_to_its_own_declared_group_only() {
+    let retention = &template()["Parameters"]["LogRetentionDays"];
+    assert_eq!(retention["Default"], 365);
+    for (id, f) in of_type(FUNCTION) {
+        let group = &f["Properties"]["LoggingConfig"]["LogGroup"];
+        let group_id = target(group).unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup"));
+        assert_eq!(type_of(group_id), "AWS::Logs::LogGroup", "{id}");
+        let gp = &resource(group_id)["Properties"];
+        let name = f["Properties"]["FunctionName"]["Fn::Sub"].as_str().unwrap();
+        assert_eq!(
+            gp["LogGroupName"],
+            sub(&format!("/aws/lambda/{name}")),
+            "{id}"
+        );
+        assert_eq!(gp["RetentionInDays"], reference("LogRetentionDays"), "{id}");
+        let role = role_of(id);
+        assert!(
+            resource(role)["Properties"]["ManagedPolicyArns"].is_null(),
+            "{role}: no managed policy (AWSLambdaBasicExecutionRole is gone)"
+        );
+        for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+            assert_eq!(
+                allowed(role, action),
+                BTreeSet::from([canonical(&get_att(group_id, "Arn"))]),
+                "{role}: {action}"
+            );
+        }
+        assert!(allowing(role, "logs:CreateLogGroup").is_empty(), "{role}");
+    }
+    let levels = &template()["Parameters"]["LogLevel"]["AllowedValues"];
+    assert!(!items(levels).contains(&&json!("trace")), "{levels}");
+}
+
+#[test]
+fn deny_principal_attaches_only_the_templates_deny_all() {
+    let policy = &resource("ContainmentDenyAllPolicy")["Properties"];
+    assert_eq!(type_of("ContainmentDenyAllPolicy"), MANAGED_POLICY);
+    assert_eq!(policy["Path"], SUITE_PATH);
+    let name = policy["ManagedPolicyName"]["Fn::Sub"].as_str().unwrap();
+    assert!(
+        name.ends_with(ir_actions::iam::DENY_POLICY_NAME_SUFFIX),
+        "release recognizes it by its name: {name}"
+    );
+    let statements = items(&policy["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    let s = statements[0];
+    assert_eq!(
+        (&s["Effect"], &s["Action"], &s["Resource"]),
+        (&json!("Deny"), &json!("*"), &json!("*"))
+    );
+    assert!(
+        s["Condition"].is_null(),
+        "a deny-all conditioned on nothing"
+    );
+
+    let f = function_of("ir-deny-principal");
+    assert_eq!(
+        ir_variables(f)["IR_DENY_POLICY_ARN"],
+        reference("ContainmentDenyAllPolicy")
+    );
+    let role = role_of(f);
+    for action in ["iam:AttachRolePolicy", "iam:AttachUserPolicy"] {
+        let found = allowing(role, action);
+        assert!(!found.is_empty(), "{role}: {action}");
+        for s in found {
+            assert_eq!(
+                s["Condition"],
+                json!({"ArnEquals": {"iam:PolicyARN": reference("ContainmentDenyAllPolicy")}}),
+                "{role}: {action}"
+            );
+        }
+    }
+    for action in ["iam:PutRolePolicy", "iam:PutUserPolicy"] {
+        assert!(allowing(role, action).is_empty(), "{role}: {action}");
+    }
+    for action in ["iam:TagRole", "iam:TagUser"] {
+        for s in allowing(role, action) {
+            assert_eq!(
+                s["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"],
+                json!(format!("{}*", ir_actions::iam::DENY_HOLD_TAG_PREFIX)),
+                "{role}: {action}"
+            );
+        }
+    }
+}
+
+#[test]
+fn isolation_changes_only_the_suites_groups_and_tags() {
+    let role = role_of(function_of("ir-isolate-instance"));
+    let groups = sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*");
+    for action in [
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupEgress",
+    ] {
+        let found = allowing(role, action);
+        assert!(!found.is_empty(), "{role}: {action}");
+        for s in found {
+            assert_eq!(s["Resource"], groups, "{role}: {action}");
+            assert_eq!(
+                s["Condition"],
+                json!({"StringEquals": {"aws:ResourceTag/ir:group": ["conversion", "isolation"]}}),
+                "{role}: {action}"
+            );
+        }
+    }
+    for s in allowing(role, "ec2:CreateSecurityGroup") {
+        if s["Resource"] == groups {
+            assert_eq!(
+                s["Condition"]["StringEquals"]["aws:RequestTag/ir:group"],
+                json!(["conversion", "isolation"])
+            );
+        }
+    }
+    let tagging = allowing(role, "ec2:CreateTags");
+    assert!(!tagging.is_empty());
+    for s in tagging {
+        let keys = &s["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"];
+        assert!(
+            items(keys).iter().all(|k| *k == "ir:*" || *k == "Name") && !keys.is_null(),
+            "{role}: CreateTags keys {keys}"
+        );
+        if items(&s["Resource"]).contains(&&groups) {
+            assert_eq!(
+                s["Condition"]["StringEquals"]["ec2:CreateAction"], "CreateSecurityGroup",
+                "{role}: groups are tagged only when created"
+            );
+        }
+    }
+    // Its isolation holds: only isolation#… keys of the keys table.
+    for action in ["dynamodb:GetItem", "dynamodb:PutItem"] {
+        let on_keys: Vec<_> = allowing(role, action)
+            .into_iter()
+            .filter(|s| s["Resource"] == get_att("KeysTable", "Arn"))
+            .collect();
+        assert_eq!(on_keys.len(), 1, "{role}: {action}");
+        assert_eq!(
+            on_keys[0]["Condition"],
+            json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": "isolation#*"}})
+        );
+    }
+    let snapshot = role_of(function_of("ir-snapshot-volumes"));
+    assert_eq!(
+        allowed(snapshot, "ec2:LockSnapshot"),
+        BTreeSet::from([canonical(&sub(
+            "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"
+        ))])
+    );
+}
+
+#[test]
+fn action_functions_read_the_records_and_may_append_a_refusal() {
+    for package in ACTION_PACKAGES.iter().chain(&["ir-notify"]) {
+        let f = function_of(package);
+        let vars = ir_variables(f);
+        for spec in schema::TABLES {
+            assert!(vars.contains_key(spec.env_var), "{f}: {}", spec.env_var);
+        }
+        let role = role_of(f);
+        let get = allowed(role, "dynamodb:GetItem");
+        for table in ["IncidentsTable", "ApprovalsTable"] {
+            assert!(
+                get.contains(&canonical(&get_att(table, "Arn"))),
+                "{role}: GetItem {table}"
+            );
+        }
+        for action in ["dynamodb:Query", "dynamodb:PutItem"] {
+            assert!(
+                allowed(role, action).contains(&canonical(&get_att("AuditTable", "Arn"))),
+                "{role}: {action} on the audit table"
+            );
+        }
+    }
+    for package in IAM_ACTION_PACKAGES {
+        assert!(
+            ir_variables(function_of(package)).contains_key("IR_SUITE_PRINCIPALS"),
+            "{package}"
+        );
+    }
+    // The calls collect-evidence's describe code makes.
+    let collect = role_of(function_of("ir-collect-evidence"));
+    assert!(!allowing(collect, "iam:ListGroupsForUser").is_empty());
+}
+
+/// Every role that may change IAM principals carries the explicit deny on the suite's own roles.
+#[test]
+fn iam_actions_never_touch_the_suites_roles() {
+    let suite_roles = sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/ir-suite/*");
+    for (role, _) in of_type(ROLE) {
+        let mutates = role_statements(role).into_iter().any(|s| {
+            s["Effect"] == "Allow"
+                && items(&s["Action"]).iter().any(|a| {
+                    let a = a.as_str().unwrap();
+                    a.starts_with("iam:") && !a.starts_with("iam:Get") && !a.starts_with("iam:List")
+                })
+        });
+        if !mutates {
+            continue;
+        }
+        let denied: BTreeSet<&str> = role_statements(role)
+            .into_iter()
+            .filter(|s| s["Effect"] == "Deny" && s["Resource"] == suite_roles)
+            .flat_map(|s| items(&s["Action"]))
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        for a in [
+            "iam:Put*",
+            "iam:Attach*",
+            "iam:Tag*",
+            "iam:Update*",
+            "iam:Delete*",
+        ] {
+            assert!(
+                denied.contains(a),
+                "{role}: no explicit deny of {a} on the suite's roles"
+            );
+        }
+    }
+    // revoke-sessions' inline policy names cannot be limited by IAM: watched instead.
+    let rule = &resource("RevokeSessionsForeignPolicyRule");
+    assert_eq!(rule["Condition"], "HasTrailBucket");
+    let detail = &rule["Properties"]["EventPattern"]["detail"];
+    assert_eq!(
+        detail["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"],
+        json!([get_att("RevokeSessionsRole", "Arn")])
+    );
+    assert_eq!(
+        detail["requestParameters"]["policyName"],
+        json!([{"anything-but": {"prefix": "ir-revoke-sessions-"}}])
+    );
+}
+
+fn key_statement<'a>(key: &'a Value, sid: &str) -> &'a Value {
+    items(&key["Properties"]["KeyPolicy"]["Statement"])
+        .into_iter()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no key statement {sid}"))
+}
+
+#[test]
+fn approval_tokens_are_encrypted_with_a_key_only_the_gate_uses() {
+    let key = resource("ApprovalTokenKey");
+    assert_eq!(key["Properties"]["EnableKeyRotation"], true);
+    let admin = key_statement(key, "AccountAdministersNotUses");
+    for a in items(&admin["Action"]) {
+        let a = a.as_str().unwrap();
+        assert!(!a.contains('*'), "{a}");
+        for usage in [
+            "Encrypt",
+            "Decrypt",
+            "GenerateDataKey",
+            "ReEncrypt",
+            "CreateGrant",
+        ] {
+            assert!(!a.contains(usage), "the account may not use the key: {a}");
+        }
+    }
+    for (sid, role, action) in [
+        (
+            "RequestApprovalEncrypts",
+            "RequestApprovalRole",
+            "kms:Encrypt",
+        ),
+        (
+            "DecideApprovalDecrypts",
+            "DecideApprovalRole",
+            "kms:Decrypt",
+        ),
+    ] {
+        let s = key_statement(key, sid);
+        assert_eq!(s["Principal"]["AWS"], get_att(role, "Arn"));
+        assert_eq!(s["Action"], action);
+        assert_eq!(
+            s["Condition"],
+            json!({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "incidentId"}})
+        );
+    }
+    let uses: Vec<_> = items(&key["Properties"]["KeyPolicy"]["Statement"])
+        .into_iter()
+        .filter(|s| canonical(&s["Action"]).contains("crypt"))
+        .collect();
+    assert_eq!(uses.len(), 2, "only the two gate roles use the key");
+}
+
+#[test]
+fn evidence_and_audit_cannot_be_spoiled() {
+    let statements = |id: &str, path: &[&str]| -> Vec<&'static Value> {
+        let mut v = &resource(id)["Properties"];
+        for p in path {
+            v = &v[*p];
+        }
+        items(&v["Statement"])
+    };
+    let find = |list: &[&'static Value], sid: &str| -> &'static Value {
+        list.iter()
+            .copied()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}"))
+    };
+    let break_glass = reference("BreakGlassRoleArn");
+    assert_eq!(template()["Parameters"]["BreakGlassRoleArn"]["Default"], "");
+
+    let bucket = statements("EvidenceBucketPolicy", &["PolicyDocument"]);
+    let writes = find(&bucket, "OnlyTheSuitesWritersWrite");
+    assert_eq!(writes["Effect"], "Deny");
+    assert!(items(&writes["Action"]).contains(&&json!("s3:PutObject")));
+    assert_eq!(
+        writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
+        json!([
+            get_att("RecordRole", "Arn"),
+            get_att("CollectEvidenceRole", "Arn")
+        ])
+    );
+    let policy = find(&bucket, "NoPolicyChangesNoDeleteMarkers");
+    for a in [
+        "s3:PutBucketPolicy",
+        "s3:DeleteBucketPolicy",
+        "s3:DeleteObject",
+    ] {
+        assert!(items(&policy["Action"]).contains(&&json!(a)), "{a}");
+    }
+    assert!(canonical(&policy["Condition"]).contains(&canonical(&break_glass)));
+
+    let key = resource("EvidenceKey");
+    let deny = key_statement(key, "NoDisableNoDeletionNoPolicyChange");
+    assert_eq!(deny["Effect"], "Deny");
+    for a in [
+        "kms:DisableKey",
+        "kms:ScheduleKeyDeletion",
+        "kms:PutKeyPolicy",
+    ] {
+        assert!(items(&deny["Action"]).contains(&&json!(a)), "{a}");
+    }
+    let exempt = canonical(&deny["Condition"]);
+    assert!(exempt.contains(&canonical(&break_glass)), "{exempt}");
+    assert!(
+        exempt.contains(":root"),
+        "the root user stays able to administer: {exempt}"
+    );
+    assert_eq!(
+        key_statement(key, "AccountAdministers")["Action"],
+        "kms:*",
+        "the account administers otherwise"
+    );
+
+    let audit = statements("AuditTable", &["ResourcePolicy", "PolicyDocument"]);
+    let append_only = find(&audit, "AppendOnly");
+    assert_eq!(append_only["Effect"], "Deny");
+    assert!(append_only["Condition"].is_null());
+    assert_eq!(
+        append_only["Action"],
+        json!([
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem"
+        ])
+    );
+    let puts = find(&audit, "OnlyTheSuiteAppends");
+    let appenders: BTreeSet<String> = items(&puts["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+        .into_iter()
+        .map(canonical)
+        .collect();
+    // Exactly the roles allowed to put audit records.
+    let audit_arn = canonical(&get_att("AuditTable", "Arn"));
+    let wanted: BTreeSet<String> = of_type(ROLE)
+        .into_iter()
+        .filter(|(id, _)| allowed(id, "dynamodb:PutItem").contains(&audit_arn))
+        .map(|(id, _)| canonical(&sub(&role_arn_sub(role_short_name(id)))))
+        .collect();
+    assert_eq!(appenders, wanted);
+}
+
+#[test]
+fn the_shipped_policies_are_valid_json() {
+    for file in [
+        "approver-identity-policy.json",
+        "scp-protect-the-suite.json",
+    ] {
+        let path = repo().join("policies").join(file);
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(doc["Version"], "2012-10-17", "{file}");
+        assert!(!items(&doc["Statement"]).is_empty(), "{file}");
+    }
+    let approver: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("policies/approver-identity-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let statements = items(&approver["Statement"]);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+    assert!(
+        statements[0]["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with("-ir-decide-approval")
+    );
 }
