@@ -706,7 +706,7 @@ async fn disable_the_named_key_only_and_release_reactivates_only_it() -> TestRes
     restore_access_keys(&clients, r, &mut again).await?;
     let again = again.finish(clients.calls());
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
-    assert_eq!(again.aws_calls, 4);
+    assert_eq!(again.aws_calls, 2);
     Ok(())
 }
 
