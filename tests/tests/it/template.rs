@@ -1260,15 +1260,12 @@ fn evidence_and_audit_cannot_be_spoiled() {
     assert_eq!(template()["Parameters"]["BreakGlassRoleArn"]["Default"], "");
 
     let bucket = statements("EvidenceBucketPolicy", &["PolicyDocument"]);
-    let writes = find(&bucket, "OnlyTheSuitesWritersWrite");
-    assert_eq!(writes["Effect"], "Deny");
-    assert!(items(&writes["Action"]).contains(&&json!("s3:PutObject")));
-    assert_eq!(
-        writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
-        json!([
-            get_att("RecordRole", "Arn"),
-            get_att("CollectEvidenceRole", "Arn")
-        ])
+    // Object writes stay open to the operators' own credentials: `ir release` anchors the
+    // chain with them (ARCHITECTURE.md, least privilege).
+    assert!(
+        bucket
+            .iter()
+            .all(|s| s["Sid"] != "OnlyTheSuitesWritersWrite")
     );
     let policy = find(&bucket, "NoPolicyChangesNoDeleteMarkers");
     for a in [
@@ -1314,19 +1311,6 @@ fn evidence_and_audit_cannot_be_spoiled() {
             "dynamodb:BatchWriteItem"
         ])
     );
-    let puts = find(&audit, "OnlyTheSuiteAppends");
-    let appenders: BTreeSet<String> = items(&puts["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
-        .into_iter()
-        .map(canonical)
-        .collect();
-    // Exactly the roles allowed to put audit records.
-    let audit_arn = canonical(&get_att("AuditTable", "Arn"));
-    let wanted: BTreeSet<String> = of_type(ROLE)
-        .into_iter()
-        .filter(|(id, _)| allowed(id, "dynamodb:PutItem").contains(&audit_arn))
-        .map(|(id, _)| canonical(&sub(&role_arn_sub(role_short_name(id)))))
-        .collect();
-    assert_eq!(appenders, wanted);
 }
 
 #[test]
