@@ -1,32 +1,32 @@
-//! `ir approve|reject INCIDENT --step STEP [--reason TEXT]`: decide a gated step as yourself.
+//! `ir approve|reject INCIDENT --step STEP [--plan-hash HASH] [--reason TEXT]`: decide a gated
+//! step as yourself, through the decision function — the one path to a decision.
 //!
 //! Your AWS credentials come from the standard chain (environment, `AWS_PROFILE`, SSO, instance
-//! role; `AWS_ENDPOINT_URL` is honoured, so the local cloud works too); who you are comes from
-//! STS `GetCallerIdentity`, and [`ir_incident::approval::decide`] authorizes that identity against
-//! `notifications.approvers` and the two-person rule before resuming the waiting execution.
-//!
-//! The decision is made with your own credentials, so IAM is what finally guards it: grant
-//! `states:SendTaskSuccess`/`SendTaskFailure` and writes to the approvals table only to the
-//! approver roles (the decide-approval Function URL enforces the same rules server-side, for
-//! approvers who should hold neither).
+//! role; `AWS_ENDPOINT_URL` is honoured, so the local cloud works too). They sign an STS
+//! `GetCallerIdentity` request bound to this decision (incident, step, verdict, plan hash,
+//! reason); `ir` invokes the decision function (`IR_DECIDE_APPROVAL_FUNCTION`) with the decision
+//! and that proof, and the function has STS authenticate it, checks you against
+//! `notifications.approvers` and the two-person rule, and resumes the waiting execution. You need
+//! `lambda:InvokeFunction` on the decision function and nothing else: no `states:SendTask*`, no
+//! table access.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use aws_sdk_lambda::primitives::Blob;
 use ir_aws::Clients;
-use ir_aws::store::TableNames;
-use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest, Resumed, Verdict};
-use time::OffsetDateTime;
+use ir_incident::approval::{DecisionRequest, Resumed, SignedDecision, Verdict};
+use serde_json::Value;
 
 use crate::CliError;
 
 /// The environment `ir approve`, `ir reject` and `ir audit verify` read.
 pub const ENV_HELP: &str = concat!(
     "Environment:
-  IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
-                      the suite's tables (all four; `ir audit verify` needs only IR_AUDIT_TABLE)
+  IR_DECIDE_APPROVAL_FUNCTION
+                      the decision function's name or ARN (`ir approve`, `ir reject`)
+  IR_AUDIT_TABLE      the audit table (`ir audit verify`)
   IR_EVIDENCE_BUCKET  the Object Lock evidence bucket holding the audit anchors (`ir audit verify`)
-  IR_CONFIG_FILE      the config with notifications.approvers (default: the embedded one)
 ",
     aws_env_help!()
 );
@@ -40,26 +40,29 @@ pub struct Args {
     /// The gated step waiting for a decision (`isolate-instance`).
     #[arg(long)]
     pub step: String,
+    /// The SHA-256 of the plan you decide on (the approval request shows it): the decision holds
+    /// only for that plan, and is refused if the plan waiting for a decision is another.
+    #[arg(long)]
+    pub plan_hash: Option<String>,
     /// Why: kept in the audit chain, and the rejection's cause the state machine records.
     #[arg(long)]
     pub reason: Option<String>,
-    /// The config whose notifications.approvers may decide (default: IR_CONFIG_FILE, else the
-    /// embedded config/incident-response.yaml).
-    #[arg(long)]
+    /// Accepted for compatibility; the decision function holds the approvers.
+    #[arg(long, hide = true)]
     pub config: Option<PathBuf>,
     /// Print the outcome as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
-pub(crate) use crate::aws::{caller_arn, load_config};
-
-/// The outcome of a decision as printed, or the error with its exit code. A second decision that
-/// asked for what was already decided is a success that did nothing (exit 0); one that asked for
-/// the opposite is a failure (exit 1).
-pub fn outcome(verdict: Verdict, result: Result<Resumed, DecideError>) -> Result<String, CliError> {
-    match result {
-        Ok(r) => Ok(match r.decision {
+/// The decision function's answer as printed, or the error with its exit code. A second
+/// decision that asked for what was already decided is a success that did nothing (exit 0); one
+/// that asked for the opposite is a failure (exit 1).
+pub fn outcome(verdict: Verdict, answer: &Value) -> Result<String, CliError> {
+    if answer["ok"] == Value::Bool(true) {
+        let r: Resumed = serde_json::from_value(answer["resumed"].clone())
+            .map_err(|e| CliError::Failed(format!("the decision function's answer: {e}")))?;
+        return Ok(match r.decision {
             Verdict::Approve => format!(
                 "approved: {} step {} (escalation level {}) by {}; the waiting execution resumed and the step runs",
                 r.incident_id, r.step_id, r.level, r.decided_by
@@ -68,33 +71,36 @@ pub fn outcome(verdict: Verdict, result: Result<Resumed, DecideError>) -> Result
                 "rejected: {} step {} (escalation level {}) by {}; the step will not run",
                 r.incident_id, r.step_id, r.level, r.decided_by
             ),
-        }),
-        Err(e @ DecideError::AlreadyDecided { status, .. }) if status == verdict.status() => {
-            Ok(e.to_string())
-        }
-        Err(e @ DecideError::InvalidInput(_)) => Err(CliError::Invalid(e.to_string())),
-        Err(e) => Err(CliError::Failed(e.to_string())),
+        });
+    }
+    let message = answer["message"]
+        .as_str()
+        .unwrap_or("the decision function answered without a message")
+        .to_owned();
+    let same = answer["decisionStatus"].as_str() == Some(verdict.status().as_str());
+    match answer["error"].as_str() {
+        Some("Conflict") if same => Ok(message),
+        Some("InvalidInput") => Err(CliError::Invalid(message)),
+        _ => Err(CliError::Failed(message)),
     }
 }
 
 /// Runs `ir approve` (`Verdict::Approve`) or `ir reject`.
 pub fn run(verdict: Verdict, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
-    let names = crate::aws::table_names()?;
-    let config = load_config(args.config.as_ref())?;
-    let policy = ApproverPolicy::from_config(&config.notifications);
+    crate::aws::check_incident_id(&args.incident)?;
+    let function = crate::aws::var("IR_DECIDE_APPROVAL_FUNCTION")?;
     crate::aws::with_clients(async |clients| {
-        decide_as_caller(verdict, args, &clients, &names, &policy, out).await
+        decide_as_caller(verdict, args, &clients, &function, out).await
     })
 }
 
-/// The decision with `clients`' credentials: who they belong to (STS), then
-/// [`ir_incident::approval::decide`], then the outcome printed.
+/// The decision with `clients`' credentials: the proof signed, the decision function invoked,
+/// its answer printed.
 pub async fn decide_as_caller(
     verdict: Verdict,
     args: &Args,
     clients: &Clients,
-    names: &TableNames,
-    policy: &ApproverPolicy,
+    function: &str,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let decision = DecisionRequest {
@@ -102,66 +108,66 @@ pub async fn decide_as_caller(
         step_id: args.step.clone(),
         decision: verdict,
         reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
+        plan_hash: args.plan_hash.clone(),
     };
     // Malformed input is refused before asking AWS anything.
-    if !ir_core::correlate::is_incident_id(&decision.incident_id) {
-        return Err(CliError::Invalid(format!(
-            "`{}` is not an incident id (inc- followed by 20 hex digits)",
-            decision.incident_id
+    crate::aws::check_incident_id(&decision.incident_id)?;
+    let (proof, caller) = ir_aws::identity::prove(clients, &decision.binding())
+        .await
+        .map_err(|e| CliError::Failed(format!("who you are (STS GetCallerIdentity): {e}")))?;
+    let payload = serde_json::to_vec(&SignedDecision { decision, proof })
+        .map_err(|e| CliError::Failed(format!("the decision: {e}")))?;
+    let lambda = aws_sdk_lambda::Client::new(clients.sdk_config());
+    let invoked = lambda
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "invoking the decision function {function}: {}",
+                ir_aws::sdk::SdkFailure::new("lambda:Invoke", &e)
+            ))
+        })?;
+    let body = invoked.payload().map(Blob::as_ref).unwrap_or_default();
+    if let Some(error) = invoked.function_error() {
+        return Err(CliError::Failed(format!(
+            "the decision function failed ({error}): {}",
+            String::from_utf8_lossy(body)
         )));
     }
-    let caller = caller_arn(clients).await?;
-    let result = ir_incident::approval::decide(
-        clients,
-        names,
-        policy,
-        &decision,
-        &caller,
-        OffsetDateTime::now_utc(),
-    )
-    .await;
+    let answer: Value = serde_json::from_slice(body)
+        .map_err(|e| CliError::Failed(format!("the decision function's answer: {e}")))?;
     if args.json {
-        let value = match &result {
-            Ok(r) => serde_json::json!({"ok": true, "resumed": r}),
-            Err(e) => serde_json::json!({
-                "ok": false,
-                "status": e.http_status(),
-                "error": ir_core::Named::error_name(e).as_str(),
-                "message": e.to_string(),
-                "caller": caller,
-            }),
-        };
-        let printed = outcome(verdict, result);
+        let mut value = answer.clone();
+        value["caller"] = Value::String(caller);
+        let printed = outcome(verdict, &answer);
         writeln!(out, "{value}").map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
         return printed.map(|_| ());
     }
-    let line = outcome(verdict, result)?;
+    let line = outcome(verdict, &answer)?;
     writeln!(out, "{line}").map_err(|e| CliError::Failed(format!("writing output: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ir_aws::store::ApprovalStatus;
+    use serde_json::json;
 
-    fn already(status: ApprovalStatus) -> Result<Resumed, DecideError> {
-        Err(DecideError::AlreadyDecided {
-            incident_id: "inc-0123456789abcdef0123".into(),
-            step_id: "isolate-instance".into(),
-            status,
-            decided_by: Some("arn:aws:iam::111122223333:user/alice".into()),
-            decided_at: None,
-        })
+    fn already(status: &str) -> Value {
+        json!({"ok": false, "status": 409, "error": "Conflict", "decisionStatus": status,
+               "message": "nothing done: inc-0123456789abcdef0123 isolate-instance was already approved by alice"})
     }
 
     #[test]
     fn a_repeated_decision_is_a_no_op_and_a_contrary_one_fails() {
-        let same = outcome(Verdict::Approve, already(ApprovalStatus::Approved)).unwrap();
+        let same = outcome(Verdict::Approve, &already("approved")).unwrap();
         assert!(
             same.contains("nothing done") && same.contains("alice"),
             "{same}"
         );
-        let contrary = outcome(Verdict::Reject, already(ApprovalStatus::Approved)).unwrap_err();
+        let contrary = outcome(Verdict::Reject, &already("approved")).unwrap_err();
         assert!(matches!(contrary, CliError::Failed(_)));
         assert!(
             contrary.to_string().contains("already approved"),
@@ -169,7 +175,7 @@ mod tests {
         );
         let closed = outcome(
             Verdict::Approve,
-            Err(DecideError::WindowClosed("expired".into())),
+            &json!({"ok": false, "status": 410, "error": "Conflict", "message": "the approval window has closed: expired"}),
         )
         .unwrap_err();
         assert!(
@@ -177,8 +183,17 @@ mod tests {
                 .to_string()
                 .starts_with("the approval window has closed")
         );
-        let bad =
-            outcome(Verdict::Approve, Err(DecideError::InvalidInput("x".into()))).unwrap_err();
+        let bad = outcome(
+            Verdict::Approve,
+            &json!({"ok": false, "status": 400, "error": "InvalidInput", "message": "x"}),
+        )
+        .unwrap_err();
         assert!(matches!(bad, CliError::Invalid(_)));
+        let unauthenticated = outcome(
+            Verdict::Approve,
+            &json!({"ok": false, "status": 401, "error": "AccessDenied", "message": "unauthenticated: no proof"}),
+        )
+        .unwrap_err();
+        assert!(matches!(unauthenticated, CliError::Failed(_)));
     }
 }

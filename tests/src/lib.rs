@@ -43,7 +43,8 @@ pub use localcloud::{
     LocalCloud, LocalCloudBuilder, REGION, SECRET_ACCESS_KEY, repo_root, unique_name,
 };
 pub use support::{
-    Stores, TestResult, cloud, incident_id, incident_id_from, percent_decode, sha256_hex, stores,
+    Stores, TestResult, cloud, incident_id, incident_id_from, percent_decode, planned_report,
+    sha256_hex, stores,
 };
 
 pub use actions::{

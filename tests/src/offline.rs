@@ -395,6 +395,12 @@ impl Offline {
             ("IR_TRIAGE_STATE_MACHINE_ARN", self.triage_arn().to_owned()),
             ("IR_CONFIG_FILE", self.config_file.display().to_string()),
             ("IR_ASSETS_FILE", self.assets_file.display().to_string()),
+            // `ir approve|reject` invoke the decision function, served by cargo lambda.
+            (
+                "IR_DECIDE_APPROVAL_FUNCTION",
+                "ir-decide-approval".to_owned(),
+            ),
+            ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint()),
         ];
         env.push(("AWS_LAMBDA_LOG_LEVEL", "info".to_owned()));
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()

@@ -99,3 +99,24 @@ pub async fn stores(tag: &str) -> Stores {
         bucket,
     }
 }
+
+/// A dry-run report with no changes: the plan a gate shows when the action would change nothing
+/// (what `Plan_<step>` of a playbook hands `ir-request-approval`).
+pub fn planned_report(
+    incident_id: &str,
+    step_id: &str,
+    action: &str,
+) -> ir_core::action::ActionReport {
+    ir_core::action::ActionReport {
+        incident_id: incident_id.to_owned(),
+        step_id: step_id.to_owned(),
+        action: action.to_owned(),
+        mode: ir_core::config::Mode::DryRun,
+        outcome: ir_core::action::Outcome::Planned,
+        changes: Vec::new(),
+        record: None,
+        artifacts: None,
+        notes: Vec::new(),
+        aws_calls: 0,
+    }
+}

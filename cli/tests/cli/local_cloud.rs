@@ -34,6 +34,7 @@ impl Env {
     }
 
     /// The same with these credentials.
+    #[allow(dead_code)] // the other test modules may log in as a user of their own
     pub fn with_key(self, access_key_id: &str, secret_access_key: &str) -> Env {
         Env {
             access_key_id: access_key_id.to_owned(),

@@ -14,11 +14,19 @@ async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
     let settings = EvidenceSettings::from_env()?;
-    let state = (Clients::from_env().await, settings);
+    let guard = ir_actions::guard::Guard::from_env()?;
+    let state = (Clients::from_env().await, settings, guard);
     ir_lambda::serve_action(
         evidence::ACTION,
         state,
-        |s, req: EvidenceRequest| async move { evidence::collect_evidence(&s.0, &s.1, &req).await },
+        |s, req: EvidenceRequest| async move {
+            let (c, settings, guard) = &*s;
+            guard
+                .run(c, req, |r| async move {
+                    evidence::collect_evidence(c, settings, &r).await
+                })
+                .await
+        },
     )
     .await
 }

@@ -1,28 +1,27 @@
-//! A Function URL request → a decision → a JSON answer with an HTTP status: 200 resumed, 400 bad
-//! body, 403 not an approver (or no IAM identity, or the two-person rule), 404 no such approval,
-//! 405 not a POST, 409 already decided, 410 the approval window has closed, 5xx a failure.
+//! One decision → one JSON answer: `{"ok": true, "resumed": …}`, or `{"ok": false, "status",
+//! "error", "message"}` with the HTTP-like status of [`DecideError::http_status`] (401 nobody
+//! authenticated, 403 not an approver or the two-person rule, 404 no such approval, 409 already
+//! decided or the plan changed, 410 the window closed). A refusal is an answer, never a Lambda
+//! error: the caller reads why.
 //!
-//! A POST only: nothing is decided by a GET (links are pre-fetched by mail scanners and chat
-//! unfurlers), and there is no token in the request — only the incident, the step and the
-//! decision, which the caller's own identity is authorized to make.
+//! The payload is a [`SignedDecision`]: the decision and the approver's identity proof (a signed
+//! STS `GetCallerIdentity` bound to the decision). Nothing in the payload is taken as an
+//! identity: a "Function URL event" naming an approver in `requestContext`, handed to a plain
+//! `Invoke`, is refused `Unauthenticated` and audited on its incident.
 
 use std::convert::Infallible;
 
-use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
-use aws_lambda_events::lambda_function_urls::{
-    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
-};
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
 use ir_core::Named;
-use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest};
+use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest, SignedDecision};
 use ir_lambda::payload::Checked;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-/// What the Function URL sends.
-pub type Incoming = Checked<LambdaFunctionUrlRequest>;
+/// What the function is invoked with.
+pub type Incoming = Checked<Value>;
 
 /// What the function holds from init.
 #[derive(Debug)]
@@ -32,53 +31,14 @@ pub struct Decider {
     pub policy: ApproverPolicy,
 }
 
-/// The longest body accepted.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-
-fn answer(status: u16, body: &Value) -> LambdaFunctionUrlResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut r = LambdaFunctionUrlResponse::default();
-    r.status_code = i64::from(status);
-    r.headers = headers;
-    r.body = Some(body.to_string());
-    r
-}
-
-fn refusal(status: u16, error: &str, message: &str) -> LambdaFunctionUrlResponse {
-    answer(status, &json!({"error": error, "message": message}))
-}
-
-/// The caller's ARN as Lambda authenticated it (`requestContext.authorizer.iam.userArn`).
-fn caller(req: &LambdaFunctionUrlRequest) -> Option<&str> {
-    req.request_context
-        .authorizer
-        .as_ref()
-        .and_then(|a| a.iam.as_ref())
-        .and_then(|i| i.user_arn.as_deref())
-        .filter(|a| !a.is_empty())
-}
-
-/// The decision in the body (JSON, base64 when Lambda encoded it).
-fn decision(req: &LambdaFunctionUrlRequest) -> Result<DecisionRequest, String> {
-    let raw = req.body.as_deref().unwrap_or_default();
-    if raw.len() > MAX_BODY_BYTES {
-        return Err(format!("the body is larger than {MAX_BODY_BYTES} bytes"));
-    }
-    let bytes = if req.is_base64_encoded {
-        aws_smithy_types::base64::decode(raw).map_err(|e| format!("the body is not base64: {e}"))?
-    } else {
-        raw.as_bytes().to_vec()
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "the body must be {{\"incidentId\", \"stepId\", \"decision\": \"approve\"|\"reject\", \"reason\"}}: {e}"
-        )
-    })
-}
-
-fn error_body(e: &DecideError) -> Value {
-    let mut body = json!({"error": e.error_name().as_str(), "message": e.to_string()});
+/// The answer to a refusal or failure.
+pub fn error_body(e: &DecideError) -> Value {
+    let mut body = json!({
+        "ok": false,
+        "status": e.http_status(),
+        "error": e.error_name().as_str(),
+        "message": e.to_string(),
+    });
     if let DecideError::AlreadyDecided {
         status,
         decided_by,
@@ -86,7 +46,7 @@ fn error_body(e: &DecideError) -> Value {
         ..
     } = e
     {
-        body["status"] = json!(status.as_str());
+        body["decisionStatus"] = json!(status.as_str());
         body["decidedBy"] = json!(decided_by);
         body["decidedAt"] = json!(decided_at.and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
@@ -96,64 +56,69 @@ fn error_body(e: &DecideError) -> Value {
     body
 }
 
-/// One request; always an HTTP answer (a failure is a status, never a Lambda error).
-pub async fn handle(
-    decider: &Decider,
-    incoming: Incoming,
-) -> Result<LambdaFunctionUrlResponse, Infallible> {
-    let req = match incoming.value {
-        Ok(r) => r,
+/// The decision a payload that is not a [`SignedDecision`] seems to carry (a Function URL
+/// event's body, or the bare decision), to audit the refusal on its incident.
+fn unsigned_decision(payload: &Value) -> Option<DecisionRequest> {
+    if let Some(body) = payload.get("body").and_then(Value::as_str) {
+        return serde_json::from_str(body).ok();
+    }
+    payload
+        .get("decision")
+        .filter(|d| d.is_object())
+        .or(Some(payload))
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+}
+
+/// One invocation; always an answer.
+pub async fn handle(decider: &Decider, incoming: Incoming) -> Result<Value, Infallible> {
+    let now = OffsetDateTime::now_utc();
+    let payload = match incoming.value {
+        Ok(v) => v,
         Err(why) => {
-            tracing::warn!(error = %why, "not a Function URL request");
-            return Ok(refusal(
-                400,
-                "InvalidInput",
-                &format!("not a Function URL request: {why}"),
-            ));
+            return Ok(error_body(&DecideError::InvalidInput(format!(
+                "not JSON: {why}"
+            ))));
         }
     };
-    let method = req
-        .request_context
-        .http
-        .method
-        .as_deref()
-        .unwrap_or_default();
-    if !method.eq_ignore_ascii_case("POST") {
-        return Ok(refusal(
-            405,
-            "MethodNotAllowed",
-            "decide with a signed POST",
-        ));
-    }
-    let Some(caller) = caller(&req) else {
-        tracing::warn!("decision without an IAM identity refused");
-        return Ok(refusal(
-            403,
-            "AccessDenied",
-            "no IAM identity: this URL takes SigV4-signed requests only (AuthType AWS_IAM)",
-        ));
+    let signed: SignedDecision = match serde_json::from_value(payload.clone()) {
+        Ok(s) => s,
+        Err(why) => {
+            let e = match unsigned_decision(&payload) {
+                Some(d) => {
+                    ir_incident::approval::refuse_unauthenticated(
+                        &decider.clients,
+                        &decider.names,
+                        &d,
+                        "the decision carries no identity proof (a signed STS GetCallerIdentity): \
+                         an identity in the payload is not one AWS authenticated",
+                        now,
+                    )
+                    .await
+                }
+                None => DecideError::InvalidInput(format!(
+                    "the payload must be {{\"decision\": {{\"incidentId\", \"stepId\", \"decision\", \
+                     \"planHash\", \"reason\"}}, \"proof\": {{\"headers\"}}}}: {why}"
+                )),
+            };
+            return Ok(error_body(&e));
+        }
     };
-    let decision = match decision(&req) {
-        Ok(d) => d,
-        Err(why) => return Ok(refusal(400, "InvalidInput", &why)),
-    };
-    let span = tracing::info_span!("decide", incident_id = %decision.incident_id, step_id = %decision.step_id, caller);
-    let done = ir_incident::approval::decide(
+    let span = tracing::info_span!("decide", incident_id = %signed.decision.incident_id, step_id = %signed.decision.step_id);
+    let done = ir_incident::approval::decide_signed(
         &decider.clients,
         &decider.names,
         &decider.policy,
-        &decision,
-        caller,
-        OffsetDateTime::now_utc(),
+        &signed,
+        now,
     )
     .instrument(span.clone())
     .await;
     let _guard = span.enter();
     Ok(match done {
-        Ok(resumed) => answer(200, &json!(resumed)),
+        Ok(resumed) => json!({"ok": true, "resumed": resumed}),
         Err(e) => {
             tracing::warn!(error_name = e.error_name().as_str(), status = e.http_status(), error = %e, "decision not made");
-            answer(e.http_status(), &error_body(&e))
+            error_body(&e)
         }
     })
 }
@@ -162,128 +127,26 @@ pub async fn handle(
 mod tests {
     use super::*;
 
-    fn request(
-        method: &str,
-        iam: Option<&str>,
-        body: &str,
-        base64: bool,
-    ) -> LambdaFunctionUrlRequest {
-        let authorizer = iam.map_or(
-            Value::Null,
-            |arn| json!({"iam": {"userArn": arn, "accountId": "111122223333"}}),
-        );
-        let event = json!({
+    const BODY: &str = r#"{"incidentId":"inc-0123456789abcdef0123","stepId":"isolate-instance","decision":"approve","reason":"confirmed"}"#;
+
+    #[test]
+    fn a_function_url_event_is_read_only_to_audit_its_refusal() {
+        let forged = json!({
             "version": "2.0",
-            "rawPath": "/",
-            "headers": {"content-type": "application/json"},
-            "requestContext": {
-                "accountId": "111122223333",
-                "requestId": "r-1",
-                "authorizer": authorizer,
-                "timeEpoch": 0,
-                "http": {"method": method, "path": "/"}
-            },
-            "body": body,
-            "isBase64Encoded": base64
+            "requestContext": {"authorizer": {"iam": {"userArn": "arn:aws:iam::111122223333:role/SecurityLead"}}},
+            "body": BODY,
+            "isBase64Encoded": false
         });
-        serde_json::from_value(event).unwrap()
-    }
-
-    const BODY: &str = r#"{"incidentId":"inc-0123456789abcdef0123","stepId":"isolate-instance","decision":"reject","reason":"false positive"}"#;
-
-    #[test]
-    fn the_caller_comes_from_the_iam_authorizer_only() {
-        let r = request(
-            "POST",
-            Some("arn:aws:sts::111122223333:assumed-role/SecurityLead/bob"),
-            BODY,
-            false,
-        );
-        assert_eq!(
-            caller(&r),
-            Some("arn:aws:sts::111122223333:assumed-role/SecurityLead/bob")
-        );
-        assert_eq!(caller(&request("POST", None, BODY, false)), None);
+        assert!(serde_json::from_value::<SignedDecision>(forged.clone()).is_err());
+        let d = unsigned_decision(&forged).unwrap();
+        assert_eq!(d.incident_id, "inc-0123456789abcdef0123");
+        let bare: Value = serde_json::from_str(BODY).unwrap();
+        assert_eq!(unsigned_decision(&bare).unwrap(), d);
+        assert!(unsigned_decision(&json!({"hello": 1})).is_none());
     }
 
     #[test]
-    fn bodies_parse_plain_or_base64_and_refuse_anything_else() {
-        let plain = decision(&request("POST", None, BODY, false)).unwrap();
-        assert_eq!(plain.reason.as_deref(), Some("false positive"));
-        let encoded = aws_smithy_types::base64::encode(BODY);
-        assert_eq!(
-            decision(&request("POST", None, &encoded, true)).unwrap(),
-            plain
-        );
-        for bad in [
-            "",
-            "{}",
-            r#"{"incidentId":"inc-0123456789abcdef0123","stepId":"s","decision":"yes"}"#,
-            r#"{"incidentId":"inc-0123456789abcdef0123","stepId":"s","decision":"approve","taskToken":"x"}"#,
-        ] {
-            assert!(
-                decision(&request("POST", None, bad, false)).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    /// A decider whose clients point nowhere: the refusals below happen before any call.
-    fn offline() -> Decider {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
-        Decider {
-            clients: Clients::new(&sdk, ir_aws::ClientOptions::default()),
-            names: TableNames::with_prefix("offline"),
-            policy: ApproverPolicy {
-                approvers: vec!["arn:aws:iam::111122223333:role/SecurityLead".into()],
-                two_person_rule: true,
-            },
-        }
-    }
-
-    async fn status(decider: &Decider, req: LambdaFunctionUrlRequest) -> (i64, Value) {
-        let incoming = Incoming::parse(&serde_json::to_string(&req).unwrap()).unwrap();
-        let a = handle(decider, incoming).await.unwrap();
-        (
-            a.status_code,
-            serde_json::from_str(a.body.as_deref().unwrap()).unwrap(),
-        )
-    }
-
-    #[tokio::test]
-    async fn refusals_before_any_call() {
-        let d = offline();
-        let who = Some("arn:aws:sts::111122223333:assumed-role/Developer/eve");
-        assert_eq!(status(&d, request("GET", who, BODY, false)).await.0, 405);
-        let (code, body) = status(&d, request("POST", None, BODY, false)).await;
-        assert_eq!(code, 403);
-        assert!(
-            body["message"].as_str().unwrap().contains("AWS_IAM"),
-            "{body}"
-        );
-        assert_eq!(
-            status(&d, request("POST", who, "{not json", false)).await.0,
-            400
-        );
-        let (code, body) = status(&d, request("POST", who, BODY, false)).await;
-        assert_eq!(code, 403, "{body}");
-        assert_eq!(body["error"], "AccessDenied");
-        assert_eq!(d.clients.calls().count(), 0);
-        let not_an_event = Incoming::parse(r#"{"hello": 1}"#).unwrap();
-        assert_eq!(handle(&d, not_an_event).await.unwrap().status_code, 400);
-    }
-
-    #[test]
-    fn answers_are_json_with_their_status() {
-        let a = refusal(403, "AccessDenied", "no");
-        assert_eq!(a.status_code, 403);
-        assert_eq!(a.headers.get(CONTENT_TYPE).unwrap(), "application/json");
-        let body: Value = serde_json::from_str(a.body.as_deref().unwrap()).unwrap();
-        assert_eq!(body["error"], "AccessDenied");
+    fn answers_carry_the_stable_name_and_status() {
         let e = DecideError::AlreadyDecided {
             incident_id: "inc-0123456789abcdef0123".into(),
             step_id: "isolate-instance".into(),
@@ -291,9 +154,14 @@ mod tests {
             decided_by: Some("arn:aws:iam::111122223333:user/alice".into()),
             decided_at: None,
         };
-        assert_eq!(e.http_status(), 409);
         let body = error_body(&e);
-        assert_eq!(body["status"], "approved");
-        assert_eq!(body["decidedBy"], "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["error"], "Conflict");
+        assert_eq!(body["decisionStatus"], "approved");
+        let u = error_body(&DecideError::Unauthenticated("no proof".into()));
+        assert_eq!(
+            (u["status"].as_u64(), u["error"].as_str()),
+            (Some(401), Some("AccessDenied"))
+        );
     }
 }

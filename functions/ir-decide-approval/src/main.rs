@@ -1,7 +1,9 @@
-//! `ir-decide-approval`: approve or reject a gated step over an IAM-authenticated Function URL
-//! (`AuthType: AWS_IAM`): the caller signs the request with its own AWS credentials, Lambda
-//! authenticates it and passes its ARN, and the decision is authorized against
-//! `notifications.approvers` and the two-person rule before the waiting execution is resumed.
+//! `ir-decide-approval`: the one path by which a gated step is approved or rejected. The
+//! approver (`ir approve|reject`) invokes it with the decision and a proof of identity (an STS
+//! `GetCallerIdentity` request signed with their own credentials, bound to the decision); the
+//! function has STS authenticate the proof, authorizes that identity against
+//! `notifications.approvers` and the two-person rule, and resumes the waiting execution. It is
+//! the only holder of `states:SendTaskSuccess`/`SendTaskFailure` the suite ships.
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`,
 //! `IR_CONFIG_FILE` (optional: the approvers).

@@ -9,6 +9,7 @@ struct State {
     clients: Clients,
     protection: ir_core::config::Protection,
     deny_policy_arn: String,
+    guard: ir_actions::guard::Guard,
 }
 
 #[tokio::main]
@@ -29,12 +30,23 @@ async fn main() -> Result<(), ir_lambda::Error> {
         clients: Clients::from_env().await,
         protection,
         deny_policy_arn,
+        guard: ir_actions::guard::Guard::from_env()?,
     };
     ir_lambda::serve_action(
         ir_actions::iam::DENY_PRINCIPAL_ACTION,
         state,
         |s, req: ContainmentRequest| async move {
-            ir_actions::iam::deny_principal(&s.clients, &s.protection, &s.deny_policy_arn, &req)
+            let s = &*s;
+            s.guard
+                .run(&s.clients, req, |r| async move {
+                    ir_actions::iam::deny_principal(
+                        &s.clients,
+                        &s.protection,
+                        &s.deny_policy_arn,
+                        &r,
+                    )
+                    .await
+                })
                 .await
         },
     )

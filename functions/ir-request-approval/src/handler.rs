@@ -62,8 +62,8 @@ mod tests {
     #[test]
     fn the_token_never_shows_in_debug_output() {
         let text = r#"{"taskToken":"AQCsecretTOKENvalue==","incidentId":"inc-0123456789abcdef0123","stepId":"isolate-instance","level":0,
-            "step":{"id":"isolate-instance","action":"cloud:security_group_deny_all","function":"ir-isolate-instance","requiresApproval":true,
-            "destructive":true,"mode":"enforce","target":"instance i-0abc","summary":"isolate"},"escalation":[{"role":"security_engineer","timeoutSeconds":300}]}"#;
+            "plan":{"incidentId":"inc-0123456789abcdef0123","stepId":"isolate-instance","action":"ir-isolate-instance","mode":"dry-run",
+            "outcome":"planned","changes":[],"notes":[],"awsCalls":3}}"#;
         let incoming = Incoming::parse(text).unwrap();
         assert!(!format!("{incoming:?}").contains("secretTOKEN"));
         let req = incoming.value.unwrap();

@@ -3,7 +3,7 @@
 //! `ir approve|reject` or `ir-decide-approval`.
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`,
-//! `IR_NOTIFY_TOPIC_ARN`, `IR_DECIDE_APPROVAL_URL` (optional, said in the request),
+//! `IR_NOTIFY_TOPIC_ARN`,
 //! `IR_CONFIG_FILE` (optional).
 
 mod handler;
@@ -23,7 +23,6 @@ async fn main() -> Result<(), ir_lambda::Error> {
     let settings = GateSettings {
         requester,
         topic_arn: ir_lambda::env::required("IR_NOTIFY_TOPIC_ARN")?,
-        decide_url: ir_lambda::env::optional("IR_DECIDE_APPROVAL_URL")?,
         two_person_rule: config.notifications.two_person_rule,
     };
     let gate = handler::Gate {

@@ -8,12 +8,18 @@ async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
     let protection = ir_lambda::env::config()?.protection;
-    let state = (Clients::from_env().await, protection);
+    let guard = ir_actions::guard::Guard::from_env()?;
+    let state = (Clients::from_env().await, protection, guard);
     ir_lambda::serve_action(
         ir_actions::iam::REVOKE_SESSIONS_ACTION,
         state,
         |s, req: ContainmentRequest| async move {
-            ir_actions::iam::revoke_sessions(&s.0, &s.1, &req).await
+            let (c, protection, guard) = &*s;
+            guard
+                .run(c, req, |r| async move {
+                    ir_actions::iam::revoke_sessions(c, protection, &r).await
+                })
+                .await
         },
     )
     .await

@@ -6,9 +6,20 @@ use ir_core::action::ContainmentRequest;
 #[tokio::main]
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
-    let clients = Clients::from_env().await;
-    ir_lambda::serve_action(ir_actions::ec2::SNAPSHOT_ACTION, clients, |c, req: ContainmentRequest| async move {
-        ir_actions::ec2::snapshot_volumes(&c, &req).await
-    })
+    // Read once at init: a bad setting fails the start, never an invocation.
+    let guard = ir_actions::guard::Guard::from_env()?;
+    let state = (Clients::from_env().await, guard);
+    ir_lambda::serve_action(
+        ir_actions::ec2::SNAPSHOT_ACTION,
+        state,
+        |s, req: ContainmentRequest| async move {
+            let (c, guard) = &*s;
+            guard
+                .run(c, req, |r| async move {
+                    ir_actions::ec2::snapshot_volumes(c, &r).await
+                })
+                .await
+        },
+    )
     .await
 }

@@ -30,6 +30,13 @@ pub enum ActionError {
     /// An AWS call failed; classified by its error code.
     #[error(transparent)]
     Aws(#[from] SdkFailure),
+    /// An enforce request the suite's records do not authorize (no approval, not the incident's
+    /// resource, a dry-run plan); nothing was changed.
+    #[error("not approved: {0}")]
+    NotApproved(String),
+    /// The plan differs from the one approved; nothing was changed.
+    #[error("plan changed: {0}")]
+    PlanChanged(String),
     /// The change was made but reading it back showed it did not hold.
     #[error("verification failed: {0}")]
     Verification(String),
@@ -65,6 +72,8 @@ impl Named for ActionError {
             ActionError::Configuration(_) => ErrorName::Configuration,
             ActionError::Aws(f) => f.name,
             ActionError::Verification(_) => ErrorName::VerificationFailed,
+            ActionError::NotApproved(_) => ErrorName::NotApproved,
+            ActionError::PlanChanged(_) => ErrorName::PlanChanged,
             ActionError::Incomplete { cause, .. } => cause.error_name(),
         }
     }

@@ -11,6 +11,7 @@
 pub mod action;
 pub mod ec2;
 pub mod evidence;
+pub mod guard;
 pub mod iam;
 pub mod release;
 

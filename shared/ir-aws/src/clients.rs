@@ -94,6 +94,12 @@ impl Clients {
         Clients::new(&sdk, ClientOptions::from_env())
     }
 
+    /// The SDK configuration the clients are built from (for a client with interceptors of its
+    /// own, as `identity` builds).
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.inner.sdk
+    }
+
     /// Every operation started through these clients.
     pub fn calls(&self) -> &CallLog {
         &self.inner.calls

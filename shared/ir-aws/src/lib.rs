@@ -11,6 +11,7 @@
 
 pub mod calls;
 pub mod clients;
+pub mod identity;
 pub mod locked;
 pub mod sdk;
 pub mod sha256;

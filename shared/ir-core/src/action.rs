@@ -378,12 +378,135 @@ macro_rules! action_input {
     };
 }
 
+/// A request whose enforcement the suite authorizes itself (`ir_actions::guard`): the mode it
+/// asks for and the resource it names are the caller's word, checked against the suite's records.
+pub trait Guarded: ActionInput + Clone {
+    fn mode(&self) -> Mode;
+    fn resource(&self) -> &Resource;
+    /// The same request in another mode (the guard plans in dry-run before it enforces).
+    fn with_mode(&self, mode: Mode) -> Self;
+}
+
+macro_rules! guarded {
+    ($request:ty) => {
+        impl Guarded for $request {
+            fn mode(&self) -> Mode {
+                self.mode
+            }
+            fn resource(&self) -> &Resource {
+                &self.resource
+            }
+            fn with_mode(&self, mode: Mode) -> Self {
+                Self {
+                    mode,
+                    ..self.clone()
+                }
+            }
+        }
+    };
+}
+
+guarded!(ContainmentRequest);
+guarded!(EvidenceRequest);
+
+/// The SHA-256 (hex) of a plan: each change's target, attribute, before and after, in order, as
+/// canonical JSON. The status is left out (a plan's changes are `planned`, the same changes
+/// read back are `unchanged` or `applied`), so the approved plan and the plan recomputed just
+/// before enforcing compare equal exactly when they would make the same changes. The instants
+/// the suite stamps when it acts — the revocation instant of its session-revoking policy
+/// (`aws:TokenIssueTime`) and the isolation's `ir:quarantined-at` tag — are the moment of
+/// enforcement by design, not part of what is approved: they are hashed as those words.
+pub fn plan_hash(changes: &[Change]) -> String {
+    use sha2::{Digest, Sha256};
+    let plan: Vec<serde_json::Value> = changes
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "target": c.target,
+                "attribute": c.attribute,
+                "before": c.before,
+                "after": if AT_ENFORCEMENT.contains(&c.attribute.as_str()) {
+                    serde_json::Value::String(ENFORCEMENT_MOMENT.to_owned())
+                } else {
+                    at_enforcement(&c.after)
+                },
+            })
+        })
+        .collect();
+    let text = crate::audit::canonical_json(&serde_json::Value::Array(plan));
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The attributes whose planned value is the moment the action enforces.
+const AT_ENFORCEMENT: [&str; 1] = ["tag:ir:quarantined-at"];
+const ENFORCEMENT_MOMENT: &str = "the moment of enforcement";
+
+/// `v` with every `aws:TokenIssueTime` value replaced by the words "the moment of enforcement".
+fn at_enforcement(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if k == "aws:TokenIssueTime" {
+                        Value::String(ENFORCEMENT_MOMENT.to_owned())
+                    } else {
+                        at_enforcement(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(at_enforcement).collect()),
+        other => other.clone(),
+    }
+}
+
 action_input!(ContainmentRequest, |r| &r.finding_id);
 action_input!(EvidenceRequest, |r| &r.finding_id);
 action_input!(ReleaseRequest, |_r| "");
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_plan_hash_is_the_changes_not_their_status_or_the_revocation_instant() {
+        let change = |after: serde_json::Value, status| Change {
+            target: "role/web".into(),
+            attribute: "inline-policy:ir-revoke-sessions-inc-1".into(),
+            before: serde_json::Value::Null,
+            after,
+            status,
+        };
+        let doc = |t: &str| serde_json::json!({"Statement": [{"Condition": {"DateLessThan": {"aws:TokenIssueTime": t}}}]});
+        let planned = plan_hash(&[change(doc("2026-12-04T10:00:00Z"), ChangeStatus::Planned)]);
+        assert_eq!(planned.len(), 64);
+        assert_eq!(
+            planned,
+            plan_hash(&[change(doc("2026-12-04T10:05:00Z"), ChangeStatus::Applied)])
+        );
+        let other = Change {
+            target: "role/other".into(),
+            ..change(doc("2026-12-04T10:00:00Z"), ChangeStatus::Planned)
+        };
+        assert_ne!(planned, plan_hash(&[other]));
+        assert_ne!(planned, plan_hash(&[]));
+        let stamp = |t: &str| Change {
+            target: "i-0abc".into(),
+            attribute: "tag:ir:quarantined-at".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!(t),
+            status: ChangeStatus::Planned,
+        };
+        assert_eq!(
+            plan_hash(&[stamp("2026-12-04T10:00:00Z")]),
+            plan_hash(&[stamp("2026-12-04T10:09:00Z")])
+        );
+    }
+
     use super::*;
     use time::macros::datetime;
 

@@ -133,6 +133,32 @@ impl ApproverPolicy {
     }
 }
 
+/// What an approver's identity proof is bound to: the SHA-256 (hex) of the decision — incident,
+/// step, verdict, the plan hash it approves and the reason it gives — so a proof made for one
+/// decision authenticates no other (`ir_aws::identity`).
+pub fn decision_binding(
+    incident_id: &str,
+    step_id: &str,
+    verdict: Verdict,
+    plan_hash: Option<&str>,
+    reason: Option<&str>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::json!([
+        "ir-decision/v1",
+        incident_id,
+        step_id,
+        verdict.as_str(),
+        plan_hash.unwrap_or_default(),
+        reason.unwrap_or_default(),
+    ])
+    .to_string();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Where an approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -15,10 +15,12 @@
 //!
 //! A playbook state machine (input: [`crate::contracts::PlaybookInput`]), per step `key`
 //! ([`playbook::step_key`]), in config order:
-//! `Check_<key>` (is the step in the plan?) → for a gated step, per escalation level `j`,
+//! `Check_<key>` (is the step in the plan?) → for a gated step, `Plan_<key>` (the action in
+//! dry-run: the plan the approver approves) and per escalation level `j`,
 //! `Level_<key>_<j>` (the level's row) → `Gate_<key>_<j>` (ask, wait for the task token) and on
 //! timeout `Escalate_<key>_<j+1>` or, after the last level, `Exhausted_<key>` (the configured
-//! `onExhausted`) → `Run_<key>` → `Recorded_<key>`; a rejection or exhaustion is recorded by
+//! `onExhausted`; the action itself checks the deployed config) → `Run_<key>` (a `PlanChanged`
+//! failure goes back to `Plan_<key>`) → `Recorded_<key>`; a rejection or exhaustion is recorded by
 //! `NotApproved_<key>`, a failure by `StepFailed_<key>`; then the next step's check, and
 //! `Finish → Done` after the last.
 
@@ -56,6 +58,8 @@ pub const RECORD_FUNCTION: &str = "RecordFunction";
 /// The approval gate (`ir-request-approval`).
 pub const REQUEST_APPROVAL_FUNCTION: &str = "RequestApprovalFunction";
 
+/// The error an action fails with when its plan differs from the approved one.
+pub const PLAN_CHANGED_ERROR: &str = "PlanChanged";
 /// The error `StartExecution` fails with when an execution of that name exists.
 pub const EXECUTION_ALREADY_EXISTS: &str = "StepFunctions.ExecutionAlreadyExistsException";
 
@@ -572,9 +576,13 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
         let recorded = format!("$.recorded_{key}");
         let gated = step.requires_approval;
         let exhausted = format!("Exhausted_{key}");
-        let first = if !gated {
+        let plan_state = format!("Plan_{key}");
+        let first = if gated {
+            plan_state.clone()
+        } else {
             run.clone()
-        } else if levels > 0 {
+        };
+        let first_level = if levels > 0 {
             format!("Level_{key}_0")
         } else {
             exhausted.clone()
@@ -588,6 +596,32 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                 "Default": next
             }),
         );
+        if gated && let Some(spec) = playbook::action(&step.action) {
+            // The approver approves this plan: the action's own dry-run, stored with the
+            // request with its SHA-256, which the action recomputes before it enforces.
+            let mut payload = action_payload(spec, &step.id, &key);
+            if let Some(p) = payload.as_object_mut() {
+                p.remove("mode.$");
+                p.insert("mode".into(), json!("dry-run"));
+            }
+            states.insert(
+                plan_state.clone(),
+                with_catch(
+                    lambda_task(
+                        &function_substitution(spec.function),
+                        payload,
+                        &format!("$.plan_{key}"),
+                        &first_level,
+                    ),
+                    vec![catch(&["States.ALL"], &error, &failed)],
+                ),
+            );
+        } else if gated {
+            states.insert(
+                plan_state.clone(),
+                json!({"Type": "Pass", "Comment": "An unknown action has no plan: it fails when it runs", "Next": first_level}),
+            );
+        }
         if gated {
             let not_approved = format!("NotApproved_{key}");
             let level_path = format!("$.level_{key}");
@@ -640,8 +674,7 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                                 "incidentId.$": "$.incidentId",
                                 "stepId": step.id,
                                 "level": j,
-                                "step.$": plan,
-                                "escalation.$": "$.decision.escalation"
+                                "plan.$": format!("$.plan_{key}.value")
                             }
                         },
                         "TimeoutSecondsPath": format!("{level_path}.timeoutSeconds"),
@@ -690,7 +723,16 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                             &format!("$.result_{key}"),
                             &format!("Recorded_{key}"),
                         ),
-                        vec![catch(&["States.ALL"], &error, &failed)],
+                        if gated {
+                            // Changed between approval and enforcement: nothing was changed;
+                            // plan again and ask again.
+                            vec![
+                                catch(&[PLAN_CHANGED_ERROR], &error, &plan_state),
+                                catch(&["States.ALL"], &error, &failed),
+                            ]
+                        } else {
+                            vec![catch(&["States.ALL"], &error, &failed)]
+                        },
                     ),
                 );
             }
@@ -868,11 +910,23 @@ mod tests {
             "disable_access_keys",
             "isolate_instance",
         ] {
+            // The action's own dry-run first: the plan the approver is shown.
             assert_eq!(
                 s[&format!("Check_{key}")]["Choices"][0]["Next"],
-                format!("Level_{key}_0")
+                format!("Plan_{key}")
             );
+            let plan = &s[&format!("Plan_{key}")];
+            assert_eq!(plan["Parameters"]["Payload"]["mode"], "dry-run");
+            assert_eq!(plan["Next"], format!("Level_{key}_0"));
+            let run = &s[&format!("Run_{key}")];
+            assert_eq!(run["Catch"][0]["ErrorEquals"], json!([PLAN_CHANGED_ERROR]));
+            assert_eq!(run["Catch"][0]["Next"], format!("Plan_{key}"));
             let g0 = &s[&format!("Gate_{key}_0")];
+            assert_eq!(
+                g0["Parameters"]["Payload"]["plan.$"],
+                format!("$.plan_{key}.value")
+            );
+            assert!(g0["Parameters"]["Payload"].get("escalation.$").is_none());
             assert_eq!(g0["Resource"], LAMBDA_INVOKE_WAIT);
             assert_eq!(g0["Parameters"]["Payload"]["level"], 0);
             assert_eq!(g0["Parameters"]["Payload"]["taskToken.$"], "$$.Task.Token");

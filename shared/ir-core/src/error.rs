@@ -26,12 +26,17 @@ pub enum ErrorName {
     VerificationFailed,
     /// The function's own configuration is wrong (missing variable, invalid config file).
     Configuration,
+    /// An enforce request the suite's own records do not authorize (no approval, another
+    /// resource, a plan in dry-run). Nothing was changed. Not retried.
+    NotApproved,
+    /// The action's plan differs from the one approved. Nothing was changed; the gate asks again.
+    PlanChanged,
     /// Anything else; a bug. Not retried.
     Internal,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 9] = [
+    pub const ALL: [ErrorName; 11] = [
         ErrorName::InvalidInput,
         ErrorName::NotFound,
         ErrorName::Conflict,
@@ -40,6 +45,8 @@ impl ErrorName {
         ErrorName::Retryable,
         ErrorName::VerificationFailed,
         ErrorName::Configuration,
+        ErrorName::NotApproved,
+        ErrorName::PlanChanged,
         ErrorName::Internal,
     ];
 
@@ -53,6 +60,8 @@ impl ErrorName {
             ErrorName::Retryable => "Retryable",
             ErrorName::VerificationFailed => "VerificationFailed",
             ErrorName::Configuration => "Configuration",
+            ErrorName::NotApproved => "NotApproved",
+            ErrorName::PlanChanged => "PlanChanged",
             ErrorName::Internal => "Internal",
         }
     }

@@ -9,7 +9,7 @@ use crate::action::ActionReport;
 use crate::config::Mode;
 use crate::event::{Resource, SecurityEvent};
 use crate::playbook::PlannedStep;
-use crate::triage::{Decision, EscalationLevel};
+use crate::triage::Decision;
 
 /// The input of a playbook state machine: everything its steps need, prepared once when the
 /// triage decision is recorded.
@@ -265,8 +265,10 @@ pub struct ApprovalRequest {
     pub step_id: String,
     /// The escalation level being asked (0 first).
     pub level: u32,
-    pub step: PlannedStep,
-    pub escalation: Vec<EscalationLevel>,
+    /// The action's dry-run report: the plan the approver approves (its changes' SHA-256 is
+    /// stored with the request). The step, the escalation matrix and the timeouts come from the
+    /// incident's recorded decision, never from this payload.
+    pub plan: ActionReport,
 }
 
 impl std::fmt::Debug for ApprovalRequest {

@@ -42,6 +42,7 @@ use time::{Duration, OffsetDateTime};
 use crate::audit_writer::AuditWriter;
 use crate::notify::{self, ApprovalAsk};
 use ir_aws::Clients;
+use ir_aws::identity::{IdentityProof, ProofError};
 use ir_aws::sdk::SdkFailure;
 use ir_aws::store::{
     Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, IncidentStore, StoreError,
@@ -69,10 +70,36 @@ pub struct DecisionRequest {
     /// Why (at most [`MAX_REASON_CHARS`]): audited, and a rejection's cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The SHA-256 of the plan the approver saw (`planHash` of the request): the decision holds
+    /// only for that plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
+}
+
+impl DecisionRequest {
+    /// What the approver's identity proof must be bound to (`ir_core::approval::decision_binding`).
+    pub fn binding(&self) -> String {
+        ir_core::approval::decision_binding(
+            &self.incident_id,
+            &self.step_id,
+            self.decision,
+            self.plan_hash.as_deref(),
+            self.reason.as_deref(),
+        )
+    }
+}
+
+/// What the decision function (`ir-decide-approval`) takes: a decision and the proof of who
+/// makes it (a signed STS `GetCallerIdentity` bound to the decision; `ir_aws::identity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignedDecision {
+    pub decision: DecisionRequest,
+    pub proof: IdentityProof,
 }
 
 /// What a decision did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resumed {
     pub incident_id: String,
@@ -95,6 +122,10 @@ pub enum DecideError {
     /// The decision is malformed (not an incident id, an empty step, a reason too long).
     #[error("invalid decision: {0}")]
     InvalidInput(String),
+    /// Nobody AWS authenticated stands behind the decision (no proof, a forged event, a proof
+    /// for another decision).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     /// The caller is not an approver.
     #[error(transparent)]
     NotAnApprover(#[from] NotAnApprover),
@@ -106,6 +137,9 @@ pub enum DecideError {
     /// No approval was requested for the step.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The plan waiting for a decision is not the one the approver saw.
+    #[error("plan changed: {0}")]
+    PlanChanged(String),
     /// Decided before: nothing was done.
     #[error("nothing done: {incident_id} {step_id} was already {status}{}{}", .decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default(), .decided_at.map(|t| format!(" at {}", notify::human_time(t))).unwrap_or_default())]
     AlreadyDecided {
@@ -141,9 +175,10 @@ impl DecideError {
     pub fn http_status(&self) -> u16 {
         match self {
             DecideError::InvalidInput(_) => 400,
+            DecideError::Unauthenticated(_) => 401,
             DecideError::NotAnApprover { .. } | DecideError::SelfApproval { .. } => 403,
             DecideError::NotFound(_) => 404,
-            DecideError::AlreadyDecided { .. } => 409,
+            DecideError::AlreadyDecided { .. } | DecideError::PlanChanged(_) => 409,
             DecideError::WindowClosed(_)
             | DecideError::TokenRefused(_)
             | DecideError::TaskGone(_) => 410,
@@ -160,10 +195,11 @@ impl Named for DecideError {
     fn error_name(&self) -> ErrorName {
         match self {
             DecideError::InvalidInput(_) => ErrorName::InvalidInput,
-            DecideError::NotAnApprover { .. } | DecideError::SelfApproval { .. } => {
-                ErrorName::AccessDenied
-            }
+            DecideError::NotAnApprover { .. }
+            | DecideError::SelfApproval { .. }
+            | DecideError::Unauthenticated(_) => ErrorName::AccessDenied,
             DecideError::NotFound(_) => ErrorName::NotFound,
+            DecideError::PlanChanged(_) => ErrorName::PlanChanged,
             DecideError::AlreadyDecided { .. }
             | DecideError::WindowClosed(_)
             | DecideError::TokenRefused(_)
@@ -272,6 +308,14 @@ pub async fn decide(
             "no approval was requested for {id} step {step}"
         )));
     };
+    if let Some(seen) = &decision.plan_hash
+        && approval.plan_hash.as_deref() != Some(seen.as_str())
+    {
+        return Err(DecideError::PlanChanged(format!(
+            "{id} {step} now asks about plan {}, not {seen}: read the plan again and decide on it",
+            approval.plan_hash.as_deref().unwrap_or("(none)")
+        )));
+    }
     if policy.is_self_approval(&caller, caller_arn, &approval.requester) {
         return Err(refuse_self_approval(&audit, decision, caller_arn, &approval, now).await?);
     }
@@ -299,6 +343,7 @@ pub async fn decide(
                     principal: caller.to_string(),
                     reason,
                     requester: approval.requester.clone(),
+                    plan_hash: approval.plan_hash.clone(),
                 },
             ),
             now,
@@ -322,6 +367,61 @@ pub async fn decide(
         plan: approval.plan.clone(),
     })
 }
+
+/// A decision whose maker is whoever signed its proof: the proof goes to STS (bound to this
+/// decision), and the ARN STS authenticates is the caller of [`decide`]. A proof STS refuses is
+/// audited as `approval-refused` (when the incident exists) and answered `Unauthenticated`.
+pub async fn decide_signed(
+    clients: &Clients,
+    names: &TableNames,
+    policy: &ApproverPolicy,
+    signed: &SignedDecision,
+    now: OffsetDateTime,
+) -> Result<Resumed, DecideError> {
+    let decision = &signed.decision;
+    check_decision(decision)?;
+    let caller = match ir_aws::identity::verify(clients, &signed.proof, &decision.binding()).await {
+        Ok(arn) => arn,
+        Err(ProofError::Sts(f)) => return Err(DecideError::Aws(f)),
+        Err(e) => {
+            return Err(
+                refuse_unauthenticated(clients, names, decision, &e.to_string(), now).await,
+            );
+        }
+    };
+    decide(clients, names, policy, decision, &caller, now).await
+}
+
+/// A decision nobody authenticated: audited on the incident (when it has a chain to append to),
+/// then the error to answer.
+pub async fn refuse_unauthenticated(
+    clients: &Clients,
+    names: &TableNames,
+    decision: &DecisionRequest,
+    why: &str,
+    now: OffsetDateTime,
+) -> DecideError {
+    tracing::warn!(incident_id = %decision.incident_id, step_id = %decision.step_id, why, "decision refused: unauthenticated");
+    if is_incident_id(&decision.incident_id) {
+        let audit = AuditWriter::new(clients, names);
+        let event = AuditEvent::ApprovalRefused(ApprovalRefused {
+            step: decision.step_id.clone(),
+            decision: decision.decision,
+            why: format!("unauthenticated: {why}"),
+            requester: String::new(),
+        });
+        if let Err(e) = audit
+            .append_patiently(&decision.incident_id, UNAUTHENTICATED_ACTOR, &event, now)
+            .await
+        {
+            tracing::warn!(incident_id = %decision.incident_id, error = %e, "refusal not audited");
+        }
+    }
+    DecideError::Unauthenticated(why.to_owned())
+}
+
+/// The actor of a refusal nobody authenticated.
+const UNAUTHENTICATED_ACTOR: &str = "unauthenticated";
 
 /// The two-person rule: the caller requested the approval. Audited; the error to return.
 async fn refuse_self_approval(
@@ -375,6 +475,7 @@ async fn decide_once(
             decision.decision == Verdict::Approve,
             caller_arn,
             reason,
+            decision.plan_hash.as_deref(),
             now,
         )
         .await
@@ -522,8 +623,6 @@ pub struct GateSettings {
     pub requester: String,
     /// The notification topic (`IR_NOTIFY_TOPIC_ARN`).
     pub topic_arn: String,
-    /// The decide-approval Function URL, when deployed (`IR_DECIDE_APPROVAL_URL`).
-    pub decide_url: Option<String>,
     /// Said in the request.
     pub two_person_rule: bool,
 }
@@ -587,18 +686,43 @@ pub async fn request(
             req.incident_id
         )));
     }
-    if req.step.id != req.step_id {
+    if req.plan.incident_id != req.incident_id || req.plan.step_id != req.step_id {
         return Err(RequestError::InvalidInput(format!(
-            "the planned step is {}, the gate is for {}",
-            req.step.id, req.step_id
+            "the plan is for {} {}, the gate is for {} {}",
+            req.plan.incident_id, req.plan.step_id, req.incident_id, req.step_id
         )));
     }
-    let index = usize::try_from(req.level).unwrap_or(usize::MAX);
-    let level = req.escalation.get(index).ok_or_else(|| {
+    // The step, the escalation matrix and the timeouts are the incident's recorded decision:
+    // an execution started by hand with other values in its input asks nobody else and waits
+    // no shorter (the actions check the same records before they enforce).
+    let incident = IncidentStore::new(clients.clone(), names.clone())
+        .get(&req.incident_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("incident {}", req.incident_id)))?;
+    let decision = incident.decision.as_ref().ok_or_else(|| {
         RequestError::InvalidInput(format!(
-            "escalation level {} does not exist ({} configured)",
+            "incident {} has no triage decision",
+            req.incident_id
+        ))
+    })?;
+    let step = decision
+        .playbook
+        .steps
+        .iter()
+        .find(|s| s.id == req.step_id && s.requires_approval)
+        .ok_or_else(|| {
+            RequestError::InvalidInput(format!(
+                "step {} is not a gated step of incident {}'s plan",
+                req.step_id, req.incident_id
+            ))
+        })?;
+    let escalation = &decision.escalation;
+    let index = usize::try_from(req.level).unwrap_or(usize::MAX);
+    let level = escalation.get(index).ok_or_else(|| {
+        RequestError::InvalidInput(format!(
+            "escalation level {} does not exist ({} recorded for the incident)",
             req.level,
-            req.escalation.len()
+            escalation.len()
         ))
     })?;
     if level.timeout_seconds == 0 {
@@ -609,11 +733,15 @@ pub async fn request(
     }
     let timeout = Duration::seconds(i64::try_from(level.timeout_seconds).unwrap_or(i64::MAX));
     let expires_at = now + timeout;
+    let plan_hash = ir_core::action::plan_hash(&req.plan.changes);
     let plan = json!({
-        "step": req.step,
+        "step": step,
         "level": req.level,
         "role": level.role,
         "timeoutSeconds": level.timeout_seconds,
+        "changes": req.plan.changes,
+        "notes": req.plan.notes,
+        "planHash": plan_hash,
     });
     let store = ApprovalStore::new(clients.clone(), names.clone());
     store
@@ -623,15 +751,12 @@ pub async fn request(
             task_token: TaskToken::new(req.task_token.clone()),
             requester: settings.requester.clone(),
             plan: plan.clone(),
+            plan_hash: Some(plan_hash.clone()),
             level: req.level,
             requested_at: now,
             expires_at,
         })
         .await?;
-    let incident = IncidentStore::new(clients.clone(), names.clone())
-        .get(&req.incident_id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("incident {}", req.incident_id)))?;
     let audit = AuditWriter::new(clients, names);
     let mut chain = audit.log().chain(&req.incident_id).await?;
     let appended = audit
@@ -644,8 +769,9 @@ pub async fn request(
                 level: req.level,
                 role: level.role.clone(),
                 timeout_seconds: level.timeout_seconds,
-                plan: req.step.clone(),
+                plan: step.clone(),
                 requester: settings.requester.clone(),
+                plan_hash: Some(plan_hash.clone()),
             }),
             now,
         )
@@ -657,13 +783,14 @@ pub async fn request(
         &incident,
         &chain,
         ApprovalAsk {
-            step: &req.step,
+            step,
             level: req.level,
-            levels: req.escalation.len(),
+            levels: escalation.len(),
             role: &level.role,
             timeout_seconds: level.timeout_seconds,
             expires_at,
-            decide_url: settings.decide_url.as_deref(),
+            changes: &req.plan.changes,
+            plan_hash: &plan_hash,
             two_person_rule: settings.two_person_rule,
         },
     );

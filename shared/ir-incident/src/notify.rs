@@ -134,8 +134,9 @@ pub struct ApprovalAsk<'a> {
     pub role: &'a str,
     pub timeout_seconds: u64,
     pub expires_at: OffsetDateTime,
-    /// The decide-approval Function URL (`IAM` auth), when deployed.
-    pub decide_url: Option<&'a str>,
+    /// The action's planned changes (its dry-run), and their SHA-256: what is approved.
+    pub changes: &'a [ir_core::action::Change],
+    pub plan_hash: &'a str,
     pub two_person_rule: bool,
 }
 
@@ -435,26 +436,31 @@ fn how_to_decide(id: &str, ask: &ApprovalAsk<'_>) -> String {
             "the escalation matrix is exhausted"
         }
     ));
+    out.push_str(&format!("### The Plan (sha256 {})\n", ask.plan_hash));
+    if ask.changes.is_empty() {
+        out.push_str("- nothing to change: everything is already in place\n");
+    }
+    for c in ask.changes {
+        out.push_str(&format!(
+            "- {} {}: {} → {}\n",
+            c.target, c.attribute, c.before, c.after
+        ));
+    }
     out.push_str("### How to Decide\n");
     out.push_str(&format!(
-        "- Approve: `ir approve {id} --step {} [--reason \"...\"]`\n",
-        step.id
+        "- Approve: `ir approve {id} --step {} --plan-hash {} [--reason \"...\"]`\n",
+        step.id, ask.plan_hash
     ));
     out.push_str(&format!(
         "- Reject: `ir reject {id} --step {} --reason \"...\"`\n",
         step.id
     ));
-    let body = json!({"incidentId": id, "stepId": step.id, "decision": "approve", "reason": "..."});
-    match ask.decide_url {
-        Some(url) => out.push_str(&format!(
-            "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL {url} with the JSON body `{body}` (`\"decision\": \"reject\"` to reject).\n"
-        )),
-        None => out.push_str(&format!(
-            "- Or a SigV4-signed POST (service `lambda`) to the decide-approval Function URL with the JSON body `{body}`.\n"
-        )),
-    }
+    out.push_str(
+        "The approval holds for this plan only: if it changes before the step runs, nothing is \
+         changed and you are asked again.\n",
+    );
     out.push_str(&format!(
-        "Run with your own AWS credentials: only the roles and users in notifications.approvers can decide{}. There is no approval link: a decision is always an authenticated call.\n",
+        "Run with your own AWS credentials: only the roles and users in notifications.approvers can decide{}. There is no approval link: a decision is always signed with the approver's own credentials.\n",
         if ask.two_person_rule {
             ", and the identity that requested the approval cannot approve it"
         } else {

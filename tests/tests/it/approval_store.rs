@@ -57,6 +57,7 @@ fn request(id: &str, step: &str, token: &str, level: u32) -> ApprovalRequest {
         task_token: TaskToken::new(token),
         requester: "ir-request-approval".into(),
         plan: json!({"action": "ir-isolate-instance", "target": "i-0abc", "mode": "enforce"}),
+        plan_hash: None,
         level,
         requested_at: T0,
         expires_at: T0 + Duration::hours(1),
@@ -110,6 +111,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
             true,
             "arn:aws:iam::123456789012:user/alice",
             "confirmed compromise",
+            None,
             decided_at,
         )
         .await?;
@@ -135,6 +137,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
             false,
             "arn:aws:iam::123456789012:user/bob",
             "",
+            None,
             decided_at + Duration::minutes(1),
         )
         .await?;
@@ -164,7 +167,7 @@ async fn deciding_an_unknown_step_is_not_found() -> TestResult {
         .request(&request(&id, "isolate-instance", TOKEN, 0))
         .await?;
     let err = store
-        .decide(&id, "disable-keys", true, "alice", "", T0)
+        .decide(&id, "disable-keys", true, "alice", "", None, T0)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
@@ -201,7 +204,7 @@ async fn a_re_request_replaces_only_a_pending_one_and_never_downgrades() -> Test
 
     // Decided: never reopened, not even at a higher level.
     let decided = store
-        .decide(&id, "revoke", false, "carol", "false positive", T0)
+        .decide(&id, "revoke", false, "carol", "false positive", None, T0)
         .await?;
     assert!(
         matches!(decided, Decided::Now { ref approval, .. } if approval.status == ApprovalStatus::Rejected)
@@ -228,7 +231,7 @@ async fn an_expired_request_cannot_be_approved() -> TestResult {
 
     let late = req.expires_at + Duration::seconds(1);
     let outcome = store
-        .decide(&id, "isolate-instance", true, "alice", "", late)
+        .decide(&id, "isolate-instance", true, "alice", "", None, late)
         .await?;
     assert_eq!(
         outcome,
@@ -265,7 +268,7 @@ async fn an_escalation_reopens_an_expired_request_and_nothing_else_does() -> Tes
     // A decision arrives after level 0 expired: it is refused and marks the request expired.
     let late = level0.expires_at + Duration::seconds(1);
     let outcome = store
-        .decide(&id, "isolate-instance", true, "alice", "", late)
+        .decide(&id, "isolate-instance", true, "alice", "", None, late)
         .await?;
     assert!(matches!(
         outcome,
@@ -309,6 +312,7 @@ async fn an_escalation_reopens_an_expired_request_and_nothing_else_does() -> Tes
             true,
             "bob",
             "",
+            None,
             late + Duration::minutes(1),
         )
         .await?;
@@ -364,10 +368,10 @@ async fn no_log_line_carries_the_token() -> TestResult {
     store.get(&id, "isolate-instance").await?;
     store.pending(&id).await?;
     store
-        .decide(&id, "isolate-instance", true, "alice", "", T0)
+        .decide(&id, "isolate-instance", true, "alice", "", None, T0)
         .await?;
     store
-        .decide(&id, "isolate-instance", true, "bob", "", T0)
+        .decide(&id, "isolate-instance", true, "bob", "", None, T0)
         .await?;
     let missing = ApprovalStore::new(clients, TableNames::with_prefix(&unique_name("none")));
     missing

@@ -20,8 +20,8 @@ use ir_tests::{ACCOUNT_ID, REGION, TestResult};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-const GATE_WAIT: Duration = Duration::from_secs(60);
-const RUN_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const GATE_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const RUN_WAIT: Duration = Duration::from_secs(120);
 /// The gated steps of the immediate-isolation plan for an instance (disable-access-keys is for
 /// IAM users: not in the plan).
 const GATES: [&str; 2] = ["revoke-credentials", "isolate-instance"];
@@ -33,7 +33,7 @@ fn incident_for(finding_id: &str) -> String {
 /// Delivers the bundled finding about the victim, after giving it three resolved incidents:
 /// a high finding on a critical asset with a listed indicator and that history scores critical,
 /// which routes it to immediate-isolation.
-async fn deliver(off: &Offline, finding_id: &str) -> String {
+pub(crate) async fn deliver(off: &Offline, finding_id: &str) -> String {
     let now = OffsetDateTime::now_utc();
     off.seed_history(3, now).await.unwrap();
     let envelope = off
@@ -88,7 +88,7 @@ async fn executions(off: &Offline, machine: &str) -> Vec<String> {
         .collect()
 }
 
-async fn audit_actions(off: &Offline, incident: &str) -> Vec<(String, Value)> {
+pub(crate) async fn audit_actions(off: &Offline, incident: &str) -> Vec<(String, Value)> {
     ir_aws::store::AuditLog::new(off.clients.clone(), off.names.clone())
         .chain(incident)
         .await

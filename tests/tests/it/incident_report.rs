@@ -328,14 +328,6 @@ async fn contained_incident(f: &Fixture) -> Built {
     for step in ["collect-evidence", "snapshot-volumes", "isolate-instance"] {
         assert!(plan.contains(&step), "{step} not in {plan:?}");
     }
-    let isolate_step = decision
-        .playbook
-        .steps
-        .iter()
-        .find(|s| s.id == "isolate-instance")
-        .unwrap()
-        .clone();
-    let escalation = decision.escalation.clone();
     let RecordOutput::Playbook(playbook) = f
         .record(
             RecordRequest::Triaged {
@@ -405,7 +397,6 @@ async fn contained_incident(f: &Fixture) -> Built {
         &GateSettings {
             requester: GATE.into(),
             topic_arn: f.topic.clone(),
-            decide_url: None,
             two_person_rule: true,
         },
         &ApprovalRequest {
@@ -413,8 +404,7 @@ async fn contained_incident(f: &Fixture) -> Built {
             incident_id: id.clone(),
             step_id: "isolate-instance".into(),
             level: 0,
-            step: isolate_step,
-            escalation,
+            plan: ir_tests::planned_report(&id, "isolate-instance", "ir-isolate-instance"),
         },
         at(2000),
     )
@@ -432,6 +422,7 @@ async fn contained_incident(f: &Fixture) -> Built {
             step_id: "isolate-instance".into(),
             decision: Verdict::Approve,
             reason: Some("miner confirmed on the host".into()),
+            plan_hash: None,
         },
         ALICE,
         at(2500),

@@ -301,9 +301,13 @@ async fn triage_starts_the_chosen_playbook_once_per_incident() -> TestResult {
         vec![Reply::Ok(to_json!(&inc.playbook_input))],
     );
     // The started playbook runs against fakes too, and waits at its first approval gate.
+    // The gated steps plan (dry-run) before their gates ask.
     for (f, step) in [
         ("CollectEvidenceFunction", "collect-evidence"),
         ("SnapshotVolumesFunction", "snapshot-volumes"),
+        ("RevokeSessionsFunction", "revoke-credentials"),
+        ("DisableAccessKeysFunction", "disable-access-keys"),
+        ("IsolateInstanceFunction", "isolate-instance"),
     ] {
         fake.reply(&d.function(f), vec![Reply::Ok(report(&id, step, f))]);
     }
@@ -752,18 +756,18 @@ async fn an_approved_gate_runs_the_action_then_records_it() -> TestResult {
     assert_eq!(request.incident_id, id);
     assert_eq!(request.step_id, "isolate-instance");
     assert_eq!(request.level, 0);
+    // The gate shows the action's own dry-run plan (Plan_isolate_instance); the step and the
+    // escalation are the incident's recorded decision, not the execution input.
+    assert_eq!(request.plan.step_id, "isolate-instance");
+    let planned = fake.calls(&d.function("IsolateInstanceFunction"));
     assert_eq!(
-        to_json!(&request.step),
-        input["decision"]["plan"]["isolate_instance"]
+        planned.len(),
+        1,
+        "only the plan runs before approval: {planned:?}"
     );
     assert_eq!(
-        to_json!(&request.escalation),
-        input["decision"]["escalation"]
-    );
-    assert!(
-        fake.calls(&d.function("IsolateInstanceFunction"))
-            .is_empty(),
-        "nothing runs before approval"
+        planned[0]["mode"], "dry-run",
+        "the plan is a dry-run whatever the step's mode"
     );
 
     let granted =
@@ -779,7 +783,7 @@ async fn an_approved_gate_runs_the_action_then_records_it() -> TestResult {
 
     let ran = fake.calls(&d.function("IsolateInstanceFunction"));
     assert_eq!(
-        ran,
+        ran[1..],
         [json!({
             "incidentId": id,
             "findingId": input["findingId"],
@@ -788,7 +792,7 @@ async fn an_approved_gate_runs_the_action_then_records_it() -> TestResult {
             "mode": "dry-run"
         })]
     );
-    let containment: ContainmentRequest = serde_json::from_str(&ran[0].to_string())?;
+    let containment: ContainmentRequest = serde_json::from_str(&ran[1].to_string())?;
     assert_eq!(containment.mode, Mode::DryRun);
     let notified = fake.calls(&d.function("NotifyFunction"));
     assert_eq!(notified.len(), 1);
@@ -831,6 +835,7 @@ async fn an_approved_gate_runs_the_action_then_records_it() -> TestResult {
             "Check_revoke_credentials",
             "Check_disable_access_keys",
             "Check_isolate_instance",
+            "Plan_isolate_instance",
             "Level_isolate_instance_0",
             "Gate_isolate_instance_0",
             "Run_isolate_instance",
@@ -872,10 +877,10 @@ async fn a_rejected_gate_records_not_approved_and_never_runs_the_action() -> Tes
     let done = finished(&sfn, &execution).await;
     assert_succeeded(&done);
 
-    assert!(
-        fake.calls(&d.function("IsolateInstanceFunction"))
-            .is_empty()
-    );
+    // The plan ran (dry-run); the action never did.
+    let ran = fake.calls(&d.function("IsolateInstanceFunction"));
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(ran[0]["mode"], "dry-run");
     let recorded = fake.calls(&d.function("RecordFunction"));
     assert_eq!(
         kinds(&recorded),
@@ -954,10 +959,10 @@ async fn exhaust(on_exhausted: OnExhausted) -> (Deployed, String, Vec<String>) {
 async fn an_unanswered_gate_escalates_then_is_not_approved() {
     let (d, _, recorded) = exhaust(OnExhausted::Reject).await;
     let fake = &env().lambda;
-    assert!(
-        fake.calls(&d.function("IsolateInstanceFunction"))
-            .is_empty()
-    );
+    // Only the plan (dry-run) ran.
+    let ran = fake.calls(&d.function("IsolateInstanceFunction"));
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(ran[0]["mode"], "dry-run");
     assert_eq!(
         recorded,
         ["step-not-approved isolate-instance", "playbook-finished"]
@@ -973,9 +978,10 @@ async fn an_unanswered_gate_escalates_then_is_not_approved() {
 async fn an_unanswered_gate_runs_the_action_when_the_config_approves_on_exhaustion() {
     let (d, id, recorded) = exhaust(OnExhausted::Approve).await;
     let fake = &env().lambda;
+    // The plan, then the action (which checks the deployed config itself before enforcing).
     let ran = fake.calls(&d.function("IsolateInstanceFunction"));
-    assert_eq!(ran.len(), 1);
-    assert_eq!(ran[0]["incidentId"], id);
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert_eq!(ran[1]["incidentId"], id);
     assert_eq!(
         recorded,
         ["step-result isolate-instance", "playbook-finished"]

@@ -47,6 +47,7 @@ mod attr {
     pub const TASK_TOKEN: &str = "taskToken";
     pub const REQUESTER: &str = "requester";
     pub const PLAN: &str = "plan";
+    pub const PLAN_HASH: &str = "planHash";
     pub const LEVEL: &str = "level";
     pub const STATUS: &str = "status";
     pub const REQUESTED_AT: &str = "requestedAt";
@@ -96,6 +97,9 @@ pub struct ApprovalRequest {
     pub requester: String,
     /// What will run if approved (shown to the approver).
     pub plan: serde_json::Value,
+    /// The SHA-256 of the action's planned changes (`ir_core::action::plan_hash`): what the
+    /// approver approves, and what the action recomputes before it enforces.
+    pub plan_hash: Option<String>,
     /// The escalation level (0 first; a re-request at a higher level escalates).
     pub level: u32,
     pub requested_at: OffsetDateTime,
@@ -111,6 +115,7 @@ pub struct Approval {
     pub task_token: TaskToken,
     pub requester: String,
     pub plan: serde_json::Value,
+    pub plan_hash: Option<String>,
     pub level: u32,
     pub status: ApprovalStatus,
     pub requested_at: OffsetDateTime,
@@ -138,6 +143,7 @@ impl Approval {
             task_token: TaskToken::new(r.s(attr::TASK_TOKEN)?),
             requester: r.s(attr::REQUESTER)?.to_owned(),
             plan: r.json(attr::PLAN)?,
+            plan_hash: r.opt_s(attr::PLAN_HASH)?.map(str::to_owned),
             level: u32::try_from(r.u64(attr::LEVEL)?).map_err(|e| StoreError::Corrupt {
                 what: "approval".into(),
                 why: format!("attribute `{}`: {e}", attr::LEVEL),
@@ -266,6 +272,9 @@ impl ApprovalStore {
         item.insert(attr::TASK_TOKEN.into(), s(req.task_token.0.clone()));
         item.insert(attr::REQUESTER.into(), s(req.requester.clone()));
         item.insert(attr::PLAN.into(), s(json_text("plan", &req.plan)?));
+        if let Some(h) = &req.plan_hash {
+            item.insert(attr::PLAN_HASH.into(), s(h.clone()));
+        }
         item.insert(attr::LEVEL.into(), n(req.level));
         item.insert(attr::STATUS.into(), s(ApprovalStatus::Pending.as_str()));
         item.insert(attr::REQUESTED_AT.into(), s(stamp(req.requested_at)?));
@@ -279,10 +288,21 @@ impl ApprovalStore {
         let pending = e.value(s(ApprovalStatus::Pending.as_str()));
         let expired = e.value(s(ApprovalStatus::Expired.as_str()));
         let new_level = e.value(n(req.level));
-        e.condition(format!(
+        let mut condition = format!(
             "attribute_not_exists({step}) OR ({status} = {pending} AND {level} <= {new_level}) \
              OR ({status} = {expired} AND {level} < {new_level})"
-        ));
+        );
+        // An approved plan that no longer holds (the action failed `PlanChanged`) is a new
+        // question: the new plan is asked for from the first level.
+        if let Some(h) = &req.plan_hash {
+            let approved = e.value(s(ApprovalStatus::Approved.as_str()));
+            let hash = e.name(attr::PLAN_HASH);
+            let new_hash = e.value(s(h.clone()));
+            condition.push_str(&format!(
+                " OR ({status} = {approved} AND attribute_exists({hash}) AND {hash} <> {new_hash})"
+            ));
+        }
+        e.condition(condition);
         let put = self
             .clients
             .dynamodb()
@@ -347,6 +367,7 @@ impl ApprovalStore {
     /// decided and when (an expired request is marked `expired`). An unknown step is
     /// `NotFound`. A decision whose answer was lost but that landed is recognized by its own
     /// token and still returns `Now`.
+    #[allow(clippy::too_many_arguments)] // one decision's whole content, each used once
     pub async fn decide(
         &self,
         incident_id: &str,
@@ -354,6 +375,7 @@ impl ApprovalStore {
         approve: bool,
         decided_by: &str,
         reason: &str,
+        plan_hash: Option<&str>,
         at: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
         check_incident_id(incident_id)?;
@@ -383,6 +405,11 @@ impl ApprovalStore {
         let now = e.value(n(at.unix_timestamp()));
         e.condition(format!("{status} = {pending}"))
             .condition(format!("{expires} > {now}"));
+        if let Some(h) = plan_hash {
+            let stored = e.name(attr::PLAN_HASH);
+            let seen = e.value(s(h));
+            e.condition(format!("{stored} = {seen}"));
+        }
         let sent = self
             .update(incident_id, step_id, &e)
             .return_values(ReturnValue::AllNew)
@@ -578,6 +605,7 @@ mod tests {
             task_token: t,
             requester: "ir-triage".into(),
             plan: serde_json::json!({}),
+            plan_hash: None,
             level: 1,
             requested_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,

@@ -481,6 +481,9 @@ pub struct ApprovalRequested {
     pub plan: PlannedStep,
     /// The identity the gate ran as.
     pub requester: String,
+    /// The SHA-256 of the action's planned changes the approver is asked to approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
 }
 
 /// The verdict as the audit words it (`approved`, `rejected`).
@@ -513,6 +516,9 @@ pub struct Decided {
     pub reason: String,
     /// The identity that requested the approval.
     pub requester: String,
+    /// The SHA-256 of the plan that was decided.
+    #[serde(rename = "planHash", default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
 }
 
 /// `approval-refused`.

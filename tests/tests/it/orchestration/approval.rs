@@ -42,7 +42,6 @@ impl Fixture {
         GateSettings {
             requester: GATE.to_owned(),
             topic_arn: self.topic.clone(),
-            decide_url: Some("https://abc123.lambda-url.us-east-1.on.aws/".to_owned()),
             two_person_rule: true,
         }
     }
@@ -71,11 +70,10 @@ fn gate_machine(function: &str) -> Value {
                 "Parameters": {
                     "FunctionName": function,
                     "Payload": {
-                        "escalation.$": "$.escalation",
                         "incidentId.$": "$.incidentId",
                         "level": 0,
-                        "step.$": "$.step",
-                        "stepId.$": "$.step.id",
+                        "plan.$": "$.plan",
+                        "stepId.$": "$.stepId",
                         "taskToken.$": "$$.Task.Token"
                     }
                 },
@@ -98,10 +96,12 @@ async fn start_gate(
 ) -> (String, ApprovalRequest, String) {
     let function = unique_name("ir-request-approval");
     let machine = create_machine(sfn, &gate_machine(&function)).await;
+    let step_id = decision.plan()[step_key].id.clone();
+    let plan = ir_tests::planned_report(&decision.incident_id, &step_id, "ir-isolate-instance");
     let input = json!({
         "incidentId": decision.incident_id,
-        "step": decision.plan()[step_key],
-        "escalation": decision.escalation,
+        "stepId": step_id,
+        "plan": plan,
     });
     let execution = sfn
         .start_execution()
@@ -126,6 +126,7 @@ fn decision_of(id: &str, step: &str, verdict: Verdict, reason: Option<&str>) -> 
         step_id: step.to_owned(),
         decision: verdict,
         reason: reason.map(str::to_owned),
+        plan_hash: None,
     }
 }
 
@@ -150,8 +151,8 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     assert_eq!(
         f.calls(mark),
         [
+            "DynamoDB:GetItem", // the incident: its recorded plan and escalation
             "DynamoDB:PutItem", // the request, with the token
-            "DynamoDB:GetItem", // the incident
             "DynamoDB:Query",   // its chain
             "DynamoDB:Query",   // audit head
             "DynamoDB:PutItem", // audit `approval-requested`
@@ -182,8 +183,8 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     assert_eq!(
         f.calls(mark),
         [
-            "DynamoDB:PutItem",
             "DynamoDB:GetItem",
+            "DynamoDB:PutItem",
             "DynamoDB:Query",
             "SNS:Publish"
         ]
@@ -212,9 +213,16 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
         "### Summary\n".to_owned(),
         "### Actions Planned\n".to_owned(),
         "isolate-instance: cloud:security_group_deny_all on ec2-instance i-0a1b2c3d4e5f60001 (enforce, destructive, needs approval)".to_owned(),
-        format!("`ir approve {id} --step isolate-instance [--reason \"...\"]`"),
+        // The plan approved is the one shown, by its hash (an empty plan here: the gate was
+        // handed a dry-run that changes nothing).
+        format!("### The Plan (sha256 {})\n", ir_core::action::plan_hash(&[])),
+        "- nothing to change: everything is already in place\n".to_owned(),
+        format!(
+            "`ir approve {id} --step isolate-instance --plan-hash {} [--reason \"...\"]`",
+            ir_core::action::plan_hash(&[])
+        ),
         format!("`ir reject {id} --step isolate-instance --reason \"...\"`"),
-        "https://abc123.lambda-url.us-east-1.on.aws/".to_owned(),
+        "The approval holds for this plan only".to_owned(),
         "the identity that requested the approval cannot approve it".to_owned(),
     ] {
         assert!(body.contains(&line), "missing {line:?} in:\n{body}");
@@ -407,6 +415,7 @@ async fn closed_windows_and_refused_tokens_are_plain_errors() -> TestResult {
             task_token: TaskToken::new(token),
             requester: GATE.to_owned(),
             plan: json!({"step": step}),
+            plan_hash: None,
             level: 0,
             requested_at,
             expires_at,
@@ -611,6 +620,7 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
                 task_token: TaskToken::new(token(step)),
                 requester: GATE.to_owned(),
                 plan: json!({"step": step}),
+                plan_hash: None,
                 level: 1,
                 requested_at: now,
                 expires_at: now + time::Duration::hours(1),
@@ -701,6 +711,7 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
                     task_token: TaskToken::new(format!("{}-level-2", token(step))),
                     requester: GATE.to_owned(),
                     plan: json!({"step": step}),
+                    plan_hash: None,
                     level: 2,
                     requested_at: now,
                     expires_at: now + time::Duration::hours(1),

@@ -2,4 +2,5 @@
 //! suite change something nobody approved is tried here, and must be refused with a stable error
 //! and an audit record. One module per area of the trust model (ARCHITECTURE.md, "Trust model").
 
+mod gates;
 mod release;

@@ -1,0 +1,307 @@
+//! Enforcement decided server-side: an action changes something only when the suite's own
+//! records say it may.
+//!
+//! An action function is invoked with a payload anyone holding `lambda:InvokeFunction` on it can
+//! write, so its `mode` says what the caller *asks*, never what is allowed. Before an enforce
+//! request runs, [`Guard::authorize`] reads the incident and the approval from the suite's
+//! tables and refuses (`NotApproved`, audited as `step-not-approved` with the reason) unless:
+//!
+//! 1. the incident exists and is in `containment` (its playbook is running);
+//! 2. the request is for the incident's own resource (kind and id as recorded at ingest);
+//! 3. the incident's recorded plan holds the step in enforce mode, and the deployed config's
+//!    playbook holds it too (a config changed to dry-run since triage wins);
+//! 4. when the step is gated (the recorded plan or the deployed config says `requires_approval`):
+//!    its approval is `approved`, or it expired at the last level of the incident's escalation
+//!    matrix after that level's whole window and the deployed config says
+//!    `on_escalation_exhausted: approve`.
+//!
+//! Then [`Guard::run`] binds the run to the approved plan: the action plans in dry-run first;
+//! when the approval holds a plan hash and the fresh plan's differs, nothing is changed and the
+//! step fails `PlanChanged` (the state machine asks again with the new plan).
+//!
+//! A dry-run request needs none of this: it changes nothing.
+
+use std::future::Future;
+
+use ir_aws::store::{
+    Approval, ApprovalStatus, ApprovalStore, AuditLog, IncidentStore, StoreError, TableNames,
+};
+use ir_core::ErrorName;
+use ir_core::action::{ActionReport, Guarded, plan_hash};
+use ir_core::audit::AuditEvent;
+use ir_core::audit::event::StepFailure;
+use ir_core::config::{Config, Mode, OnExhausted};
+use ir_core::incident::Status;
+use time::OffsetDateTime;
+
+use crate::ActionError;
+
+/// The actor of the audit record a refusal writes.
+const GUARD_ACTOR: &str = "ir-action-guard";
+
+/// What the guard reads: the suite's tables and the deployed config.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    names: TableNames,
+    config: Config,
+}
+
+/// What an authorized enforce request was allowed by.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authority {
+    /// The request asked for a dry-run: nothing to authorize.
+    DryRun,
+    /// The step is not gated and the recorded plan and config enforce it.
+    Plan,
+    /// Approved by a person; the approved plan's hash when the gate showed one.
+    Approved {
+        by: String,
+        plan_hash: Option<String>,
+    },
+    /// Nobody decided at any level and the deployed config approves on exhaustion.
+    Exhausted,
+}
+
+impl Guard {
+    pub fn new(names: TableNames, config: Config) -> Guard {
+        Guard { names, config }
+    }
+
+    /// The guard of a deployed function: the tables (`IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`,
+    /// `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`) and the config (`IR_CONFIG_FILE` or the embedded
+    /// one), read once at init.
+    pub fn from_env() -> Result<Guard, ir_env::InitError> {
+        Ok(Guard::new(TableNames::from_env()?, ir_env::config()?))
+    }
+
+    /// Whether `req` may run as it asks (see the module docs). A refusal is audited.
+    pub async fn authorize<R: Guarded>(
+        &self,
+        clients: &ir_aws::Clients,
+        req: &R,
+        now: OffsetDateTime,
+    ) -> Result<Authority, ActionError> {
+        if req.mode() == Mode::DryRun {
+            return Ok(Authority::DryRun);
+        }
+        match self.check(clients, req, now).await {
+            Ok(a) => Ok(a),
+            Err(Refused::Store(e)) => Err(store_error(e)),
+            Err(Refused::Not(why)) => {
+                self.audit_refusal(clients, req, ErrorName::NotApproved, &why, now)
+                    .await;
+                tracing::warn!(incident_id = req.incident_id(), step_id = req.step_id(), why = %why, "enforce refused: not approved");
+                Err(ActionError::NotApproved(why))
+            }
+        }
+    }
+
+    async fn check<R: Guarded>(
+        &self,
+        clients: &ir_aws::Clients,
+        req: &R,
+        now: OffsetDateTime,
+    ) -> Result<Authority, Refused> {
+        let (id, step_id) = (req.incident_id(), req.step_id());
+        let incidents = IncidentStore::new(clients.clone(), self.names.clone());
+        let Some(incident) = incidents.get(id).await? else {
+            return Err(Refused::Not(format!(
+                "no incident {id} in the suite's records"
+            )));
+        };
+        if incident.summary.status != Status::Containment {
+            return Err(Refused::Not(format!(
+                "incident {id} is {}: steps run only while its playbook runs (containment)",
+                incident.summary.status
+            )));
+        }
+        let (want, have) = (req.resource(), &incident.resource);
+        if want.kind() != have.kind() || want.id() != have.id() {
+            return Err(Refused::Not(format!(
+                "the request names {} {}, incident {id} is about {} {}",
+                want.kind().as_str(),
+                want.id(),
+                have.kind().as_str(),
+                have.id()
+            )));
+        }
+        let Some(decision) = incident.decision.as_ref() else {
+            return Err(Refused::Not(format!(
+                "incident {id} has no triage decision"
+            )));
+        };
+        let Some(planned) = decision.playbook.steps.iter().find(|s| s.id == step_id) else {
+            return Err(Refused::Not(format!(
+                "step {step_id} is not in incident {id}'s plan (playbook {})",
+                decision.playbook.id
+            )));
+        };
+        if planned.mode != Mode::Enforce {
+            return Err(Refused::Not(format!(
+                "incident {id}'s plan runs step {step_id} in dry-run"
+            )));
+        }
+        let configured = self
+            .config
+            .playbooks
+            .iter()
+            .find(|p| p.id == decision.playbook.id);
+        let Some(playbook) = configured else {
+            return Err(Refused::Not(format!(
+                "playbook {} is not in the deployed config",
+                decision.playbook.id
+            )));
+        };
+        let Some(step) = playbook.steps.iter().find(|s| s.id == step_id) else {
+            return Err(Refused::Not(format!(
+                "step {step_id} is not in the deployed playbook {}",
+                playbook.id
+            )));
+        };
+        if playbook.mode != Some(Mode::Enforce) {
+            return Err(Refused::Not(format!(
+                "the deployed config runs playbook {} in dry-run",
+                playbook.id
+            )));
+        }
+        if !(planned.requires_approval || step.requires_approval) {
+            return Ok(Authority::Plan);
+        }
+        let approvals = ApprovalStore::new(clients.clone(), self.names.clone());
+        let Some(approval) = approvals.get(id, step_id).await? else {
+            return Err(Refused::Not(format!(
+                "step {step_id} of {id} needs an approval and none was requested"
+            )));
+        };
+        self.approved(&approval, decision.escalation.len(), now)
+    }
+
+    /// The approval's answer: approved by someone, or exhausted with the config approving.
+    fn approved(
+        &self,
+        approval: &Approval,
+        levels: usize,
+        now: OffsetDateTime,
+    ) -> Result<Authority, Refused> {
+        let at = format!("{} {}", approval.incident_id, approval.step_id);
+        match approval.status {
+            ApprovalStatus::Approved => Ok(Authority::Approved {
+                by: approval.decided_by.clone().unwrap_or_default(),
+                plan_hash: approval.plan_hash.clone(),
+            }),
+            ApprovalStatus::Rejected => Err(Refused::Not(format!(
+                "{at} was rejected{}",
+                approval
+                    .decided_by
+                    .as_deref()
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default()
+            ))),
+            _ if approval.is_expired(now) => {
+                let last = u32::try_from(levels.saturating_sub(1)).unwrap_or(u32::MAX);
+                if self.config.notifications.on_escalation_exhausted != OnExhausted::Approve {
+                    Err(Refused::Not(format!(
+                        "{at} expired without a decision and the deployed config rejects on \
+                         exhaustion"
+                    )))
+                } else if approval.level < last || now < approval.expires_at {
+                    Err(Refused::Not(format!(
+                        "{at} has not run through its escalation matrix (level {} of {levels}, \
+                         window until {})",
+                        approval.level + 1,
+                        approval.expires_at
+                    )))
+                } else {
+                    Ok(Authority::Exhausted)
+                }
+            }
+            _ => Err(Refused::Not(format!(
+                "{at} is {} (level {}): nobody approved it",
+                approval.status,
+                approval.level + 1
+            ))),
+        }
+    }
+
+    /// Runs `action` as authorized: a dry-run request as asked; an enforce request only when
+    /// [`Guard::authorize`] allows it, after a dry-run plan whose hash must be the approved one.
+    pub async fn run<R, F, Fut>(
+        &self,
+        clients: &ir_aws::Clients,
+        req: R,
+        action: F,
+    ) -> Result<ActionReport, ActionError>
+    where
+        R: Guarded,
+        F: Fn(R) -> Fut,
+        Fut: Future<Output = Result<ActionReport, ActionError>>,
+    {
+        let now = OffsetDateTime::now_utc();
+        let authority = self.authorize(clients, &req, now).await?;
+        let approved_hash = match &authority {
+            Authority::DryRun => return action(req).await,
+            Authority::Approved {
+                plan_hash: Some(h), ..
+            } => Some(h.clone()),
+            _ => None,
+        };
+        if let Some(approved) = approved_hash {
+            let plan = action(req.with_mode(Mode::DryRun)).await?;
+            let fresh = plan_hash(&plan.changes);
+            if fresh != approved {
+                let why = format!(
+                    "the plan changed since it was approved (approved sha256 {approved}, now \
+                     {fresh}): nothing was changed; the step is asked again with the new plan"
+                );
+                self.audit_refusal(clients, &req, ErrorName::PlanChanged, &why, now)
+                    .await;
+                tracing::warn!(incident_id = req.incident_id(), step_id = req.step_id(), %approved, %fresh, "enforce refused: plan changed");
+                return Err(ActionError::PlanChanged(why));
+            }
+        }
+        action(req).await
+    }
+
+    /// The refusal in the incident's audit chain. The refusal stands when the chain cannot be
+    /// written (an unknown incident has none): logged, never turned into a different error.
+    async fn audit_refusal<R: Guarded>(
+        &self,
+        clients: &ir_aws::Clients,
+        req: &R,
+        name: ErrorName,
+        why: &str,
+        now: OffsetDateTime,
+    ) {
+        let log = AuditLog::new(clients.clone(), self.names.clone());
+        let event = AuditEvent::StepNotApproved(StepFailure {
+            step: req.step_id().to_owned(),
+            error: name.as_str().to_owned(),
+            cause: why.to_owned(),
+        });
+        if let Err(e) = log
+            .append(req.incident_id(), GUARD_ACTOR, &event, now)
+            .await
+        {
+            tracing::warn!(incident_id = req.incident_id(), error = %e, "refusal not audited");
+        }
+    }
+}
+
+/// Why the guard refused, or could not tell.
+enum Refused {
+    Not(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Refused {
+        Refused::Store(e)
+    }
+}
+
+fn store_error(e: StoreError) -> ActionError {
+    match e {
+        StoreError::Aws(f) => ActionError::Aws(f),
+        other => ActionError::Conflict(format!("the suite's records could not be read: {other}")),
+    }
+}
