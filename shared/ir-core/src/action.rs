@@ -151,6 +151,11 @@ pub struct IsolationRecord {
     pub original_attributes: InstanceAttributes,
     /// The tag keys isolation added to the instance.
     pub tags_added: Vec<String>,
+    /// The keys-table item holding the instance for this incident (`isolation#<account>:
+    /// <region>:<instance id>`): release checks it still names the incident, and deletes it.
+    /// Absent in records written before isolation kept its originals there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
