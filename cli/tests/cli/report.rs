@@ -143,7 +143,8 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
     }
     assert!(text.contains("Audit: 3 records, head "), "{text}");
     assert!(
-        text.ends_with(", 1 anchors verified, all anchored\n"),
+        // Entered containment (triaged), left it (contained).
+        text.ends_with(", 2 anchors verified, all anchored\n"),
         "{text}"
     );
 
