@@ -2,7 +2,9 @@
 //! every anchor in the Object Lock evidence bucket (versions hidden behind delete markers
 //! included).
 //!
-//! Exit 0 printing `N records, head <hash>, M anchors verified`; exit 1 naming where the chain
+//! Exit 0 printing `N records, head <hash>, M anchors verified` and the unanchored tail (`all
+//! anchored`, or `K after the last anchor, from seq S`: records the anchors do not protect yet);
+//! exit 1 naming where the chain
 //! breaks (an edited, deleted, inserted or reordered record, a truncated tail, a rewritten
 //! chain); exit 2 for an argument or a variable that is wrong.
 
@@ -40,8 +42,15 @@ struct VerifyArgs {
 
 /// The one line `ir audit verify` prints.
 pub fn summary(v: &Verified) -> String {
+    let tail = match v.unanchored_from {
+        None => "all anchored".to_owned(),
+        Some(from) => format!(
+            "{} unanchored (after the last anchor, from seq {from})",
+            v.unanchored
+        ),
+    };
     format!(
-        "{} records, head {}, {} anchors verified",
+        "{} records, head {}, {} anchors verified, {tail}",
         v.records, v.head, v.anchors_checked
     )
 }
@@ -81,6 +90,8 @@ pub async fn verify(
             "records": v.records,
             "head": v.head,
             "anchorsVerified": v.anchors_checked,
+            "unanchored": v.unanchored,
+            "unanchoredFromSeq": v.unanchored_from,
         })
         .to_string()
     } else {
@@ -99,10 +110,27 @@ mod tests {
             records: 7,
             head: "ab".repeat(32),
             anchors_checked: 2,
+            unanchored: 0,
+            unanchored_from: None,
         };
         assert_eq!(
             summary(&v),
-            format!("7 records, head {}, 2 anchors verified", "ab".repeat(32))
+            format!(
+                "7 records, head {}, 2 anchors verified, all anchored",
+                "ab".repeat(32)
+            )
+        );
+        let tail = Verified {
+            unanchored: 3,
+            unanchored_from: Some(4),
+            ..v
+        };
+        assert_eq!(
+            summary(&tail),
+            format!(
+                "7 records, head {}, 2 anchors verified, 3 unanchored (after the last anchor, from seq 4)",
+                "ab".repeat(32)
+            )
         );
     }
 }

@@ -598,6 +598,8 @@ mod tests {
                     records: 5,
                     head: "cd".repeat(32),
                     anchors_checked: 1,
+                    unanchored: 0,
+                    unanchored_from: None,
                 }),
             },
             notes: vec![],
@@ -641,7 +643,7 @@ mod tests {
             lines.last().copied(),
             Some(
                 format!(
-                    "Audit: 5 records, head {}, 1 anchors verified",
+                    "Audit: 5 records, head {}, 1 anchors verified, all anchored",
                     "cd".repeat(32)
                 )
                 .as_str()

@@ -6,13 +6,14 @@
 
 use aws_config::SdkConfig;
 use ir_actions::{ActionError, ReportBuilder};
+use ir_aws::store::{IsolationHolds, TableNames};
 use ir_aws::{ClientOptions, Clients};
 use ir_core::action::{ActionReport, Change, ContainmentRequest};
 use ir_core::config::Mode;
 use ir_core::event::{Ec2Instance, IamRole, IamUser, Resource};
 use ir_core::{ErrorName, Named};
 
-use crate::localcloud::LocalCloud;
+use crate::localcloud::{LocalCloud, unique_name};
 use crate::request_log::RequestLog;
 
 /// The finding id of every [`containment_request`] (32 hex digits, as GuardDuty's).
@@ -57,6 +58,39 @@ pub fn recorded_clients(cloud: &LocalCloud) -> (Clients, RequestLog) {
             .build(),
     );
     (clients.with_ec2(ec2).with_iam(iam), log)
+}
+
+/// The isolation holds of this test process: one keys table on the shared emulator, created on
+/// first use (a hold's key names its instance, so tests on their own instances never meet). On
+/// clients of their own, so that the request and call logs of the action's clients list the EC2
+/// calls the tests assert, unchanged.
+///
+/// # Panics
+/// If the tables cannot be created (a test fixture).
+pub async fn holds() -> IsolationHolds {
+    static HOLDS: tokio::sync::OnceCell<IsolationHolds> = tokio::sync::OnceCell::const_new();
+    HOLDS
+        .get_or_init(|| async {
+            let clients = clients(crate::support::cloud().await);
+            let names = TableNames::with_prefix(&unique_name("holds"));
+            if let Err(e) = ir_aws::store::create_tables(&clients, &names).await {
+                panic!("creating the tables: {e}");
+            }
+            IsolationHolds::new(clients, &names)
+        })
+        .await
+        .clone()
+}
+
+/// isolate-instance on `clients`, with this process's [`holds`].
+///
+/// # Errors
+/// The action's.
+pub async fn isolate(
+    clients: &Clients,
+    req: &ContainmentRequest,
+) -> Result<ActionReport, ActionError> {
+    ir_actions::ec2::isolate_instance(clients, &holds().await, req).await
 }
 
 /// A finding's EC2 instance known only by its id.

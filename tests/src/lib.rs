@@ -48,8 +48,8 @@ pub use support::{
 };
 
 pub use actions::{
-    FINDING_ID, change, clients, clients_for, containment_request, ec2_instance, expect_err,
-    instance_resource, recorded_clients, release_report, role_resource, user_resource,
+    FINDING_ID, change, clients, clients_for, containment_request, ec2_instance, expect_err, holds,
+    instance_resource, isolate, recorded_clients, release_report, role_resource, user_resource,
 };
 pub use fake_lambda::{FakeLambda, Fallback, LambdaCloud, Reply};
 pub use relay::{one_at_a_time, serialized_clients};

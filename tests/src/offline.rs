@@ -157,6 +157,16 @@ pub fn function_binaries() -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// `IR_SUITE_PRINCIPALS` of the offline suite: a role per function, `role/ir-suite/<function>`.
+pub fn suite_principals() -> String {
+    function_binaries()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| format!("arn:aws:iam::{ACCOUNT_ID}:role/ir-suite/{f}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Where the workspace's debug binaries are: next to this executable (a test executable is one
 /// level down, in `deps/`).
 pub fn bin_dir() -> Result<PathBuf> {
@@ -396,11 +406,10 @@ impl Offline {
             ("IR_CONFIG_FILE", self.config_file.display().to_string()),
             ("IR_ASSETS_FILE", self.assets_file.display().to_string()),
             // `ir approve|reject` invoke the decision function, served by cargo lambda.
-            (
-                "IR_DECIDE_APPROVAL_FUNCTION",
-                "ir-decide-approval".to_owned(),
-            ),
+            ("IR_DECIDE_APPROVAL_FUNCTION", "ir-decide-approval".to_owned()),
             ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint()),
+            // The suite's own roles, by exact ARN, as the template names each function's role.
+            ("IR_SUITE_PRINCIPALS", suite_principals()),
         ];
         env.push(("AWS_LAMBDA_LOG_LEVEL", "info".to_owned()));
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()

@@ -1,5 +1,6 @@
-//! `ir audit verify` against the local cloud: a chain and its anchor verified, then a record
-//! edited in place and the break named.
+//! `ir audit verify` against the local cloud: a chain and its anchor verified, the records
+//! appended after the anchor reported as the unanchored tail, then a record edited in place and
+//! the break named.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,7 +37,40 @@ async fn verifies_against_the_local_cloud_and_names_a_break() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        format!("3 records, head {}, 1 anchors verified\n", anchor.hash)
+        format!(
+            "3 records, head {}, 1 anchors verified, all anchored\n",
+            anchor.hash
+        )
+    );
+
+    // Two records appended after the anchor: the unanchored tail, in text and JSON.
+    for i in 3..5 {
+        let event = ir_core::audit::AuditEvent::other("step", serde_json::json!({"i": i}));
+        log.append(&id, "ir-record", &event, now).await.unwrap();
+    }
+    let head = log.head(&id).await.unwrap().unwrap();
+    let out = env.ir(&["audit", "verify", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "5 records, head {}, 1 anchors verified, 2 unanchored (after the last anchor, from seq 3)\n",
+            head.hash
+        )
+    );
+    let out = env.ir(&["audit", "verify", &id, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "incidentId": id,
+            "records": 5,
+            "head": head.hash,
+            "anchorsVerified": 1,
+            "unanchored": 2,
+            "unanchoredFromSeq": 3,
+        })
     );
 
     // Record 1 edited in place: exit 1, the break named.

@@ -142,7 +142,11 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
         assert!(text.contains(&format!("  {step} ")), "{step}: {text}");
     }
     assert!(text.contains("Audit: 3 records, head "), "{text}");
-    assert!(text.ends_with(", 1 anchors verified\n"), "{text}");
+    assert!(
+        // Entered containment (triaged), left it (contained).
+        text.ends_with(", 2 anchors verified, all anchored\n"),
+        "{text}"
+    );
 
     let out = env.ir(&["report", &id, "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -16,7 +16,8 @@ struct State {
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
-    let protection = ir_lambda::env::config()?.protection;
+    // The config's protected principals and the suite's own roles (IR_SUITE_PRINCIPALS).
+    let protection = ir_lambda::env::protection()?;
     let deny_policy_arn = ir_lambda::env::required("IR_DENY_POLICY_ARN")?;
     if !ir_actions::iam::is_suite_deny_policy_arn(&deny_policy_arn) {
         return Err(format!(
@@ -39,13 +40,8 @@ async fn main() -> Result<(), ir_lambda::Error> {
             let s = &*s;
             s.guard
                 .run(&s.clients, req, |r| async move {
-                    ir_actions::iam::deny_principal(
-                        &s.clients,
-                        &s.protection,
-                        &s.deny_policy_arn,
-                        &r,
-                    )
-                    .await
+                    ir_actions::iam::deny_principal(&s.clients, &s.protection, &s.deny_policy_arn, &r)
+                        .await
                 })
                 .await
         },

@@ -7,7 +7,8 @@ use ir_core::action::ContainmentRequest;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
-    let protection = ir_lambda::env::config()?.protection;
+    // The config's protected principals and the suite's own roles (IR_SUITE_PRINCIPALS).
+    let protection = ir_lambda::env::protection()?;
     let guard = ir_actions::guard::Guard::from_env()?;
     let state = (Clients::from_env().await, protection, guard);
     ir_lambda::serve_action(

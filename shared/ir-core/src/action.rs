@@ -151,6 +151,11 @@ pub struct IsolationRecord {
     pub original_attributes: InstanceAttributes,
     /// The tag keys isolation added to the instance.
     pub tags_added: Vec<String>,
+    /// The keys-table item holding the instance for this incident (`isolation#<account>:
+    /// <region>:<instance id>`): release checks it still names the incident, and deletes it.
+    /// Absent in records written before isolation kept its originals there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -306,17 +311,15 @@ pub fn policy_document(purpose: PolicyPurpose, issued_before: OffsetDateTime) ->
 pub struct PrincipalFacts<'a> {
     pub name: &'a str,
     pub arn: &'a str,
-    /// IAM path (`/ir-suite/`).
+    /// IAM path (`/aws-service-role/`).
     pub path: &'a str,
-    pub tags: &'a [(String, String)],
 }
 
-/// The IAM path of the suite's own roles.
-pub const SUITE_PATH: &str = "/ir-suite/";
-
 /// Why a principal must not be touched, or `None`. Protected: principals listed in the config
-/// (by ARN or name), the suite's own roles (tag `protection.suite_role_tag`, or the `/ir-suite/`
-/// path), and AWS service-linked roles (`/aws-service-role/`), which cannot be changed anyway.
+/// (by ARN or name), the suite's own roles (exactly the ARNs of
+/// [`Protection::suite_principals`]: same partition, account and role, whatever the path or
+/// session), and AWS service-linked roles (`/aws-service-role/`), which cannot be changed anyway.
+/// A tag or an IAM path protects nothing: anyone who can create or tag a role can give it those.
 pub fn protection_reason(p: &PrincipalFacts<'_>, protection: &Protection) -> Option<String> {
     if protection
         .principals
@@ -328,17 +331,15 @@ pub fn protection_reason(p: &PrincipalFacts<'_>, protection: &Protection) -> Opt
             p.arn
         ));
     }
-    if let Some(tag) = &protection.suite_role_tag
-        && p.tags.iter().any(|(k, _)| k == tag)
+    if let Some(target) = crate::approval::principal(p.arn)
+        && protection
+            .suite_principals
+            .iter()
+            .filter_map(|arn| crate::approval::principal(arn))
+            .any(|suite| suite == target)
     {
         return Some(format!(
-            "{} is one of the suite's own principals (tag {tag})",
-            p.arn
-        ));
-    }
-    if p.path.starts_with(SUITE_PATH) {
-        return Some(format!(
-            "{} is one of the suite's own principals (path {SUITE_PATH})",
+            "{} is one of the suite's own principals (IR_SUITE_PRINCIPALS)",
             p.arn
         ));
     }
@@ -516,62 +517,63 @@ mod tests {
                 "BreakGlassAdmin".into(),
                 "arn:aws:iam::1:user/root-ops".into(),
             ],
-            suite_role_tag: Some("ir:suite".into()),
+            suite_principals: vec!["arn:aws:iam::111122223333:role/ir-suite/ir-isolate".into()],
         }
     }
 
     #[test]
     fn protected_principals_are_recognized() {
-        let none: &[(String, String)] = &[];
-        let tagged = [("ir:suite".to_owned(), "true".to_owned())];
-        let p = |name, arn, path, tags| PrincipalFacts {
-            name,
-            arn,
-            path,
-            tags,
-        };
+        let p = |name, arn, path| PrincipalFacts { name, arn, path };
         let cfg = protection();
-        assert!(
-            protection_reason(
-                &p(
-                    "BreakGlassAdmin",
-                    "arn:aws:iam::1:role/BreakGlassAdmin",
-                    "/",
-                    none
-                ),
-                &cfg
-            )
-            .is_some()
-        );
-        assert!(
-            protection_reason(
-                &p("root-ops", "arn:aws:iam::1:user/root-ops", "/", none),
-                &cfg
-            )
-            .is_some()
-        );
-        assert!(protection_reason(&p("x", "arn:aws:iam::1:role/x", "/", &tagged), &cfg).is_some());
-        assert!(
-            protection_reason(
-                &p("x", "arn:aws:iam::1:role/ir-suite/x", "/ir-suite/", none),
-                &cfg
-            )
-            .is_some()
-        );
-        assert!(
-            protection_reason(
-                &p("AWSServiceRoleForX", "arn", "/aws-service-role/x/", none),
-                &cfg
-            )
-            .is_some()
-        );
-        assert!(
-            protection_reason(
-                &p("web-prod", "arn:aws:iam::1:role/web-prod", "/", none),
-                &cfg
-            )
-            .is_none()
-        );
+        let protected = |f: PrincipalFacts<'_>| protection_reason(&f, &cfg).is_some();
+        assert!(protected(p(
+            "BreakGlassAdmin",
+            "arn:aws:iam::1:role/BreakGlassAdmin",
+            "/"
+        )));
+        assert!(protected(p(
+            "root-ops",
+            "arn:aws:iam::1:user/root-ops",
+            "/"
+        )));
+        // The suite's role, by its ARN; a session of it is that role.
+        assert!(protected(p(
+            "ir-isolate",
+            "arn:aws:iam::111122223333:role/ir-suite/ir-isolate",
+            "/ir-suite/"
+        )));
+        assert!(protected(p(
+            "ir-isolate",
+            "arn:aws:sts::111122223333:assumed-role/ir-isolate/s",
+            "/"
+        )));
+        assert!(protected(p(
+            "AWSServiceRoleForX",
+            "arn",
+            "/aws-service-role/x/"
+        )));
+        // Not the suite's: another account's role of the same name, another role under the
+        // suite's path, a user of the same name.
+        for (name, arn, path) in [
+            (
+                "ir-isolate",
+                "arn:aws:iam::444455556666:role/ir-suite/ir-isolate",
+                "/ir-suite/",
+            ),
+            (
+                "intruder",
+                "arn:aws:iam::111122223333:role/ir-suite/intruder",
+                "/ir-suite/",
+            ),
+            (
+                "ir-isolate",
+                "arn:aws:iam::111122223333:user/ir-isolate",
+                "/",
+            ),
+            ("web-prod", "arn:aws:iam::1:role/web-prod", "/"),
+        ] {
+            assert!(!protected(p(name, arn, path)), "{arn}");
+        }
     }
 
     #[test]

@@ -258,12 +258,17 @@ impl fmt::Display for ChainError {
 
 impl std::error::Error for ChainError {}
 
-/// A verified chain: its length and head.
+/// A verified chain: its length and head, and its unanchored tail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub records: usize,
     pub head: String,
     pub anchors_checked: usize,
+    /// How many records come after the last anchor (all of them when nothing is anchored): the
+    /// tail the anchors do not protect, which could be rewritten or cut without a trace.
+    pub unanchored: usize,
+    /// The `seq` of the first of them, when there are any.
+    pub unanchored_from: Option<u64>,
 }
 
 /// Verifies a chain (records in sequence order, as stored) against its anchors.
@@ -310,10 +315,25 @@ pub fn verify(
             });
         }
     }
+    // Every anchor matched a record above: the last anchored seq is within the chain.
+    let anchored = anchors
+        .iter()
+        .filter(|a| a.incident_id == incident_id)
+        .map(|a| a.seq)
+        .max();
+    let unanchored_from = match anchored {
+        None => Some(0),
+        Some(seq) if seq < head.seq => Some(seq + 1),
+        Some(_) => None,
+    };
     Ok(Verified {
         records: records.len(),
         head: head.hash.clone(),
         anchors_checked: anchors.len(),
+        unanchored: unanchored_from.map_or(0, |from| {
+            usize::try_from(head.seq - from + 1).unwrap_or(usize::MAX)
+        }),
+        unanchored_from,
     })
 }
 
@@ -359,6 +379,18 @@ mod tests {
         assert_eq!(v.records, 5);
         assert_eq!(v.head, c[4].hash);
         assert_eq!(c[0].prev_hash, GENESIS);
+        assert_eq!((v.unanchored, v.unanchored_from), (0, None));
+    }
+
+    #[test]
+    fn the_tail_after_the_last_anchor_is_counted() {
+        let c = chain(5);
+        let v = verify(ID, &c, &[anchor(&c[1])]).unwrap();
+        assert_eq!((v.unanchored, v.unanchored_from), (3, Some(2)));
+        let v = verify(ID, &c, &[anchor(&c[3]), anchor(&c[1])]).unwrap();
+        assert_eq!((v.unanchored, v.unanchored_from), (1, Some(4)));
+        let v = verify(ID, &c, &[]).unwrap();
+        assert_eq!((v.unanchored, v.unanchored_from), (5, Some(0)));
     }
 
     #[test]

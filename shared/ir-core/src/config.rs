@@ -384,10 +384,13 @@ fn default_exhausted() -> OnExhausted {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Protection {
+    /// Principals no action may touch, by ARN or name (`protection.principals`).
     #[serde(default)]
     pub principals: Vec<String>,
-    #[serde(default)]
-    pub suite_role_tag: Option<String>,
+    /// The suite's own roles, by exact ARN: never from the config file, set at init from the
+    /// deployment (`IR_SUITE_PRINCIPALS`, see `ir_env::protection`).
+    #[serde(skip)]
+    pub suite_principals: Vec<String>,
 }
 
 impl Config {

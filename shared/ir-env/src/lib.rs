@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use ir_core::Engine;
-use ir_core::config::{Config, DEFAULT_ASSETS_YAML, DEFAULT_CONFIG_YAML, DEFAULT_THREAT_INTEL};
+use ir_core::action::PrincipalKind;
+use ir_core::config::{
+    Config, DEFAULT_ASSETS_YAML, DEFAULT_CONFIG_YAML, DEFAULT_THREAT_INTEL, Protection,
+};
 use ir_core::enrich::{AssetRegistry, ThreatIntel};
 use thiserror::Error;
 
@@ -93,4 +96,74 @@ pub fn config() -> Result<Config, InitError> {
         path: path.unwrap_or_else(|| "(embedded)".into()),
         message: e.to_string(),
     })
+}
+
+/// The variable naming the suite's own roles: their ARNs, comma-separated.
+pub const SUITE_PRINCIPALS_VAR: &str = "IR_SUITE_PRINCIPALS";
+
+/// What the principal actions refuse to touch: the config's `protection.principals`, and the
+/// suite's own roles from `IR_SUITE_PRINCIPALS` (required: a deployment always names them, and
+/// a function that did not know them could contain the suite itself).
+pub fn protection() -> Result<Protection, InitError> {
+    let mut protection = config()?.protection;
+    protection.suite_principals = suite_principals()?;
+    Ok(protection)
+}
+
+/// `IR_SUITE_PRINCIPALS`: one or more IAM role ARNs, comma-separated.
+pub fn suite_principals() -> Result<Vec<String>, InitError> {
+    parse_suite_principals(&required(SUITE_PRINCIPALS_VAR)?).map_err(|message| InitError::Var {
+        name: SUITE_PRINCIPALS_VAR,
+        message,
+    })
+}
+
+fn parse_suite_principals(raw: &str) -> Result<Vec<String>, String> {
+    let arns: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if arns.is_empty() {
+        return Err("names no role ARN".to_owned());
+    }
+    for arn in &arns {
+        let is_role = arn.starts_with("arn:")
+            && arn.split(':').nth(2) == Some("iam")
+            && ir_core::approval::principal(arn).is_some_and(|p| p.kind == PrincipalKind::Role);
+        if !is_role {
+            return Err(format!("`{arn}` is not an IAM role ARN"));
+        }
+    }
+    Ok(arns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suite_principals_are_role_arns() {
+        assert_eq!(
+            parse_suite_principals(
+                " arn:aws:iam::111122223333:role/ir-suite/a ,arn:aws:iam::111122223333:role/b,"
+            )
+            .ok(),
+            Some(vec![
+                "arn:aws:iam::111122223333:role/ir-suite/a".to_owned(),
+                "arn:aws:iam::111122223333:role/b".to_owned()
+            ])
+        );
+        for bad in [
+            "",
+            " , ",
+            "ir-isolate",
+            "arn:aws:iam::111122223333:user/u",
+            "arn:aws:sts::111122223333:assumed-role/r/s",
+            "arn:aws:iam::111122223333:role/a,nope",
+        ] {
+            assert!(parse_suite_principals(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -6,9 +6,11 @@
 //! - [`Recorder`] (`ir-record`): the [`RecordRequest`]s the state machines send: the triage
 //!   decision (which moves the incident to containment and returns the [`PlaybookInput`]), step
 //!   results (the containment record release needs, every change before → after), failures and
-//!   refusals, and the end of a playbook (containment → contained, and the audit head anchored in
-//!   the Object Lock evidence bucket); and, for `ir release`, the release that resolves the
-//!   incident (its changes, `resolved`, the head anchored again) or the release that failed.
+//!   refusals, and the end of a playbook (containment → contained when something was applied);
+//!   and, for `ir release`, the release that resolves the incident (its changes, `resolved`) or
+//!   the release that failed. The audit head is anchored in the Object Lock evidence bucket at
+//!   every status change (triaged → containment, contained, resolved) and whenever a playbook
+//!   finishes, in any mode.
 //!
 //! ## Idempotency under Step Functions retries
 //!
@@ -57,6 +59,11 @@ pub const INGEST_ACTOR: &str = "ir-ingest";
 pub const RECORD_ACTOR: &str = "ir-record";
 /// Why the audit head is anchored when an incident leaves containment.
 pub const LEFT_CONTAINMENT: &str = "left-containment";
+/// Why the audit head is anchored when triage moves an incident to containment.
+pub const ENTERED_CONTAINMENT: &str = "entered-containment";
+/// Why the audit head is anchored when a playbook finishes without containing anything
+/// (dry-run, nothing applied): the chain is anchored in every mode.
+pub const PLAYBOOK_FINISHED: &str = actions::PLAYBOOK_FINISHED;
 /// The audit action, and the anchor's reason, when an incident is resolved.
 pub const RESOLVED: &str = actions::RESOLVED;
 /// Longest error cause kept in an incident or an audit record (a Lambda error's cause can be a
@@ -144,7 +151,7 @@ pub struct Recorded {
     pub appended: bool,
     /// The incident's status after the call.
     pub status: Status,
-    /// `playbook-finished` after containment: the anchor written to the evidence bucket.
+    /// `playbook-finished` (any mode) and `resolved`: the anchor written to the evidence bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anchor: Option<Anchor>,
 }
@@ -477,6 +484,8 @@ impl Recorder {
         self.audit
             .append_once(incident_id, None, RECORD_ACTOR, &triaged, now)
             .await?;
+        // Every status change is anchored: what triage decided cannot be rewritten later.
+        self.anchor(incident_id, ENTERED_CONTAINMENT, now).await?;
         tracing::info!(
             incident_id,
             severity = %input.decision.severity,
@@ -557,7 +566,7 @@ impl Recorder {
     }
 
     /// The end of a playbook: contained when a destructive step was applied in enforce mode
-    /// (the incident moves to `contained` and the audit head is anchored); audited either way.
+    /// (the incident moves to `contained`); audited, and the audit head anchored, either way.
     async fn playbook_finished(
         &self,
         incident_id: &str,
@@ -600,11 +609,13 @@ impl Recorder {
             .audit
             .append_once(incident_id, Some(&chain), RECORD_ACTOR, &event, now)
             .await?;
-        let anchor = if contained {
-            Some(self.anchor(incident_id, LEFT_CONTAINMENT, now).await?)
+        // Anchored in every mode: a dry-run's or an uncontained incident's chain is evidence too.
+        let reason = if contained {
+            LEFT_CONTAINMENT
         } else {
-            None
+            PLAYBOOK_FINISHED
         };
+        let anchor = Some(self.anchor(incident_id, reason, now).await?);
         tracing::info!(incident_id, playbook_id, contained, status = %status, "playbook finished");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),

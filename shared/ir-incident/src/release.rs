@@ -2,7 +2,7 @@
 //! default) plans the restoration from reads and writes nothing; enforce restores, then resolves
 //! the incident and anchors its audit chain ([`Recorder::released`]).
 
-use ir_core::action::{ActionReport, ReleaseRequest};
+use ir_core::action::{ActionReport, ContainmentRecord, ReleaseRequest};
 use ir_core::config::Mode;
 use ir_core::correlate::is_incident_id;
 use ir_core::incident::Status;
@@ -15,7 +15,7 @@ use crate::approval::ApproverPolicy;
 use crate::recorder::{RecordError, Recorded, Recorder, RecorderSettings};
 use ir_actions::ActionError;
 use ir_aws::Clients;
-use ir_aws::store::{AuditLog, IncidentStore, StoreError, TableNames};
+use ir_aws::store::{AuditLog, IncidentStore, IsolationHolds, StoreError, TableNames};
 
 pub use ir_actions::release::ACTION;
 /// The step id of an operator's release in reports and the audit chain.
@@ -104,8 +104,13 @@ impl Named for ReleaseError {
 /// changes and `resolved` under the caller, and anchors the chain head in the evidence bucket;
 /// on failure the incident shows the error and the chain says what was restored before it.
 ///
-/// Calls before any change: `GetItem` (the incident), `Query` (its audit chain), then the reads
-/// of the restoration itself.
+/// An isolated instance is restored only while the incident's hold on it (the keys-table item
+/// its record names) is still this incident's: another incident's hold is `Conflict` and nothing
+/// is restored. After an enforced restore, the incident's holds are deleted, so the instance can
+/// be isolated again.
+///
+/// Calls before any change: `GetItem` (the incident), `Query` (its audit chain), `GetItem` per
+/// isolation hold, then the reads of the restoration itself.
 pub async fn release_incident(
     clients: &Clients,
     names: &TableNames,
@@ -181,8 +186,15 @@ pub async fn release_incident(
         mode: req.mode,
         records: incident.records.clone(),
     };
+    let holds = IsolationHolds::new(clients.clone(), names);
     let recorder = Recorder::new(clients.clone(), names.clone(), settings);
-    let report = match ir_actions::release::release_containment(clients, &request).await {
+    let restored = match held_by(&holds, id, &request.records).await {
+        Ok(keys) => ir_actions::release::release_containment(clients, &request)
+            .await
+            .map(|report| (report, keys)),
+        Err(e) => Err(e),
+    };
+    let (report, hold_keys) = match restored {
         Ok(r) => r,
         Err(e) => {
             if req.mode == Mode::Enforce
@@ -213,6 +225,9 @@ pub async fn release_incident(
             recorded: None,
         });
     }
+    for key in &hold_keys {
+        holds.release(key, id).await?;
+    }
     let recorded = recorder
         .released(id, caller_arn, &report, &reason, now)
         .await?;
@@ -225,4 +240,34 @@ pub async fn release_incident(
         report,
         recorded: Some(recorded),
     })
+}
+
+/// The hold keys of the incident's isolation records, each checked to be held by the incident
+/// (or by none: released already, or never written); another incident's hold is `Conflict`.
+async fn held_by(
+    holds: &IsolationHolds,
+    incident_id: &str,
+    records: &[ContainmentRecord],
+) -> Result<Vec<String>, ActionError> {
+    let mut keys = Vec::new();
+    for record in records {
+        let ContainmentRecord::Isolation(r) = record else {
+            continue;
+        };
+        let Some(key) = &r.hold_key else {
+            continue;
+        };
+        if let Some(other) = holds
+            .get(key)
+            .await?
+            .filter(|h| h.incident_id != incident_id)
+        {
+            return Err(ActionError::Conflict(format!(
+                "instance {} is held by another incident, {} ({key}), not by {incident_id}: nothing restored",
+                r.instance_id, other.incident_id
+            )));
+        }
+        keys.push(key.clone());
+    }
+    Ok(keys)
 }

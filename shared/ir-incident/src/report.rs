@@ -1076,6 +1076,8 @@ mod tests {
             records: 3,
             head: "ab".into(),
             anchors_checked: 1,
+            unanchored: 0,
+            unanchored_from: None,
         });
         assert_eq!(
             serde_json::to_value(&ok).unwrap(),

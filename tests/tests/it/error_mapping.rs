@@ -108,7 +108,15 @@ async fn a_5xx_is_retryable_even_with_an_unknown_code() {
     let mut req = role_request();
     req.resource = instance_resource("i-0123456789abcdef0");
     let e = expect_err(
-        ir_actions::ec2::isolate_instance(&c, &req).await,
+        ir_actions::ec2::isolate_instance(
+            &c,
+            &ir_aws::store::IsolationHolds::new(
+                c.clone(),
+                &ir_aws::store::TableNames::with_prefix("unreached"),
+            ),
+            &req,
+        )
+        .await,
         ErrorName::Retryable,
     );
     // A service answer, not a transport failure: the code and request id are in the message.

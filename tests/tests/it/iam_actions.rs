@@ -35,8 +35,6 @@ use ir_tests::{
 };
 use serde_json::{Value, json};
 
-const SUITE_TAG: &str = "ir:suite";
-
 /// The clients an action runs with (call log and request log on IAM), the request log, and a separate
 /// client for setup and read-back, so that neither pollutes the other's counts.
 async fn clients() -> (Clients, RequestLog, aws_sdk_iam::Client) {
@@ -48,7 +46,7 @@ async fn clients() -> (Clients, RequestLog, aws_sdk_iam::Client) {
 fn protection(principals: &[&str]) -> Protection {
     Protection {
         principals: principals.iter().map(|p| (*p).to_owned()).collect(),
-        suite_role_tag: Some(SUITE_TAG.to_owned()),
+        suite_principals: Vec::new(),
     }
 }
 
@@ -844,27 +842,24 @@ async fn release_of_keys_notes_a_key_deleted_since_and_restores_the_others() -> 
 #[tokio::test]
 async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
     let (clients, sent, iam) = clients().await;
-    let tagged = unique_name("ir-responder");
-    let suite_path = unique_name("ir-orchestrator");
+    let suite_role = unique_name("ir-responder");
     let configured = unique_name("BreakGlass");
     let configured_user = unique_name("root-ops");
-    role_with_policies(&iam, &tagged).await;
-    iam.tag_role()
-        .role_name(&tagged)
-        .tags(iam_tag(SUITE_TAG, "true"))
-        .send()
-        .await?;
-    create_role(&iam, &suite_path, "/ir-suite/", &[]).await;
+    role_with_policies(&iam, &suite_role).await;
     role_with_policies(&iam, &configured).await;
     create_user(&iam, &configured_user, &[]).await;
     let key = create_key(&iam, &configured_user).await;
-    let prot = protection(&[
-        &configured,
-        &format!("arn:aws:iam::{ACCOUNT_ID}:user/{configured_user}"),
-    ]);
+    let prot = Protection {
+        // The suite's own role, by its exact ARN (IR_SUITE_PRINCIPALS).
+        suite_principals: vec![format!("arn:aws:iam::{ACCOUNT_ID}:role/{suite_role}")],
+        ..protection(&[
+            &configured,
+            &format!("arn:aws:iam::{ACCOUNT_ID}:user/{configured_user}"),
+        ])
+    };
     let inc = incident_id();
 
-    for name in [&tagged, &suite_path, &configured] {
+    for name in [&suite_role, &configured] {
         let before = role_state(&iam, name).await;
         for deny in [false, true] {
             let req = request(&inc, role_resource(name), Mode::Enforce);
@@ -906,8 +901,8 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
 
     // The suite's role reached through an instance profile is protected too.
     let profile = unique_name("ir-suite-profile");
-    let arn = instance_profile(&iam, &profile, None, Some(&tagged)).await;
-    let before = role_state(&iam, &tagged).await;
+    let arn = instance_profile(&iam, &profile, None, Some(&suite_role)).await;
+    let before = role_state(&iam, &suite_role).await;
     expect_err(
         revoke_sessions(
             &clients,
@@ -917,7 +912,7 @@ async fn protected_principals_are_refused_and_left_unchanged() -> TestResult {
         .await,
         ErrorName::Protected,
     );
-    assert_eq!(role_state(&iam, &tagged).await, before);
+    assert_eq!(role_state(&iam, &suite_role).await, before);
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use ir_actions::ec2::isolate_instance;
 use ir_actions::evidence::{EvidenceSettings, collect_evidence};
 use ir_aws::Clients;
-use ir_aws::store::{AuditLog, IncidentStore, TableNames, create_tables};
+use ir_aws::store::{AuditLog, IncidentStore, IsolationHolds, TableNames, create_tables};
 use ir_core::action::{
     ActionReport, Artifacts, ChangeStatus, ContainmentRecord, ContainmentRequest, EvidenceManifest,
     EvidenceRequest, Outcome,
@@ -434,6 +434,7 @@ async fn contained_incident(f: &Fixture) -> Built {
     // isolate-instance, for real.
     let isolation = isolate_instance(
         &f.clients,
+        &IsolationHolds::new(f.clients.clone(), &f.names),
         &ContainmentRequest {
             incident_id: id.clone(),
             finding_id: p.finding_id.clone(),
@@ -679,7 +680,8 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
     let v = r.audit.verification.verified().unwrap();
     assert_eq!(v.records, 9);
     assert_eq!(v.head, chain.last().unwrap().hash);
-    assert_eq!(v.anchors_checked, 1);
+    // Entered containment, left it.
+    assert_eq!(v.anchors_checked, 2);
     assert_eq!(r.audit.records_read, 9);
     assert!(r.problems().is_empty(), "{:?}", r.problems());
     assert!(r.notes.is_empty(), "{:?}", r.notes);
@@ -802,9 +804,30 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     assert!(matches!(e, ReleaseError::NotAnApprover { .. }), "{e}");
     assert_eq!(e.error_name(), ErrorName::AccessDenied);
 
-    // The instance now says another incident contains it: release refuses to touch it, and the
-    // failure is on the incident and in the chain, under the approver who asked.
+    // The instance is now held by another incident (its hold in the keys table says so):
+    // release refuses to touch it, and the failure is on the incident and in the chain, under
+    // the approver who asked.
     let other = ir_tests::incident_id();
+    let hold_key = format!(
+        "isolation#{}:{}:{instance_id}",
+        ir_tests::ACCOUNT_ID,
+        ir_tests::REGION
+    );
+    let set_holder = |holder: String| {
+        f.clients
+            .dynamodb()
+            .update_item()
+            .table_name(&f.names.keys)
+            .key(
+                "key",
+                aws_sdk_dynamodb::types::AttributeValue::S(hold_key.clone()),
+            )
+            .update_expression("SET incidentId = :i")
+            .expression_attribute_values(":i", aws_sdk_dynamodb::types::AttributeValue::S(holder))
+            .send()
+    };
+    set_holder(other.clone()).await?;
+    // A forged tag naming yet another incident plays no part.
     f.clients
         .ec2()
         .create_tags()
@@ -812,7 +835,7 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
         .tags(
             aws_sdk_ec2::types::Tag::builder()
                 .key("ir:incident")
-                .value(&other)
+                .value(ir_tests::incident_id())
                 .build(),
         )
         .send()
@@ -840,19 +863,9 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     );
     assert_eq!(failed.detail["error"], "Conflict");
 
-    // The tag put back, the release runs: resolved, the error cleared, the head anchored again.
-    f.clients
-        .ec2()
-        .create_tags()
-        .resources(&instance_id)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("ir:incident")
-                .value(id)
-                .build(),
-        )
-        .send()
-        .await?;
+    // The hold back with this incident, the release runs (the forged tag still there): resolved,
+    // the error cleared, the head anchored again, the hold gone.
+    set_holder(id.to_string()).await?;
     let done = release(ALICE).await?;
     assert_eq!(
         (done.from, done.status),
@@ -867,6 +880,19 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     let recorded = done.recorded.unwrap();
     let anchor = recorded.anchor.unwrap();
     assert_eq!(anchor.reason, "resolved");
+    let hold = f
+        .clients
+        .dynamodb()
+        .get_item()
+        .table_name(&f.names.keys)
+        .key(
+            "key",
+            aws_sdk_dynamodb::types::AttributeValue::S(hold_key.clone()),
+        )
+        .consistent_read(true)
+        .send()
+        .await?;
+    assert!(hold.item.is_none(), "the hold is released: {hold:?}");
     let stored = incidents.get(id).await?.unwrap();
     assert_eq!(stored.summary.status, Status::Resolved);
     assert_eq!(stored.last_error, None);
@@ -885,10 +911,11 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     );
     assert_eq!(anchor.seq, chain.last().unwrap().seq);
 
-    // The report tells it: resolved, both anchors verified.
+    // The report tells it: resolved, the three anchors verified (entered containment, left it,
+    // resolved).
     let r = report::build(&f.clients, &f.names, &f.bucket, id).await?;
     assert_eq!(r.status, Status::Resolved);
     let v = r.audit.verification.verified().unwrap();
-    assert_eq!((v.records, v.anchors_checked), (chain.len(), 2));
+    assert_eq!((v.records, v.anchors_checked), (chain.len(), 3));
     Ok(())
 }

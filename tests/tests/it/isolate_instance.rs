@@ -22,7 +22,7 @@ use aws_sdk_ec2::types::{
 use ir_actions::ActionError;
 use ir_actions::ec2::{
     TAG_INCIDENT, TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS, TAG_QUARANTINED_AT,
-    conversion_group_name, isolate_instance, isolation_group_name, restore_isolation,
+    conversion_group_name, isolation_group_name, restore_isolation,
 };
 use ir_aws::Clients;
 use ir_core::action::{
@@ -36,8 +36,9 @@ use ir_tests::fixtures::{
     instance_protection, instance_tags, launch, name_tag, primary_interface, run_instance,
 };
 use ir_tests::{
-    RequestLog, SentRequest, change, cloud, containment_request, expect_err, incident_id,
-    instance_resource, recorded_clients, release_report, unique_name, user_resource,
+    ACCOUNT_ID, REGION, RequestLog, SentRequest, change, cloud, containment_request, expect_err,
+    holds, incident_id, instance_resource, isolate, recorded_clients, release_report, unique_name,
+    user_resource,
 };
 
 const AZ: &str = "us-east-1a";
@@ -295,7 +296,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
 
     // First enforce run.
     let mark = sent.mark();
-    let report = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
+    let report = isolate(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
         .await
         .unwrap();
     let calls = sent.ops_since(mark);
@@ -434,6 +435,10 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
                 TAG_ORIGINAL_ATTRIBUTES.into(),
                 TAG_QUARANTINED_AT.into()
             ],
+            hold_key: Some(format!(
+                "isolation#{ACCOUNT_ID}:{REGION}:{}",
+                fx.instance_id
+            )),
         }
     );
     let tags = instance_tags(ec2, &fx.instance_id).await;
@@ -497,7 +502,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
 
     // Second enforce run: nothing to do, the same record (from the tags), no new group.
     let mark = sent.mark();
-    let again = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
+    let again = isolate(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
         .await
         .unwrap();
     assert_eq!(
@@ -529,7 +534,7 @@ async fn isolates_both_interfaces_through_the_conversion_group_and_restores_them
     assert_eq!(take_group_changes(&sent), []);
 
     // A dry-run now plans nothing either.
-    let planned = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::DryRun))
+    let planned = isolate(&clients, &request(&inc, &fx.instance_id, Mode::DryRun))
         .await
         .unwrap();
     assert_eq!(planned.outcome, Outcome::AlreadyInPlace);
@@ -683,7 +688,7 @@ async fn dry_run_changes_nothing_and_lists_the_plan() {
 
     let before = state(ec2, &fx).await;
     let mark = sent.mark();
-    let report = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::DryRun))
+    let report = isolate(&clients, &request(&inc, &fx.instance_id, Mode::DryRun))
         .await
         .unwrap();
     let calls = sent.ops_since(mark);
@@ -780,7 +785,7 @@ async fn dry_run_changes_nothing_and_lists_the_plan() {
 }
 
 #[tokio::test]
-async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
+async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_hold() {
     let cloud = cloud().await;
     let (clients, sent) = recorded_clients(cloud);
     let ec2 = &clients.ec2();
@@ -788,7 +793,7 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
     let inc = incident_id();
     let [eni1, eni2] = &fx.enis;
 
-    let first = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
+    let first = isolate(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
         .await
         .unwrap();
     let record = isolation(&first).clone();
@@ -796,7 +801,7 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
 
     // As if a run had died between the two steps on the first interface and before reaching
     // the second, which meanwhile carries some other group: the live state no longer shows
-    // either interface's originals; only the tags do.
+    // either interface's originals; only the hold does.
     ec2.modify_network_interface_attribute()
         .network_interface_id(eni1)
         .groups(&record.conversion_group_id)
@@ -820,7 +825,7 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
     // A new invocation (fresh clients: nothing carried over in memory).
     let (retry_clients, retry_sent) = recorded_clients(cloud);
     let mark = retry_sent.mark();
-    let retry = isolate_instance(
+    let retry = isolate(
         &retry_clients,
         &request(&inc, &fx.instance_id, Mode::Enforce),
     )
@@ -830,7 +835,7 @@ async fn a_retry_after_a_partial_isolation_returns_the_record_from_the_tags() {
     assert_eq!(
         isolation(&retry),
         &record,
-        "the same record, rebuilt from the tags"
+        "the same record, rebuilt from the hold"
     );
     // The first interface is already on the conversion group: straight to isolation. The
     // second goes through the conversion group.
@@ -899,7 +904,7 @@ async fn an_instance_contained_by_another_incident_is_refused() {
     let fx = fixture(ec2).await;
     let (first, second) = (incident_id(), incident_id());
     let record = isolation(
-        &isolate_instance(&clients, &request(&first, &fx.instance_id, Mode::Enforce))
+        &isolate(&clients, &request(&first, &fx.instance_id, Mode::Enforce))
             .await
             .unwrap(),
     )
@@ -908,16 +913,20 @@ async fn an_instance_contained_by_another_incident_is_refused() {
 
     for mode in [Mode::DryRun, Mode::Enforce] {
         let err = expect_err(
-            isolate_instance(&clients, &request(&second, &fx.instance_id, mode)).await,
+            isolate(&clients, &request(&second, &fx.instance_id, mode)).await,
             ErrorName::Conflict,
         );
         assert!(err.to_string().contains(&first), "{err}");
     }
-    // Release under the wrong incident is refused too.
-    expect_err(
-        restore(&clients, &second, &record, Mode::Enforce).await,
-        ErrorName::Conflict,
-    );
+    // The hold still names the first incident (`ir release` of the second is refused on it).
+    let hold = holds()
+        .await
+        .get(record.hold_key.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hold.incident_id, first);
+    assert_eq!(hold.interfaces, record.interfaces);
 
     assert_eq!(take_group_changes(&sent), []);
     assert_eq!(
@@ -965,7 +974,7 @@ async fn the_groups_are_reused_across_instances_and_a_preexisting_one_is_emptied
 
     let inc = incident_id();
     let mark = sent.mark();
-    let first = isolate_instance(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
+    let first = isolate(&clients, &request(&inc, &fx.instance_id, Mode::Enforce))
         .await
         .unwrap();
     let calls = sent.ops_since(mark);
@@ -992,7 +1001,7 @@ async fn the_groups_are_reused_across_instances_and_a_preexisting_one_is_emptied
         instance(ec2, &fx.subnets, &fx.secondary_groups, &fx.primary_groups).await;
     let inc2 = incident_id();
     let mark = sent.mark();
-    let second = isolate_instance(&clients, &request(&inc2, &other, Mode::Enforce))
+    let second = isolate(&clients, &request(&inc2, &other, Mode::Enforce))
         .await
         .unwrap();
     let calls = sent.ops_since(mark);
@@ -1015,7 +1024,7 @@ async fn an_unknown_instance_is_not_found() {
     let (clients, _) = recorded_clients(cloud);
     for mode in [Mode::DryRun, Mode::Enforce] {
         let err = expect_err(
-            isolate_instance(
+            isolate(
                 &clients,
                 &request(&incident_id(), "i-0123456789abcdef0", mode),
             )
@@ -1034,10 +1043,7 @@ async fn a_resource_that_is_not_an_instance_is_invalid_input() {
     let mut req = request(&incident_id(), "i-0123456789abcdef0", Mode::Enforce);
     req.resource = user_resource("alice", None);
     let mark = clients.calls().count();
-    let err = expect_err(
-        isolate_instance(&clients, &req).await,
-        ErrorName::InvalidInput,
-    );
+    let err = expect_err(isolate(&clients, &req).await, ErrorName::InvalidInput);
     assert!(err.to_string().contains("iam-user"), "{err}");
     assert_eq!(
         clients.calls().count_since(mark),
@@ -1062,10 +1068,7 @@ async fn concurrent_runs_in_one_vpc_end_with_one_pair_of_groups() {
         request(&inc2, &other, Mode::Enforce),
     );
     let mark = sent.mark();
-    let (a, b) = tokio::join!(
-        isolate_instance(&clients, &req1),
-        isolate_instance(&clients, &req2)
-    );
+    let (a, b) = tokio::join!(isolate(&clients, &req1), isolate(&clients, &req2));
     let (a, b) = (a.unwrap(), b.unwrap());
     let creates = sent
         .ops_since(mark)

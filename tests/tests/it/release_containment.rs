@@ -135,7 +135,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
     .await
     .unwrap();
     let reports = vec![
-        ec2::isolate_instance(&c, &request(&incident, "isolate-instance", instance))
+        ir_tests::isolate(&c, &request(&incident, "isolate-instance", instance))
             .await
             .unwrap(),
         iam::revoke_sessions(

@@ -15,11 +15,11 @@ use super::read::{
 };
 use super::tags::{
     AUTOSCALING_GROUP_TAG, TAG_INCIDENT, TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS,
-    TAG_QUARANTINED_AT, decode_attributes, encode_attributes, joined_value, now_rfc3339,
-    split_value,
+    TAG_QUARANTINED_AT, encode_attributes, rfc3339_seconds, split_value,
 };
 use crate::{ActionError, ReportBuilder};
 use ir_aws::Clients;
+use ir_aws::store::{IsolationHold, IsolationHolds, hold_key};
 
 /// The function (and report action) name.
 pub const ISOLATE_ACTION: &str = "ir-isolate-instance";
@@ -27,17 +27,21 @@ pub const ISOLATE_ACTION: &str = "ir-isolate-instance";
 /// Isolates the instance the request names: every attached interface ends on its VPC's
 /// isolation group (no rules), through the all-allow conversion group so that established
 /// connections are cut; the instance is protected against termination, stop, shutdown-terminate
-/// and volume deletion; the originals are kept in tags first so every run returns the same
-/// [`IsolationRecord`]. Dry-run (the default) reads, plans and proves permissions with
-/// `DryRun=true`, changing nothing.
+/// and volume deletion. Before anything on the instance changes, the incident's hold on it is
+/// written to the keys table ([`IsolationHolds`]) with the originals, so every run of the
+/// incident returns the same [`IsolationRecord`]. The instance's `ir:*` tags are written for
+/// people to read and never read back as truth (anyone who can tag the instance can write them).
+/// Dry-run (the default) reads, plans and proves permissions with `DryRun=true`, changing and
+/// writing nothing.
 ///
 /// # Errors
 /// `InvalidInput` for a resource that is not an EC2 instance; `NotFound` for an unknown or
-/// terminated instance; `Conflict` when another incident already contains it; `Verification`
+/// terminated instance; `Conflict` when another incident holds it; `Verification`
 /// when an interface still carries another group after isolation; AWS failures as classified.
 /// A failure after changes were made is `Incomplete`, carrying the report of those changes.
 pub async fn isolate_instance(
     clients: &Clients,
+    holds: &IsolationHolds,
     req: &ContainmentRequest,
 ) -> Result<ActionReport, ActionError> {
     let instance_id = requested_instance(req, ISOLATE_ACTION)?;
@@ -49,7 +53,7 @@ pub async fn isolate_instance(
         clients.calls().count(),
     );
     let view = read_instance(clients, instance_id).await?;
-    match isolate(clients, &req.incident_id, &view, &mut report).await {
+    match isolate(clients, holds, &req.incident_id, &view, &mut report).await {
         Ok(record) => {
             report.report_mut().record = record.map(ContainmentRecord::Isolation);
             Ok(report.finish(clients.calls()))
@@ -60,11 +64,14 @@ pub async fn isolate_instance(
 
 async fn isolate(
     clients: &Clients,
+    holds: &IsolationHolds,
     incident: &str,
     view: &InstanceView,
     report: &mut ReportBuilder,
 ) -> Result<Option<IsolationRecord>, ActionError> {
-    refuse_other_incident(view, incident)?;
+    let key = instance_hold_key(clients, view)?;
+    let held = holds.get(&key).await?;
+    refuse_other_incident(view, incident, &key, held.as_ref())?;
     let home_vpc = view
         .vpc_id
         .clone()
@@ -92,17 +99,32 @@ async fn isolate(
         .flatten()
         .collect();
 
-    // The originals: from the tags an earlier run wrote (they survive the changes), else from
-    // the live state, which is still untouched because nothing is changed before the tags are.
-    let interfaces: Vec<EniGroups> = view
-        .enis
-        .iter()
-        .map(|eni| EniGroups {
-            network_interface_id: eni.id.clone(),
-            original_group_ids: original_groups(eni, &ours, report),
-        })
-        .collect();
-    let original_attributes = original_attributes(view, report)?;
+    // The originals: from this incident's hold (an earlier run wrote it before changing
+    // anything), else from the live state, still untouched because nothing on the instance is
+    // changed before the hold is written.
+    let (mut interfaces, mut original_attributes) = originals(view, &ours, held.as_ref(), report);
+    let now = time::OffsetDateTime::now_utc();
+    let mut held_at = held
+        .as_ref()
+        .map_or(now.replace_nanosecond(0).unwrap_or(now), |h| h.held_at);
+    if report.mode() == Mode::Enforce && held.is_none() {
+        let wanted = IsolationHold {
+            key: key.clone(),
+            incident_id: incident.to_owned(),
+            instance_id: view.id.clone(),
+            interfaces: interfaces.clone(),
+            original_attributes: original_attributes.clone(),
+            held_at,
+        };
+        let stored = holds.claim(&wanted).await?;
+        // Another run wrote first: an other incident's hold is refused, this incident's (a
+        // concurrent run of the same step) is the truth.
+        refuse_other_incident(view, incident, &key, Some(&stored))?;
+        if stored != wanted {
+            (interfaces, original_attributes) = originals(view, &ours, Some(&stored), report);
+        }
+        held_at = stored.held_at;
+    }
 
     let mut instance_tags = vec![(TAG_INCIDENT.to_owned(), incident.to_owned())];
     instance_tags.extend(
@@ -112,7 +134,7 @@ async fn isolate(
         )
         .map_err(ActionError::InvalidInput)?,
     );
-    instance_tags.push((TAG_QUARANTINED_AT.to_owned(), now_rfc3339()));
+    instance_tags.push((TAG_QUARANTINED_AT.to_owned(), rfc3339_seconds(held_at)));
     let tags_added: Vec<String> = instance_tags.iter().map(|(k, _)| k.clone()).collect();
     persist_originals(clients, view, incident, instance_tags, &interfaces, report).await?;
 
@@ -148,87 +170,134 @@ async fn isolate(
         interfaces,
         original_attributes,
         tags_added,
+        hold_key: Some(key),
     }))
 }
 
-/// Another incident's isolation is never overwritten: its tags hold the only copy of the
-/// originals its release needs.
-fn refuse_other_incident(view: &InstanceView, incident: &str) -> Result<(), ActionError> {
-    let claimed = std::iter::once((view.id.as_str(), &view.tags))
-        .chain(view.enis.iter().map(|e| (e.id.as_str(), &e.tags)));
-    for (resource, tags) in claimed {
-        if let Some(other) = tags
-            .get(TAG_INCIDENT)
-            .filter(|other| other.as_str() != incident)
-        {
-            return Err(conflict(
-                "isolate-instance",
-                format!(
-                    "instance {}: {resource} is already contained by incident {other} (tag {TAG_INCIDENT}); release that incident first, or add this finding to it",
-                    view.id
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// `isolation#<account>:<region>:<instance id>`: the account that owns the instance, the region
+/// of the EC2 client.
+fn instance_hold_key(clients: &Clients, view: &InstanceView) -> Result<String, ActionError> {
+    let account = view
+        .owner_id
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            ActionError::Verification(format!(
+                "DescribeInstances returned no owner account for {}",
+                view.id
+            ))
+        })?;
+    let region = clients
+        .ec2()
+        .config()
+        .region()
+        .ok_or_else(|| ActionError::Configuration("the EC2 client has no region".to_owned()))?;
+    Ok(hold_key(account, region.as_ref(), &view.id))
 }
 
-fn original_groups(
-    eni: &super::read::Eni,
-    ours: &BTreeSet<String>,
-    report: &mut ReportBuilder,
-) -> Vec<String> {
-    if let Some(value) = joined_value(&eni.tags, TAG_ORIGINAL_GROUPS) {
-        return value.split_whitespace().map(str::to_owned).collect();
-    }
-    let kept: Vec<String> = eni
-        .groups
-        .iter()
-        .filter(|g| !ours.contains(*g))
-        .cloned()
-        .collect();
-    if kept.len() != eni.groups.len() {
-        let consequence = if kept.is_empty() {
-            "its original groups are unknown and release will leave it isolated".to_owned()
-        } else {
-            format!("its original groups are taken to be {kept:?}")
-        };
-        report.note(format!(
-            "{} already carried the suite's conversion or isolation group and has no {TAG_ORIGINAL_GROUPS} tag: {consequence}",
-            eni.id
-        ));
-    }
-    kept
-}
-
-fn original_attributes(
+/// Another incident's hold is never overwritten: it holds the only trusted copy of the
+/// originals its release needs. Tags play no part: an `ir:incident` tag anyone can write
+/// neither blocks an isolation nor names its holder.
+fn refuse_other_incident(
     view: &InstanceView,
-    report: &mut ReportBuilder,
-) -> Result<InstanceAttributes, ActionError> {
-    let Some(value) = joined_value(&view.tags, TAG_ORIGINAL_ATTRIBUTES) else {
-        return Ok(view.attributes.clone());
-    };
-    let original = decode_attributes(&value).map_err(|why| {
-        conflict(
+    incident: &str,
+    key: &str,
+    held: Option<&IsolationHold>,
+) -> Result<(), ActionError> {
+    match held {
+        Some(other) if other.incident_id != incident => Err(conflict(
             "isolate-instance",
-            format!("tag {TAG_ORIGINAL_ATTRIBUTES} on {} cannot be read ({why}); it was not written by this suite or was altered", view.id),
-        )
-    })?;
+            format!(
+                "instance {} is already contained by incident {} (held by another incident: {key}); release that incident first, or add this finding to it",
+                view.id, other.incident_id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Each interface's original groups and the instance's original attributes: from the hold
+/// when there is one, else from the live state (without the suite's own groups).
+fn originals(
+    view: &InstanceView,
+    ours: &BTreeSet<String>,
+    held: Option<&IsolationHold>,
+    report: &mut ReportBuilder,
+) -> (Vec<EniGroups>, InstanceAttributes) {
+    let interfaces = view
+        .enis
+        .iter()
+        .map(|eni| {
+            let kept = held.and_then(|h| {
+                h.interfaces
+                    .iter()
+                    .find(|i| i.network_interface_id == eni.id)
+            });
+            EniGroups {
+                network_interface_id: eni.id.clone(),
+                original_group_ids: match kept {
+                    Some(k) => k.original_group_ids.clone(),
+                    None => live_groups(eni, ours, held.is_some(), report),
+                },
+            }
+        })
+        .collect();
+    let Some(hold) = held else {
+        return (interfaces, view.attributes.clone());
+    };
     for v in &view.attributes.volumes {
-        if !original.volumes.iter().any(|o| o.volume_id == v.volume_id) {
+        if !hold
+            .original_attributes
+            .volumes
+            .iter()
+            .any(|o| o.volume_id == v.volume_id)
+        {
             report.note(format!(
                 "{} ({}) was attached after isolation began: it is protected too, but release will not change its DeleteOnTermination",
                 v.volume_id, v.device_name
             ));
         }
     }
-    Ok(original)
+    (interfaces, hold.original_attributes.clone())
+}
+
+/// An interface's groups as they are now, without the suite's own.
+fn live_groups(
+    eni: &super::read::Eni,
+    ours: &BTreeSet<String>,
+    attached_since: bool,
+    report: &mut ReportBuilder,
+) -> Vec<String> {
+    let kept: Vec<String> = eni
+        .groups
+        .iter()
+        .filter(|g| !ours.contains(*g))
+        .cloned()
+        .collect();
+    if attached_since {
+        report.note(format!(
+            "{} was attached after isolation began: its original groups are taken to be {kept:?}",
+            eni.id
+        ));
+    } else if kept.len() != eni.groups.len() {
+        let consequence = if kept.is_empty() {
+            "its original groups are unknown and release will leave it isolated".to_owned()
+        } else {
+            format!("its original groups are taken to be {kept:?}")
+        };
+        report.note(format!(
+            "{} already carried the suite's conversion or isolation group and no incident holds the instance: {consequence}",
+            eni.id
+        ));
+    }
+    kept
 }
 
 type TagPlan<'a> = (String, &'a BTreeMap<String, String>, Vec<(String, String)>);
 
-/// Writes the originals (and the incident) as tags before anything else on the instance
-/// changes. Tags already present are kept as they are: they hold the originals of a first run.
+/// Writes the originals (and the incident) as tags, for people looking at the instance, before
+/// anything else on it changes. A tag whose value differs (a stale or forged one) is overwritten;
+/// nothing reads them back as truth.
 async fn persist_originals(
     clients: &Clients,
     view: &InstanceView,
@@ -253,7 +322,7 @@ async fn persist_originals(
     for (resource, existing, tags) in &wanted {
         let missing: Vec<(String, String)> = tags
             .iter()
-            .filter(|(k, _)| !existing.contains_key(k))
+            .filter(|(k, v)| existing.get(k) != Some(v))
             .cloned()
             .collect();
         if !missing.is_empty() {
@@ -290,20 +359,13 @@ async fn persist_originals(
     }
     for (resource, existing, tags) in &wanted {
         for (key, value) in tags {
-            match existing.get(key) {
-                Some(current) => report.change(
-                    resource.as_str(),
-                    format!("tag:{key}"),
-                    json!(current),
-                    json!(current),
-                ),
-                None => report.change(
-                    resource.as_str(),
-                    format!("tag:{key}"),
-                    Value::Null,
-                    json!(value),
-                ),
-            }
+            let before = existing.get(key).map_or(Value::Null, |v| json!(v));
+            report.change(
+                resource.as_str(),
+                format!("tag:{key}"),
+                before,
+                json!(value),
+            );
         }
     }
     Ok(())

@@ -30,6 +30,8 @@ pub(crate) struct Eni {
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceView {
     pub id: String,
+    /// The account that owns the instance (its reservation's `OwnerId`).
+    pub owner_id: Option<String>,
     pub vpc_id: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub instance_profile_arn: Option<String>,
@@ -117,6 +119,16 @@ pub(crate) async fn describe_instance(
     clients: &Clients,
     instance_id: &str,
 ) -> Result<aws_sdk_ec2::types::Instance, ActionError> {
+    describe_owned_instance(clients, instance_id)
+        .await
+        .map(|(instance, _)| instance)
+}
+
+/// [`describe_instance`] with the account that owns it (its reservation's `OwnerId`).
+pub(crate) async fn describe_owned_instance(
+    clients: &Clients,
+    instance_id: &str,
+) -> Result<(aws_sdk_ec2::types::Instance, Option<String>), ActionError> {
     let out = clients
         .ec2()
         .describe_instances()
@@ -127,12 +139,12 @@ pub(crate) async fn describe_instance(
             ActionError::sdk("DescribeInstances", e)
                 .not_found_as(|| format!("instance {instance_id}"))
         })?;
-    let instance = out
+    let (instance, owner_id) = out
         .reservations()
         .iter()
-        .flat_map(|r| r.instances())
-        .find(|i| i.instance_id() == Some(instance_id))
-        .cloned()
+        .flat_map(|r| r.instances().iter().map(move |i| (i, r.owner_id())))
+        .find(|(i, _)| i.instance_id() == Some(instance_id))
+        .map(|(i, owner)| (i.clone(), owner.map(str::to_owned)))
         .ok_or_else(|| ActionError::NotFound(format!("instance {instance_id} does not exist")))?;
     let state = instance
         .state()
@@ -144,7 +156,7 @@ pub(crate) async fn describe_instance(
             "instance {instance_id} is {state}"
         )));
     }
-    Ok(instance)
+    Ok((instance, owner_id))
 }
 
 /// The interfaces attached to the instance now (DescribeNetworkInterfaces filtered on the
@@ -213,7 +225,7 @@ pub(crate) async fn read_instance(
     clients: &Clients,
     instance_id: &str,
 ) -> Result<InstanceView, ActionError> {
-    let instance = describe_instance(clients, instance_id).await?;
+    let (instance, owner_id) = describe_owned_instance(clients, instance_id).await?;
     let enis = attached_enis(clients, instance_id).await?;
     let attribute = |name: InstanceAttributeName| {
         let name_text = name.as_str().to_owned();
@@ -252,6 +264,7 @@ pub(crate) async fn read_instance(
     };
     Ok(InstanceView {
         id: instance_id.to_owned(),
+        owner_id,
         vpc_id: instance.vpc_id().map(str::to_owned),
         tags: tag_map(instance.tags()),
         instance_profile_arn: instance

@@ -6,7 +6,7 @@ use ir_core::action::IsolationRecord;
 use ir_core::config::Mode;
 use serde_json::{Value, json};
 
-use super::read::{attached_enis, conflict, dry_run_outcome, read_instance};
+use super::read::{attached_enis, dry_run_outcome, read_instance};
 use super::tags::{TAG_INCIDENT, TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS, is_part_of};
 use crate::{ActionError, ReportBuilder};
 use ir_aws::Clients;
@@ -19,13 +19,13 @@ use ir_aws::Clients;
 /// so a second call changes nothing. Snapshots and other evidence are never touched, and the
 /// per-VPC conversion and isolation groups stay (other instances may be using them).
 ///
-/// The incident of `report` must be the one that isolated the instance: an instance whose
-/// `ir:incident` tag names another incident is refused with `Conflict` (it was isolated again
-/// since, and restoring would undo that containment).
+/// The originals come from `record` alone, never from the instance's tags (anyone who can tag
+/// the instance can write those). Whether the instance is still held by the record's incident
+/// is the caller's check, on the hold `record.hold_key` names (`ir release` makes it before
+/// restoring, and deletes the hold after).
 ///
 /// # Errors
-/// `NotFound` when the instance no longer exists or is terminated; `Conflict` as above;
-/// `Verification` when an interface does not carry its original groups afterwards; AWS failures
+/// `NotFound` when the instance no longer exists or is terminated; `Verification` when an interface does not carry its original groups afterwards; AWS failures
 /// as classified. Changes made before a failure are already in `report`: wrap the error with
 /// [`ActionError::after`] on its snapshot.
 pub async fn restore_isolation(
@@ -33,23 +33,9 @@ pub async fn restore_isolation(
     record: &IsolationRecord,
     report: &mut ReportBuilder,
 ) -> Result<(), ActionError> {
-    let incident = report.report_mut().incident_id.clone();
     let enforce = report.mode() == Mode::Enforce;
     let view = read_instance(clients, &record.instance_id).await?;
     let id = view.id.as_str();
-
-    let claimed =
-        std::iter::once((id, &view.tags)).chain(view.enis.iter().map(|e| (e.id.as_str(), &e.tags)));
-    for (resource, tags) in claimed {
-        if let Some(other) = tags.get(TAG_INCIDENT).filter(|other| **other != incident) {
-            return Err(conflict(
-                "restore-isolation",
-                format!(
-                    "{resource} is contained by incident {other} (tag {TAG_INCIDENT}), not by {incident}: nothing restored"
-                ),
-            ));
-        }
-    }
 
     // Network: straight back to the original groups. No conversion step is needed here: the
     // isolation group allows nothing, so there is no tracked flow to carry over.

@@ -1,11 +1,14 @@
 //! The tags isolation writes, and the encoding of the originals it keeps in them.
 //!
 //! The originals (each interface's security groups, the instance's protection attributes) are
-//! written to the resources themselves BEFORE anything is changed, so that a retry after a
-//! partial failure, or a repeat run, reconstructs the same record from EC2 alone. A tag value
+//! written to the resources themselves before anything is changed, for people looking at them.
+//! They are never read back as truth: anyone who can tag the instance can write them, so the
+//! originals a retry or a release uses come from the incident's hold in the keys table
+//! (`ir_aws::store::IsolationHolds`) and its containment records. A tag value
 //! holds at most 256 characters: longer values are split on token boundaries over `key`,
 //! `key-2`, `key-3`, …
 
+#[cfg(test)]
 use std::collections::BTreeMap;
 
 use ir_core::action::{InstanceAttributes, VolumeAttachment};
@@ -80,6 +83,8 @@ pub(crate) fn split_value(key: &str, tokens: &[String]) -> Result<Vec<(String, S
 }
 
 /// The value split over `key`, `key-2`, … joined back; `None` when `key` itself is absent.
+/// Only tests read the tags back: the suite never takes them as truth.
+#[cfg(test)]
 pub(crate) fn joined_value(tags: &BTreeMap<String, String>, key: &str) -> Option<String> {
     let mut value = tags.get(key)?.clone();
     let mut index = 1;
@@ -162,11 +167,11 @@ pub fn decode_attributes(value: &str) -> Result<InstanceAttributes, String> {
     }
 }
 
-/// The current time as an RFC 3339 UTC timestamp, to the second.
-pub(crate) fn now_rfc3339() -> String {
+/// A time as an RFC 3339 UTC timestamp, to the second.
+pub(crate) fn rfc3339_seconds(at: time::OffsetDateTime) -> String {
     use aws_smithy_types::DateTime;
     use aws_smithy_types::date_time::Format;
-    let secs = DateTime::from(std::time::SystemTime::now()).secs();
+    let secs = at.unix_timestamp();
     DateTime::from_secs(secs)
         .fmt(Format::DateTime)
         .unwrap_or_else(|_| secs.to_string())
@@ -253,7 +258,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc_seconds() {
-        let t = now_rfc3339();
+        let t = rfc3339_seconds(time::OffsetDateTime::now_utc());
         assert_eq!(t.len(), 20, "{t}");
         assert!(t.ends_with('Z'), "{t}");
     }

@@ -34,7 +34,6 @@ impl Target {
             name: &self.principal.name,
             arn: &self.arn,
             path: &self.path,
-            tags: &self.tags,
         };
         match protection_reason(&facts, protection) {
             Some(reason) => {

@@ -8,6 +8,8 @@
 //! - [`AuditLog`]: the append-only hash chain of `ir_core::audit`, one item per record, appended
 //!   with a conditional put (no overwrite, no gap), anchored in the evidence bucket and verified
 //!   against its anchors.
+//! - [`IsolationHolds`]: which incident isolated an instance and the originals its release
+//!   restores (keys `isolation#…`), written once before the instance changes.
 //! - [`ApprovalStore`]: approval requests holding the task token of a waiting execution, decided
 //!   exactly once.
 //! - [`schema`]: the four tables, defined once ([`schema::TABLES`]), and [`create_tables`].
@@ -34,6 +36,7 @@ mod approvals;
 mod audit;
 mod expr;
 mod incidents;
+mod isolation;
 mod item;
 mod retry;
 pub mod schema;
@@ -49,6 +52,7 @@ use time::OffsetDateTime;
 pub use approvals::{Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, TaskToken};
 pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
+pub use isolation::{HOLD_PREFIX, IsolationHold, IsolationHolds, hold_key};
 pub use schema::{TableNames, create_tables};
 
 use crate::sdk::SdkFailure;

@@ -106,7 +106,8 @@ pub const INCIDENTS: TableSpec = TableSpec {
 };
 
 /// Correlation keys: `finding#<finding key>` → incident (forever), `open#<resource key>` → the
-/// resource's open incident (deleted when it is resolved).
+/// resource's open incident (deleted when it is resolved), `isolation#<account>:<region>:<instance>`
+/// → the incident isolating the instance and its originals (deleted by its release).
 pub const KEYS: TableSpec = TableSpec {
     suffix: "keys",
     env_var: "IR_KEYS_TABLE",

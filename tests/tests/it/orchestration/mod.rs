@@ -106,7 +106,7 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn evidence() -> EvidenceConfig {
+pub(crate) fn evidence() -> EvidenceConfig {
     EvidenceConfig {
         retention_days: 1,
         ..EvidenceConfig::default()
@@ -166,7 +166,7 @@ fn batch(text: &str) -> IngestOutput {
 
 /// The sample as one incident, its triage decision (five earlier incidents on the resource:
 /// critical, immediate-isolation, with gates), in `mode`.
-fn triaged(mode: Mode) -> (TriageInput, Decision) {
+pub(crate) fn triaged(mode: Mode) -> (TriageInput, Decision) {
     let input = batch(&sample_text(None)).incidents.remove(0);
     let engine = Engine::embedded().unwrap();
     let enrichment = engine.enrich(&input.events, 5);
@@ -214,7 +214,7 @@ async fn stored_and_triaged(f: &Fixture, mode: Mode) -> (TriageInput, Decision) 
 }
 
 /// A report of isolate-instance, as the action returns it.
-fn isolation_report(id: &str, mode: Mode) -> ActionReport {
+pub(crate) fn isolation_report(id: &str, mode: Mode) -> ActionReport {
     let (status, outcome) = match mode {
         Mode::Enforce => (ChangeStatus::Applied, Outcome::Applied),
         Mode::DryRun => (ChangeStatus::Planned, Outcome::Planned),
@@ -258,6 +258,7 @@ fn isolation_report(id: &str, mode: Mode) -> ActionReport {
                     volumes: vec![],
                 },
                 tags_added: vec!["ir:incident".to_owned()],
+                hold_key: None,
             })
         }),
         artifacts: None,
@@ -266,7 +267,7 @@ fn isolation_report(id: &str, mode: Mode) -> ActionReport {
     }
 }
 
-fn recorded(out: RecordOutput) -> Recorded {
+pub(crate) fn recorded(out: RecordOutput) -> Recorded {
     match out {
         RecordOutput::Recorded(r) => r,
         RecordOutput::Playbook(p) => panic!(

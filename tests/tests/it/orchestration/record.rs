@@ -43,6 +43,9 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
             "DynamoDB:Query",      // the chain: recorded already?
             "DynamoDB:Query",      // audit head
             "DynamoDB:PutItem",    // audit `triaged`
+            "DynamoDB:Query",      // the head anchored: read
+            "S3:PutObject",        // ... written, locked
+            "S3:HeadObject",       // ... read back
         ]
     );
     assert_eq!(playbook.incident_id, id);
@@ -87,7 +90,16 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     let RecordOutput::Playbook(again) = recorder.record(triage).await? else {
         panic!()
     };
-    assert_eq!(f.calls(mark), ["DynamoDB:GetItem", "DynamoDB:Query"]);
+    assert_eq!(
+        f.calls(mark),
+        [
+            "DynamoDB:GetItem",
+            "DynamoDB:Query",
+            "DynamoDB:Query", // the head anchored again
+            "S3:PutObject",   // If-None-Match: * refuses it
+            "S3:GetObject"    // the anchor already there: the same head
+        ]
+    );
     assert_eq!(again.decision, decision);
     assert_eq!(f.chain(&id).await.len(), chain.len());
 
@@ -217,7 +229,9 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     let verified = f.audit().verify(&id, &f.bucket).await?;
     assert_eq!(verified.records, chain.len());
     assert_eq!(verified.head, done.hash);
-    assert_eq!(verified.anchors_checked, 1);
+    // Entered containment (triaged), left it (contained).
+    assert_eq!(verified.anchors_checked, 2);
+    assert_eq!(verified.unanchored, 0);
 
     // Retried: no second record, the same anchor (found, not written again).
     let mark = f.mark();
@@ -235,7 +249,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     assert!(!again.appended);
     assert_eq!(again.anchor, Some(anchor));
     assert_eq!(f.chain(&id).await.len(), chain.len());
-    assert_eq!(f.audit().verify(&id, &f.bucket).await?.anchors_checked, 1);
+    assert_eq!(f.audit().verify(&id, &f.bucket).await?.anchors_checked, 2);
     Ok(())
 }
 
@@ -265,7 +279,12 @@ async fn a_dry_run_playbook_contains_nothing_and_says_so() -> TestResult {
             .await?,
     );
     assert_eq!(done.status, Status::Containment);
-    assert!(done.anchor.is_none());
+    // Anchored in dry-run too: the chain of an incident nothing contained is evidence as well.
+    let anchor = done.anchor.clone().unwrap();
+    assert_eq!(
+        (anchor.seq, anchor.reason.as_str()),
+        (done.seq, "playbook-finished")
+    );
     let incident = f.incidents().get(&id).await?.unwrap();
     assert_eq!(incident.summary.status, Status::Containment);
     assert!(incident.summary.timeline.contained_at.is_none());
@@ -277,15 +296,12 @@ async fn a_dry_run_playbook_contains_nothing_and_says_so() -> TestResult {
         last.detail
     );
     assert_eq!(last.detail["plannedOnly"], json!(["isolate-instance"]));
-    let anchors = f
-        .clients
-        .s3()
-        .list_object_versions()
-        .bucket(&f.bucket)
-        .prefix(format!("incidents/{id}/"))
-        .send()
-        .await?;
-    assert!(anchors.versions().is_empty(), "nothing anchored in dry-run");
+    let verified = f.audit().verify(&id, &f.bucket).await?;
+    assert_eq!(
+        verified.anchors_checked, 2,
+        "entered containment, playbook finished"
+    );
+    assert_eq!((verified.unanchored, verified.unanchored_from), (0, None));
     // A playbook the incident was not routed to is refused.
     let wrong = recorder
         .record(RecordRequest::PlaybookFinished {

@@ -3,4 +3,5 @@
 //! and an audit record. One module per area of the trust model (ARCHITECTURE.md, "Trust model").
 
 mod gates;
+mod markers;
 mod release;
