@@ -406,7 +406,10 @@ impl Offline {
             ("IR_CONFIG_FILE", self.config_file.display().to_string()),
             ("IR_ASSETS_FILE", self.assets_file.display().to_string()),
             // `ir approve|reject` invoke the decision function, served by cargo lambda.
-            ("IR_DECIDE_APPROVAL_FUNCTION", "ir-decide-approval".to_owned()),
+            (
+                "IR_DECIDE_APPROVAL_FUNCTION",
+                "ir-decide-approval".to_owned(),
+            ),
             ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint()),
             // The suite's own roles, by exact ARN, as the template names each function's role.
             ("IR_SUITE_PRINCIPALS", suite_principals()),

@@ -40,8 +40,13 @@ async fn main() -> Result<(), ir_lambda::Error> {
             let s = &*s;
             s.guard
                 .run(&s.clients, req, |r| async move {
-                    ir_actions::iam::deny_principal(&s.clients, &s.protection, &s.deny_policy_arn, &r)
-                        .await
+                    ir_actions::iam::deny_principal(
+                        &s.clients,
+                        &s.protection,
+                        &s.deny_policy_arn,
+                        &r,
+                    )
+                    .await
                 })
                 .await
         },

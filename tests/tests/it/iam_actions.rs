@@ -27,7 +27,7 @@ use ir_core::event::{Ec2Instance, OtherResource, Resource, S3Bucket};
 use ir_core::{ErrorName, Named};
 use ir_tests::fixtures::{
     APP_POLICY, UserState, create_deny_policy, create_key, create_role, create_user, decode_policy,
-    iam_tag, put_role_policy, role_state, user_state,
+    put_role_policy, role_state, user_state,
 };
 use ir_tests::{
     ACCOUNT_ID, RequestLog, TestResult, cloud, containment_request, ec2_instance, expect_err,

@@ -124,21 +124,38 @@ async fn a_role_tagged_or_pathed_like_the_suite_is_contained_and_only_the_exact_
         principals: Vec::new(),
         suite_principals: vec![suite_arn],
     };
+    let deny_policy = ir_tests::fixtures::create_deny_policy(&iam).await;
 
     for name in [&tagged, &pathed] {
         let inc = incident_id();
         let req = containment_request(&inc, "contain", role_resource(name), Mode::Enforce);
-        let denied = deny_principal(&clients, &protection, &req).await.unwrap();
+        let denied = deny_principal(&clients, &protection, &deny_policy, &req)
+            .await
+            .unwrap();
         assert_eq!(denied.outcome, Outcome::Applied, "{name}: {denied:#?}");
         let revoked = revoke_sessions(&clients, &protection, &req).await.unwrap();
         assert_eq!(revoked.outcome, Outcome::Applied, "{name}: {revoked:#?}");
-        let policies = iam
+        // Contained: the revoking inline policy and the managed deny-all.
+        let inline = iam
             .list_role_policies()
             .role_name(name)
             .send()
             .await
             .unwrap();
-        assert_eq!(policies.policy_names().len(), 2, "{name}: {policies:?}");
+        assert_eq!(inline.policy_names().len(), 1, "{name}: {inline:?}");
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            attached
+                .attached_policies()
+                .iter()
+                .any(|p| p.policy_arn() == Some(deny_policy.as_str())),
+            "{name}: {attached:?}"
+        );
     }
 
     let req = containment_request(
@@ -148,7 +165,7 @@ async fn a_role_tagged_or_pathed_like_the_suite_is_contained_and_only_the_exact_
         Mode::Enforce,
     );
     expect_err(
-        deny_principal(&clients, &protection, &req).await,
+        deny_principal(&clients, &protection, &deny_policy, &req).await,
         ErrorName::Protected,
     );
     expect_err(
@@ -162,6 +179,13 @@ async fn a_role_tagged_or_pathed_like_the_suite_is_contained_and_only_the_exact_
         .await
         .unwrap();
     assert!(policies.policy_names().is_empty(), "{policies:?}");
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(&suite)
+        .send()
+        .await
+        .unwrap();
+    assert!(attached.attached_policies().is_empty(), "{attached:?}");
 }
 
 #[tokio::test]
