@@ -118,6 +118,8 @@ pub struct Offline {
     pub topic_arn: String,
     /// The managed deny-all policy deny-principal attaches (`IR_DENY_POLICY_ARN`).
     pub deny_policy_arn: String,
+    /// The key approval task tokens are sealed under (`IR_APPROVAL_TOKEN_KEY`).
+    pub token_key_arn: String,
     /// State machine ARN by committed file name.
     pub machines: BTreeMap<String, String>,
     pub responder: Responder,
@@ -311,6 +313,17 @@ impl Offline {
             .ctx("the topic ARN")?
             .to_owned();
         let deny_policy_arn = crate::fixtures::create_deny_policy(clients.iam()).await;
+        let token_key_arn = aws_sdk_kms::Client::new(&cloud.sdk_config())
+            .create_key()
+            .description(format!("{prefix} approval task tokens"))
+            .send()
+            .await
+            .ctx("creating the approval-token key")?
+            .key_metadata()
+            .ctx("the approval-token key")?
+            .arn()
+            .ctx("the approval-token key ARN")?
+            .to_owned();
         let machines = state_machines(&clients, &prefix, &binaries).await?;
         let responder = responder(&clients, &prefix).await?;
         let victim = Victim::create(&clients, "victim").await?;
@@ -341,6 +354,7 @@ impl Offline {
             bucket,
             topic_arn,
             deny_policy_arn,
+            token_key_arn,
             machines,
             responder,
             victim,
@@ -402,6 +416,7 @@ impl Offline {
             ("IR_EVIDENCE_BUCKET", self.bucket.clone()),
             ("IR_NOTIFY_TOPIC_ARN", self.topic_arn.clone()),
             ("IR_DENY_POLICY_ARN", self.deny_policy_arn.clone()),
+            ("IR_APPROVAL_TOKEN_KEY", self.token_key_arn.clone()),
             ("IR_TRIAGE_STATE_MACHINE_ARN", self.triage_arn().to_owned()),
             ("IR_CONFIG_FILE", self.config_file.display().to_string()),
             ("IR_ASSETS_FILE", self.assets_file.display().to_string()),

@@ -3,7 +3,7 @@
 //! `ir approve|reject` or `ir-decide-approval`.
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`,
-//! `IR_NOTIFY_TOPIC_ARN`,
+//! `IR_NOTIFY_TOPIC_ARN`, `IR_APPROVAL_TOKEN_KEY` (the key task tokens are sealed under),
 //! `IR_CONFIG_FILE` (optional).
 
 mod handler;
@@ -24,6 +24,8 @@ async fn main() -> Result<(), ir_lambda::Error> {
         requester,
         topic_arn: ir_lambda::env::required("IR_NOTIFY_TOPIC_ARN")?,
         two_person_rule: config.notifications.two_person_rule,
+        // Required: a deployment never stores a task token in the clear.
+        token_key: Some(ir_lambda::env::required("IR_APPROVAL_TOKEN_KEY")?),
     };
     let gate = handler::Gate {
         clients,

@@ -27,6 +27,7 @@ struct Inner {
     iam: OnceLock<aws_sdk_iam::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
+    kms: OnceLock<aws_sdk_kms::Client>,
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
     sfn: OnceLock<aws_sdk_sfn::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
@@ -81,6 +82,7 @@ impl Clients {
                 iam: OnceLock::new(),
                 s3: OnceLock::new(),
                 sts: OnceLock::new(),
+                kms: OnceLock::new(),
                 dynamodb: OnceLock::new(),
                 sfn: OnceLock::new(),
                 sns: OnceLock::new(),
@@ -132,6 +134,10 @@ impl Clients {
         s3: aws_sdk_s3, |b, o| b.force_path_style(o.s3_force_path_style)
     );
     client!(sts: aws_sdk_sts);
+    client!(
+        /// The approval-token key (tokens sealed at rest).
+        kms: aws_sdk_kms
+    );
     client!(dynamodb: aws_sdk_dynamodb);
     client!(sfn: aws_sdk_sfn);
     client!(

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod identity;
 pub mod locked;
 pub mod sdk;
+pub mod sealed;
 pub mod sha256;
 pub mod store;
 

@@ -320,9 +320,15 @@ pub async fn decide(
         return Err(refuse_self_approval(&audit, decision, caller_arn, &approval, now).await?);
     }
     let reason = decision.reason.clone().unwrap_or_default();
-    let (token, approval) =
+    let (sealed, approval) =
         decide_once(&store, decision, caller_arn, &reason, &approval, now).await?;
-    if let Err(e) = deliver(clients, decision, caller_arn, &token, &approval, now).await {
+    // The stored token is sealed (only this role may open it); a token that cannot be opened is
+    // a decision not delivered, recorded as such.
+    let delivered = match ir_aws::sealed::open(clients, id, step, &sealed).await {
+        Ok(token) => deliver(clients, decision, caller_arn, &token, &approval, now).await,
+        Err(f) => Err(DecideError::Aws(f)),
+    };
+    if let Err(e) = delivered {
         record_undelivered(
             &store, &audit, decision, caller_arn, &reason, &approval, &e, now,
         )
@@ -625,6 +631,9 @@ pub struct GateSettings {
     pub topic_arn: String,
     /// Said in the request.
     pub two_person_rule: bool,
+    /// The approval-token key (`IR_APPROVAL_TOKEN_KEY`): the task token is stored sealed under
+    /// it (`ir_aws::sealed`).
+    pub token_key: Option<String>,
 }
 
 /// What the gate did (the waiting task ignores it).
@@ -734,6 +743,13 @@ pub async fn request(
     let timeout = Duration::seconds(i64::try_from(level.timeout_seconds).unwrap_or(i64::MAX));
     let expires_at = now + timeout;
     let plan_hash = ir_core::action::plan_hash(&req.plan.changes);
+    let received = TaskToken::new(req.task_token.clone());
+    let task_token = match &settings.token_key {
+        Some(key) => ir_aws::sealed::seal(clients, key, &req.incident_id, &req.step_id, &received)
+            .await
+            .map_err(RequestError::Aws)?,
+        None => received,
+    };
     let plan = json!({
         "step": step,
         "level": req.level,
@@ -748,7 +764,7 @@ pub async fn request(
         .request(&ApprovalRequest {
             incident_id: req.incident_id.clone(),
             step_id: req.step_id.clone(),
-            task_token: TaskToken::new(req.task_token.clone()),
+            task_token,
             requester: settings.requester.clone(),
             plan: plan.clone(),
             plan_hash: Some(plan_hash.clone()),

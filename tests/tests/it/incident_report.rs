@@ -398,6 +398,7 @@ async fn contained_incident(f: &Fixture) -> Built {
             requester: GATE.into(),
             topic_arn: f.topic.clone(),
             two_person_rule: true,
+            token_key: None,
         },
         &ApprovalRequest {
             task_token: token.clone(),

@@ -380,11 +380,16 @@ fn every_function_gets_the_variables_its_code_reads() {
         let id = function_of(&package);
         let own = sources(&repo().join("functions").join(&package).join("src"));
         let mut required = literals(&own, Some("required"));
-        if own.contains("TableNames::from_env") {
+        // The action guard reads the four tables (`Guard::from_env` is `TableNames::from_env`).
+        let tables = own.contains("TableNames::from_env") || own.contains("Guard::from_env");
+        if tables {
             required.extend(table_vars.iter().cloned());
         }
         // What the function may be given: what its code or the suite modules it uses name.
         let mut known = literals(&own, None);
+        if tables {
+            known.extend(table_vars.iter().cloned());
+        }
         for module in suite_modules(&own) {
             known.extend(literals(&sources(&module), None));
         }
@@ -440,21 +445,15 @@ fn every_function_gets_the_variables_its_code_reads() {
     }
 }
 
-/// Variables the template sets ahead of the code that reads them (the action functions read the
-/// suite's records before they act, the IAM actions refuse the suite's own principals by exact
-/// ARN, the approval token is encrypted): given, not yet read.
+/// Variables the template sets that the function's code does not read: the decision function
+/// opens sealed tokens with KMS `Decrypt`, which needs no key id (the ciphertext names its key);
+/// it is given the key's ARN so its role and its environment name the same key.
 fn set_ahead_of_code(package: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if ACTION_PACKAGES.contains(&package) || package == "ir-notify" {
-        out.extend(schema::TABLES.iter().map(|t| t.env_var.to_owned()));
+    if package == "ir-decide-approval" {
+        vec!["IR_APPROVAL_TOKEN_KEY".to_owned()]
+    } else {
+        Vec::new()
     }
-    if IAM_ACTION_PACKAGES.contains(&package) {
-        out.push("IR_SUITE_PRINCIPALS".to_owned());
-    }
-    if ["ir-request-approval", "ir-decide-approval"].contains(&package) {
-        out.push("IR_APPROVAL_TOKEN_KEY".to_owned());
-    }
-    out
 }
 
 #[test]

@@ -43,6 +43,7 @@ impl Fixture {
             requester: GATE.to_owned(),
             topic_arn: self.topic.clone(),
             two_person_rule: true,
+            token_key: None,
         }
     }
 }

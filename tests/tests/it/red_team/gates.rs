@@ -62,6 +62,13 @@ async fn nothing_destructive_happens_around_the_gate() -> TestResult {
         .await?
         .expect("the request");
     assert_eq!(pending.status, ir_aws::store::ApprovalStatus::Pending);
+    // 5. The token at rest is sealed: a reader of the approvals table holds no token it could
+    //    send to Step Functions (only the decision role may open it).
+    let stored = pending.task_token.expose();
+    assert!(
+        stored.starts_with(ir_aws::sealed::SEALED_PREFIX) && stored.len() > 40,
+        "the stored task token is not sealed"
+    );
 
     // 2. An action invoked directly in enforce mode, its step not approved (the resource and
     //    finding as the running playbook has them).
