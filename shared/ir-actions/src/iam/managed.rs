@@ -218,48 +218,14 @@ async fn list_attached(
     clients: &Clients,
     principal: &Principal,
 ) -> Result<Vec<String>, ActionError> {
-    let mut out = Vec::new();
-    match principal.kind {
-        PrincipalKind::Role => {
-            let mut pages = clients
-                .iam()
-                .list_attached_role_policies()
-                .role_name(&principal.name)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    ActionError::sdk("ListAttachedRolePolicies", e)
-                        .not_found_as(|| label(principal))
-                })?;
-                out.extend(
-                    page.attached_policies()
-                        .iter()
-                        .filter_map(|p| p.policy_arn().map(str::to_owned)),
-                );
-            }
-        }
-        PrincipalKind::User => {
-            let mut pages = clients
-                .iam()
-                .list_attached_user_policies()
-                .user_name(&principal.name)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    ActionError::sdk("ListAttachedUserPolicies", e)
-                        .not_found_as(|| label(principal))
-                })?;
-                out.extend(
-                    page.attached_policies()
-                        .iter()
-                        .filter_map(|p| p.policy_arn().map(str::to_owned)),
-                );
-            }
-        }
-    }
-    Ok(out)
+    let attached =
+        super::principal::attached_policies(clients.iam(), principal.kind, &principal.name)
+            .await
+            .map_err(|e| e.not_found_as(|| label(principal)))?;
+    Ok(attached
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect())
 }
 
 async fn attach(

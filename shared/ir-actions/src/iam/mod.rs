@@ -21,7 +21,7 @@ mod document;
 mod inline;
 mod keys;
 mod managed;
-mod principal;
+pub(crate) mod principal;
 
 use ir_core::action::{AccessKeyRecord, ActionReport, ContainmentRequest, InlinePolicyRecord};
 use ir_core::config::Protection;

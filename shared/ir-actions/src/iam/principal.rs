@@ -161,6 +161,41 @@ pub(crate) async fn instance_profile_role(
     }
 }
 
+/// The managed policies attached to a role or a user, every page (`ListAttachedRolePolicies` or
+/// `ListAttachedUserPolicies`).
+pub(crate) async fn attached_policies(
+    iam: &aws_sdk_iam::Client,
+    kind: PrincipalKind,
+    name: &str,
+) -> Result<Vec<aws_sdk_iam::types::AttachedPolicy>, ActionError> {
+    let mut attached = Vec::new();
+    match kind {
+        PrincipalKind::Role => {
+            let mut pages = iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| ActionError::sdk("iam:ListAttachedRolePolicies", e))?;
+                attached.extend_from_slice(page.attached_policies());
+            }
+        }
+        PrincipalKind::User => {
+            let mut pages = iam
+                .list_attached_user_policies()
+                .user_name(name)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| ActionError::sdk("iam:ListAttachedUserPolicies", e))?;
+                attached.extend_from_slice(page.attached_policies());
+            }
+        }
+    }
+    Ok(attached)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

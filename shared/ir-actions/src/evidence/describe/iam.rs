@@ -1,6 +1,7 @@
 //! IAM roles and users: the principal, its inline and attached policies, groups and access keys.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use ir_core::action::PrincipalKind;
 use serde_json::{Map, Value, json};
 
 use super::super::join::{BoxFuture, join_all};
@@ -106,37 +107,11 @@ async fn attached_policies(
     iam: &aws_sdk_iam::Client,
     holder: Holder<'_>,
 ) -> Result<Value, ActionError> {
-    let mut attached = Vec::new();
-    match holder {
-        Holder::Role(name) => {
-            let mut pages = iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| ActionError::sdk("iam:ListAttachedRolePolicies", e))?;
-                attached.extend_from_slice(page.attached_policies());
-                if !page.is_truncated() {
-                    break;
-                }
-            }
-        }
-        Holder::User(name) => {
-            let mut pages = iam
-                .list_attached_user_policies()
-                .user_name(name)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| ActionError::sdk("iam:ListAttachedUserPolicies", e))?;
-                attached.extend_from_slice(page.attached_policies());
-                if !page.is_truncated() {
-                    break;
-                }
-            }
-        }
-    }
+    let (kind, name) = match holder {
+        Holder::Role(name) => (PrincipalKind::Role, name),
+        Holder::User(name) => (PrincipalKind::User, name),
+    };
+    let attached = crate::iam::principal::attached_policies(iam, kind, name).await?;
     let attached = attached
         .iter()
         .map(|p| json!({"policyName": s(p.policy_name()), "policyArn": s(p.policy_arn())}))
