@@ -30,7 +30,9 @@ What it does, in order:
 5. with ``--lambda-endpoint URL``, routes the engine's Lambda invocations to URL (for example a
    ``cargo lambda watch`` address) by replacing the engine's client factory
    ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for`` with one that returns a
-   Lambda client for URL (every other service still goes to this moto server). The hook is
+   Lambda client for URL (every other service still goes to this moto server), which reads a
+   function error as AWS Lambda answers it (HTTP 200 and ``X-Amz-Function-Error``; cargo lambda
+   answers 500, which the engine would take for a failed call, not a catchable error). The hook is
    internal to moto, which is why moto is pinned: if it is missing or changed, this launcher
    exits with status 3 and says so. On success it logs ``lambda routing -> URL`` to stderr;
 6. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
@@ -132,6 +134,45 @@ def enable_state_machine_execution() -> None:
         )
 
 
+def function_error_as_lambda_does(http_response: Any, parsed: dict, **_: Any) -> None:
+    """botocore ``after-call.lambda.Invoke`` hook: make a function error read as AWS answers it.
+
+    AWS Lambda answers an invocation whose function failed with HTTP 200, the header
+    ``X-Amz-Function-Error: Unhandled`` and the error document (``errorType``, ``errorMessage``)
+    as the payload; Step Functions matches ``errorType`` against the task's Retry and Catch.
+    ``cargo lambda watch`` answers the same failure with HTTP 500 and the document as the body,
+    which botocore raises as a ClientError (and moto's engine then fails the whole execution on
+    the missing request id) instead of the function error a state machine catches. The answer is
+    rewritten in place, before botocore checks the status: only a 500 whose body is such an error
+    document; anything else is left as it came.
+    """
+    import io  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from botocore.response import StreamingBody  # noqa: PLC0415
+
+    if getattr(http_response, "status_code", None) != 500:
+        return
+    body = http_response.content or b""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return
+    if not (isinstance(document, dict) and "errorType" in document and "errorMessage" in document):
+        return
+    http_response.status_code = 200
+    parsed.clear()
+    parsed.update(
+        {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "ExecutedVersion": "$LATEST",
+            "Payload": StreamingBody(io.BytesIO(body), len(body)),
+            "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "cargo-lambda"},
+        }
+    )
+
+
 def install_lambda_routing(url: str) -> int:
     """Replace the Step Functions engine's client factory for `lambda`. Returns the number of
     module bindings rebound. Exits with status 3 if the pinned moto's hook is not as expected."""
@@ -180,7 +221,7 @@ def install_lambda_routing(url: str) -> int:
         if service != "lambda":
             return original(region=region, service=service, state_credentials=state_credentials)
         # Same client settings as moto's factory (no retries: a task's Retry block decides).
-        return boto3.client(
+        client = boto3.client(
             service_name="lambda",
             region_name=region,
             endpoint_url=url,
@@ -193,6 +234,8 @@ def install_lambda_routing(url: str) -> int:
                 read_timeout=timeout_s,
             ),
         )
+        client.meta.events.register("after-call.lambda.Invoke", function_error_as_lambda_does)
+        return client
 
     routed_boto_client_for.__wrapped__ = original  # type: ignore[attr-defined]
 
