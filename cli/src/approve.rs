@@ -6,12 +6,13 @@
 //! `GetCallerIdentity` request bound to this decision (incident, step, verdict, plan hash,
 //! reason); `ir` invokes the decision function (`IR_DECIDE_APPROVAL_FUNCTION`) with the decision
 //! and that proof, and the function has STS authenticate it, checks you against
-//! `notifications.approvers` and the two-person rule, and resumes the waiting execution. You need
+//! `notifications.approver_roles` (the role the request's escalation level asks, or a higher
+//! one), counts you as one person (a step may need several), and resumes the waiting execution
+//! once enough people approved. You need
 //! `lambda:InvokeFunction` on the decision function and nothing else: no `states:SendTask*`, no
 //! table access.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use aws_sdk_lambda::primitives::Blob;
 use ir_aws::Clients;
@@ -47,9 +48,6 @@ pub struct Args {
     /// Why: kept in the audit chain, and the rejection's cause the state machine records.
     #[arg(long)]
     pub reason: Option<String>,
-    /// Accepted for compatibility; the decision function holds the approvers.
-    #[arg(long, hide = true)]
-    pub config: Option<PathBuf>,
     /// Print the outcome as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -63,6 +61,16 @@ pub fn outcome(verdict: Verdict, answer: &Value) -> Result<String, CliError> {
         let r: Resumed = serde_json::from_value(answer["resumed"].clone())
             .map_err(|e| CliError::Failed(format!("the decision function's answer: {e}")))?;
         return Ok(match r.decision {
+            Verdict::Approve if !r.resumed => format!(
+                "approval counted: {} step {} (escalation level {}) by {}; {} of {} approvals from different people, waiting for {} more",
+                r.incident_id,
+                r.step_id,
+                r.level,
+                r.decided_by,
+                r.approvals.len(),
+                r.approvals_required,
+                (r.approvals_required as usize).saturating_sub(r.approvals.len())
+            ),
             Verdict::Approve => format!(
                 "approved: {} step {} (escalation level {}) by {}; the waiting execution resumed and the step runs",
                 r.incident_id, r.step_id, r.level, r.decided_by

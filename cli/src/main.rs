@@ -45,8 +45,9 @@ enum Command {
     Simulate(simulate::Args),
     /// Playbooks as code: render the state machines from the config, or validate the config.
     Playbooks(playbooks::Args),
-    /// Approve a gated step as yourself (your AWS credentials; you must be in
-    /// notifications.approvers, and not the requester). The waiting execution resumes.
+    /// Approve a gated step as yourself (your AWS credentials; you must hold the escalation role
+    /// the request asks, or a higher one). The waiting execution resumes once as many different
+    /// people as the step requires approved.
     Approve(approve::Args),
     /// Reject a gated step as yourself; the step does not run.
     Reject(approve::Args),

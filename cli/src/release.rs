@@ -7,7 +7,7 @@
 //! access keys it deactivated re-activated; never the evidence), then resolves the incident,
 //! audits the changes and `resolved` under your identity, and anchors the audit chain in the
 //! evidence bucket ([`ir_incident::release::release_incident`]). You must be in
-//! `notifications.approvers`; your identity comes from STS `GetCallerIdentity`.
+//! `notifications.approver_roles` (any role); your identity comes from STS `GetCallerIdentity`.
 //!
 //! The release runs with your own credentials, so IAM is what finally guards it: the approver
 //! roles need the EC2 and IAM calls of the restores (ARCHITECTURE.md lists them) and writes to
@@ -38,7 +38,7 @@ pub const ENV_HELP: &str = concat!(
   IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
                       the suite's tables
   IR_EVIDENCE_BUCKET  the Object Lock evidence bucket the resolved chain head is anchored in
-  IR_CONFIG_FILE      the config with notifications.approvers and the evidence retention
+  IR_CONFIG_FILE      the config with notifications.approver_roles and the evidence retention
                       (default: the embedded one)
 ",
     aws_env_help!()
@@ -56,7 +56,7 @@ pub struct Args {
     /// Why: kept in the audit chain with the resolution.
     #[arg(long)]
     pub reason: Option<String>,
-    /// The config whose notifications.approvers may release (default: IR_CONFIG_FILE, else the
+    /// The config whose notifications.approver_roles may release (default: IR_CONFIG_FILE, else the
     /// embedded config/incident-response.yaml).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -71,7 +71,7 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     let names = crate::aws::table_names()?;
     let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
     let config = crate::aws::load_config(args.config.as_ref())?;
-    let policy = ApproverPolicy::from_config(&config.notifications);
+    let policy = ApproverPolicy::from_config(&config);
     let settings = RecorderSettings {
         evidence_bucket: bucket,
         evidence: config.evidence.clone(),

@@ -201,6 +201,13 @@ fn approval_line(a: &ApprovalEvent) -> String {
             a.actor,
             quoted_reason(a.reason.as_deref())
         ),
+        ApprovalKind::Counted => format!(
+            "approval counted {} by {}{}: {}",
+            stamp(a.at),
+            a.actor,
+            quoted_reason(a.reason.as_deref()),
+            a.why.as_deref().unwrap_or("more approvals needed")
+        ),
         ApprovalKind::Refused => format!(
             "decision refused {} for {}: {}",
             stamp(a.at),

@@ -491,3 +491,23 @@ pub async fn locked_bucket(s3: &aws_sdk_s3::Client, prefix: &str) -> String {
     crate::offline::evidence_bucket(s3, &bucket).await.unwrap();
     bucket
 }
+
+/// The default config's escalation roles (`security_engineer`, then `security_lead`), with
+/// `leads` holding the lead's role: they may decide at every level of the default matrix.
+pub fn lead_policy(leads: &[&str]) -> ir_incident::approval::ApproverPolicy {
+    use ir_core::config::ApproverRole;
+    ir_incident::approval::ApproverPolicy {
+        roles: vec![
+            ApproverRole {
+                role: "security_engineer".to_owned(),
+                identities: Vec::new(),
+            },
+            ApproverRole {
+                role: "security_lead".to_owned(),
+                identities: leads.iter().map(|l| (*l).to_owned()).collect(),
+            },
+        ],
+        two_person_rule: true,
+        suite: Vec::new(),
+    }
+}

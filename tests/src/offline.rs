@@ -100,13 +100,30 @@ impl Default for Settings {
     }
 }
 
-/// The responder who approves: an IAM user of the emulated account with its own access key (so
-/// STS says who it is), listed in `notifications.approvers`.
+/// A responder who approves: one person's session of an escalation role of the emulated account
+/// (`AssumeRole` with the person's name as session name, so STS says who it is).
 #[derive(Debug, Clone)]
 pub struct Responder {
+    /// The session ARN (`arn:aws:sts::ACCT:assumed-role/ROLE/NAME`).
     pub arn: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// The on-call people of the offline suite, as the config's `approver_roles` name them.
+#[derive(Debug, Clone)]
+pub struct Responders {
+    /// alice, a security engineer.
+    pub alice: Responder,
+    /// bob, a security engineer.
+    pub bob: Responder,
+    /// carol, the security lead.
+    pub carol: Responder,
+    /// The engineers' role (`security_engineer`).
+    pub engineer_role_arn: String,
+    /// The lead's role (`security_lead`).
+    pub lead_role_arn: String,
 }
 
 /// The suite running offline. Dropping it stops every process.
@@ -122,7 +139,9 @@ pub struct Offline {
     pub token_key_arn: String,
     /// State machine ARN by committed file name.
     pub machines: BTreeMap<String, String>,
+    /// The first engineer on call (alice): the one who approves when one approval is enough.
     pub responder: Responder,
+    pub people: Responders,
     /// The instance the story is about (in the asset registry as the sample's `web-prod-1`).
     pub victim: Victim,
     /// The configuration, asset registry and function logs of this run.
@@ -187,7 +206,7 @@ fn free_port() -> Result<u16> {
 
 /// The configuration file for `settings` and its checks: it parses, and the state machines it
 /// renders are the committed ones (only runtime values differ from the default).
-fn configure(settings: &Settings, responder_arn: &str) -> Result<String> {
+fn configure(settings: &Settings, people: &Responders) -> Result<String> {
     use serde_yaml_ng::Value as Y;
     let mut doc: Y = serde_yaml_ng::from_str(DEFAULT_CONFIG_YAML).ctx("the embedded config")?;
     let playbooks = doc
@@ -207,9 +226,21 @@ fn configure(settings: &Settings, responder_arn: &str) -> Result<String> {
         .get_mut("notifications")
         .and_then(Y::as_mapping_mut)
         .ctx("config notifications")?;
+    let role = |id: &str, arn: &str| {
+        let mut m = serde_yaml_ng::Mapping::new();
+        m.insert(Y::from("role"), Y::from(id));
+        m.insert(
+            Y::from("identities"),
+            Y::Sequence(vec![Y::from(arn.to_owned())]),
+        );
+        Y::Mapping(m)
+    };
     notifications.insert(
-        Y::from("approvers"),
-        Y::Sequence(vec![Y::from(responder_arn)]),
+        Y::from("approver_roles"),
+        Y::Sequence(vec![
+            role("security_engineer", &people.engineer_role_arn),
+            role("security_lead", &people.lead_role_arn),
+        ]),
     );
     if let Some(default) = &settings.on_exhausted {
         notifications.insert(
@@ -325,12 +356,12 @@ impl Offline {
             .ctx("the approval-token key ARN")?
             .to_owned();
         let machines = state_machines(&clients, &prefix, &binaries).await?;
-        let responder = responder(&clients, &prefix).await?;
+        let people = responders(&clients, &prefix).await?;
+        let responder = people.alice.clone();
         let victim = Victim::create(&clients, "victim").await?;
 
         let config_file = run_dir.join("incident-response.yaml");
-        std::fs::write(&config_file, configure(&settings, &responder.arn)?)
-            .ctx("writing the config")?;
+        std::fs::write(&config_file, configure(&settings, &people)?).ctx("writing the config")?;
         let assets_file = run_dir.join("assets.yaml");
         std::fs::write(&assets_file, victim.registry(DEFAULT_ASSETS_YAML))
             .ctx("writing the asset registry")?;
@@ -357,6 +388,7 @@ impl Offline {
             token_key_arn,
             machines,
             responder,
+            people,
             victim,
             run_dir,
             config_file,
@@ -567,16 +599,22 @@ impl Offline {
         ir_incident::intake::execution_arn(machine_arn, name).unwrap_or_default()
     }
 
-    /// `ir <args>` as the responder (their credentials, this cloud's environment).
+    /// `ir <args>` as the responder (alice; their credentials, this cloud's environment).
     pub async fn ir_as_responder(&self, args: &[&str]) -> Result<std::process::Output> {
+        self.ir_as(&self.responder, args).await
+    }
+
+    /// `ir <args>` as `who` (their session's credentials, this cloud's environment).
+    pub async fn ir_as(&self, who: &Responder, args: &[&str]) -> Result<std::process::Output> {
         let mut env = self.environment();
         for (k, v) in &mut env {
             if k == "AWS_ACCESS_KEY_ID" {
-                v.clone_from(&self.responder.access_key_id);
+                v.clone_from(&who.access_key_id);
             } else if k == "AWS_SECRET_ACCESS_KEY" {
-                v.clone_from(&self.responder.secret_access_key);
+                v.clone_from(&who.secret_access_key);
             }
         }
+        env.push(("AWS_SESSION_TOKEN".to_owned(), who.session_token.clone()));
         self.run_ir(env, args).await
     }
 
@@ -841,28 +879,57 @@ async fn state_machines(
     Ok(machines)
 }
 
-async fn responder(clients: &Clients, prefix: &str) -> Result<Responder> {
-    let name = format!("{prefix}-oncall-responder");
-    let user = clients
+/// The escalation roles (`<prefix>-SecurityEngineer`, `<prefix>-SecurityLead`) and a session
+/// of each person on call.
+async fn responders(clients: &Clients, prefix: &str) -> Result<Responders> {
+    let engineer_role_arn = responder_role(clients, &format!("{prefix}-SecurityEngineer")).await?;
+    let lead_role_arn = responder_role(clients, &format!("{prefix}-SecurityLead")).await?;
+    Ok(Responders {
+        alice: session(clients, &engineer_role_arn, "alice").await?,
+        bob: session(clients, &engineer_role_arn, "bob").await?,
+        carol: session(clients, &lead_role_arn, "carol").await?,
+        engineer_role_arn,
+        lead_role_arn,
+    })
+}
+
+/// A role the account's people assume.
+async fn responder_role(clients: &Clients, name: &str) -> Result<String> {
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT_ID}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let role = clients
         .iam()
-        .create_user()
-        .user_name(&name)
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
         .send()
         .await
-        .ctx("creating the responder")?;
-    let arn = user.user().ctx("the responder")?.arn().to_owned();
-    let key = clients
-        .iam()
-        .create_access_key()
-        .user_name(&name)
+        .ctx(format!("creating role {name}"))?;
+    Ok(role.role().ctx("the created role")?.arn().to_owned())
+}
+
+/// `person`'s session of `role_arn`.
+pub async fn session(clients: &Clients, role_arn: &str, person: &str) -> Result<Responder> {
+    let assumed = clients
+        .sts()
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(person)
         .send()
         .await
-        .ctx("creating the responder's key")?;
-    let key = key.access_key().ctx("the responder's key")?;
+        .ctx(format!("assuming {role_arn} as {person}"))?;
+    let arn = assumed
+        .assumed_role_user()
+        .ctx("the assumed-role user")?
+        .arn()
+        .to_owned();
+    let c = assumed.credentials().ctx("the session's credentials")?;
     Ok(Responder {
         arn,
-        access_key_id: key.access_key_id().to_owned(),
-        secret_access_key: key.secret_access_key().to_owned(),
+        access_key_id: c.access_key_id().to_owned(),
+        secret_access_key: c.secret_access_key().to_owned(),
+        session_token: c.session_token().to_owned(),
     })
 }
 

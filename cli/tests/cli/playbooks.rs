@@ -120,7 +120,7 @@ fn render_check_on_a_changed_config_exits_1_listing_the_files_and_writes_nothing
     let config = changed_config(
         &dir,
         "      - role: security_lead\n        timeout: 15m",
-        "      - role: security_lead\n        timeout: 15m\n      - role: ciso\n        timeout: 1h",
+        "      - role: security_lead\n        timeout: 15m\n      - role: security_lead\n        timeout: 1h",
     );
     let out_dir = dir.join("statemachines");
     std::fs::create_dir_all(&out_dir).unwrap();

@@ -1,12 +1,14 @@
 //! `ir-decide-approval`: the one path by which a gated step is approved or rejected. The
 //! approver (`ir approve|reject`) invokes it with the decision and a proof of identity (an STS
 //! `GetCallerIdentity` request signed with their own credentials, bound to the decision); the
-//! function has STS authenticate the proof, authorizes that identity against
-//! `notifications.approvers` and the two-person rule, and resumes the waiting execution. It is
-//! the only holder of `states:SendTaskSuccess`/`SendTaskFailure` the suite ships.
+//! function has STS authenticate the proof, authorizes that identity (the escalation role the
+//! request's level asks, people counted one each, the two-person rule), and resumes the waiting
+//! execution once enough people approved. It is the only holder of
+//! `states:SendTaskSuccess`/`SendTaskFailure` the suite ships.
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`,
-//! `IR_CONFIG_FILE` (optional: the approvers).
+//! `IR_SUITE_PRINCIPALS` (the suite's own roles, which never decide), `IR_CONFIG_FILE`
+//! (optional: the approver roles).
 
 mod handler;
 
@@ -18,7 +20,9 @@ use ir_incident::approval::ApproverPolicy;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
-    let policy = ApproverPolicy::from_config(&ir_lambda::env::config()?.notifications);
+    let mut config = ir_lambda::env::config()?;
+    config.protection.suite_principals = ir_lambda::env::suite_principals()?;
+    let policy = ApproverPolicy::from_config(&config);
     let decider = handler::Decider {
         clients: Clients::from_env().await,
         names,

@@ -11,8 +11,9 @@
 //! 3. the incident's recorded plan holds the step in enforce mode, and the deployed config's
 //!    playbook holds it too (a config changed to dry-run since triage wins);
 //! 4. when the step is gated (the recorded plan or the deployed config says `requires_approval`):
-//!    its approval is `approved`, or it expired at the last level of the incident's escalation
-//!    matrix after that level's whole window and the deployed config says
+//!    its approval is `approved` by as many different people as the recorded plan and the
+//!    deployed config require (the larger), or it expired at the last level of the incident's
+//!    escalation matrix after that level's whole window and the deployed config says
 //!    `on_escalation_exhausted: approve`.
 //!
 //! Then [`Guard::run`] binds the run to the approved plan: the action plans in dry-run first;
@@ -173,7 +174,11 @@ impl Guard {
                 "step {step_id} of {id} needs an approval and none was requested"
             )));
         };
-        self.approved(&approval, decision.escalation.len(), now)
+        let required = planned
+            .approvals_required
+            .max(self.config.approvals_required(step, decision.severity))
+            .max(1);
+        self.approved(&approval, decision.escalation.len(), required, now)
     }
 
     /// The approval's answer: approved by someone, or exhausted with the config approving.
@@ -181,10 +186,22 @@ impl Guard {
         &self,
         approval: &Approval,
         levels: usize,
+        required: u32,
         now: OffsetDateTime,
     ) -> Result<Authority, Refused> {
         let at = format!("{} {}", approval.incident_id, approval.step_id);
+        let people: std::collections::BTreeSet<&str> = approval
+            .approvals
+            .iter()
+            .map(|v| v.person.as_str())
+            .collect();
         match approval.status {
+            ApprovalStatus::Approved if people.len() < required as usize => {
+                Err(Refused::Not(format!(
+                    "{at} is marked approved by {} different people, {required} required",
+                    people.len()
+                )))
+            }
             ApprovalStatus::Approved => Ok(Authority::Approved {
                 by: approval.decided_by.clone().unwrap_or_default(),
                 plan_hash: approval.plan_hash.clone(),

@@ -1,10 +1,13 @@
 //! The approval policy: who may decide a gated step, and what a decision is.
 //!
-//! 1. the caller must be one of `notifications.approvers` (IAM role or user ARNs; an
-//!    assumed-role session `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` is the role
-//!    `arn:aws:iam::ACCT:role/…/ROLE`, whatever its path);
-//! 2. with `notifications.two_person_rule` (default), the caller must not be the identity that
-//!    requested the approval (the same role in any session counts as the same identity).
+//! 1. the caller must hold an escalation role (`notifications.approver_roles`: IAM role ARNs,
+//!    whose every session holds it, IAM user ARNs, or one person's assumed-role session ARN);
+//! 2. at an escalation level, only the level's role or a higher one (listed later) may decide;
+//! 3. people, not roles, are counted: a person is the session name of an assumed role (IAM
+//!    Identity Center sets it to the user's name) or the user name of an IAM user, compared
+//!    case-insensitively; a step needing k approvals needs k different people, and with
+//!    `notifications.two_person_rule` (default) the person who asked cannot decide;
+//! 4. the suite's own roles never decide, whatever the config lists.
 //!
 //! The decision path itself (the store, Step Functions, the audit chain) is in `ir-incident`.
 
@@ -15,27 +18,81 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::arn::Arn;
-use crate::config::Notifications;
+use crate::config::{ApproverRole, Config};
 
 pub use crate::action::PrincipalKind;
 
 /// Who may decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApproverPolicy {
-    /// IAM role and user ARNs (`notifications.approvers`).
-    pub approvers: Vec<String>,
-    /// The requester cannot decide (`notifications.two_person_rule`).
+    /// The escalation roles, lowest first, and who holds each (`notifications.approver_roles`).
+    pub roles: Vec<ApproverRole>,
+    /// The person who asked cannot decide (`notifications.two_person_rule`).
     pub two_person_rule: bool,
+    /// The suite's own principals (exact ARNs): never approvers.
+    pub suite: Vec<String>,
 }
 
 impl ApproverPolicy {
-    /// The policy of a configuration.
-    pub fn from_config(n: &Notifications) -> ApproverPolicy {
+    /// The policy of a configuration (its suite principals included).
+    pub fn from_config(c: &Config) -> ApproverPolicy {
         ApproverPolicy {
-            approvers: n.approvers.clone(),
-            two_person_rule: n.two_person_rule,
+            roles: c.notifications.approver_roles.clone(),
+            two_person_rule: c.notifications.two_person_rule,
+            suite: c.protection.suite_principals.clone(),
         }
     }
+
+    /// One role held by `identities`, the two-person rule on.
+    pub fn one_role(role: &str, identities: &[&str]) -> ApproverPolicy {
+        ApproverPolicy {
+            roles: vec![ApproverRole {
+                role: role.to_owned(),
+                identities: identities.iter().map(|i| (*i).to_owned()).collect(),
+            }],
+            two_person_rule: true,
+            suite: Vec::new(),
+        }
+    }
+}
+
+/// One person, as the two-person rule and the approval count tell people apart: the session
+/// name of an assumed role, the user name of an IAM user (lower case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Person(String);
+
+impl Person {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Person {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The person behind an ARN: an assumed-role session's name, an IAM user's name (a bare role
+/// ARN, which no caller authenticates as, is its role name). `None` when it is neither.
+pub fn person(arn: &str) -> Option<Person> {
+    let (p, session) = principal_and_session(arn)?;
+    Some(Person(session.unwrap_or(p.name).to_lowercase()))
+}
+
+/// An approver: who AWS authenticated, as the policy sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    /// The ARN as authenticated.
+    pub arn: String,
+    /// The role or user.
+    pub principal: Principal,
+    /// The person.
+    pub person: Person,
+    /// The highest escalation role held.
+    pub role: String,
+    rank: usize,
 }
 
 /// An IAM role or user, as authorization compares them: partition, account, kind and name (the
@@ -67,27 +124,48 @@ impl fmt::Display for Principal {
 /// or an assumed-role session `arn:P:sts::A:assumed-role/NAME/SESSION`. Anything else (the
 /// account root, a federated user, a group, a malformed ARN) is `None`: never an approver.
 pub fn principal(arn: &str) -> Option<Principal> {
+    principal_and_session(arn).map(|(p, _)| p)
+}
+
+/// [`principal`], and the session name when the ARN is an assumed-role session.
+fn principal_and_session(arn: &str) -> Option<(Principal, Option<String>)> {
     let arn = Arn::parse(arn)?;
     if !arn.partition.starts_with("aws") || !arn.region.is_empty() || !arn.has_account_id() {
         return None;
     }
-    let (kind, name) = match arn.service {
+    let (kind, name, session) = match arn.service {
         "iam" => {
             if let Some(role) = arn.role() {
-                (PrincipalKind::Role, role.name)
+                (PrincipalKind::Role, role.name, None)
             } else {
-                (PrincipalKind::User, arn.user()?.name)
+                (PrincipalKind::User, arn.user()?.name, None)
             }
         }
-        "sts" => (PrincipalKind::Role, arn.assumed_role()?.role),
+        "sts" => {
+            let a = arn.assumed_role()?;
+            (PrincipalKind::Role, a.role, Some(a.session.to_owned()))
+        }
         _ => return None,
     };
-    Some(Principal {
-        partition: arn.partition.to_owned(),
-        account: arn.account.to_owned(),
-        kind,
-        name: name.to_owned(),
-    })
+    Some((
+        Principal {
+            partition: arn.partition.to_owned(),
+            account: arn.account.to_owned(),
+            kind,
+            name: name.to_owned(),
+        },
+        session,
+    ))
+}
+
+/// Whether the configured identity `identity` is held by the caller: a role or user ARN by any
+/// of its sessions, a session ARN by that session only.
+fn holds(identity: &str, caller: &Principal, session: Option<&str>) -> bool {
+    match principal_and_session(identity) {
+        Some((p, None)) => &p == caller,
+        Some((p, Some(s))) => &p == caller && session == Some(s.as_str()),
+        None => false,
+    }
 }
 
 /// The caller is not an approver: why, in words.
@@ -100,36 +178,81 @@ pub struct NotAnApprover {
 }
 
 impl ApproverPolicy {
-    /// The caller's principal if it is an approver.
-    pub fn approver(&self, caller_arn: &str) -> Result<Principal, NotAnApprover> {
-        let Some(caller) = principal(caller_arn) else {
-            return Err(NotAnApprover {
-                caller: caller_arn.to_owned(),
-                why: "it is not an IAM role, user or assumed-role session".to_owned(),
-            });
+    /// The caller as an approver, if it holds an escalation role: with the highest role it holds.
+    pub fn approver(&self, caller_arn: &str) -> Result<Approver, NotAnApprover> {
+        let refuse = |why: String| NotAnApprover {
+            caller: caller_arn.to_owned(),
+            why,
+        };
+        let Some((caller, session)) = principal_and_session(caller_arn) else {
+            return Err(refuse(
+                "it is not an IAM role, user or assumed-role session".to_owned(),
+            ));
         };
         if self
-            .approvers
+            .suite
             .iter()
-            .any(|a| principal(a).as_ref() == Some(&caller))
+            .any(|s| principal(s).as_ref() == Some(&caller))
         {
-            Ok(caller)
-        } else {
-            Err(NotAnApprover {
-                caller: caller_arn.to_owned(),
-                why: if self.approvers.is_empty() {
-                    "notifications.approvers is empty: nobody can decide".to_owned()
-                } else {
-                    format!("{caller} is not in notifications.approvers")
-                },
-            })
+            return Err(refuse(format!(
+                "{caller} is one of the suite's own roles, which never decide"
+            )));
+        }
+        let held = self.roles.iter().enumerate().rev().find(|(_, r)| {
+            r.identities
+                .iter()
+                .any(|i| holds(i, &caller, session.as_deref()))
+        });
+        let Some((rank, role)) = held else {
+            return Err(refuse(if self.roles.is_empty() {
+                "notifications.approver_roles is empty: nobody can decide".to_owned()
+            } else {
+                format!("{caller_arn} holds no role of notifications.approver_roles")
+            }));
+        };
+        Ok(Approver {
+            arn: caller_arn.to_owned(),
+            person: Person(
+                session
+                    .unwrap_or_else(|| caller.name.clone())
+                    .to_lowercase(),
+            ),
+            principal: caller,
+            role: role.role.clone(),
+            rank,
+        })
+    }
+
+    /// Whether `approver` may decide at an escalation level asking `level_role`: it holds that
+    /// role or one listed after it. A role the config does not list is held by nobody.
+    pub fn may_decide_at(
+        &self,
+        approver: &Approver,
+        level_role: &str,
+    ) -> Result<(), NotAnApprover> {
+        match self.roles.iter().position(|r| r.role == level_role) {
+            Some(needed) if approver.rank >= needed => Ok(()),
+            Some(_) => Err(NotAnApprover {
+                caller: approver.arn.clone(),
+                why: format!(
+                    "this level asks {level_role} or higher, and {} holds only {}",
+                    approver.person, approver.role
+                ),
+            }),
+            None => Err(NotAnApprover {
+                caller: approver.arn.clone(),
+                why: format!(
+                    "this level asks {level_role}, which notifications.approver_roles does not list"
+                ),
+            }),
         }
     }
 
-    /// Whether the two-person rule refuses `caller` for a request made by `requester`.
-    pub fn is_self_approval(&self, caller: &Principal, caller_arn: &str, requester: &str) -> bool {
+    /// Whether the two-person rule refuses `approver` for a request made by `requester`: the
+    /// same person.
+    pub fn is_self_approval(&self, approver: &Approver, requester: &str) -> bool {
         self.two_person_rule
-            && (caller_arn == requester || principal(requester).as_ref() == Some(caller))
+            && (approver.arn == requester || person(requester).as_ref() == Some(&approver.person))
     }
 }
 
@@ -235,30 +358,61 @@ impl Verdict {
 mod tests {
     use super::*;
 
-    const ROLE: &str = "arn:aws:iam::111122223333:role/teams/SecurityLead";
+    const ENGINEER: &str = "arn:aws:iam::111122223333:role/teams/SecurityEngineer";
+    const LEAD: &str = "arn:aws:iam::111122223333:role/SecurityLead";
 
     fn policy(two: bool) -> ApproverPolicy {
         ApproverPolicy {
-            approvers: vec![ROLE.into(), "arn:aws:iam::111122223333:user/alice".into()],
+            roles: vec![
+                ApproverRole {
+                    role: "security_engineer".into(),
+                    identities: vec![
+                        ENGINEER.into(),
+                        "arn:aws:iam::111122223333:user/alice".into(),
+                        "arn:aws:sts::111122223333:assumed-role/Oncall/dave@example.com".into(),
+                    ],
+                },
+                ApproverRole {
+                    role: "security_lead".into(),
+                    identities: vec![LEAD.into()],
+                },
+            ],
             two_person_rule: two,
+            suite: vec!["arn:aws:iam::111122223333:role/ir-suite/ir-request-approval".into()],
         }
     }
 
     #[test]
-    fn sessions_of_a_listed_role_are_approvers_whatever_the_path() {
+    fn holders_of_a_listed_identity_are_approvers_whatever_the_path() {
         let p = policy(true);
-        for ok in [
-            "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob@example.com",
-            "arn:aws:iam::111122223333:role/SecurityLead",
-            "arn:aws:iam::111122223333:role/other/path/SecurityLead",
-            "arn:aws:iam::111122223333:user/alice",
+        for (ok, role) in [
+            (
+                "arn:aws:sts::111122223333:assumed-role/SecurityEngineer/bob@example.com",
+                "security_engineer",
+            ),
+            (
+                "arn:aws:iam::111122223333:role/other/path/SecurityEngineer",
+                "security_engineer",
+            ),
+            ("arn:aws:iam::111122223333:user/alice", "security_engineer"),
+            (
+                "arn:aws:sts::111122223333:assumed-role/Oncall/dave@example.com",
+                "security_engineer",
+            ),
+            (
+                "arn:aws:sts::111122223333:assumed-role/SecurityLead/carol",
+                "security_lead",
+            ),
         ] {
-            assert!(p.approver(ok).is_ok(), "{ok}");
+            assert_eq!(p.approver(ok).map(|a| a.role).as_deref(), Ok(role), "{ok}");
         }
         for refused in [
             "arn:aws:sts::444455556666:assumed-role/SecurityLead/bob",
             "arn:aws:sts::111122223333:assumed-role/SecurityLeader/bob",
             "arn:aws:sts::111122223333:assumed-role/SecurityLead",
+            // Another session of a role only one session of which is listed.
+            "arn:aws:sts::111122223333:assumed-role/Oncall/mallory",
+            "arn:aws:iam::111122223333:role/Oncall",
             "arn:aws:iam::111122223333:user/SecurityLead",
             "arn:aws:iam::111122223333:root",
             "arn:aws:sts::111122223333:federated-user/alice",
@@ -270,31 +424,95 @@ mod tests {
             assert!(p.approver(refused).is_err(), "{refused}");
         }
         let nobody = ApproverPolicy {
-            approvers: vec![],
+            roles: vec![],
             two_person_rule: true,
+            suite: vec![],
         };
-        let e = nobody.approver(ROLE).unwrap_err();
-        assert!(e.to_string().contains("empty"), "{e}");
+        let e = nobody.approver(LEAD).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
-                "{ROLE} may not decide approvals: notifications.approvers is empty: nobody can decide"
+                "{LEAD} may not decide approvals: notifications.approver_roles is empty: nobody can decide"
             )
         );
     }
 
     #[test]
-    fn the_two_person_rule_compares_principals_not_sessions() {
-        let caller_arn = "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob";
-        let caller = principal(caller_arn).unwrap();
-        let requester = "arn:aws:sts::111122223333:assumed-role/SecurityLead/ir-request-approval";
-        assert!(policy(true).is_self_approval(&caller, caller_arn, requester));
-        assert!(!policy(false).is_self_approval(&caller, caller_arn, requester));
-        assert!(!policy(true).is_self_approval(
-            &caller,
-            caller_arn,
-            "arn:aws:sts::111122223333:assumed-role/ir-request-approval/x"
+    fn the_suite_never_decides_even_when_listed() {
+        let mut p = policy(true);
+        p.roles[1]
+            .identities
+            .push("arn:aws:iam::111122223333:role/ir-request-approval".into());
+        let e = p
+            .approver(
+                "arn:aws:sts::111122223333:assumed-role/ir-request-approval/ir-request-approval",
+            )
+            .unwrap_err();
+        assert!(e.why.contains("suite's own roles"), "{e}");
+    }
+
+    #[test]
+    fn a_level_is_decided_by_its_role_or_a_higher_one() {
+        let p = policy(true);
+        let engineer = p
+            .approver("arn:aws:sts::111122223333:assumed-role/SecurityEngineer/bob")
+            .unwrap();
+        let lead = p
+            .approver("arn:aws:sts::111122223333:assumed-role/SecurityLead/carol")
+            .unwrap();
+        assert!(p.may_decide_at(&engineer, "security_engineer").is_ok());
+        let e = p.may_decide_at(&engineer, "security_lead").unwrap_err();
+        assert_eq!(
+            e.why,
+            "this level asks security_lead or higher, and bob holds only security_engineer"
+        );
+        assert!(p.may_decide_at(&lead, "security_engineer").is_ok());
+        assert!(p.may_decide_at(&lead, "security_lead").is_ok());
+        assert!(p.may_decide_at(&lead, "ciso").is_err());
+        // Holding both: the higher role counts.
+        let mut both = policy(true);
+        both.roles[1]
+            .identities
+            .push("arn:aws:iam::111122223333:user/alice".into());
+        let alice = both
+            .approver("arn:aws:iam::111122223333:user/alice")
+            .unwrap();
+        assert_eq!(alice.role, "security_lead");
+    }
+
+    #[test]
+    fn people_are_told_apart_by_session_name_not_by_role() {
+        let p = policy(true);
+        let bob = p
+            .approver("arn:aws:sts::111122223333:assumed-role/SecurityEngineer/Bob")
+            .unwrap();
+        assert_eq!(bob.person.as_str(), "bob");
+        let same: Vec<Person> = [
+            "arn:aws:sts::111122223333:assumed-role/SecurityEngineer/bob",
+            "arn:aws:sts::111122223333:assumed-role/SecurityLead/BOB",
+            "arn:aws:iam::111122223333:user/bob",
+        ]
+        .iter()
+        .map(|a| person(a).unwrap())
+        .collect();
+        assert!(same.iter().all(|p| p == &bob.person));
+        assert_ne!(
+            person("arn:aws:sts::111122223333:assumed-role/SecurityEngineer/carol"),
+            Some(bob.person.clone())
+        );
+        assert_eq!(person("arn:aws:iam::111122223333:root"), None);
+
+        // The two-person rule: the person who asked, in any role.
+        assert!(p.is_self_approval(&bob, "arn:aws:iam::111122223333:user/bob"));
+        assert!(p.is_self_approval(
+            &bob,
+            "arn:aws:sts::111122223333:assumed-role/SecurityLead/bob"
         ));
+        assert!(!p.is_self_approval(
+            &bob,
+            "arn:aws:sts::111122223333:assumed-role/ir-request-approval/ir-request-approval"
+        ));
+        assert!(!policy(false).is_self_approval(&bob, "arn:aws:iam::111122223333:user/bob"));
     }
 
     #[test]

@@ -955,10 +955,17 @@ mod tests {
             );
         }
         // A third level for critical adds a gate.
-        let three = config(&with(
-            "      - role: security_lead\n        timeout: 15m",
-            "      - role: security_lead\n        timeout: 15m\n      - role: ciso\n        timeout: 1h",
-        ));
+        let three = config(
+            &with(
+                "      - role: security_lead\n        timeout: 15m",
+                "      - role: security_lead\n        timeout: 15m\n      - role: ciso\n        timeout: 1h",
+            )
+            .replacen(
+                "  approver_roles:\n",
+                "  approver_roles:\n    - role: ciso\n      identities: [\"arn:aws:iam::111122223333:role/Ciso\"]\n",
+                1,
+            ),
+        );
         let doc = playbook_doc(&three, "immediate-isolation");
         assert!(states(&doc).contains_key("Gate_isolate_instance_2"));
         assert_eq!(

@@ -346,6 +346,10 @@ pub struct StepConfig {
     pub priority: Option<String>,
     #[serde(default)]
     pub retention: Option<ConfigDuration>,
+    /// How many different people must approve this gated step (wins over
+    /// `notifications.approvals_required`).
+    #[serde(default)]
+    pub approvals_required: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,15 +358,29 @@ pub struct Notifications {
     pub escalation_matrix: BTreeMap<Severity, Vec<Escalation>>,
     #[serde(default = "default_exhausted")]
     pub on_escalation_exhausted: OnExhausted,
-    /// Who may approve or reject a gated step: IAM role and user ARNs. A caller whose identity is
-    /// an assumed-role session of a listed role (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`)
-    /// counts as that role, whatever the role's path. Empty: nobody can decide, so every gate
-    /// ends as its escalation matrix runs out.
+    /// Who holds each escalation role, lowest role first. At an escalation level, only the
+    /// level's role or a role listed after it may decide. Empty: nobody can decide, so every
+    /// gate ends as its escalation matrix runs out.
     #[serde(default)]
-    pub approvers: Vec<String>,
-    /// The identity that requested an approval cannot decide it (on by default).
+    pub approver_roles: Vec<ApproverRole>,
+    /// How many different people must approve a gated step, by incident severity (1 when the
+    /// severity is not listed); a step's own `approvals_required` wins.
+    #[serde(default)]
+    pub approvals_required: BTreeMap<Severity, u32>,
+    /// The person who asked for an approval cannot decide it (on by default).
     #[serde(default = "yes")]
     pub two_person_rule: bool,
+}
+
+/// An escalation role and the identities that hold it.
+///
+/// An identity is an IAM role ARN (every session of the role: each session name is a person),
+/// an IAM user ARN, or one assumed-role session ARN (`arn:aws:sts::ACCT:assumed-role/ROLE/NAME`:
+/// only that person in that role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverRole {
+    pub role: String,
+    pub identities: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -533,6 +551,15 @@ impl Config {
                         );
                     }
                     Some(spec) => {
+                        if s.approvals_required.is_some() && !s.requires_approval {
+                            problem(
+                                format!("{at}/approvals_required"),
+                                format!(
+                                    "step `{}` counts approvals but has no approval gate; set requires_approval: true",
+                                    s.id
+                                ),
+                            );
+                        }
                         if spec.destructive
                             && mode == Mode::Enforce
                             && !s.requires_approval
@@ -558,7 +585,46 @@ impl Config {
                 }
             }
         }
+        self.check_roles(&mut problem);
         out
+    }
+
+    /// Every role the escalation matrix names is held by someone, once.
+    fn check_roles(&self, problem: &mut impl FnMut(String, String)) {
+        let roles = &self.notifications.approver_roles;
+        for (i, r) in roles.iter().enumerate() {
+            if roles[..i].iter().any(|q| q.role == r.role) {
+                problem(
+                    format!("/notifications/approver_roles/{i}/role"),
+                    format!("role `{}` is listed twice", r.role),
+                );
+            }
+        }
+        if roles.is_empty() {
+            // Nobody can decide: every gate runs out (the documented meaning of an empty list).
+            return;
+        }
+        for (s, levels) in &self.notifications.escalation_matrix {
+            for (i, level) in levels.iter().enumerate() {
+                if !roles.iter().any(|r| r.role == level.role) {
+                    problem(
+                        format!("/notifications/escalation_matrix/{s}/{i}/role"),
+                        format!(
+                            "role `{}` is held by nobody: list it in notifications.approver_roles",
+                            level.role
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// How many different people must approve a gated step of an incident of severity `s`.
+    pub fn approvals_required(&self, step: &StepConfig, s: Severity) -> u32 {
+        step.approvals_required
+            .or_else(|| self.notifications.approvals_required.get(&s).copied())
+            .unwrap_or(1)
+            .max(1)
     }
 
     /// The escalation chain for a severity (empty when the matrix has none).
@@ -781,58 +847,140 @@ mod tests {
     }
 
     #[test]
-    fn approvers_are_iam_role_or_user_arns_and_the_two_person_rule_defaults_on() {
-        const APPROVERS: &str = "  approvers:\n    - arn:aws:iam::111122223333:role/SecurityEngineer\n    - arn:aws:iam::111122223333:role/SecurityLead\n";
+    fn approver_roles_hold_identities_and_every_matrix_role_is_held() {
+        const ROLES: &str = "  approver_roles:\n    - role: security_engineer\n      identities:\n        - arn:aws:iam::111122223333:role/SecurityEngineer\n    - role: security_lead\n      identities:\n        - arn:aws:iam::111122223333:role/SecurityLead\n";
         const RULE: &str = "  two_person_rule: true\n";
         let c = Config::embedded().unwrap();
+        let roles: Vec<(&str, Vec<&str>)> = c
+            .notifications
+            .approver_roles
+            .iter()
+            .map(|r| {
+                (
+                    r.role.as_str(),
+                    r.identities.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
         assert_eq!(
-            c.notifications.approvers,
+            roles,
             [
-                "arn:aws:iam::111122223333:role/SecurityEngineer",
-                "arn:aws:iam::111122223333:role/SecurityLead"
+                (
+                    "security_engineer",
+                    vec!["arn:aws:iam::111122223333:role/SecurityEngineer"]
+                ),
+                (
+                    "security_lead",
+                    vec!["arn:aws:iam::111122223333:role/SecurityLead"]
+                )
             ]
         );
         assert!(c.notifications.two_person_rule);
 
+        // Users, roles under a path, one person's session: all identities.
         let listed = with(
-            APPROVERS,
-            "  approvers:\n    - arn:aws:iam::111122223333:role/teams/SecurityLead\n    - arn:aws-us-gov:iam::111122223333:user/alice\n",
+            ROLES,
+            "  approver_roles:\n    - role: security_engineer\n      identities:\n        - arn:aws-us-gov:iam::111122223333:user/alice\n        - arn:aws:sts::111122223333:assumed-role/Oncall/bob@example.com\n    - role: security_lead\n      identities:\n        - arn:aws:iam::111122223333:role/teams/SecurityLead\n",
         )
         .replacen(RULE, "  two_person_rule: false\n", 1);
         let c = Config::from_yaml(&listed).unwrap();
-        assert_eq!(
-            c.notifications.approvers,
-            [
-                "arn:aws:iam::111122223333:role/teams/SecurityLead",
-                "arn:aws-us-gov:iam::111122223333:user/alice"
-            ]
-        );
+        assert_eq!(c.notifications.approver_roles[0].identities.len(), 2);
         assert!(!c.notifications.two_person_rule);
 
         // Absent: nobody is an approver, and the rule stays on.
-        let c = Config::from_yaml(&with(APPROVERS, "").replacen(RULE, "", 1)).unwrap();
-        assert!(c.notifications.approvers.is_empty());
+        let c = Config::from_yaml(&with(ROLES, "").replacen(RULE, "", 1)).unwrap();
+        assert!(c.notifications.approver_roles.is_empty());
         assert!(c.notifications.two_person_rule);
 
         for bad in [
             "SecurityLead",
-            "arn:aws:sts::111122223333:assumed-role/SecurityLead/alice",
             "arn:aws:iam::111122223333:root",
             "arn:aws:iam::1111:role/SecurityLead",
             "arn:aws:iam::111122223333:group/Security",
             "arn:aws:iam::111122223333:role/",
+            "arn:aws:sts::111122223333:assumed-role/SecurityLead",
+            "arn:aws:sts::111122223333:federated-user/alice",
         ] {
-            let p = problems(&with(APPROVERS, &format!("  approvers: [\"{bad}\"]\n")));
+            let p = problems(&with(
+                ROLES,
+                &format!(
+                    "  approver_roles:\n    - role: security_engineer\n      identities: [\"{bad}\"]\n    - role: security_lead\n      identities: [\"arn:aws:iam::111122223333:role/SecurityLead\"]\n"
+                ),
+            ));
             assert!(
-                p.iter().any(|p| p.path == "/notifications/approvers/0"),
+                p.iter()
+                    .any(|p| p.path == "/notifications/approver_roles/0/identities/0"),
                 "{bad}: {p:?}"
             );
         }
+        // A role the matrix names that nobody holds; a role listed twice.
+        let p = problems(&with(
+            ROLES,
+            "  approver_roles:\n    - role: security_engineer\n      identities: [\"arn:aws:iam::111122223333:role/SecurityEngineer\"]\n    - role: security_engineer\n      identities: [\"arn:aws:iam::111122223333:role/SecurityLead\"]\n",
+        ));
+        assert!(
+            p.iter().any(
+                |p| p.path == "/notifications/escalation_matrix/critical/1/role"
+                    && p.message.contains("security_lead")
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/notifications/approver_roles/1/role"),
+            "{p:?}"
+        );
         let p = problems(&with(RULE, "  two_person_rule: sometimes\n"));
         assert!(
             p.iter().any(|p| p.path == "/notifications/two_person_rule"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn approvals_required_by_severity_and_by_step() {
+        let c = Config::embedded().unwrap();
+        let isolation = &c.playbooks[0];
+        let gated = isolation
+            .steps
+            .iter()
+            .find(|s| s.requires_approval)
+            .unwrap();
+        assert_eq!(c.approvals_required(gated, Severity::Critical), 2);
+        assert_eq!(c.approvals_required(gated, Severity::High), 1);
+        let three = with(
+            "        action: cloud:security_group_deny_all\n        requires_approval: true\n",
+            "        action: cloud:security_group_deny_all\n        requires_approval: true\n        approvals_required: 3\n",
+        );
+        let c = Config::from_yaml(&three).unwrap();
+        let step = c.playbooks[0]
+            .steps
+            .iter()
+            .find(|s| s.id == "isolate-instance")
+            .unwrap();
+        assert_eq!(c.approvals_required(step, Severity::Critical), 3);
+        // Counting approvals of a step nobody approves is a mistake, said where it is.
+        let ungated = with(
+            "        action: cloud:collect_evidence\n",
+            "        action: cloud:collect_evidence\n        approvals_required: 2\n",
+        );
+        let p = problems(&ungated);
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/playbooks/0/steps/0/approvals_required"),
+            "{p:?}"
+        );
+        for bad in ["0", "11", "two"] {
+            let p = problems(&with(
+                "    critical: 2\n",
+                &format!("    critical: {bad}\n"),
+            ));
+            assert!(
+                p.iter()
+                    .any(|p| p.path == "/notifications/approvals_required/critical"),
+                "{bad}: {p:?}"
+            );
+        }
     }
 
     #[test]

@@ -218,6 +218,13 @@ pub struct PlannedStep {
     pub priority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+    /// How many different people must approve the step (gated steps; 0 otherwise).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub approvals_required: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A playbook step left out of the plan because it does not apply to the resource.
@@ -303,8 +310,13 @@ pub fn target(spec: &ActionSpec, resource: &Resource) -> String {
     }
 }
 
-/// The plan of `playbook` for `resource`.
-pub fn plan(config: &Config, playbook: &PlaybookConfig, resource: &Resource) -> PlannedPlaybook {
+/// The plan of `playbook` for `resource`, of an incident of severity `severity`.
+pub fn plan(
+    config: &Config,
+    playbook: &PlaybookConfig,
+    resource: &Resource,
+    severity: Severity,
+) -> PlannedPlaybook {
     let mode = playbook
         .mode
         .unwrap_or(if config.orchestrator.dry_run_default {
@@ -345,6 +357,11 @@ pub fn plan(config: &Config, playbook: &PlaybookConfig, resource: &Resource) -> 
             project: step.project.clone(),
             priority: step.priority.clone(),
             retention: step.retention.map(|r| r.to_string()),
+            approvals_required: if step.requires_approval {
+                config.approvals_required(step, severity)
+            } else {
+                0
+            },
         });
     }
     PlannedPlaybook {

@@ -185,7 +185,7 @@ impl Engine {
             .response_sla
             .get(&severity)
             .ok_or(TriageError::NoSla(severity))?;
-        let mut plan = playbook::plan(&self.config, chosen, &first.resource);
+        let mut plan = playbook::plan(&self.config, chosen, &first.resource, severity);
         // Generated sample findings (GuardDuty CreateSampleFindings) never drive enforcement.
         if events.iter().all(|e| e.sample) {
             plan.mode = Mode::DryRun;

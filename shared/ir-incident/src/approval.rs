@@ -11,17 +11,18 @@
 //! (SigV4: the CLI's credentials, or the IAM-authenticated Function URL), and [`decide`]
 //! authorizes that caller before the token is ever read:
 //!
-//! 1. the caller must be one of `notifications.approvers` (IAM role or user ARNs; an
-//!    assumed-role session `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` is the role
-//!    `arn:aws:iam::ACCT:role/…/ROLE`, whatever its path);
-//! 2. with `notifications.two_person_rule` (default), the caller must not be the identity that
-//!    requested the approval (the same role in any session counts as the same identity);
-//! 3. the decision is one conditional write ([`ApprovalStore::decide`]): the first decision gets
+//! 1. the caller must hold an escalation role (`notifications.approver_roles`), and at the
+//!    request's level only the level's role or a higher one decides;
+//! 2. people are counted, not roles (`ir_core::approval::Person`): a step needing k approvals
+//!    (`approvals_required`) is approved by the k-th different person; one person approving
+//!    again, under any session or role, is refused; with `notifications.two_person_rule`
+//!    (default) the person who asked cannot decide; one rejection rejects;
+//! 3. every vote is one conditional write ([`ApprovalStore::decide`]): the deciding vote gets
 //!    the token, any later one is a no-op that says who decided and when, and an expired
 //!    request cannot be decided;
 //! 4. the waiting execution is resumed: `SendTaskSuccess` with [`ApprovalGranted`], or
 //!    `SendTaskFailure` with the error [`REJECTED_ERROR`] and the reason as cause;
-//! 5. the decision is audited with the approver's ARN and reason.
+//! 5. every vote, decision and refusal is audited with the caller's ARN, person and reason.
 
 use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
@@ -45,11 +46,12 @@ use ir_aws::Clients;
 use ir_aws::identity::{IdentityProof, ProofError};
 use ir_aws::sdk::SdkFailure;
 use ir_aws::store::{
-    Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, IncidentStore, StoreError,
-    TableNames, TaskToken,
+    Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Ballot, Decided, IncidentStore,
+    StoreError, TableNames, TaskToken,
 };
 pub use ir_core::approval::{
-    ApproverPolicy, NotAnApprover, Principal, PrincipalKind, Verdict, principal,
+    Approver, ApproverPolicy, NotAnApprover, Person, Principal, PrincipalKind, Verdict, person,
+    principal,
 };
 
 /// The longest reason a decision may carry.
@@ -113,6 +115,12 @@ pub struct Resumed {
     pub level: u32,
     /// What ran (or will not run): the plan the request showed.
     pub plan: serde_json::Value,
+    /// The people who have approved (for a step that needs more than one).
+    pub approvals: Vec<String>,
+    /// How many different people the step needs.
+    pub approvals_required: u32,
+    /// Whether the execution was resumed: false while more approvals are needed.
+    pub resumed: bool,
 }
 
 /// Why a decision was refused or did not resume the execution. [`DecideError::http_status`] is
@@ -134,6 +142,16 @@ pub enum DecideError {
         "{caller} requested this approval ({requester}): the two-person rule needs someone else to decide"
     )]
     SelfApproval { caller: String, requester: String },
+    /// The caller's person approved this request before (under this or another session).
+    #[error(
+        "{person} already approved {incident_id} {step_id} (as {by}): one person is one approval, someone else must approve"
+    )]
+    SamePerson {
+        incident_id: String,
+        step_id: String,
+        person: String,
+        by: String,
+    },
     /// No approval was requested for the step.
     #[error("not found: {0}")]
     NotFound(String),
@@ -176,7 +194,9 @@ impl DecideError {
         match self {
             DecideError::InvalidInput(_) => 400,
             DecideError::Unauthenticated(_) => 401,
-            DecideError::NotAnApprover { .. } | DecideError::SelfApproval { .. } => 403,
+            DecideError::NotAnApprover { .. }
+            | DecideError::SelfApproval { .. }
+            | DecideError::SamePerson { .. } => 403,
             DecideError::NotFound(_) => 404,
             DecideError::AlreadyDecided { .. } | DecideError::PlanChanged(_) => 409,
             DecideError::WindowClosed(_)
@@ -197,6 +217,7 @@ impl Named for DecideError {
             DecideError::InvalidInput(_) => ErrorName::InvalidInput,
             DecideError::NotAnApprover { .. }
             | DecideError::SelfApproval { .. }
+            | DecideError::SamePerson { .. }
             | DecideError::Unauthenticated(_) => ErrorName::AccessDenied,
             DecideError::NotFound(_) => ErrorName::NotFound,
             DecideError::PlanChanged(_) => ErrorName::PlanChanged,
@@ -276,14 +297,14 @@ where
     }
 }
 
-/// Decides a pending approval as `caller_arn` (the identity AWS authenticated: STS
-/// `GetCallerIdentity` for the CLI, the Function URL's IAM authorizer): authorize (approvers, the
-/// two-person rule), decide once in the store, resume the waiting execution, audit. See the
-/// module docs.
+/// Decides a pending approval as `caller_arn` (the identity AWS authenticated: the ARN STS
+/// returned for the caller's signed proof): authorize (role, level, person, two-person rule),
+/// count or decide once in the store, resume the waiting execution, audit. See the module docs.
 ///
-/// Calls on the way to a resumed execution: `GetItem` (the request), `UpdateItem` (the
-/// decision), `SendTaskSuccess` or `SendTaskFailure`, then the audit append (`Query`, `PutItem`).
-/// A caller who is not an approver is refused before any call.
+/// Calls on the way to a resumed execution: `GetItem` (the request), `GetItem` + `UpdateItem`
+/// (the vote), `SendTaskSuccess` or `SendTaskFailure`, then the audit append (`Query`,
+/// `PutItem`). A caller who holds no role is refused before any call; every other refusal is
+/// audited on the incident.
 pub async fn decide(
     clients: &Clients,
     names: &TableNames,
@@ -293,8 +314,8 @@ pub async fn decide(
     now: OffsetDateTime,
 ) -> Result<Resumed, DecideError> {
     check_decision(decision)?;
-    let caller = match policy.approver(caller_arn) {
-        Ok(p) => p,
+    let approver = match policy.approver(caller_arn) {
+        Ok(a) => a,
         Err(e) => {
             tracing::warn!(incident_id = %decision.incident_id, step_id = %decision.step_id, caller = caller_arn, error = %e, "decision refused: not an approver");
             return Err(e.into());
@@ -311,17 +332,73 @@ pub async fn decide(
     if let Some(seen) = &decision.plan_hash
         && approval.plan_hash.as_deref() != Some(seen.as_str())
     {
-        return Err(DecideError::PlanChanged(format!(
-            "{id} {step} now asks about plan {}, not {seen}: read the plan again and decide on it",
-            approval.plan_hash.as_deref().unwrap_or("(none)")
-        )));
+        return Err(plan_changed(id, step, approval.plan_hash.as_deref(), seen));
     }
-    if policy.is_self_approval(&caller, caller_arn, &approval.requester) {
-        return Err(refuse_self_approval(&audit, decision, caller_arn, &approval, now).await?);
+    // Requests stored before levels named roles are decided by any approver.
+    if !approval.role.is_empty()
+        && let Err(e) = policy.may_decide_at(&approver, &approval.role)
+    {
+        let why = format!("not at this level: {}", e.why);
+        return Err(refuse(&audit, decision, &approver, &approval, &why, e.into(), now).await?);
+    }
+    if policy.is_self_approval(&approver, &approval.requester) {
+        let e = DecideError::SelfApproval {
+            caller: caller_arn.to_owned(),
+            requester: approval.requester.clone(),
+        };
+        let why = "two-person rule: the caller requested the approval";
+        return Err(refuse(&audit, decision, &approver, &approval, why, e, now).await?);
     }
     let reason = decision.reason.clone().unwrap_or_default();
-    let (sealed, approval) =
-        decide_once(&store, decision, caller_arn, &reason, &approval, now).await?;
+    let ballot = Ballot {
+        approve: decision.decision == Verdict::Approve,
+        person: approver.person.as_str(),
+        decided_by: caller_arn,
+        reason: &reason,
+        plan_hash: decision.plan_hash.as_deref(),
+    };
+    let decided = store
+        .decide_on(id, step, Some(approval.clone()), &ballot, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(m) => DecideError::NotFound(m),
+            other => DecideError::Store(other),
+        })?;
+    let (sealed, approval) = match decided {
+        Decided::Now {
+            task_token,
+            approval,
+        } => (task_token, *approval),
+        Decided::Counted { approval } => {
+            return counted(&audit, decision, &approver, &reason, &approval, now).await;
+        }
+        Decided::Repeated { vote } => {
+            let e = DecideError::SamePerson {
+                incident_id: id.to_owned(),
+                step_id: step.to_owned(),
+                person: vote.person.clone(),
+                by: vote.by.clone(),
+            };
+            let why = format!(
+                "two-person rule: {} approved already (as {})",
+                vote.person, vote.by
+            );
+            return Err(refuse(&audit, decision, &approver, &approval, &why, e, now).await?);
+        }
+        Decided::PlanChanged { current } => {
+            let seen = decision.plan_hash.as_deref().unwrap_or_default();
+            return Err(plan_changed(id, step, current.as_deref(), seen));
+        }
+        Decided::Already {
+            status,
+            decided_by,
+            decided_at,
+        } => {
+            return Err(not_decided(
+                decision, &approval, status, decided_by, decided_at, now,
+            ));
+        }
+    };
     // The stored token is sealed (only this role may open it); a token that cannot be opened is
     // a decision not delivered, recorded as such.
     let delivered = match ir_aws::sealed::open(clients, id, step, &sealed).await {
@@ -342,15 +419,7 @@ pub async fn decide(
             caller_arn,
             &AuditEvent::decided(
                 decision.decision,
-                event::Decided {
-                    step: step.to_owned(),
-                    level: approval.level,
-                    approver: caller_arn.to_owned(),
-                    principal: caller.to_string(),
-                    reason,
-                    requester: approval.requester.clone(),
-                    plan_hash: approval.plan_hash.clone(),
-                },
+                decided_event(&approver, &reason, &approval),
             ),
             now,
         )
@@ -363,15 +432,122 @@ pub async fn decide(
         level = approval.level,
         "decision delivered"
     );
-    Ok(Resumed {
-        incident_id: id.to_owned(),
-        step_id: step.to_owned(),
+    Ok(resumed(decision, caller_arn, &approval, true, now))
+}
+
+/// The audit detail of a vote or decision.
+fn decided_event(approver: &Approver, reason: &str, approval: &Approval) -> event::Decided {
+    event::Decided {
+        step: approval.step_id.clone(),
+        level: approval.level,
+        approver: approver.arn.clone(),
+        principal: approver.principal.to_string(),
+        reason: reason.to_owned(),
+        requester: approval.requester.clone(),
+        plan_hash: approval.plan_hash.clone(),
+        person: approver.person.to_string(),
+        approvals: if approval.approvals_required > 1 {
+            approval
+                .approvals
+                .iter()
+                .map(|v| v.person.clone())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        approvals_required: approval.approvals_required,
+    }
+}
+
+/// What a vote or decision answers.
+fn resumed(
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    approval: &Approval,
+    resumed: bool,
+    now: OffsetDateTime,
+) -> Resumed {
+    Resumed {
+        incident_id: approval.incident_id.clone(),
+        step_id: approval.step_id.clone(),
         decision: decision.decision,
         decided_by: caller_arn.to_owned(),
         decided_at: now,
         level: approval.level,
         plan: approval.plan.clone(),
-    })
+        approvals: approval
+            .approvals
+            .iter()
+            .map(|v| v.person.clone())
+            .collect(),
+        approvals_required: approval.approvals_required,
+        resumed,
+    }
+}
+
+/// One approval counted, more needed: audited, nothing resumed.
+async fn counted(
+    audit: &AuditWriter,
+    decision: &DecisionRequest,
+    approver: &Approver,
+    reason: &str,
+    approval: &Approval,
+    now: OffsetDateTime,
+) -> Result<Resumed, DecideError> {
+    audit
+        .append_patiently(
+            &approval.incident_id,
+            &approver.arn,
+            &AuditEvent::ApprovalCounted(decided_event(approver, reason, approval)),
+            now,
+        )
+        .await?;
+    tracing::info!(
+        incident_id = %approval.incident_id,
+        step_id = %approval.step_id,
+        approver = %approver.arn,
+        approvals = approval.approvals.len(),
+        required = approval.approvals_required,
+        "approval counted"
+    );
+    Ok(resumed(decision, &approver.arn, approval, false, now))
+}
+
+fn plan_changed(id: &str, step: &str, current: Option<&str>, seen: &str) -> DecideError {
+    DecideError::PlanChanged(format!(
+        "{id} {step} now asks about plan {}, not {seen}: read the plan again and decide on it",
+        current.unwrap_or("(none)")
+    ))
+}
+
+/// Nothing decided: the request was decided or closed before.
+fn not_decided(
+    decision: &DecisionRequest,
+    approval: &Approval,
+    status: ApprovalStatus,
+    decided_by: Option<String>,
+    decided_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> DecideError {
+    let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
+    if status == ApprovalStatus::Expired {
+        let why = if approval.expires_at <= now {
+            format!("expired at {}", notify::human_time(approval.expires_at))
+        } else {
+            "closed: the task waiting for it is gone (an earlier decision could not be \
+             delivered; see the audit chain)"
+                .to_owned()
+        };
+        return DecideError::WindowClosed(format!("the request for {id} {step} {why}"));
+    }
+    tracing::info!(incident_id = id, step_id = step, status = %status, "already decided: nothing done");
+    DecideError::AlreadyDecided {
+        incident_id: id.to_owned(),
+        step_id: step.to_owned(),
+        status,
+        decided_by,
+        decided_at,
+    }
 }
 
 /// A decision whose maker is whoever signed its proof: the proof goes to STS (bound to this
@@ -429,101 +605,39 @@ pub async fn refuse_unauthenticated(
 /// The actor of a refusal nobody authenticated.
 const UNAUTHENTICATED_ACTOR: &str = "unauthenticated";
 
-/// The two-person rule: the caller requested the approval. Audited; the error to return.
-async fn refuse_self_approval(
+/// A refused decision by an authenticated approver (not at this level, the two-person rule,
+/// one person twice): audited on the incident; the error to return.
+async fn refuse(
     audit: &AuditWriter,
     decision: &DecisionRequest,
-    caller_arn: &str,
+    approver: &Approver,
     approval: &Approval,
+    why: &str,
+    error: DecideError,
     now: OffsetDateTime,
 ) -> Result<DecideError, DecideError> {
     let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
     tracing::warn!(
         incident_id = id,
         step_id = step,
-        caller = caller_arn,
-        "decision refused: two-person rule"
+        caller = %approver.arn,
+        why,
+        "decision refused"
     );
     audit
         .append_patiently(
             id,
-            caller_arn,
+            &approver.arn,
             &AuditEvent::ApprovalRefused(ApprovalRefused {
                 step: step.to_owned(),
                 decision: decision.decision,
-                why: "two-person rule: the caller requested the approval".to_owned(),
+                why: why.to_owned(),
                 requester: approval.requester.clone(),
             }),
             now,
         )
         .await?;
-    Ok(DecideError::SelfApproval {
-        caller: caller_arn.to_owned(),
-        requester: approval.requester.clone(),
-    })
-}
-
-/// The one conditional decision in the store: the task token and the request as decided, or
-/// why nothing was decided (already decided, window closed).
-async fn decide_once(
-    store: &ApprovalStore,
-    decision: &DecisionRequest,
-    caller_arn: &str,
-    reason: &str,
-    approval: &Approval,
-    now: OffsetDateTime,
-) -> Result<(TaskToken, Approval), DecideError> {
-    let (id, step) = (decision.incident_id.as_str(), decision.step_id.as_str());
-    let decided = store
-        .decide(
-            id,
-            step,
-            decision.decision == Verdict::Approve,
-            caller_arn,
-            reason,
-            decision.plan_hash.as_deref(),
-            now,
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(m) => DecideError::NotFound(m),
-            other => DecideError::Store(other),
-        })?;
-    match decided {
-        Decided::Now {
-            task_token,
-            approval,
-        } => Ok((task_token, *approval)),
-        Decided::Already {
-            status: ApprovalStatus::Expired,
-            ..
-        } => {
-            let why = if approval.expires_at <= now {
-                format!("expired at {}", notify::human_time(approval.expires_at))
-            } else {
-                "closed: the task waiting for it is gone (an earlier decision could not be \
-                 delivered; see the audit chain)"
-                    .to_owned()
-            };
-            Err(DecideError::WindowClosed(format!(
-                "the request for {id} {step} {why}"
-            )))
-        }
-        Decided::Already {
-            status,
-            decided_by,
-            decided_at,
-        } => {
-            tracing::info!(incident_id = id, step_id = step, status = %status, "already decided: nothing done");
-            Err(DecideError::AlreadyDecided {
-                incident_id: id.to_owned(),
-                step_id: step.to_owned(),
-                status,
-                decided_by,
-                decided_at,
-            })
-        }
-    }
+    Ok(error)
 }
 
 /// The decision to the waiting execution: `SendTaskSuccess` with who approved, or
@@ -750,10 +864,12 @@ pub async fn request(
             .map_err(RequestError::Aws)?,
         None => received,
     };
+    let approvals_required = step.approvals_required.max(1);
     let plan = json!({
         "step": step,
         "level": req.level,
         "role": level.role,
+        "approvalsRequired": approvals_required,
         "timeoutSeconds": level.timeout_seconds,
         "changes": req.plan.changes,
         "notes": req.plan.notes,
@@ -769,6 +885,8 @@ pub async fn request(
             plan: plan.clone(),
             plan_hash: Some(plan_hash.clone()),
             level: req.level,
+            role: level.role.clone(),
+            approvals_required,
             requested_at: now,
             expires_at,
         })
@@ -807,6 +925,7 @@ pub async fn request(
             expires_at,
             changes: &req.plan.changes,
             plan_hash: &plan_hash,
+            approvals_required,
             two_person_rule: settings.two_person_rule,
         },
     );
@@ -831,17 +950,13 @@ mod tests {
 
     #[test]
     fn a_caller_who_is_not_an_approver_is_forbidden() {
-        let nobody = ApproverPolicy {
-            approvers: vec![],
-            two_person_rule: true,
-        };
+        let nobody = ApproverPolicy::one_role("security_lead", &[]);
         let e = DecideError::from(nobody.approver(ROLE).unwrap_err());
         assert!(matches!(e, DecideError::NotAnApprover { .. }), "{e}");
-        assert!(e.to_string().contains("empty"), "{e}");
         assert_eq!(
             e.to_string(),
             format!(
-                "{ROLE} may not decide approvals: notifications.approvers is empty: nobody can decide"
+                "{ROLE} may not decide approvals: {ROLE} holds no role of notifications.approver_roles"
             )
         );
         assert_eq!(e.http_status(), 403);

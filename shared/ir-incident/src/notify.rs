@@ -137,6 +137,8 @@ pub struct ApprovalAsk<'a> {
     /// The action's planned changes (its dry-run), and their SHA-256: what is approved.
     pub changes: &'a [ir_core::action::Change],
     pub plan_hash: &'a str,
+    /// How many different people must approve.
+    pub approvals_required: u32,
     pub two_person_rule: bool,
 }
 
@@ -179,6 +181,13 @@ fn taken_line(r: &AuditRecord, event: &AuditEvent) -> Option<String> {
             format!("{}: {} {what}", a.step, a.function)
         }
         AuditEvent::Approved(d) => format!("{}: approved by {}", d.step, r.actor),
+        AuditEvent::ApprovalCounted(d) => format!(
+            "{}: approved by {} ({} of {} approvals)",
+            d.step,
+            r.actor,
+            d.approvals.len(),
+            d.approvals_required.max(1)
+        ),
         AuditEvent::Rejected(d) => format!(
             "{}: rejected by {}{}",
             d.step,
@@ -459,10 +468,17 @@ fn how_to_decide(id: &str, ask: &ApprovalAsk<'_>) -> String {
         "The approval holds for this plan only: if it changes before the step runs, nothing is \
          changed and you are asked again.\n",
     );
+    if ask.approvals_required > 1 {
+        out.push_str(&format!(
+            "This step needs {} approvals from different people ({} or a higher role); one rejection rejects it.\n",
+            ask.approvals_required, ask.role
+        ));
+    }
     out.push_str(&format!(
-        "Run with your own AWS credentials: only the roles and users in notifications.approvers can decide{}. There is no approval link: a decision is always signed with the approver's own credentials.\n",
+        "Run with your own AWS credentials: only people holding {} or a higher role in notifications.approver_roles can decide{}. There is no approval link: a decision is always signed with the approver's own credentials.\n",
+        ask.role,
         if ask.two_person_rule {
-            ", and the identity that requested the approval cannot approve it"
+            ", and the person who asked for the approval cannot approve it"
         } else {
             ""
         }

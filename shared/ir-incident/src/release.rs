@@ -56,7 +56,7 @@ pub enum ReleaseError {
     /// Not an incident id, or a reason too long.
     #[error("invalid release: {0}")]
     InvalidInput(String),
-    /// The caller is not in `notifications.approvers`.
+    /// The caller holds no role of `notifications.approver_roles`.
     #[error("{caller} may not release incidents: {why}")]
     NotAnApprover { caller: String, why: String },
     /// No such incident.

@@ -350,6 +350,8 @@ pub struct ApprovalEvent {
 pub enum ApprovalKind {
     /// `approval-requested`.
     Requested,
+    /// `approval-counted`: one person's approval, more needed.
+    Counted,
     /// `approved`.
     Approved,
     /// `rejected`.
@@ -691,6 +693,7 @@ fn step_of(event: &AuditEvent) -> Option<&str> {
         | AuditEvent::ApprovalRequested(_)
         | AuditEvent::Approved(_)
         | AuditEvent::Rejected(_)
+        | AuditEvent::ApprovalCounted(_)
         | AuditEvent::ApprovalRefused(_)
         | AuditEvent::ApprovalNotDelivered(_) => event.step(),
         _ => None,
@@ -773,6 +776,17 @@ impl ApprovalEvent {
                 kind: ApprovalKind::Approved,
                 level: Some(u64::from(d.level)),
                 reason: given(d.reason),
+                ..empty
+            },
+            AuditEvent::ApprovalCounted(d) => ApprovalEvent {
+                kind: ApprovalKind::Counted,
+                level: Some(u64::from(d.level)),
+                reason: given(d.reason),
+                why: Some(format!(
+                    "{} of {} approvals",
+                    d.approvals.len(),
+                    d.approvals_required.max(1)
+                )),
                 ..empty
             },
             AuditEvent::Rejected(d) => ApprovalEvent {

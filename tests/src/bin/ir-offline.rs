@@ -2,10 +2,11 @@
 //!
 //! `ir-offline demo`: starts the local cloud ([`ir_tests::offline`]), provisions it, feeds the
 //! bundled GuardDuty finding to `ir-ingest`, waits at each approval gate and approves with
-//! `ir approve` as the on-call responder, then prints the incident (`ir report`), verifies
+//! `ir approve` as two on-call engineers (alice, then bob: a critical step needs two people),
+//! then prints the incident (`ir report`), verifies
 //! its audit chain (`ir audit verify`) and plans its release (`ir release`, dry-run).
 //!
-//! `ir-offline bench [--runs N]`: the same path with the responder approving as soon as asked;
+//! `ir-offline bench [--runs N]`: the same path with the responders approving as soon as asked;
 //! prints, per run and as medians, the wall time from the finding's delivery to the instance
 //! contained and the number of state transitions of the executions.
 
@@ -110,27 +111,32 @@ async fn story(off: &Offline, show: bool) -> Result<Run> {
     }
     for step in GATES {
         let asked = off.wait_for_approval(&incident, step, 0, WAIT).await?;
-        let args = [
-            "approve",
-            incident.as_str(),
-            "--step",
-            step,
-            "--reason",
-            "confirmed with the owner",
-        ];
         if show {
             println!(
-                "\n== Approval gate: {incident} step {step} (level {}, asked by {})",
+                "\n== Approval gate: {incident} step {step} (level {}, asked by {}): two different people must approve",
                 asked.level, asked.requester
             );
-            println!("  $ ir {}", args.join(" "));
         }
-        let out = off.ir_as_responder(&args).await?;
-        if show {
-            print_output(&out);
-        }
-        if !out.status.success() {
-            return Err(fail(format!("ir approve failed ({})", out.status)));
+        // The default config asks two people for a critical step: two engineers on call.
+        for who in [&off.people.alice, &off.people.bob] {
+            let args = [
+                "approve",
+                incident.as_str(),
+                "--step",
+                step,
+                "--reason",
+                "confirmed with the owner",
+            ];
+            if show {
+                println!("  $ ir {}    # as {}", args.join(" "), who.arn);
+            }
+            let out = off.ir_as(who, &args).await?;
+            if show {
+                print_output(&out);
+            }
+            if !out.status.success() {
+                return Err(fail(format!("ir approve failed ({})", out.status)));
+            }
         }
     }
     let playbook = off.execution_arn(off.playbook_arn(PLAYBOOK), &incident);

@@ -9,8 +9,8 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use ir_aws::store::{
-    ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, StoreError, TableNames, TaskToken,
-    create_tables,
+    ApprovalRequest, ApprovalStatus, ApprovalStore, Ballot, Decided, StoreError, TableNames,
+    TaskToken, create_tables,
 };
 use ir_aws::{ClientOptions, Clients};
 use ir_core::correlate::incident_id;
@@ -59,8 +59,26 @@ fn request(id: &str, step: &str, token: &str, level: u32) -> ApprovalRequest {
         plan: json!({"action": "ir-isolate-instance", "target": "i-0abc", "mode": "enforce"}),
         plan_hash: None,
         level,
+        role: "security_engineer".into(),
+        approvals_required: 1,
         requested_at: T0,
         expires_at: T0 + Duration::hours(1),
+    }
+}
+
+/// One person's decision: the person is the last part of the ARN (`…/alice`).
+fn ballot<'a>(
+    approve: bool,
+    by: &'a str,
+    reason: &'a str,
+    plan_hash: Option<&'a str>,
+) -> Ballot<'a> {
+    Ballot {
+        approve,
+        person: by.rsplit('/').next().unwrap_or(by),
+        decided_by: by,
+        reason,
+        plan_hash,
     }
 }
 
@@ -108,14 +126,19 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
         .decide(
             &id,
             "isolate-instance",
-            true,
-            "arn:aws:iam::123456789012:user/alice",
-            "confirmed compromise",
-            None,
+            &ballot(
+                true,
+                "arn:aws:iam::123456789012:user/alice",
+                "confirmed compromise",
+                None,
+            ),
             decided_at,
         )
         .await?;
-    assert_eq!(clients.calls().since(mark), ["DynamoDB:UpdateItem"]);
+    assert_eq!(
+        clients.calls().since(mark),
+        ["DynamoDB:GetItem", "DynamoDB:UpdateItem"]
+    );
     assert_no_token(&format!("{first:?}"));
     match &first {
         Decided::Now {
@@ -134,10 +157,7 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
         .decide(
             &id,
             "isolate-instance",
-            false,
-            "arn:aws:iam::123456789012:user/bob",
-            "",
-            None,
+            &ballot(false, "arn:aws:iam::123456789012:user/bob", "", None),
             decided_at + Duration::minutes(1),
         )
         .await?;
@@ -150,12 +170,161 @@ async fn a_request_is_decided_once_and_only_the_first_decision_gets_the_token() 
         },
         "a clear no-op, no token"
     );
-    // The refused update returns the item as it is: no read needed.
-    assert_eq!(clients.calls().since(mark), ["DynamoDB:UpdateItem"]);
+    // Read, found decided: nothing written.
+    assert_eq!(clients.calls().since(mark), ["DynamoDB:GetItem"]);
     let after = store.get(&id, "isolate-instance").await?.unwrap();
     assert_eq!(after.status, ApprovalStatus::Approved);
     assert_eq!(after.reason.as_deref(), Some("confirmed compromise"));
     assert!(store.pending(&id).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_step_needing_two_people_is_decided_by_the_second_and_counts_each_person_once()
+-> TestResult {
+    let (_clients, _names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    let mut req = request(&id, "isolate-instance", TOKEN, 0);
+    req.approvals_required = 2;
+    store.request(&req).await?;
+    let alice = "arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice";
+    let first = store
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(true, alice, "seen", None),
+            T0,
+        )
+        .await?;
+    let Decided::Counted { approval } = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(approval.status, ApprovalStatus::Pending);
+    assert_eq!(approval.approvals.len(), 1);
+    assert_eq!(approval.approvals[0].person, "alice");
+    assert_eq!(approval.approvals[0].by, alice);
+    assert_no_token(&format!("{first:?}"));
+
+    // Alice again under another session: the same person, nothing written.
+    let again = store
+        .decide(
+            &id,
+            "isolate-instance",
+            &Ballot {
+                person: "alice",
+                ..ballot(true, "arn:aws:iam::123456789012:user/alice", "", None)
+            },
+            T0,
+        )
+        .await?;
+    assert!(
+        matches!(&again, Decided::Repeated { vote } if vote.by == alice),
+        "{again:?}"
+    );
+    let read = store.get(&id, "isolate-instance").await?.unwrap();
+    assert_eq!(read.approvals.len(), 1);
+
+    // Bob: the second person decides, and gets the token.
+    let bob = "arn:aws:sts::123456789012:assumed-role/SecurityEngineer/bob";
+    let second = store
+        .decide(&id, "isolate-instance", &ballot(true, bob, "", None), T0)
+        .await?;
+    let Decided::Now {
+        task_token,
+        approval,
+    } = &second
+    else {
+        panic!("{second:?}")
+    };
+    assert_eq!(task_token.expose(), TOKEN);
+    assert_eq!(approval.status, ApprovalStatus::Approved);
+    assert_eq!(approval.decided_by.as_deref(), Some(bob));
+    let people: Vec<&str> = approval
+        .approvals
+        .iter()
+        .map(|v| v.person.as_str())
+        .collect();
+    assert_eq!(people, ["alice", "bob"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_people_approving_at_once_decide_exactly_once() -> TestResult {
+    let (_clients, _names, store) = setup().await;
+    for round in 0..4 {
+        let id = incident_id(&unique_name(&format!("race{round}")));
+        let mut req = request(&id, "isolate-instance", TOKEN, 0);
+        req.approvals_required = 2;
+        store.request(&req).await?;
+        let alice = ballot(true, "arn:aws:iam::123456789012:user/alice", "", None);
+        let bob = ballot(true, "arn:aws:iam::123456789012:user/bob", "", None);
+        let (a, b) = tokio::join!(
+            store.decide(&id, "isolate-instance", &alice, T0),
+            store.decide(&id, "isolate-instance", &bob, T0),
+        );
+        let outcomes = [a?, b?];
+        let now = outcomes
+            .iter()
+            .filter(|o| matches!(o, Decided::Now { .. }))
+            .count();
+        let counted = outcomes
+            .iter()
+            .filter(|o| matches!(o, Decided::Counted { .. }))
+            .count();
+        assert_eq!((now, counted), (1, 1), "{outcomes:?}");
+        let read = store.get(&id, "isolate-instance").await?.unwrap();
+        assert_eq!(read.status, ApprovalStatus::Approved);
+        assert_eq!(read.approvals.len(), 2);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_rejection_rejects_a_step_that_needs_several_approvals() -> TestResult {
+    let (_clients, _names, store) = setup().await;
+    let id = incident_id(&unique_name("approval"));
+    let mut req = request(&id, "isolate-instance", TOKEN, 0);
+    req.approvals_required = 3;
+    store.request(&req).await?;
+    let counted = store
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(true, "x/alice", "", None),
+            T0,
+        )
+        .await?;
+    assert!(matches!(counted, Decided::Counted { .. }), "{counted:?}");
+    let rejected = store
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(false, "x/bob", "no", None),
+            T0,
+        )
+        .await?;
+    let Decided::Now { approval, .. } = &rejected else {
+        panic!("{rejected:?}")
+    };
+    assert_eq!(approval.status, ApprovalStatus::Rejected);
+    let late = store
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(true, "x/carol", "", None),
+            T0,
+        )
+        .await?;
+    assert!(
+        matches!(
+            &late,
+            Decided::Already {
+                status: ApprovalStatus::Rejected,
+                ..
+            }
+        ),
+        "{late:?}"
+    );
     Ok(())
 }
 
@@ -167,7 +336,7 @@ async fn deciding_an_unknown_step_is_not_found() -> TestResult {
         .request(&request(&id, "isolate-instance", TOKEN, 0))
         .await?;
     let err = store
-        .decide(&id, "disable-keys", true, "alice", "", None, T0)
+        .decide(&id, "disable-keys", &ballot(true, "alice", "", None), T0)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
@@ -204,7 +373,12 @@ async fn a_re_request_replaces_only_a_pending_one_and_never_downgrades() -> Test
 
     // Decided: never reopened, not even at a higher level.
     let decided = store
-        .decide(&id, "revoke", false, "carol", "false positive", None, T0)
+        .decide(
+            &id,
+            "revoke",
+            &ballot(false, "carol", "false positive", None),
+            T0,
+        )
         .await?;
     assert!(
         matches!(decided, Decided::Now { ref approval, .. } if approval.status == ApprovalStatus::Rejected)
@@ -231,7 +405,12 @@ async fn an_expired_request_cannot_be_approved() -> TestResult {
 
     let late = req.expires_at + Duration::seconds(1);
     let outcome = store
-        .decide(&id, "isolate-instance", true, "alice", "", None, late)
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(true, "alice", "", None),
+            late,
+        )
         .await?;
     assert_eq!(
         outcome,
@@ -268,7 +447,12 @@ async fn an_escalation_reopens_an_expired_request_and_nothing_else_does() -> Tes
     // A decision arrives after level 0 expired: it is refused and marks the request expired.
     let late = level0.expires_at + Duration::seconds(1);
     let outcome = store
-        .decide(&id, "isolate-instance", true, "alice", "", None, late)
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(true, "alice", "", None),
+            late,
+        )
         .await?;
     assert!(matches!(
         outcome,
@@ -309,10 +493,7 @@ async fn an_escalation_reopens_an_expired_request_and_nothing_else_does() -> Tes
         .decide(
             &id,
             "isolate-instance",
-            true,
-            "bob",
-            "",
-            None,
+            &ballot(true, "bob", "", None),
             late + Duration::minutes(1),
         )
         .await?;
@@ -368,10 +549,15 @@ async fn no_log_line_carries_the_token() -> TestResult {
     store.get(&id, "isolate-instance").await?;
     store.pending(&id).await?;
     store
-        .decide(&id, "isolate-instance", true, "alice", "", None, T0)
+        .decide(
+            &id,
+            "isolate-instance",
+            &ballot(true, "alice", "", None),
+            T0,
+        )
         .await?;
     store
-        .decide(&id, "isolate-instance", true, "bob", "", None, T0)
+        .decide(&id, "isolate-instance", &ballot(true, "bob", "", None), T0)
         .await?;
     let missing = ApprovalStore::new(clients, TableNames::with_prefix(&unique_name("none")));
     missing

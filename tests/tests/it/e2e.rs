@@ -17,7 +17,7 @@ use ir_core::correlate;
 use ir_core::incident::Status;
 use ir_tests::offline::{Offline, PLAYBOOK, Settings, VictimState};
 use ir_tests::{ACCOUNT_ID, REGION, TestResult};
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 pub(crate) const GATE_WAIT: Duration = Duration::from_secs(60);
@@ -47,17 +47,48 @@ pub(crate) async fn deliver(off: &Offline, finding_id: &str) -> String {
     id
 }
 
+/// `ir <verdict>` as the responder (alice).
 async fn decide(off: &Offline, verdict: &str, incident: &str, step: &str) -> Value {
+    decide_as(off, &off.responder, verdict, incident, step).await
+}
+
+/// A critical step's approval by the two people the default config requires: alice's is
+/// counted, bob's decides and resumes the execution (its answer is returned).
+async fn approve_by_two(off: &Offline, incident: &str, step: &str) -> Value {
+    let first = decide_as(off, &off.people.alice, "approve", incident, step).await;
+    assert_eq!(first["resumed"]["resumed"], false, "{first}");
+    assert_eq!(first["resumed"]["approvals"], json!(["alice"]), "{first}");
+    assert_eq!(first["resumed"]["approvalsRequired"], 2, "{first}");
+    let second = decide_as(off, &off.people.bob, "approve", incident, step).await;
+    assert_eq!(second["resumed"]["resumed"], true, "{second}");
+    assert_eq!(
+        second["resumed"]["approvals"],
+        json!(["alice", "bob"]),
+        "{second}"
+    );
+    second
+}
+
+async fn decide_as(
+    off: &Offline,
+    who: &ir_tests::offline::Responder,
+    verdict: &str,
+    incident: &str,
+    step: &str,
+) -> Value {
     let out = off
-        .ir_as_responder(&[
-            verdict,
-            incident,
-            "--step",
-            step,
-            "--reason",
-            "on-call review",
-            "--json",
-        ])
+        .ir_as(
+            who,
+            &[
+                verdict,
+                incident,
+                "--step",
+                step,
+                "--reason",
+                "on-call review",
+                "--json",
+            ],
+        )
         .await
         .unwrap();
     assert!(
@@ -107,10 +138,10 @@ async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_cha
     for step in GATES {
         let asked = off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
         assert!(!asked.requester.is_empty());
-        let decided = decide(&off, "approve", &incident, step).await;
+        let decided = approve_by_two(&off, &incident, step).await;
         assert_eq!(
             decided["resumed"]["decidedBy"],
-            off.responder.arn.as_str(),
+            off.people.bob.arn.as_str(),
             "{decided}"
         );
     }
@@ -161,19 +192,30 @@ async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_cha
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert!(keys.iter().any(|k| k.contains("/manifests/")), "{keys:?}");
 
-    // Audit: the approvals with the responder's identity, each action's record, and a chain
-    // that verifies against its anchors with the real CLI.
+    // Audit: each approval counted under its person, each step decided by the second, each
+    // action's record, and a chain that verifies against its anchors with the real CLI.
     let actions = audit_actions(&off, &incident).await;
-    let approvals: Vec<&Value> = actions
-        .iter()
-        .filter(|(a, _)| a == "approved")
-        .map(|(_, d)| d)
-        .collect();
+    let of = |action: &str| -> Vec<&Value> {
+        actions
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let (counted, approvals) = (of("approval-counted"), of("approved"));
+    assert_eq!(counted.len(), GATES.len(), "{actions:?}");
     assert_eq!(approvals.len(), GATES.len(), "{actions:?}");
+    assert!(
+        counted
+            .iter()
+            .all(|d| d["approver"] == off.people.alice.arn.as_str() && d["person"] == "alice")
+    );
     assert!(
         approvals
             .iter()
-            .all(|d| d.to_string().contains(&off.responder.arn))
+            .all(|d| d["approver"] == off.people.bob.arn.as_str()
+                && d["approvals"] == json!(["alice", "bob"])
+                && d["approvalsRequired"] == 2)
     );
     for step in [
         "collect-evidence",
@@ -251,7 +293,7 @@ async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_cha
     release_refused(&off, &incident, "playbook has not finished").await;
     for step in GATES {
         off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
-        decide(&off, "approve", &incident, step).await;
+        approve_by_two(&off, &incident, step).await;
     }
     assert_eq!(
         playbook_run(&off, &incident).await,

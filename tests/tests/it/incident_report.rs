@@ -28,9 +28,7 @@ use ir_core::config::{EvidenceConfig, Mode};
 use ir_core::incident::Status;
 use ir_core::orchestration::{ApprovalRequest, PlaybookInput, RecordRequest, StateError};
 use ir_core::{Engine, ErrorName, IngestOutput, Named, Severity};
-use ir_incident::approval::{
-    ApproverPolicy, DecisionRequest, GateSettings, Verdict, decide, request,
-};
+use ir_incident::approval::{DecisionRequest, GateSettings, Verdict, decide, request};
 use ir_incident::intake::Intake;
 use ir_incident::recorder::{RecordOutput, Recorder, RecorderSettings};
 use ir_incident::report::{
@@ -52,6 +50,7 @@ const STATES_ROLE: &str = "arn:aws:iam::123456789012:role/ir-test-states";
 /// The identity the approval gate runs as.
 const GATE: &str = "arn:aws:sts::123456789012:assumed-role/ir-request-approval/ir-request-approval";
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/alice@example.com";
+const BOB: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/bob@example.com";
 const DEADLINE: StdDuration = StdDuration::from_secs(30);
 
 /// Tables, evidence bucket and topic of one test.
@@ -411,25 +410,27 @@ async fn contained_incident(f: &Fixture) -> Built {
     )
     .await
     .unwrap();
-    decide(
-        &f.clients,
-        &f.names,
-        &ApproverPolicy {
-            approvers: vec!["arn:aws:iam::123456789012:role/responders/SecurityLead".into()],
-            two_person_rule: true,
-        },
-        &DecisionRequest {
-            incident_id: id.clone(),
-            step_id: "isolate-instance".into(),
-            decision: Verdict::Approve,
-            reason: Some("miner confirmed on the host".into()),
-            plan_hash: None,
-        },
-        ALICE,
-        at(2500),
-    )
-    .await
-    .unwrap();
+    // A critical step: two different people approve (the default config's rule).
+    for (who, at_ms) in [(ALICE, 2500), (BOB, 2600)] {
+        decide(
+            &f.clients,
+            &f.names,
+            &ir_tests::fixtures::lead_policy(&[
+                "arn:aws:iam::123456789012:role/responders/SecurityLead",
+            ]),
+            &DecisionRequest {
+                incident_id: id.clone(),
+                step_id: "isolate-instance".into(),
+                decision: Verdict::Approve,
+                reason: Some("miner confirmed on the host".into()),
+                plan_hash: None,
+            },
+            who,
+            at(at_ms),
+        )
+        .await
+        .unwrap();
+    }
     assert_eq!(finished(f, &execution).await, ExecutionStatus::Succeeded);
 
     // isolate-instance, for real.
@@ -608,7 +609,7 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
         .unwrap_or_else(|| panic!("no isolation of {eni} in {:#?}", isolated.changes));
     assert_eq!(groups.status, ChangeStatus::Applied);
     assert_eq!(groups.before, json!([b.group]));
-    // Requested by the gate, approved by Alice, with her reason.
+    // Requested by the gate, approved by Alice (counted) and Bob (deciding), with the reason.
     let approvals: Vec<(ApprovalKind, &str)> = isolate
         .approvals
         .iter()
@@ -618,8 +619,13 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
         approvals,
         [
             (ApprovalKind::Requested, GATE),
-            (ApprovalKind::Approved, ALICE)
+            (ApprovalKind::Counted, ALICE),
+            (ApprovalKind::Approved, BOB)
         ]
+    );
+    assert_eq!(
+        isolate.approvals[1].why.as_deref(),
+        Some("1 of 2 approvals")
     );
     assert_eq!(isolate.approvals[0].level, Some(0));
     assert_eq!(
@@ -673,17 +679,18 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
             "action:ir-collect-evidence",
             "step-failed",
             "approval-requested",
+            "approval-counted",
             "approved",
             "action:ir-isolate-instance",
             "playbook-finished",
         ]
     );
     let v = r.audit.verification.verified().unwrap();
-    assert_eq!(v.records, 9);
+    assert_eq!(v.records, 10);
     assert_eq!(v.head, chain.last().unwrap().hash);
     // Entered containment, left it.
     assert_eq!(v.anchors_checked, 2);
-    assert_eq!(r.audit.records_read, 9);
+    assert_eq!(r.audit.records_read, 10);
     assert!(r.problems().is_empty(), "{:?}", r.problems());
     assert!(r.notes.is_empty(), "{:?}", r.notes);
 
@@ -739,7 +746,7 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
     assert_eq!(t.steps[2], r.steps[2]);
     assert_eq!(t.steps[1].error.as_ref().unwrap().cause, "nothing happened");
     assert_eq!(t.evidence, r.evidence);
-    assert_eq!(t.audit.records_read, 9);
+    assert_eq!(t.audit.records_read, 10);
     Ok(())
 }
 
@@ -777,10 +784,9 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
         evidence_bucket: f.bucket.clone(),
         evidence: evidence_config(),
     };
-    let policy = ApproverPolicy {
-        approvers: vec!["arn:aws:iam::123456789012:role/responders/SecurityLead".into()],
-        two_person_rule: true,
-    };
+    let policy = ir_tests::fixtures::lead_policy(&[
+        "arn:aws:iam::123456789012:role/responders/SecurityLead",
+    ]);
     let enforce = IncidentRelease {
         incident_id: id.clone(),
         mode: Mode::Enforce,

@@ -1317,6 +1317,7 @@ fn the_shipped_policies_are_valid_json() {
     for file in [
         "approver-identity-policy.json",
         "scp-protect-the-suite.json",
+        "responder-role-trust-policy.json",
     ] {
         let path = repo().join("policies").join(file);
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
@@ -1336,5 +1337,15 @@ fn the_shipped_policies_are_valid_json() {
             .as_str()
             .unwrap()
             .ends_with("-ir-decide-approval")
+    );
+    // A shared responder role binds the session name (the person the suite counts) to the user.
+    let trust: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("policies/responder-role-trust-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let statements = items(&trust["Statement"]);
+    assert_eq!(
+        statements[0]["Condition"]["StringEquals"]["sts:RoleSessionName"],
+        "${aws:username}"
     );
 }

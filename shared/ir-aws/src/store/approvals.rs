@@ -25,6 +25,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use time::OffsetDateTime;
 
 use super::expr::Expr;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
 use super::item::{Item, Reader, json_text, n, s};
 use super::retry::write_token;
 use super::schema::TableNames;
@@ -56,7 +59,14 @@ mod attr {
     pub const DECIDED_AT: &str = "decidedAt";
     pub const REASON: &str = "reason";
     pub const DECISION_TOKEN: &str = "decisionToken";
+    pub const ROLE: &str = "role";
+    pub const APPROVALS_REQUIRED: &str = "approvalsRequired";
+    pub const APPROVALS: &str = "approvals";
+    pub const APPROVAL_COUNT: &str = "approvalCount";
 }
+
+/// How many times a decision re-reads a request that changed under it before giving up.
+const DECIDE_ATTEMPTS: usize = 8;
 
 /// A Step Functions task token. Whoever holds it can resume the execution, so its `Debug` and
 /// `Display` never show it; [`TaskToken::expose`] is for `SendTaskSuccess`/`SendTaskFailure`.
@@ -102,9 +112,30 @@ pub struct ApprovalRequest {
     pub plan_hash: Option<String>,
     /// The escalation level (0 first; a re-request at a higher level escalates).
     pub level: u32,
+    /// The escalation role this level asks (it or a higher role decides).
+    pub role: String,
+    /// How many different people must approve (at least 1).
+    pub approvals_required: u32,
     pub requested_at: OffsetDateTime,
     /// After this the request can no longer be approved; also the TTL of the item.
     pub expires_at: OffsetDateTime,
+}
+
+/// One person's approval of a request that needs more than one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vote {
+    /// The person (`ir_core::approval::Person`).
+    pub person: String,
+    /// The ARN AWS authenticated.
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// This write's own token: a vote whose answer was lost is recognized by it.
+    #[serde(default, skip_serializing)]
+    token: String,
 }
 
 /// An approval as stored.
@@ -117,6 +148,12 @@ pub struct Approval {
     pub plan: serde_json::Value,
     pub plan_hash: Option<String>,
     pub level: u32,
+    /// The escalation role the level asks (empty on requests stored before roles were bound).
+    pub role: String,
+    /// How many different people must approve.
+    pub approvals_required: u32,
+    /// Who approved so far (the last one decides when they reach `approvals_required`).
+    pub approvals: Vec<Vote>,
     pub status: ApprovalStatus,
     pub requested_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -148,6 +185,11 @@ impl Approval {
                 what: "approval".into(),
                 why: format!("attribute `{}`: {e}", attr::LEVEL),
             })?,
+            role: r.opt_s(attr::ROLE)?.unwrap_or_default().to_owned(),
+            approvals_required: u32::try_from(r.opt_u64(attr::APPROVALS_REQUIRED)?.unwrap_or(1))
+                .unwrap_or(u32::MAX)
+                .max(1),
+            approvals: votes(item)?,
             status: r.parsed(attr::STATUS)?,
             requested_at: r.time(attr::REQUESTED_AT)?,
             expires_at: OffsetDateTime::from_unix_timestamp(expires).map_err(|e| {
@@ -164,6 +206,48 @@ impl Approval {
     }
 }
 
+/// The votes of an item: a list of JSON strings (absent: none).
+fn votes(item: &Item) -> Result<Vec<Vote>, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt {
+        what: "approval".into(),
+        why: format!("attribute `{}`: {why}", attr::APPROVALS),
+    };
+    match item.get(attr::APPROVALS) {
+        None | Some(AttributeValue::Null(_)) => Ok(Vec::new()),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(text) => {
+                    serde_json::from_str::<Vote>(text).map_err(|e| corrupt(e.to_string()))
+                }
+                _ => Err(corrupt("an entry is not a string".into())),
+            })
+            .collect(),
+        Some(_) => Err(corrupt("not a list".into())),
+    }
+}
+
+/// A vote as stored (its token included).
+fn vote_text(v: &Vote) -> Result<String, StoreError> {
+    let mut value = serde_json::to_value(v).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+    value["token"] = serde_json::Value::String(v.token.clone());
+    Ok(value.to_string())
+}
+
+/// One person's decision on a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Ballot<'a> {
+    /// Approve (counted) or reject (final: one rejection rejects).
+    pub approve: bool,
+    /// The person (`ir_core::approval::Person`): one vote each.
+    pub person: &'a str,
+    /// The ARN AWS authenticated.
+    pub decided_by: &'a str,
+    pub reason: &'a str,
+    /// The plan the person saw: the decision holds only while the request asks about it.
+    pub plan_hash: Option<&'a str>,
+}
+
 /// The outcome of a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decided {
@@ -173,12 +257,32 @@ pub enum Decided {
         task_token: TaskToken,
         approval: Box<Approval>,
     },
+    /// An approval counted, more are needed: nothing to resume yet.
+    Counted { approval: Box<Approval> },
+    /// This person approved this request before: one person is one vote.
+    Repeated { vote: Vote },
+    /// The request asks about another plan than the one the person saw.
+    PlanChanged { current: Option<String> },
     /// It was decided (or expired) before: nothing to do, no token.
     Already {
         status: ApprovalStatus,
         decided_by: Option<String>,
         decided_at: Option<OffsetDateTime>,
     },
+}
+
+/// What a landed write of a ballot means.
+fn outcome(decides: bool, approval: Approval) -> Decided {
+    if decides {
+        Decided::Now {
+            task_token: approval.task_token.clone(),
+            approval: Box::new(approval),
+        }
+    } else {
+        Decided::Counted {
+            approval: Box::new(approval),
+        }
+    }
 }
 
 /// Approval requests and decisions.
@@ -276,6 +380,15 @@ impl ApprovalStore {
             item.insert(attr::PLAN_HASH.into(), s(h.clone()));
         }
         item.insert(attr::LEVEL.into(), n(req.level));
+        if !req.role.is_empty() {
+            item.insert(attr::ROLE.into(), s(req.role.clone()));
+        }
+        item.insert(
+            attr::APPROVALS_REQUIRED.into(),
+            n(req.approvals_required.max(1)),
+        );
+        item.insert(attr::APPROVAL_COUNT.into(), n(0));
+        item.insert(attr::APPROVALS.into(), AttributeValue::L(Vec::new()));
         item.insert(attr::STATUS.into(), s(ApprovalStatus::Pending.as_str()));
         item.insert(attr::REQUESTED_AT.into(), s(stamp(req.requested_at)?));
         item.insert(attr::EXPIRES_AT.into(), n(req.expires_at.unix_timestamp()));
@@ -360,60 +473,156 @@ impl ApprovalStore {
         )))
     }
 
-    /// Decides a pending approval, once.
+    /// Records one person's decision on a pending approval.
     ///
-    /// Conditional on the request being pending and unexpired at `at`: the first decision gets
-    /// [`Decided::Now`] with the task token; any later one gets [`Decided::Already`] with who
+    /// A rejection decides at once. An approval is counted: the request is decided (approved)
+    /// by the approval that brings the count to `approvals_required`, and one person counts
+    /// once ([`Decided::Repeated`]). Every write is conditional on the request being the one
+    /// read (pending, unexpired, same level, request time, count and plan): a request that
+    /// changed meanwhile is read again. The deciding call gets [`Decided::Now`] with the task
+    /// token; a counted one [`Decided::Counted`]; any later one [`Decided::Already`] with who
     /// decided and when (an expired request is marked `expired`). An unknown step is
-    /// `NotFound`. A decision whose answer was lost but that landed is recognized by its own
-    /// token and still returns `Now`.
-    #[allow(clippy::too_many_arguments)] // one decision's whole content, each used once
+    /// `NotFound`. A write whose answer was lost but that landed is recognized by its own token.
     pub async fn decide(
         &self,
         incident_id: &str,
         step_id: &str,
-        approve: bool,
-        decided_by: &str,
-        reason: &str,
-        plan_hash: Option<&str>,
+        ballot: &Ballot<'_>,
+        at: OffsetDateTime,
+    ) -> Result<Decided, StoreError> {
+        self.decide_on(incident_id, step_id, None, ballot, at).await
+    }
+
+    /// [`ApprovalStore::decide`] starting from `read`, the request as the caller just read it
+    /// (one `GetItem` fewer; a request that changed since is read again).
+    pub async fn decide_on(
+        &self,
+        incident_id: &str,
+        step_id: &str,
+        read: Option<Approval>,
+        ballot: &Ballot<'_>,
         at: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
         check_incident_id(incident_id)?;
         check_step(step_id)?;
-        if decided_by.is_empty() {
+        let mut read = read.filter(|a| a.incident_id == incident_id && a.step_id == step_id);
+        if ballot.decided_by.is_empty() || ballot.person.is_empty() {
             return Err(StoreError::InvalidInput(
                 "a decision needs the approver's identity".into(),
             ));
         }
-        let decision = if approve {
-            ApprovalStatus::Approved
-        } else {
-            ApprovalStatus::Rejected
-        };
+        for _ in 0..DECIDE_ATTEMPTS {
+            let current = match read.take() {
+                Some(current) => current,
+                None => self.get(incident_id, step_id).await?.ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "no approval was requested for {incident_id} {step_id}"
+                    ))
+                })?,
+            };
+            if current.status != ApprovalStatus::Pending {
+                return Ok(Decided::Already {
+                    status: current.status,
+                    decided_by: current.decided_by,
+                    decided_at: current.decided_at,
+                });
+            }
+            if current.is_expired(at) {
+                self.mark_expired(incident_id, step_id, at).await?;
+                return Ok(Decided::Already {
+                    status: ApprovalStatus::Expired,
+                    decided_by: None,
+                    decided_at: None,
+                });
+            }
+            if let Some(seen) = ballot.plan_hash
+                && current.plan_hash.as_deref() != Some(seen)
+            {
+                return Ok(Decided::PlanChanged {
+                    current: current.plan_hash,
+                });
+            }
+            if ballot.approve
+                && let Some(vote) = current.approvals.iter().find(|v| v.person == ballot.person)
+            {
+                return Ok(Decided::Repeated { vote: vote.clone() });
+            }
+            if let Some(outcome) = self.write_ballot(&current, ballot, at).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "approval of {incident_id} {step_id} changed {DECIDE_ATTEMPTS} times while it was decided"
+        )))
+    }
+
+    /// One conditional write of `ballot` on the request as `current` holds it: the outcome, or
+    /// `None` when the request changed since it was read.
+    async fn write_ballot(
+        &self,
+        current: &Approval,
+        ballot: &Ballot<'_>,
+        at: OffsetDateTime,
+    ) -> Result<Option<Decided>, StoreError> {
+        let (incident_id, step_id) = (current.incident_id.as_str(), current.step_id.as_str());
+        let count = current.approvals.len();
+        let decides = !ballot.approve || count + 1 >= current.approvals_required as usize;
         let token = write_token();
         let mut e = Expr::new();
-        e.set(attr::STATUS, s(decision.as_str()))
-            .set(attr::DECIDED_BY, s(decided_by))
-            .set(attr::DECIDED_AT, s(stamp(at)?))
-            .set(attr::DECISION_TOKEN, s(token.clone()));
-        if !reason.is_empty() {
-            e.set(attr::REASON, s(reason));
+        if ballot.approve {
+            let vote = Vote {
+                person: ballot.person.to_owned(),
+                by: ballot.decided_by.to_owned(),
+                at,
+                reason: ballot.reason.to_owned(),
+                token: token.clone(),
+            };
+            let list = e.name(attr::APPROVALS);
+            let entry = e.value(AttributeValue::L(vec![s(vote_text(&vote)?)]));
+            let none = e.value(AttributeValue::L(Vec::new()));
+            // A request stored before votes were counted has no list yet.
+            e.set_expression(format!(
+                "{list} = list_append(if_not_exists({list}, {none}), {entry})"
+            ));
+            e.set(attr::APPROVAL_COUNT, n(count + 1));
+        }
+        if decides {
+            let status = if ballot.approve {
+                ApprovalStatus::Approved
+            } else {
+                ApprovalStatus::Rejected
+            };
+            e.set(attr::STATUS, s(status.as_str()))
+                .set(attr::DECIDED_BY, s(ballot.decided_by))
+                .set(attr::DECIDED_AT, s(stamp(at)?))
+                .set(attr::DECISION_TOKEN, s(token.clone()));
+            if !ballot.reason.is_empty() {
+                e.set(attr::REASON, s(ballot.reason));
+            }
         }
         let status = e.name(attr::STATUS);
         let expires = e.name(attr::EXPIRES_AT);
         let pending = e.value(s(ApprovalStatus::Pending.as_str()));
         let now = e.value(n(at.unix_timestamp()));
         e.condition(format!("{status} = {pending}"))
-            .condition(format!("{expires} > {now}"));
-        if let Some(h) = plan_hash {
-            let stored = e.name(attr::PLAN_HASH);
-            let seen = e.value(s(h));
-            e.condition(format!("{stored} = {seen}"));
+            .condition(format!("{expires} > {now}"))
+            .require_eq(attr::LEVEL, n(current.level))
+            .require_eq(attr::REQUESTED_AT, s(stamp(current.requested_at)?));
+        if ballot.approve {
+            if count == 0 {
+                let c = e.name(attr::APPROVAL_COUNT);
+                let zero = e.value(n(0));
+                e.condition(format!("attribute_not_exists({c}) OR {c} = {zero}"));
+            } else {
+                e.require_eq(attr::APPROVAL_COUNT, n(count));
+            }
+        }
+        if let Some(h) = ballot.plan_hash {
+            e.require_eq(attr::PLAN_HASH, s(h));
         }
         let sent = self
             .update(incident_id, step_id, &e)
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let err = match sent {
@@ -424,47 +633,27 @@ impl ApprovalStore {
                         StoreError::NotFound(format!("approval of {incident_id} {step_id}"))
                     })?,
                 };
-                return Ok(Decided::Now {
-                    task_token: approval.task_token.clone(),
-                    approval: Box::new(approval),
-                });
+                return Ok(Some(outcome(decides, approval)));
             }
             Err(err) => err,
         };
-        let current = match err.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(c)) => match c.item() {
-                Some(item) => Some(Approval::from_item(item)?),
-                None => self.get(incident_id, step_id).await?,
-            },
-            _ => return Err(StoreError::sdk(UPDATE, &err)),
-        };
-        let Some(current) = current else {
-            return Err(StoreError::NotFound(format!(
-                "no approval was requested for {incident_id} {step_id}"
-            )));
-        };
-        if current.decision_token.as_deref() == Some(token.as_str()) {
-            return Ok(Decided::Now {
-                task_token: current.task_token.clone(),
-                approval: Box::new(current),
-            });
+        if !matches!(
+            err.as_service_error(),
+            Some(UpdateItemError::ConditionalCheckFailedException(_))
+        ) {
+            return Err(StoreError::sdk(UPDATE, &err));
         }
-        if current.status == ApprovalStatus::Pending {
-            // Pending but past its expiry.
-            self.mark_expired(incident_id, step_id, at).await?;
-            return Ok(Decided::Already {
-                status: ApprovalStatus::Expired,
-                decided_by: None,
-                decided_at: None,
-            });
-        }
-        Ok(Decided::Already {
-            status: current.status,
-            decided_by: current.decided_by,
-            decided_at: current.decided_at,
-        })
+        // Changed since it was read — perhaps by this very write, whose answer was lost.
+        let Some(now) = self.get(incident_id, step_id).await? else {
+            return Ok(None);
+        };
+        let landed = if decides {
+            now.decision_token.as_deref() == Some(token.as_str())
+        } else {
+            now.approvals.iter().any(|v| v.token == token)
+        };
+        Ok(landed.then(|| outcome(decides, now)))
     }
-
     /// Takes back a decision that Step Functions refused to deliver because the waiting task is
     /// gone (it timed out, its execution ended, or the token was refused): the decision took no
     /// effect, so the request reads `expired` — undecided — and the gate's escalation may ask
@@ -607,6 +796,8 @@ mod tests {
             plan: serde_json::json!({}),
             plan_hash: None,
             level: 1,
+            role: "security_lead".into(),
+            approvals_required: 1,
             requested_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,
         };

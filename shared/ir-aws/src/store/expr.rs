@@ -42,6 +42,13 @@ impl Expr {
         self
     }
 
+    /// A `SET` clause written out (`#list = list_append(#list, :v0)`), its placeholders made
+    /// with [`Expr::name`] and [`Expr::value`].
+    pub(crate) fn set_expression(&mut self, clause: String) -> &mut Expr {
+        self.set.push(clause);
+        self
+    }
+
     /// `REMOVE attr`.
     pub(crate) fn remove(&mut self, attr: &str) -> &mut Expr {
         let n = self.name(attr);

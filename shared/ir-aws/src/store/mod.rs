@@ -49,7 +49,9 @@ use ir_core::{ErrorName, Named};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-pub use approvals::{Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, TaskToken};
+pub use approvals::{
+    Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Ballot, Decided, TaskToken, Vote,
+};
 pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
 pub use isolation::{HOLD_PREFIX, IsolationHold, IsolationHolds, hold_key};

@@ -50,6 +50,7 @@ pub mod actions {
     pub const APPROVED: &str = "approved";
     pub const REJECTED: &str = "rejected";
     pub const APPROVAL_REFUSED: &str = "approval-refused";
+    pub const APPROVAL_COUNTED: &str = "approval-counted";
     pub const APPROVAL_NOT_DELIVERED: &str = "approval-not-delivered";
     pub const RESOLVED: &str = "resolved";
     pub const RELEASE_FAILED: &str = "release-failed";
@@ -84,8 +85,11 @@ pub enum AuditEvent {
     Approved(Decided),
     /// `rejected` (the decision, under the approver).
     Rejected(Decided),
-    /// `approval-refused`: a decision refused by the two-person rule.
+    /// `approval-refused`: a decision refused (not an approver, not at this level, the
+    /// two-person rule, no authenticated caller).
     ApprovalRefused(ApprovalRefused),
+    /// `approval-counted`: one person's approval of a step that needs more (under the approver).
+    ApprovalCounted(Decided),
     /// `approval-not-delivered`: decided, but the waiting execution did not get it.
     ApprovalNotDelivered(ApprovalNotDelivered),
     /// `resolved`: released and resolved (under the operator).
@@ -519,6 +523,25 @@ pub struct Decided {
     /// The SHA-256 of the plan that was decided.
     #[serde(rename = "planHash", default, skip_serializing_if = "Option::is_none")]
     pub plan_hash: Option<String>,
+    /// The person who decided (`approval::Person`); absent on records written before people
+    /// were counted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub person: String,
+    /// The people who have approved so far (this one included), for a step that needs more
+    /// than one approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<String>,
+    /// How many different people the step needs (absent: one).
+    #[serde(
+        rename = "approvalsRequired",
+        default,
+        skip_serializing_if = "at_most_one"
+    )]
+    pub approvals_required: u32,
+}
+
+fn at_most_one(n: &u32) -> bool {
+    *n <= 1
 }
 
 /// `approval-refused`.
@@ -617,6 +640,7 @@ impl AuditEvent {
             AuditEvent::Approved(_) => APPROVED,
             AuditEvent::Rejected(_) => REJECTED,
             AuditEvent::ApprovalRefused(_) => APPROVAL_REFUSED,
+            AuditEvent::ApprovalCounted(_) => APPROVAL_COUNTED,
             AuditEvent::ApprovalNotDelivered(_) => APPROVAL_NOT_DELIVERED,
             AuditEvent::Resolved(_) => RESOLVED,
             AuditEvent::ReleaseFailed(_) => RELEASE_FAILED,
@@ -638,7 +662,9 @@ impl AuditEvent {
             AuditEvent::Step(x) => serde_json::to_value(x),
             AuditEvent::PlaybookFinished(x) => serde_json::to_value(x),
             AuditEvent::ApprovalRequested(x) => serde_json::to_value(x),
-            AuditEvent::Approved(x) | AuditEvent::Rejected(x) => serde_json::to_value(x),
+            AuditEvent::Approved(x) | AuditEvent::Rejected(x) | AuditEvent::ApprovalCounted(x) => {
+                serde_json::to_value(x)
+            }
             AuditEvent::ApprovalRefused(x) => serde_json::to_value(x),
             AuditEvent::ApprovalNotDelivered(x) => serde_json::to_value(x),
             AuditEvent::Resolved(x) => serde_json::to_value(x),
@@ -678,6 +704,7 @@ impl AuditEvent {
             APPROVED => AuditEvent::Approved(read(action, detail)?),
             REJECTED => AuditEvent::Rejected(read(action, detail)?),
             APPROVAL_REFUSED => AuditEvent::ApprovalRefused(read(action, detail)?),
+            APPROVAL_COUNTED => AuditEvent::ApprovalCounted(read(action, detail)?),
             APPROVAL_NOT_DELIVERED => AuditEvent::ApprovalNotDelivered(read(action, detail)?),
             RESOLVED => AuditEvent::Resolved(read(action, detail)?),
             RELEASE_FAILED => AuditEvent::ReleaseFailed(read(action, detail)?),
@@ -697,7 +724,9 @@ impl AuditEvent {
             | AuditEvent::StepNotApproved(f) => Some(&f.step),
             AuditEvent::Step(s) => Some(&s.step),
             AuditEvent::ApprovalRequested(a) => Some(&a.step),
-            AuditEvent::Approved(d) | AuditEvent::Rejected(d) => Some(&d.step),
+            AuditEvent::Approved(d) | AuditEvent::Rejected(d) | AuditEvent::ApprovalCounted(d) => {
+                Some(&d.step)
+            }
             AuditEvent::ApprovalRefused(r) => Some(&r.step),
             AuditEvent::ApprovalNotDelivered(n) => Some(&n.step),
             AuditEvent::Resolved(r) => Some(&r.step),
@@ -750,6 +779,13 @@ mod tests {
             json!({"step": "isolate", "level": 1, "approver": "arn:aws:iam::1:user/a", "principal": "user/a", "reason": "", "requester": "arn:aws:sts::1:assumed-role/g/s"}),
         );
         assert!(matches!(&e, AuditEvent::Rejected(d) if d.level == 1));
+        let e = round_trip(
+            "approval-counted",
+            json!({"step": "isolate", "level": 0, "approver": "arn:aws:sts::1:assumed-role/E/alice", "principal": "arn:aws:iam::1:role/E", "reason": "seen", "requester": "r", "person": "alice", "approvals": ["alice"], "approvalsRequired": 2}),
+        );
+        assert!(
+            matches!(&e, AuditEvent::ApprovalCounted(d) if d.approvals_required == 2 && d.person == "alice")
+        );
         round_trip(
             "approval-refused",
             json!({"step": "s", "decision": "approved", "why": "two-person rule", "requester": "r"}),

@@ -30,6 +30,7 @@ use super::{
 const GATE: &str = "arn:aws:sts::123456789012:assumed-role/ir-request-approval/ir-request-approval";
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/alice@example.com";
 const BOB: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/bob@example.com";
+const CAROL: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/carol@example.com";
 const EVE: &str = "arn:aws:sts::123456789012:assumed-role/Developer/eve@example.com";
 
 /// The log of this test binary, captured (task tokens must never be in it).
@@ -49,14 +50,11 @@ impl Fixture {
 }
 
 fn policy() -> ApproverPolicy {
-    ApproverPolicy {
-        approvers: vec![
-            "arn:aws:iam::123456789012:role/responders/SecurityLead".to_owned(),
-            // Listed, but it is the gate's own role: the two-person rule still refuses it.
-            "arn:aws:iam::123456789012:role/ir-request-approval".to_owned(),
-        ],
-        two_person_rule: true,
-    }
+    ir_tests::fixtures::lead_policy(&[
+        "arn:aws:iam::123456789012:role/responders/SecurityLead",
+        // Listed by mistake: the gate's own role (a deployment names it a suite role).
+        "arn:aws:iam::123456789012:role/ir-request-approval",
+    ])
 }
 
 /// A playbook's approval gate alone: the gate's `.waitForTaskToken` task as the rendered playbooks
@@ -224,7 +222,8 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
         ),
         format!("`ir reject {id} --step isolate-instance --reason \"...\"`"),
         "The approval holds for this plan only".to_owned(),
-        "the identity that requested the approval cannot approve it".to_owned(),
+        "This step needs 2 approvals from different people (security_engineer or a higher role); one rejection rejects it.".to_owned(),
+        "the person who asked for the approval cannot approve it".to_owned(),
     ] {
         assert!(body.contains(&line), "missing {line:?} in:\n{body}");
     }
@@ -250,9 +249,25 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     assert_eq!(e.http_status(), 403);
     assert!(f.calls(mark).is_empty());
 
-    // The gate's own role, listed as an approver, in another session: the two-person rule.
+    // The gate's own role, listed as an approver by mistake, in another session: one of the
+    // suite's roles, which never decide; refused before any call.
     let me_too = "arn:aws:sts::123456789012:assumed-role/ir-request-approval/someone-else";
-    let e = decide(&f.clients, &f.names, &policy, &approve(None), me_too, now)
+    let mut deployed = policy.clone();
+    deployed.suite = vec!["arn:aws:iam::123456789012:role/ir-request-approval".to_owned()];
+    let mark = f.mark();
+    let e = decide(&f.clients, &f.names, &deployed, &approve(None), me_too, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, DecideError::NotAnApprover(n) if n.why.contains("suite's own roles")),
+        "{e}"
+    );
+    assert!(f.calls(mark).is_empty());
+
+    // The person who asked (the gate's session name), deciding in a listed role: the
+    // two-person rule compares people, whatever the role.
+    let asker = "arn:aws:sts::123456789012:assumed-role/SecurityLead/ir-request-approval";
+    let e = decide(&f.clients, &f.names, &policy, &approve(None), asker, now)
         .await
         .unwrap_err();
     assert!(matches!(e, DecideError::SelfApproval { .. }), "{e}");
@@ -260,9 +275,9 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     assert_eq!(f.chain(&id).await.pop().unwrap().action, "approval-refused");
     assert_eq!(status(sfn, &execution).await.0, ExecutionStatus::Running);
 
-    // An approver: decided once, the execution resumes with who approved.
+    // A critical step needs two people. Alice's approval is counted; nothing resumes yet.
     let mark = f.mark();
-    let resumed = decide(
+    let counted = decide(
         &f.clients,
         &f.names,
         &policy,
@@ -274,56 +289,121 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
     assert_eq!(
         f.calls(mark),
         [
-            "DynamoDB:GetItem",    // the request (requester, for the two-person rule)
-            "DynamoDB:UpdateItem", // the decision, once
+            "DynamoDB:GetItem",    // the request (level, requester, plan)
+            "DynamoDB:UpdateItem", // the vote, conditional on the request as read
+            "DynamoDB:Query",      // audit head
+            "DynamoDB:PutItem",    // audit `approval-counted`
+        ]
+    );
+    assert!(!counted.resumed);
+    assert_eq!(counted.approvals, ["alice@example.com"]);
+    assert_eq!(counted.approvals_required, 2);
+    assert_eq!(status(sfn, &execution).await.0, ExecutionStatus::Running);
+    let vote = f.chain(&id).await.pop().unwrap();
+    assert_eq!(
+        (vote.action.as_str(), vote.actor.as_str()),
+        ("approval-counted", ALICE)
+    );
+    assert_eq!(vote.detail["person"], "alice@example.com");
+
+    // Alice again, in another session of another listed role: the same person, refused.
+    let alice_again = "arn:aws:iam::123456789012:user/Alice@Example.com";
+    let mut both = policy.clone();
+    both.roles[1].identities.push(alice_again.to_owned());
+    let e = decide(
+        &f.clients,
+        &f.names,
+        &both,
+        &approve(None),
+        alice_again,
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, DecideError::SamePerson { .. }), "{e}");
+    assert_eq!(e.http_status(), 403);
+    let refused = f.chain(&id).await.pop().unwrap();
+    assert_eq!(refused.action, "approval-refused");
+    assert!(
+        refused.detail["why"]
+            .as_str()
+            .unwrap()
+            .contains("alice@example.com approved already"),
+        "{}",
+        refused.detail
+    );
+    assert_eq!(status(sfn, &execution).await.0, ExecutionStatus::Running);
+
+    // Bob, a second person: decided once, the execution resumes with who approved.
+    let mark = f.mark();
+    let resumed = decide(
+        &f.clients,
+        &f.names,
+        &policy,
+        &approve(Some("agreed")),
+        BOB,
+        now,
+    )
+    .await?;
+    assert_eq!(
+        f.calls(mark),
+        [
+            "DynamoDB:GetItem",    // the request
+            "DynamoDB:UpdateItem", // the deciding vote, once
             "SFN:SendTaskSuccess",
             "DynamoDB:Query",   // audit head
             "DynamoDB:PutItem", // audit `approved`
         ]
     );
-    assert_eq!(resumed.decided_by, ALICE);
+    assert!(resumed.resumed);
+    assert_eq!(resumed.decided_by, BOB);
     assert_eq!(resumed.level, 0);
+    assert_eq!(resumed.approvals, ["alice@example.com", "bob@example.com"]);
     let (s, out) = finished(sfn, &execution).await;
     assert_eq!(s, ExecutionStatus::Succeeded);
-    assert_eq!(out["gate"]["approvedBy"], ALICE);
-    assert_eq!(out["gate"]["reason"], "confirmed miner");
+    assert_eq!(out["gate"]["approvedBy"], BOB);
+    assert_eq!(out["gate"]["reason"], "agreed");
     let approved = f.chain(&id).await.pop().unwrap();
     assert_eq!(
         (approved.action.as_str(), approved.actor.as_str()),
-        ("approved", ALICE)
+        ("approved", BOB)
     );
-    assert_eq!(approved.detail["reason"], "confirmed miner");
+    assert_eq!(approved.detail["reason"], "agreed");
+    assert_eq!(
+        approved.detail["approvals"],
+        json!(["alice@example.com", "bob@example.com"])
+    );
     assert_eq!(
         approved.detail["principal"],
         "arn:aws:iam::123456789012:role/SecurityLead"
     );
 
-    // A second decision (another approver, the other way): a no-op saying who decided.
+    // A later decision (another approver, the other way): a no-op saying who decided.
     let mark = f.mark();
     let e = decide(
         &f.clients,
         &f.names,
         &policy,
         &decision_of(&id, "isolate-instance", Verdict::Reject, Some("too late")),
-        BOB,
+        CAROL,
         now,
     )
     .await
     .unwrap_err();
-    assert_eq!(f.calls(mark), ["DynamoDB:GetItem", "DynamoDB:UpdateItem"]);
+    assert_eq!(f.calls(mark), ["DynamoDB:GetItem"]);
     match &e {
         DecideError::AlreadyDecided {
             status, decided_by, ..
         } => {
             assert_eq!(*status, ApprovalStatus::Approved);
-            assert_eq!(decided_by.as_deref(), Some(ALICE));
+            assert_eq!(decided_by.as_deref(), Some(BOB));
         }
         other => panic!("{other}"),
     }
     assert_eq!(e.http_status(), 409);
     assert!(
         e.to_string()
-            .contains(&format!("already approved by {ALICE}")),
+            .contains(&format!("already approved by {BOB}")),
         "{e}"
     );
     assert_eq!(status(sfn, &execution).await.0, ExecutionStatus::Succeeded);
@@ -418,6 +498,8 @@ async fn closed_windows_and_refused_tokens_are_plain_errors() -> TestResult {
             plan: json!({"step": step}),
             plan_hash: None,
             level: 0,
+            role: "security_lead".into(),
+            approvals_required: 1,
             requested_at,
             expires_at,
         };
@@ -623,6 +705,8 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
                 plan: json!({"step": step}),
                 plan_hash: None,
                 level: 1,
+                role: "security_lead".into(),
+                approvals_required: 1,
                 requested_at: now,
                 expires_at: now + time::Duration::hours(1),
             })
@@ -714,6 +798,8 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
                     plan: json!({"step": step}),
                     plan_hash: None,
                     level: 2,
+                    role: "security_lead".into(),
+                    approvals_required: 1,
                     requested_at: now,
                     expires_at: now + time::Duration::hours(1),
                 })
