@@ -20,6 +20,7 @@ mod aws;
 mod playbooks;
 mod release;
 mod report;
+mod resolve;
 mod simulate;
 
 use std::io::Write;
@@ -32,7 +33,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "ir",
     version,
-    about = "Operate the incident-response suite: simulate, approve, release, report, verify."
+    about = "Operate the incident-response suite: simulate, approve, release, resolve, report, verify."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,6 +56,10 @@ enum Command {
     /// --enforce restore exactly what containment changed, resolve the incident and anchor its
     /// audit chain. Evidence is never touched.
     Release(release::Args),
+    /// End an incident as yourself (an approver) without undoing anything: containment and
+    /// evidence stay as they are (the resource was rebuilt, terminated, or the risk accepted);
+    /// the incident is resolved with your reason and its audit chain anchored.
+    Resolve(resolve::Args),
     /// The audit chain: `ir audit verify INCIDENT`.
     Audit(audit::Args),
     /// An incident as recorded: timeline, decision, steps, evidence, verified audit chain.
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
             approve::run(ir_incident::approval::Verdict::Reject, &args, &mut out)
         }
         Command::Release(args) => release::run(&args, &mut out),
+        Command::Resolve(args) => resolve::run(&args, &mut out),
         Command::Audit(args) => audit::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),
     };

@@ -143,6 +143,13 @@ pub async fn release_as_caller(
         Err(e) if e.error_name() == ErrorName::InvalidInput => {
             Err(CliError::Invalid(e.to_string()))
         }
+        Err(e @ ReleaseError::Action(_)) if e.error_name() == ErrorName::NotFound => {
+            Err(CliError::Failed(format!(
+                "{e}\nhint: the resource is gone (terminated, or rebuilt?): nothing can be \
+                 restored. `ir resolve {} --reason \"...\"` ends the incident and keeps its records",
+                args.incident
+            )))
+        }
         Err(e) => Err(CliError::Failed(e.to_string())),
     }
 }

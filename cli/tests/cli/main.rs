@@ -8,4 +8,5 @@ mod approve;
 mod audit;
 mod playbooks;
 mod report;
+mod resolve;
 mod simulate;

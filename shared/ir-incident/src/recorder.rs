@@ -313,6 +313,44 @@ impl Recorder {
                 now,
             )
             .await?;
+        self.resolve(
+            incident_id,
+            actor,
+            &report.step_id,
+            report.changes.len(),
+            reason,
+            now,
+        )
+        .await
+    }
+
+    /// An incident ended without undoing anything (`ir resolve`): containment and evidence stay
+    /// as they are (the resource was rebuilt, terminated or the risk accepted); the incident is
+    /// resolved, `resolved` audited under the operator with the reason and `released: 0`, and
+    /// the chain head anchored. A retried call appends nothing twice.
+    pub async fn resolved_as_is(
+        &self,
+        incident_id: &str,
+        actor: &str,
+        step_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        check_id(incident_id)?;
+        self.resolve(incident_id, actor, step_id, 0, reason, now)
+            .await
+    }
+
+    /// Resolves the incident (from any open status), audits `resolved` and anchors the head.
+    async fn resolve(
+        &self,
+        incident_id: &str,
+        actor: &str,
+        step_id: &str,
+        released: usize,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
         let current = self.get(incident_id).await?;
         let from = current.summary.status;
         let resolved = match from {
@@ -342,11 +380,11 @@ impl Recorder {
         };
         let t = &resolved.summary.timeline;
         let event = AuditEvent::Resolved(event::Resolved {
-            step: report.step_id.clone(),
+            step: step_id.to_owned(),
             by: actor.to_owned(),
             reason: reason.to_owned(),
             from,
-            released: report.changes.len(),
+            released,
             resolved_at: t.resolved_at,
             open_seconds: t.resolved_at.map(|r| (r - t.detected_at).whole_seconds()),
         });
@@ -365,7 +403,7 @@ impl Recorder {
                 now,
             )
             .await?;
-        tracing::info!(incident_id, seq = anchor.seq, hash = %anchor.hash, by = actor, "released and resolved; audit head anchored");
+        tracing::info!(incident_id, seq = anchor.seq, hash = %anchor.hash, by = actor, "resolved; audit head anchored");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
             action: event.action().into_owned(),

@@ -1,6 +1,9 @@
-//! [`release_incident`] is `ir release`: an approver ends an incident's containment. Dry-run (the
-//! default) plans the restoration from reads and writes nothing; enforce restores, then resolves
-//! the incident and anchors its audit chain ([`Recorder::released`]).
+//! Two ways an approver ends an incident. [`release_incident`] is `ir release`: containment
+//! undone. Dry-run (the default) plans the restoration from reads and writes nothing; enforce
+//! restores, then resolves the incident and anchors its audit chain ([`Recorder::released`]).
+//! [`resolve_incident`] is `ir resolve`: nothing undone (the resource was rebuilt, terminated, or
+//! the risk accepted), the incident resolved with the reason and its chain anchored
+//! ([`Recorder::resolved_as_is`]).
 
 use ir_core::action::{ActionReport, ContainmentRecord, ReleaseRequest};
 use ir_core::config::Mode;
@@ -120,66 +123,15 @@ pub async fn release_incident(
     caller_arn: &str,
     now: OffsetDateTime,
 ) -> Result<Released, ReleaseError> {
-    if !is_incident_id(&req.incident_id) {
-        return Err(ReleaseError::InvalidInput(format!(
-            "`{}` is not an incident id (inc- followed by 20 hex digits)",
-            req.incident_id
-        )));
-    }
     let reason = req.reason.clone().unwrap_or_default();
-    if reason.chars().count() > crate::approval::MAX_REASON_CHARS {
-        return Err(ReleaseError::InvalidInput(format!(
-            "reason: at most {} characters",
-            crate::approval::MAX_REASON_CHARS
-        )));
-    }
-    if let Err(e) = policy.approver(caller_arn) {
-        let why = e.why;
-        tracing::warn!(incident_id = %req.incident_id, caller = caller_arn, %why, "release refused: not an approver");
-        return Err(ReleaseError::NotAnApprover {
-            caller: caller_arn.to_owned(),
-            why,
-        });
-    }
+    authorize(policy, &req.incident_id, &reason, caller_arn)?;
     let id = req.incident_id.as_str();
     let incidents = IncidentStore::new(clients.clone(), names.clone());
     let Some(incident) = incidents.get(id).await? else {
         return Err(ReleaseError::NotFound(format!("incident {id}")));
     };
     let from = incident.summary.status;
-    match from {
-        Status::Contained => {}
-        Status::Containment => {
-            let chain = AuditLog::new(clients.clone(), names.clone())
-                .chain(id)
-                .await?;
-            if !chain
-                .iter()
-                .any(|r| r.action == ir_core::audit::event::actions::PLAYBOOK_FINISHED)
-            {
-                return Err(ReleaseError::Conflict(format!(
-                    "incident {id} is in containment and its playbook has not finished: \
-                     releasing now would race it (wait for it, or stop its execution first)"
-                )));
-            }
-        }
-        Status::Triage => {
-            return Err(ReleaseError::Conflict(format!(
-                "incident {id} is still in triage: nothing was contained"
-            )));
-        }
-        Status::Resolved | Status::Postmortem => {
-            let at = incident
-                .summary
-                .timeline
-                .resolved_at
-                .map(|t| format!(" at {}", crate::notify::human_time(t)))
-                .unwrap_or_default();
-            return Err(ReleaseError::Conflict(format!(
-                "incident {id} is already {from}{at}: its containment was released"
-            )));
-        }
-    }
+    ended(clients, names, &incident, Ending::Release).await?;
     let request = ReleaseRequest {
         incident_id: id.to_owned(),
         step_id: RELEASE_STEP.to_owned(),
@@ -270,4 +222,156 @@ async fn held_by(
         keys.push(key.clone());
     }
     Ok(keys)
+}
+
+/// How an incident is ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// `ir release`: containment undone.
+    Release,
+    /// `ir resolve`: everything kept as it is.
+    Resolve,
+}
+
+/// The caller may end incidents (holds an escalation role), with a reason of a sane length.
+fn authorize(
+    policy: &ApproverPolicy,
+    incident_id: &str,
+    reason: &str,
+    caller_arn: &str,
+) -> Result<(), ReleaseError> {
+    if !is_incident_id(incident_id) {
+        return Err(ReleaseError::InvalidInput(format!(
+            "`{incident_id}` is not an incident id (inc- followed by 20 hex digits)"
+        )));
+    }
+    if reason.chars().count() > crate::approval::MAX_REASON_CHARS {
+        return Err(ReleaseError::InvalidInput(format!(
+            "reason: at most {} characters",
+            crate::approval::MAX_REASON_CHARS
+        )));
+    }
+    if let Err(e) = policy.approver(caller_arn) {
+        let why = e.why;
+        tracing::warn!(incident_id, caller = caller_arn, %why, "refused: not an approver");
+        return Err(ReleaseError::NotAnApprover {
+            caller: caller_arn.to_owned(),
+            why,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the incident can be ended now: `contained`, or in `containment` with its playbook
+/// finished (ending it under a running playbook would race it); for `ir resolve` also an
+/// incident whose triage failed. Resolved ones are `Conflict`.
+async fn ended(
+    clients: &Clients,
+    names: &TableNames,
+    incident: &ir_aws::store::Incident,
+    ending: Ending,
+) -> Result<(), ReleaseError> {
+    use ir_core::audit::event::actions::{PLAYBOOK_FINISHED, TRIAGE_FAILED};
+    let id = incident.summary.incident_id.as_str();
+    let from = incident.summary.status;
+    let recorded = |action: &'static str| async move {
+        let chain = AuditLog::new(clients.clone(), names.clone())
+            .chain(id)
+            .await?;
+        Ok::<bool, ReleaseError>(chain.iter().any(|r| r.action == action))
+    };
+    match from {
+        Status::Contained => Ok(()),
+        Status::Containment if recorded(PLAYBOOK_FINISHED).await? => Ok(()),
+        Status::Containment => Err(ReleaseError::Conflict(format!(
+            "incident {id} is in containment and its playbook has not finished: ending it now \
+             would race it (wait for it, or stop its execution first)"
+        ))),
+        Status::Triage if ending == Ending::Resolve && recorded(TRIAGE_FAILED).await? => Ok(()),
+        Status::Triage => Err(ReleaseError::Conflict(format!(
+            "incident {id} is still in triage: nothing was contained"
+        ))),
+        Status::Resolved | Status::Postmortem => {
+            let at = incident
+                .summary
+                .timeline
+                .resolved_at
+                .map(|t| format!(" at {}", crate::notify::human_time(t)))
+                .unwrap_or_default();
+            Err(ReleaseError::Conflict(format!(
+                "incident {id} is already {from}{at}"
+            )))
+        }
+    }
+}
+
+/// An operator's request to end an incident without undoing anything.
+#[derive(Debug, Clone)]
+pub struct IncidentResolution {
+    pub incident_id: String,
+    /// Why (required: the resource was rebuilt, terminated, the risk accepted…).
+    pub reason: String,
+}
+
+/// What `ir resolve` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    pub incident_id: String,
+    /// The caller's ARN as AWS authenticated it.
+    pub by: String,
+    pub from: Status,
+    pub status: Status,
+    /// The containment changes left in place (the incident's records, for whoever rebuilds).
+    pub kept: usize,
+    pub recorded: Recorded,
+}
+
+/// The step id of an operator's resolution in reports and the audit chain.
+pub const RESOLVE_STEP: &str = "resolve";
+
+/// `ir resolve`: ends `req.incident_id` as `caller_arn` (an approver) without restoring
+/// anything: containment and evidence stay as they are, the incident is resolved, `resolved`
+/// is audited with the reason (`released: 0`) and the chain head anchored. Works when the
+/// resource is gone. Same eligibility as a release, plus an incident whose triage failed.
+pub async fn resolve_incident(
+    clients: &Clients,
+    names: &TableNames,
+    settings: RecorderSettings,
+    policy: &ApproverPolicy,
+    req: &IncidentResolution,
+    caller_arn: &str,
+    now: OffsetDateTime,
+) -> Result<Resolution, ReleaseError> {
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(ReleaseError::InvalidInput(
+            "a resolution needs a reason (--reason): why the incident ends as it is".to_owned(),
+        ));
+    }
+    authorize(policy, &req.incident_id, reason, caller_arn)?;
+    let id = req.incident_id.as_str();
+    let incidents = IncidentStore::new(clients.clone(), names.clone());
+    let Some(incident) = incidents.get(id).await? else {
+        return Err(ReleaseError::NotFound(format!("incident {id}")));
+    };
+    let from = incident.summary.status;
+    ended(clients, names, &incident, Ending::Resolve).await?;
+    let recorded = Recorder::new(clients.clone(), names.clone(), settings)
+        .resolved_as_is(id, caller_arn, RESOLVE_STEP, reason, now)
+        .await?;
+    tracing::info!(
+        incident_id = id,
+        by = caller_arn,
+        kept = incident.records.len(),
+        "resolved as it is"
+    );
+    Ok(Resolution {
+        incident_id: id.to_owned(),
+        by: caller_arn.to_owned(),
+        from,
+        status: recorded.status,
+        kept: incident.records.len(),
+        recorded,
+    })
 }

@@ -404,6 +404,126 @@ async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_cha
 }
 
 #[tokio::test]
+async fn a_terminated_victim_cannot_be_restored_and_is_resolved_as_it_is() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a006").await;
+
+    // Resolving under a running playbook would race it: refused, nothing written.
+    off.wait_for_approval(&incident, GATES[0], 0, GATE_WAIT)
+        .await?;
+    let resolve = |who: &'static str| {
+        let args = ["resolve", incident.as_str(), "--reason", who, "--json"].map(str::to_owned);
+        let off = &off;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            json_out(&off.ir_as_responder(&args).await.unwrap())
+        }
+    };
+    let (ok, out) = resolve("too early").await;
+    assert!(!ok && out["error"] == "Conflict", "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("playbook has not finished"),
+        "{out}"
+    );
+    for step in GATES {
+        off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        approve_by_two(&off, &incident, step).await;
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+    let contained = off.incident(&incident).await?.unwrap();
+    assert_eq!(contained.summary.status, Status::Contained);
+
+    // The instance is terminated (the workload rebuilt elsewhere): nothing can be restored, and
+    // the release says how to end the incident instead.
+    // (Isolation turned termination protection on: whoever terminates lifts it first.)
+    off.clients
+        .ec2()
+        .modify_instance_attribute()
+        .instance_id(&off.victim.instance_id)
+        .disable_api_termination(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
+        .send()
+        .await?;
+    off.clients
+        .ec2()
+        .terminate_instances()
+        .instance_ids(&off.victim.instance_id)
+        .send()
+        .await?;
+    let out = off
+        .ir_as_responder(&["release", &incident, "--enforce"])
+        .await?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains(&format!("ir resolve {incident}")), "{said}");
+    assert_eq!(
+        off.incident(&incident).await?.unwrap().summary.status,
+        Status::Contained
+    );
+
+    // Not an approver: refused.
+    let out = off
+        .ir_as_non_approver(&["resolve", &incident, "--reason", "mine", "--json"])
+        .await?;
+    let (ok, refused) = json_out(&out);
+    assert!(!ok && refused["error"] == "AccessDenied", "{refused}");
+
+    // Resolved as it is: the records of what containment changed stay, the chain is anchored.
+    let (ok, resolved) = resolve("terminated; rebuilt from IaC").await;
+    assert!(ok, "{resolved}");
+    assert_eq!(resolved["resolved"]["status"], "resolved", "{resolved}");
+    assert_eq!(resolved["resolved"]["from"], "contained", "{resolved}");
+    assert_eq!(
+        resolved["resolved"]["kept"].as_u64(),
+        Some(contained.records.len() as u64)
+    );
+    assert!(!contained.records.is_empty());
+    let stored = off.incident(&incident).await?.unwrap();
+    assert_eq!(stored.summary.status, Status::Resolved);
+    assert_eq!(stored.records, contained.records);
+    let actions = audit_actions(&off, &incident).await;
+    let (last, detail) = actions.last().unwrap();
+    assert_eq!(last, "resolved", "{actions:?}");
+    assert_eq!(detail["step"], "resolve");
+    assert_eq!(detail["released"], 0);
+    assert_eq!(detail["reason"], "terminated; rebuilt from IaC");
+    assert_eq!(detail["by"], off.responder.arn.as_str());
+    let (ok, verified) = json_out(
+        &off.ir_as_responder(&["audit", "verify", &incident, "--json"])
+            .await?,
+    );
+    assert!(ok, "{verified}");
+    assert_eq!(verified["records"].as_u64(), Some(actions.len() as u64));
+    assert_eq!(
+        verified["unanchored"]["records"].as_u64().unwrap_or(0),
+        0,
+        "{verified}"
+    );
+
+    // Once: a second resolution does nothing and says why.
+    let (ok, again) = resolve("again").await;
+    assert!(!ok && again["error"] == "Conflict", "{again}");
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("already resolved"),
+        "{again}"
+    );
+    assert_eq!(audit_actions(&off, &incident).await.len(), actions.len());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_rejection_leaves_the_victim_untouched() -> TestResult {
     let off = Offline::start(Settings::default()).await?;
     let before = off.victim.state(&off.clients).await?;
@@ -440,6 +560,26 @@ async fn a_rejection_leaves_the_victim_untouched() -> TestResult {
     }
     let stored = off.incident(&incident).await?.expect("the incident");
     assert_ne!(stored.summary.status, Status::Contained);
+
+    // Nothing was contained and nothing is to be undone: the responder resolves it as it is.
+    let (ok, resolved) = json_out(
+        &off.ir_as_responder(&[
+            "resolve",
+            &incident,
+            "--reason",
+            "false positive: the owner's load test",
+            "--json",
+        ])
+        .await?,
+    );
+    assert!(ok, "{resolved}");
+    assert_eq!(resolved["resolved"]["from"], "containment", "{resolved}");
+    assert_eq!(resolved["resolved"]["kept"], 0, "{resolved}");
+    assert_eq!(
+        off.incident(&incident).await?.unwrap().summary.status,
+        Status::Resolved
+    );
+    assert_eq!(off.victim.state(&off.clients).await?, before);
     Ok(())
 }
 

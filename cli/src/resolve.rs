@@ -1,0 +1,134 @@
+//! `ir resolve INCIDENT --reason TEXT [--json]`: end an incident as yourself without undoing
+//! anything.
+//!
+//! For an incident whose resource was rebuilt from clean infrastructure code, terminated, or
+//! whose risk was accepted: containment and evidence stay exactly as they are (the incident's
+//! records still say what containment changed), the incident is resolved, `resolved` is audited
+//! under your identity with the reason, and the audit chain is anchored in the evidence bucket
+//! ([`ir_incident::release::resolve_incident`]). It works when the resource is gone, where
+//! `ir release` cannot restore. You must hold a role of `notifications.approver_roles`; your
+//! identity comes from STS `GetCallerIdentity`.
+//!
+//! The incident must be `contained`, in `containment` with its playbook finished (a dry-run,
+//! rejected or partly contained incident), or in `triage` whose triage failed.
+//!
+//! Exit 0: resolved. Exit 1: refused (not an approver, a playbook still running, already
+//! resolved) or failed. Exit 2: malformed input, no reason, or a missing variable.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use ir_aws::Clients;
+use ir_aws::store::TableNames;
+use ir_core::{ErrorName, Named};
+use ir_incident::approval::ApproverPolicy;
+use ir_incident::recorder::RecorderSettings;
+use ir_incident::release::{IncidentResolution, Resolution};
+use time::OffsetDateTime;
+
+use crate::CliError;
+
+/// `ir resolve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::release::ENV_HELP)]
+pub struct Args {
+    /// The incident (`inc-` followed by 20 hex digits).
+    pub incident: String,
+    /// Why the incident ends as it is (rebuilt from IaC, terminated, risk accepted): audited.
+    #[arg(long)]
+    pub reason: String,
+    /// The config whose notifications.approver_roles may resolve (default: IR_CONFIG_FILE, else
+    /// the embedded config/incident-response.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `ir resolve`.
+pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
+    crate::aws::check_incident_id(&args.incident)?;
+    if args.reason.trim().is_empty() {
+        return Err(CliError::Invalid(
+            "--reason: say why the incident ends as it is".to_owned(),
+        ));
+    }
+    let names = crate::aws::table_names()?;
+    let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
+    let config = crate::aws::load_config(args.config.as_ref())?;
+    let policy = ApproverPolicy::from_config(&config);
+    let settings = RecorderSettings {
+        evidence_bucket: bucket,
+        evidence: config.evidence.clone(),
+    };
+    crate::aws::with_clients(async |clients| {
+        resolve_as_caller(args, &clients, &names, settings, &policy, out).await
+    })
+}
+
+/// The resolution with `clients`' credentials: who they belong to (STS), then
+/// [`ir_incident::release::resolve_incident`], then the outcome printed.
+pub async fn resolve_as_caller(
+    args: &Args,
+    clients: &Clients,
+    names: &TableNames,
+    settings: RecorderSettings,
+    policy: &ApproverPolicy,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let caller = crate::aws::caller_arn(clients).await?;
+    let req = IncidentResolution {
+        incident_id: args.incident.clone(),
+        reason: args.reason.clone(),
+    };
+    let result = ir_incident::release::resolve_incident(
+        clients,
+        names,
+        settings,
+        policy,
+        &req,
+        &caller,
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    let write = |e: std::io::Error| CliError::Failed(format!("writing output: {e}"));
+    if args.json {
+        let value = match &result {
+            Ok(r) => serde_json::json!({"ok": true, "resolved": r}),
+            Err(e) => serde_json::json!({
+                "ok": false,
+                "error": e.error_name().as_str(),
+                "message": e.to_string(),
+                "caller": caller,
+            }),
+        };
+        writeln!(out, "{value}").map_err(write)?;
+    } else if let Ok(r) = &result {
+        render(r, out).map_err(write)?;
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.error_name() == ErrorName::InvalidInput => {
+            Err(CliError::Invalid(e.to_string()))
+        }
+        Err(e) => Err(CliError::Failed(e.to_string())),
+    }
+}
+
+/// The resolution as text.
+pub fn render(r: &Resolution, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Incident {}: {} -> {} by {} (audit record {}); nothing undone: {} containment change(s) left as they are",
+        r.incident_id, r.from, r.status, r.by, r.recorded.seq, r.kept
+    )?;
+    if let Some(a) = &r.recorded.anchor {
+        writeln!(
+            out,
+            "Audit chain head {} (record {}) anchored in the evidence bucket",
+            a.hash, a.seq
+        )?;
+    }
+    Ok(())
+}
