@@ -2,8 +2,10 @@
 //! CloudTrail logs into the Object Lock evidence bucket, with a manifest written last.
 //!
 //! Settings are read once at init: `IR_EVIDENCE_BUCKET` (required), `IR_TRAIL_BUCKET`
-//! (optional; without it no logs are collected and every report says so), and the `evidence`
-//! section of the configuration. A bad setting fails init once, never an invocation.
+//! (optional; without it no logs are collected and every report says so), the `evidence`
+//! section of the configuration, and the suite's tables (the guard; a step's `retention`, the
+//! log window before the first activity, read from the incident's recorded plan). A bad setting
+//! fails init once, never an invocation.
 
 use ir_actions::evidence::{self, EvidenceSettings};
 use ir_aws::Clients;
@@ -15,15 +17,18 @@ async fn main() -> Result<(), ir_lambda::Error> {
     // Read once at init: a bad setting fails the start, never an invocation.
     let settings = EvidenceSettings::from_env()?;
     let guard = ir_actions::guard::Guard::from_env()?;
-    let state = (Clients::from_env().await, settings, guard);
+    let names = ir_aws::store::TableNames::from_env()?;
+    let state = (Clients::from_env().await, settings, guard, names);
     ir_lambda::serve_action(
         evidence::ACTION,
         state,
         |s, req: EvidenceRequest| async move {
-            let (c, settings, guard) = &*s;
+            let (c, settings, guard, names) = &*s;
             guard
                 .run(c, req, |r| async move {
-                    evidence::collect_evidence(c, settings, &r).await
+                    // The step's own log window (its recorded `retention`), else the default.
+                    let settings = settings.for_step(c, names, &r).await?;
+                    evidence::collect_evidence(c, &settings, &r).await
                 })
                 .await
         },

@@ -154,10 +154,6 @@ pub struct Orchestrator {
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent_playbooks: u32,
     #[serde(default)]
-    pub audit_store: Option<String>,
-    #[serde(default)]
-    pub state_backend: Option<String>,
-    #[serde(default)]
     pub allow_unapproved_destructive: bool,
 }
 
@@ -411,6 +407,32 @@ pub struct Protection {
     pub suite_principals: Vec<String>,
 }
 
+/// Keys the seed's config template has that the suite does not take, each with why, so a
+/// copied template is told what to do rather than only that a key is unexpected.
+const RETIRED_KEYS: [(&str, &str, &str); 2] = [
+    (
+        "orchestrator",
+        "audit_store",
+        "the audit chain is the suite's DynamoDB audit table, anchored in the Object Lock evidence bucket; the deployment names both (template.yaml): remove this key",
+    ),
+    (
+        "orchestrator",
+        "state_backend",
+        "incident state is the suite's DynamoDB incidents table, named by the deployment (template.yaml): remove this key",
+    ),
+];
+
+fn retired_keys(value: &serde_json::Value) -> Vec<Problem> {
+    RETIRED_KEYS
+        .iter()
+        .filter(|(section, key, _)| value.get(section).and_then(|s| s.get(key)).is_some())
+        .map(|(section, key, why)| Problem {
+            path: format!("/{section}/{key}"),
+            message: format!("`{key}` is not a setting of this suite: {why}"),
+        })
+        .collect()
+}
+
 impl Config {
     /// The embedded default configuration: parsed and checked for meaning. The build refuses an
     /// embedded config its schema refuses (`build.rs`), so the schema pass — most of a cold
@@ -432,13 +454,11 @@ impl Config {
                 .map_err(|e| ConfigError::Schema(e.to_string()))?;
             let validator = jsonschema::validator_for(&schema)
                 .map_err(|e| ConfigError::Schema(e.to_string()))?;
-            let problems: Vec<Problem> = validator
-                .iter_errors(&value)
-                .map(|e| Problem {
-                    path: e.instance_path().to_string(),
-                    message: e.to_string(),
-                })
-                .collect();
+            let mut problems: Vec<Problem> = retired_keys(&value);
+            problems.extend(validator.iter_errors(&value).map(|e| Problem {
+                path: e.instance_path().to_string(),
+                message: e.to_string(),
+            }));
             if !problems.is_empty() {
                 return Err(ConfigError::Invalid(problems));
             }
@@ -935,6 +955,21 @@ mod tests {
             p.iter().any(|p| p.path == "/notifications/two_person_rule"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn the_seed_templates_storage_keys_are_refused_with_what_to_do() {
+        let p = problems(&with(
+            "  max_concurrent_playbooks: 10\n",
+            "  max_concurrent_playbooks: 10\n  audit_store: s3://ir-audit-logs/\n  state_backend: dynamodb://incident-state\n",
+        ));
+        for key in ["audit_store", "state_backend"] {
+            assert!(
+                p.iter().any(|p| p.path == format!("/orchestrator/{key}")
+                    && p.message.contains("remove this key")),
+                "{key}: {p:?}"
+            );
+        }
     }
 
     #[test]

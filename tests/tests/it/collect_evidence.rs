@@ -1322,3 +1322,54 @@ async fn an_s3_bucket_is_described_with_absent_settings_recorded() -> TestResult
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_steps_recorded_retention_is_its_log_window_and_the_request_cannot_set_it() -> TestResult
+{
+    let st = ir_tests::stores("evwin").await;
+    let text = std::fs::read_to_string(
+        ir_tests::repo_root().join("events/guardduty-cryptocurrency-bitcointool-dns.json"),
+    )?;
+    let normalized = ir_core::normalize(text.as_bytes())?;
+    let event = normalized.events.first().expect("an event");
+    let incidents = ir_aws::store::IncidentStore::new(st.clients.clone(), st.names.clone());
+    let ingested = incidents.ingest(event, FIRST_SEEN).await?;
+    let id = ingested.incident.incident_id.clone();
+    let engine = ir_core::Engine::embedded()?;
+    let events = vec![event.clone()];
+    let enrichment = engine.enrich(&events, 0);
+    let mut decision = engine.decide(&id, &events, &enrichment, FIRST_SEEN)?;
+    // A fetch-the-logs step recorded with `retention: 7d`, as investigate-and-notify plans it.
+    decision.playbook.steps[0].retention = Some("7d".into());
+    let with_retention = decision.playbook.steps[0].id.clone();
+    let without = decision.playbook.steps[1].id.clone();
+    assert_eq!(decision.playbook.steps[1].retention, None);
+    incidents
+        .record_decision(&id, &decision, FIRST_SEEN)
+        .await?;
+
+    let settings = EvidenceSettings::new(&st.bucket, None, config(10));
+    let window = |step: &str, incident: &str| {
+        let mut req = request(incident, instance_resource("i-0abc"), Mode::DryRun, REGION);
+        req.step_id = step.to_owned();
+        let (clients, names, settings) = (&st.clients, &st.names, &settings);
+        async move {
+            settings
+                .for_step(clients, names, &req)
+                .await
+                .map(|s| s.config.cloudtrail_window_before.as_secs())
+        }
+    };
+    assert_eq!(window(&with_retention, &id).await?, 7 * 86_400);
+    assert_eq!(
+        window(&without, &id).await?,
+        3_600,
+        "the configured default"
+    );
+    // An incident the suite has no record of keeps the default.
+    assert_eq!(
+        window(&with_retention, &ir_tests::incident_id()).await?,
+        3_600
+    );
+    Ok(())
+}

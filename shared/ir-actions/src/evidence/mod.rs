@@ -80,6 +80,42 @@ pub struct EvidenceSettings {
     pub caller: CallerIdentity,
 }
 
+impl EvidenceSettings {
+    /// These settings for the step `req` runs: the log window before the finding's first
+    /// activity is the step's own `retention` (`cloud:fetch_audit_logs` with `retention: 7d`) as
+    /// the incident's recorded plan holds it — the suite's record, never the request — else
+    /// `evidence.cloudtrail_window_before`. An unknown incident or step keeps the default (the
+    /// guard refuses such an enforce request anyway).
+    ///
+    /// Calls: `GetItem` (the incident).
+    pub async fn for_step(
+        &self,
+        clients: &Clients,
+        names: &ir_aws::store::TableNames,
+        req: &EvidenceRequest,
+    ) -> Result<EvidenceSettings, ActionError> {
+        let incident = ir_aws::store::IncidentStore::new(clients.clone(), names.clone())
+            .get(&req.incident_id)
+            .await?;
+        let retention = incident
+            .as_ref()
+            .and_then(|i| i.decision.as_ref())
+            .and_then(|d| d.playbook.steps.iter().find(|s| s.id == req.step_id))
+            .and_then(|s| s.retention.as_deref());
+        let mut settings = self.clone();
+        if let Some(text) = retention {
+            let window: ir_core::duration::ConfigDuration = text.parse().map_err(|e| {
+                ActionError::Configuration(format!(
+                    "step {}'s recorded retention: {e}",
+                    req.step_id
+                ))
+            })?;
+            settings.config.cloudtrail_window_before = window;
+        }
+        Ok(settings)
+    }
+}
+
 /// The caller ARN, fetched once per process and cached.
 #[derive(Debug, Clone, Default)]
 pub struct CallerIdentity(Arc<OnceLock<String>>);
