@@ -229,7 +229,7 @@ fn validate_shows_each_playbook_on_the_default_config() {
         "playbook investigate-and-notify (severity == high)",
         "playbook queue-for-review (severity <= medium)",
         "escalation (critical): security_engineer 5m -> security_lead 15m",
-        "3 approval gate(s), 2 level(s) each",
+        "4 approval gate(s), 2 level(s) each",
         "isolate-instance",
         "[approval gate]",
         "${RequestApprovalFunction}",

@@ -819,7 +819,7 @@ mod tests {
         let p = problems(&ungated);
         assert!(
             p.iter()
-                .any(|p| p.path == "/playbooks/0/steps/4/requires_approval"),
+                .any(|p| p.path == "/playbooks/0/steps/5/requires_approval"),
             "{p:?}"
         );
         let allowed = ungated.replacen(

@@ -378,6 +378,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_critical_principal_is_denied_behind_a_gate_and_an_instance_is_not() {
+        let config = Config::embedded().unwrap();
+        let isolation = select(&config, Severity::Critical).unwrap();
+        let user = Resource::IamUser(crate::event::IamUser {
+            user_name: "ci-deployer".into(),
+            access_key_id: Some("AKIAEXAMPLE".into()),
+            principal_id: None,
+        });
+        let for_user = plan(&config, isolation, &user, Severity::Critical);
+        let deny = for_user
+            .steps
+            .iter()
+            .find(|s| s.id == "deny-principal")
+            .expect("deny-principal planned for a user");
+        assert_eq!(deny.function, "ir-deny-principal");
+        assert!(deny.requires_approval && deny.destructive);
+        assert_eq!(deny.approvals_required, 2);
+        assert_eq!(deny.target, "iam-user ci-deployer");
+
+        let instance: Resource = serde_json::from_value(serde_json::json!({
+            "type": "ec2-instance",
+            "instanceId": "i-0a1b2c3d4e5f60001"
+        }))
+        .unwrap();
+        let for_instance = plan(&config, isolation, &instance, Severity::Critical);
+        assert!(!for_instance.steps.iter().any(|s| s.id == "deny-principal"));
+        let skipped = for_instance
+            .not_applicable
+            .iter()
+            .find(|n| n.id == "deny-principal")
+            .expect("stated as not applicable");
+        assert!(
+            skipped.reason.contains("not ec2-instance"),
+            "{}",
+            skipped.reason
+        );
+    }
+
+    #[test]
     fn triggers_parse_and_match() {
         let t: Trigger = "severity == critical".parse().unwrap();
         assert!(t.matches(Severity::Critical) && !t.matches(Severity::High));

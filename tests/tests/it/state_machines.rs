@@ -824,6 +824,7 @@ async fn an_approved_gate_runs_the_action_then_records_it() -> TestResult {
         "SnapshotVolumesFunction",
         "RevokeSessionsFunction",
         "DisableAccessKeysFunction",
+        "DenyPrincipalFunction",
     ] {
         assert!(fake.calls(&d.function(f)).is_empty(), "{f}");
     }
@@ -834,6 +835,7 @@ async fn an_approved_gate_runs_the_action_then_records_it() -> TestResult {
             "Check_snapshot_volumes",
             "Check_revoke_credentials",
             "Check_disable_access_keys",
+            "Check_deny_principal",
             "Check_isolate_instance",
             "Plan_isolate_instance",
             "Level_isolate_instance_0",
