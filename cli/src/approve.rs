@@ -88,8 +88,11 @@ pub fn outcome(verdict: Verdict, answer: &Value) -> Result<String, CliError> {
     let same = answer["decisionStatus"].as_str() == Some(verdict.status().as_str());
     match answer["error"].as_str() {
         Some("Conflict") if same => Ok(message),
-        Some("InvalidInput") => Err(CliError::Invalid(message)),
-        _ => Err(CliError::Failed(message)),
+        Some(name) => match ir_core::ErrorName::parse(name) {
+            Some(name) => Err(CliError::named(name, message)),
+            None => Err(CliError::Failed(message)),
+        },
+        None => Err(CliError::Failed(message)),
     }
 }
 
@@ -169,14 +172,15 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_decision_is_a_no_op_and_a_contrary_one_fails() {
+    fn a_repeated_decision_is_a_no_op_and_a_contrary_one_is_refused() {
         let same = outcome(Verdict::Approve, &already("approved")).unwrap();
         assert!(
             same.contains("nothing done") && same.contains("alice"),
             "{same}"
         );
         let contrary = outcome(Verdict::Reject, &already("approved")).unwrap_err();
-        assert!(matches!(contrary, CliError::Failed(_)));
+        assert!(matches!(contrary, CliError::Refused(_)));
+        assert_eq!(contrary.code(), 4);
         assert!(
             contrary.to_string().contains("already approved"),
             "{contrary}"
@@ -191,17 +195,31 @@ mod tests {
                 .to_string()
                 .starts_with("the approval window has closed")
         );
+        assert_eq!(closed.code(), 4);
         let bad = outcome(
             Verdict::Approve,
             &json!({"ok": false, "status": 400, "error": "InvalidInput", "message": "x"}),
         )
         .unwrap_err();
         assert!(matches!(bad, CliError::Invalid(_)));
+        assert_eq!(bad.code(), 2);
         let unauthenticated = outcome(
             Verdict::Approve,
             &json!({"ok": false, "status": 401, "error": "AccessDenied", "message": "unauthenticated: no proof"}),
         )
         .unwrap_err();
-        assert!(matches!(unauthenticated, CliError::Failed(_)));
+        assert!(matches!(unauthenticated, CliError::Refused(_)));
+        let unknown = outcome(
+            Verdict::Approve,
+            &json!({"ok": false, "status": 404, "error": "NotFound", "message": "no approval"}),
+        )
+        .unwrap_err();
+        assert_eq!(unknown.code(), 3);
+        let broken = outcome(
+            Verdict::Approve,
+            &json!({"ok": false, "status": 503, "error": "Retryable", "message": "throttled"}),
+        )
+        .unwrap_err();
+        assert_eq!(broken.code(), 1);
     }
 }

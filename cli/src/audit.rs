@@ -83,7 +83,7 @@ pub async fn verify(
     let v = AuditLog::new(clients.clone(), names.clone())
         .verify(incident, bucket)
         .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+        .map_err(|e| CliError::named(ir_core::Named::error_name(&e), e.to_string()))?;
     let text = if json {
         serde_json::json!({
             "incidentId": incident,

@@ -33,7 +33,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "ir",
     version,
-    about = "Operate the incident-response suite: simulate, approve, release, resolve, report, verify."
+    about = "Operate the incident-response suite: simulate, approve, release, resolve, report, verify.",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,25 +67,57 @@ enum Command {
     Report(report::Args),
 }
 
-/// A failure of a command, with the exit code it maps to.
+/// A failure of a command, with the exit code it maps to (stable; README, "Exit codes"):
+/// 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 refused by policy.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The user's input is wrong: exit 2.
+    /// The user's input is wrong: exit 2 (as clap's own usage errors).
     #[error("{0}")]
     Invalid(String),
     /// Anything else: exit 1.
     #[error("{0}")]
     Failed(String),
+    /// The incident, step or request named does not exist: exit 3.
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused by the suite's rules (not an approver, not at this level, the two-person rule,
+    /// already decided, the plan changed, an incident not in a state that allows it): exit 4.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {
-    fn code(&self) -> u8 {
+    /// The exit code.
+    pub fn code(&self) -> u8 {
         match self {
-            CliError::Invalid(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Invalid(_) => 2,
+            CliError::NotFound(_) => 3,
+            CliError::Refused(_) => 4,
+        }
+    }
+
+    /// The error of a failure with a stable name: the name decides the exit code.
+    pub fn named(name: ir_core::ErrorName, message: String) -> CliError {
+        use ir_core::ErrorName as N;
+        match name {
+            N::InvalidInput => CliError::Invalid(message),
+            N::NotFound => CliError::NotFound(message),
+            N::AccessDenied | N::Conflict | N::Protected | N::NotApproved | N::PlanChanged => {
+                CliError::Refused(message)
+            }
+            N::Retryable | N::VerificationFailed | N::Configuration | N::Internal => {
+                CliError::Failed(message)
+            }
         }
     }
 }
+
+/// How `ir` ends, for every command (`ir --help`).
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failure (AWS, a store, a chain that does not verify); \
+2 bad usage or input; 3 not found (incident, step, request); 4 refused by policy (not an \
+approver, not at this level, the two-person rule, already decided, plan changed, an incident \
+not in a state that allows it).";
 
 /// Reads a file the user named; a missing or unreadable file is invalid input.
 pub fn read_input(path: &PathBuf, what: &str) -> Result<Vec<u8>, CliError> {

@@ -13,9 +13,10 @@
 //! roles need the EC2 and IAM calls of the restores (ARCHITECTURE.md lists them) and writes to
 //! the incidents and audit tables and the evidence bucket. No deployed function can restore.
 //!
-//! Exit 0: planned, or released and resolved. Exit 1: refused (not an approver, an incident
-//! not contained, already resolved) or failed part-way (what was restored first is printed and
-//! audited; running it again is safe). Exit 2: malformed input or a missing variable.
+//! Exit 0: planned, or released and resolved. Exit 1: failed part-way (what was restored first
+//! is printed and audited; running it again is safe). Exit 2: malformed input or a missing
+//! variable. Exit 3: no such incident, or a resource gone (then `ir resolve` is the way to end
+//! it). Exit 4: refused (not an approver, an incident not contained, already resolved).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -140,17 +141,14 @@ pub async fn release_as_caller(
     }
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.error_name() == ErrorName::InvalidInput => {
-            Err(CliError::Invalid(e.to_string()))
-        }
         Err(e @ ReleaseError::Action(_)) if e.error_name() == ErrorName::NotFound => {
-            Err(CliError::Failed(format!(
+            Err(CliError::NotFound(format!(
                 "{e}\nhint: the resource is gone (terminated, or rebuilt?): nothing can be \
                  restored. `ir resolve {} --reason \"...\"` ends the incident and keeps its records",
                 args.incident
             )))
         }
-        Err(e) => Err(CliError::Failed(e.to_string())),
+        Err(e) => Err(CliError::named(e.error_name(), e.to_string())),
     }
 }
 

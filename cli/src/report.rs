@@ -11,6 +11,7 @@ use std::io::Write;
 
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
+use ir_core::Named;
 use ir_incident::report::{
     ApprovalEvent, ApprovalKind, IncidentReport, ReportError, StepArtifacts, StepReport, StepState,
     Verification,
@@ -72,12 +73,7 @@ pub async fn report(
 ) -> Result<(), CliError> {
     let report = ir_incident::report::build(clients, names, bucket, incident)
         .await
-        .map_err(|e| match e {
-            ReportError::InvalidInput(_) | ReportError::NotFound { .. } => {
-                CliError::Invalid(e.to_string())
-            }
-            ReportError::Store(_) => CliError::Failed(e.to_string()),
-        })?;
+        .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
     let written = if json {
         serde_json::to_string_pretty(&report)
             .map_err(|e| CliError::Failed(format!("the report as JSON: {e}")))

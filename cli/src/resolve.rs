@@ -12,15 +12,16 @@
 //! The incident must be `contained`, in `containment` with its playbook finished (a dry-run,
 //! rejected or partly contained incident), or in `triage` whose triage failed.
 //!
-//! Exit 0: resolved. Exit 1: refused (not an approver, a playbook still running, already
-//! resolved) or failed. Exit 2: malformed input, no reason, or a missing variable.
+//! Exit 0: resolved. Exit 1: failed. Exit 2: malformed input, no reason, or a missing
+//! variable. Exit 3: no such incident. Exit 4: refused (not an approver, a playbook still
+//! running, already resolved).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
-use ir_core::{ErrorName, Named};
+use ir_core::Named;
 use ir_incident::approval::ApproverPolicy;
 use ir_incident::recorder::RecorderSettings;
 use ir_incident::release::{IncidentResolution, Resolution};
@@ -109,10 +110,7 @@ pub async fn resolve_as_caller(
     }
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.error_name() == ErrorName::InvalidInput => {
-            Err(CliError::Invalid(e.to_string()))
-        }
-        Err(e) => Err(CliError::Failed(e.to_string())),
+        Err(e) => Err(CliError::named(e.error_name(), e.to_string())),
     }
 }
 

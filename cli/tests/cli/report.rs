@@ -178,9 +178,10 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
     assert!(text.contains("eni-0abc: security-groups"), "{text}");
     assert!(text.contains("Audit: NOT VERIFIED: "), "{text}");
 
+    // Not found: exit 3 (README, "Exit codes").
     let unknown = ir_tests::incident_id();
     let out = env.ir(&["report", &unknown]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
         format!("ir: no incident {unknown} in table {}\n", names.incidents)

@@ -69,6 +69,11 @@ impl ErrorName {
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorName::Retryable)
     }
+
+    /// The name a stable name string stands for (`"NotFound"`), if any.
+    pub fn parse(name: &str) -> Option<ErrorName> {
+        ErrorName::ALL.into_iter().find(|n| n.as_str() == name)
+    }
 }
 
 impl fmt::Display for ErrorName {

@@ -463,7 +463,7 @@ async fn a_terminated_victim_cannot_be_restored_and_is_resolved_as_it_is() -> Te
         .ir_as_responder(&["release", &incident, "--enforce"])
         .await?;
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
+    assert_eq!(out.status.code(), Some(3), "not found: {said}");
     assert!(said.contains(&format!("ir resolve {incident}")), "{said}");
     assert_eq!(
         off.incident(&incident).await?.unwrap().summary.status,
@@ -474,8 +474,14 @@ async fn a_terminated_victim_cannot_be_restored_and_is_resolved_as_it_is() -> Te
     let out = off
         .ir_as_non_approver(&["resolve", &incident, "--reason", "mine", "--json"])
         .await?;
-    let (ok, refused) = json_out(&out);
-    assert!(!ok && refused["error"] == "AccessDenied", "{refused}");
+    assert_eq!(out.status.code(), Some(4), "refused by policy");
+    let (_, refused) = json_out(&out);
+    assert_eq!(refused["error"], "AccessDenied", "{refused}");
+    // An incident the suite has no record of: not found.
+    let out = off
+        .ir_as_responder(&["resolve", &ir_tests::incident_id(), "--reason", "x"])
+        .await?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
 
     // Resolved as it is: the records of what containment changed stay, the chain is anchored.
     let (ok, resolved) = resolve("terminated; rebuilt from IaC").await;

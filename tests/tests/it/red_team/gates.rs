@@ -180,7 +180,7 @@ async fn approve_as(
     who: &ir_tests::offline::Responder,
     incident: &str,
     step: &str,
-) -> (bool, String) {
+) -> (Option<i32>, String) {
     let out = off
         .ir_as(
             who,
@@ -193,7 +193,7 @@ async fn approve_as(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), text)
+    (out.status.code(), text)
 }
 
 #[tokio::test]
@@ -210,8 +210,8 @@ async fn one_person_is_one_approval_and_a_level_is_decided_by_its_role() -> Test
     off.wait_for_approval(&incident, step, 1, GATE_WAIT).await?;
 
     // 4a. An engineer deciding at the lead's level: refused, audited, nothing counted.
-    let (ok, said) = approve_as(&off, &off.people.bob, &incident, step).await;
-    assert!(!ok, "{said}");
+    let (code, said) = approve_as(&off, &off.people.bob, &incident, step).await;
+    assert_eq!(code, Some(4), "refused by policy: {said}");
     assert!(
         said.contains(
             "this level asks security_lead or higher, and bob holds only security_engineer"
@@ -221,16 +221,16 @@ async fn one_person_is_one_approval_and_a_level_is_decided_by_its_role() -> Test
     assert_refused(&off, &incident, step, "not at this level").await;
 
     // The lead approves: one of the two approvals a critical step needs.
-    let (ok, said) = approve_as(&off, &off.people.carol, &incident, step).await;
-    assert!(ok, "{said}");
+    let (code, said) = approve_as(&off, &off.people.carol, &incident, step).await;
+    assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("1 of 2 approvals"), "{said}");
 
     // 4b. The same person again, in a second session of the role: refused, audited, still one.
     let carol_again =
         ir_tests::offline::session(&off.clients, &off.people.lead_role_arn, "carol").await?;
     assert_ne!(carol_again.access_key_id, off.people.carol.access_key_id);
-    let (ok, said) = approve_as(&off, &carol_again, &incident, step).await;
-    assert!(!ok, "{said}");
+    let (code, said) = approve_as(&off, &carol_again, &incident, step).await;
+    assert_eq!(code, Some(4), "refused by policy: {said}");
     assert!(said.contains("carol already approved"), "{said}");
     assert_refused(&off, &incident, step, "carol approved already").await;
     let waiting = approval(&off, &incident, step).await;
@@ -283,8 +283,11 @@ async fn a_plan_that_changes_after_it_was_approved_changes_nothing_and_is_asked_
     let step = "isolate-instance";
     let asked = off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
     let approved_hash = asked.plan_hash.clone().expect("the plan's hash");
-    let (ok, said) = approve_as(&off, &off.people.alice, &incident, step).await;
-    assert!(ok && said.contains("1 of 2 approvals"), "{said}");
+    let (code, said) = approve_as(&off, &off.people.alice, &incident, step).await;
+    assert!(
+        code == Some(0) && said.contains("1 of 2 approvals"),
+        "{said}"
+    );
 
     // 10. Between the plan the approvers saw and the step's run, a third interface appears on
     //     the victim (one isolation would leave open if the approved plan ran as approved).
@@ -310,8 +313,8 @@ async fn a_plan_that_changes_after_it_was_approved_changes_nothing_and_is_asked_
 
     // Bob's approval completes the old plan's approval; the action re-plans, finds another
     // plan, refuses PlanChanged and changes nothing; the gate asks again with the new plan.
-    let (ok, said) = approve_as(&off, &off.people.bob, &incident, step).await;
-    assert!(ok, "{said}");
+    let (code, said) = approve_as(&off, &off.people.bob, &incident, step).await;
+    assert_eq!(code, Some(0), "{said}");
     let again = off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
     let new_hash = again.plan_hash.clone().expect("the new plan's hash");
     assert_ne!(new_hash, approved_hash);
@@ -365,7 +368,7 @@ async fn a_plan_that_changes_after_it_was_approved_changes_nothing_and_is_asked_
             ],
         )
         .await?;
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(4), "refused by policy");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("plan changed"),
         "{out:?}"
