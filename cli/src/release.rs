@@ -66,19 +66,66 @@ pub struct Args {
     pub json: bool,
 }
 
+/// What ending an incident takes, from the environment and the config: the tables, where the
+/// chain head is anchored, and who may (`ir release`, `ir resolve`).
+pub(crate) struct Ending {
+    pub names: TableNames,
+    pub settings: RecorderSettings,
+    pub policy: ApproverPolicy,
+}
+
+impl Ending {
+    /// From `IR_*_TABLE`, `IR_EVIDENCE_BUCKET` and the config (`config`, else `IR_CONFIG_FILE`,
+    /// else the embedded one).
+    pub(crate) fn from_env(config: Option<&PathBuf>) -> Result<Ending, CliError> {
+        let names = crate::aws::table_names()?;
+        let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
+        let config = crate::aws::load_config(config)?;
+        Ok(Ending {
+            names,
+            policy: ApproverPolicy::from_config(&config),
+            settings: RecorderSettings {
+                evidence_bucket: bucket,
+                evidence: config.evidence.clone(),
+            },
+        })
+    }
+}
+
+/// An ending's outcome as one JSON object: `{"ok": true, <key>: outcome}`, or the error's stable
+/// name and message with the caller.
+pub(crate) fn print_json<T, E>(
+    out: &mut impl Write,
+    key: &str,
+    result: &Result<T, E>,
+    caller: &str,
+) -> Result<(), CliError>
+where
+    T: serde::Serialize,
+    E: Named + std::fmt::Display,
+{
+    let value = match result {
+        Ok(r) => serde_json::json!({"ok": true, key: r}),
+        Err(e) => serde_json::json!({
+            "ok": false,
+            "error": e.error_name().as_str(),
+            "message": e.to_string(),
+            "caller": caller,
+        }),
+    };
+    writeln!(out, "{value}").map_err(write_error)
+}
+
+fn write_error(e: std::io::Error) -> CliError {
+    CliError::Failed(format!("writing output: {e}"))
+}
+
 /// Runs `ir release`.
 pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     crate::aws::check_incident_id(&args.incident)?;
-    let names = crate::aws::table_names()?;
-    let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
-    let config = crate::aws::load_config(args.config.as_ref())?;
-    let policy = ApproverPolicy::from_config(&config);
-    let settings = RecorderSettings {
-        evidence_bucket: bucket,
-        evidence: config.evidence.clone(),
-    };
+    let e = Ending::from_env(args.config.as_ref())?;
     crate::aws::with_clients(async |clients| {
-        release_as_caller(args, &clients, &names, settings, &policy, out).await
+        release_as_caller(args, &clients, &e.names, e.settings, &e.policy, out).await
     })
 }
 
@@ -112,18 +159,9 @@ pub async fn release_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
-    let write = |e: std::io::Error| CliError::Failed(format!("writing output: {e}"));
+    let write = write_error;
     if args.json {
-        let value = match &result {
-            Ok(r) => serde_json::json!({"ok": true, "released": r}),
-            Err(e) => serde_json::json!({
-                "ok": false,
-                "error": e.error_name().as_str(),
-                "message": e.to_string(),
-                "caller": caller,
-            }),
-        };
-        writeln!(out, "{value}").map_err(write)?;
+        print_json(out, "released", &result, &caller)?;
     } else if let Ok(r) = &result {
         render(r, out).map_err(write)?;
     } else if let Err(ReleaseError::Action(ir_actions::ActionError::Incomplete { done, .. })) =

@@ -55,16 +55,9 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
             "--reason: say why the incident ends as it is".to_owned(),
         ));
     }
-    let names = crate::aws::table_names()?;
-    let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
-    let config = crate::aws::load_config(args.config.as_ref())?;
-    let policy = ApproverPolicy::from_config(&config);
-    let settings = RecorderSettings {
-        evidence_bucket: bucket,
-        evidence: config.evidence.clone(),
-    };
+    let e = crate::release::Ending::from_env(args.config.as_ref())?;
     crate::aws::with_clients(async |clients| {
-        resolve_as_caller(args, &clients, &names, settings, &policy, out).await
+        resolve_as_caller(args, &clients, &e.names, e.settings, &e.policy, out).await
     })
 }
 
@@ -93,20 +86,10 @@ pub async fn resolve_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
-    let write = |e: std::io::Error| CliError::Failed(format!("writing output: {e}"));
     if args.json {
-        let value = match &result {
-            Ok(r) => serde_json::json!({"ok": true, "resolved": r}),
-            Err(e) => serde_json::json!({
-                "ok": false,
-                "error": e.error_name().as_str(),
-                "message": e.to_string(),
-                "caller": caller,
-            }),
-        };
-        writeln!(out, "{value}").map_err(write)?;
+        crate::release::print_json(out, "resolved", &result, &caller)?;
     } else if let Ok(r) = &result {
-        render(r, out).map_err(write)?;
+        render(r, out).map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
     }
     match result {
         Ok(_) => Ok(()),
