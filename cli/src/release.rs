@@ -116,27 +116,23 @@ where
     writeln!(out, "{value}").map_err(write_error)
 }
 
-fn write_error(e: std::io::Error) -> CliError {
+pub(crate) fn write_error(e: std::io::Error) -> CliError {
     CliError::Failed(format!("writing output: {e}"))
 }
 
 /// Runs `ir release`.
 pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     crate::aws::check_incident_id(&args.incident)?;
-    let e = Ending::from_env(args.config.as_ref())?;
-    crate::aws::with_clients(async |clients| {
-        release_as_caller(args, &clients, &e.names, e.settings, &e.policy, out).await
-    })
+    let ending = Ending::from_env(args.config.as_ref())?;
+    crate::aws::with_clients(async |clients| release_as_caller(args, &clients, ending, out).await)
 }
 
 /// The release with `clients`' credentials: who they belong to (STS), then
 /// [`ir_incident::release::release_incident`], then the outcome printed.
-pub async fn release_as_caller(
+pub(crate) async fn release_as_caller(
     args: &Args,
     clients: &Clients,
-    names: &TableNames,
-    settings: RecorderSettings,
-    policy: &ApproverPolicy,
+    ending: Ending,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let caller = crate::aws::caller_arn(clients).await?;
@@ -151,9 +147,9 @@ pub async fn release_as_caller(
     };
     let result = ir_incident::release::release_incident(
         clients,
-        names,
-        settings,
-        policy,
+        &ending.names,
+        ending.settings,
+        &ending.policy,
         &req,
         &caller,
         OffsetDateTime::now_utc(),

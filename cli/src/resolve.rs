@@ -20,10 +20,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use ir_aws::Clients;
-use ir_aws::store::TableNames;
 use ir_core::Named;
-use ir_incident::approval::ApproverPolicy;
-use ir_incident::recorder::RecorderSettings;
 use ir_incident::release::{IncidentResolution, Resolution};
 use time::OffsetDateTime;
 
@@ -55,20 +52,16 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
             "--reason: say why the incident ends as it is".to_owned(),
         ));
     }
-    let e = crate::release::Ending::from_env(args.config.as_ref())?;
-    crate::aws::with_clients(async |clients| {
-        resolve_as_caller(args, &clients, &e.names, e.settings, &e.policy, out).await
-    })
+    let ending = crate::release::Ending::from_env(args.config.as_ref())?;
+    crate::aws::with_clients(async |clients| resolve_as_caller(args, &clients, ending, out).await)
 }
 
 /// The resolution with `clients`' credentials: who they belong to (STS), then
 /// [`ir_incident::release::resolve_incident`], then the outcome printed.
-pub async fn resolve_as_caller(
+pub(crate) async fn resolve_as_caller(
     args: &Args,
     clients: &Clients,
-    names: &TableNames,
-    settings: RecorderSettings,
-    policy: &ApproverPolicy,
+    ending: crate::release::Ending,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let caller = crate::aws::caller_arn(clients).await?;
@@ -78,9 +71,9 @@ pub async fn resolve_as_caller(
     };
     let result = ir_incident::release::resolve_incident(
         clients,
-        names,
-        settings,
-        policy,
+        &ending.names,
+        ending.settings,
+        &ending.policy,
         &req,
         &caller,
         OffsetDateTime::now_utc(),
@@ -89,7 +82,7 @@ pub async fn resolve_as_caller(
     if args.json {
         crate::release::print_json(out, "resolved", &result, &caller)?;
     } else if let Ok(r) = &result {
-        render(r, out).map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
+        render(r, out).map_err(crate::release::write_error)?;
     }
     match result {
         Ok(_) => Ok(()),

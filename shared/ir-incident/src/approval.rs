@@ -314,6 +314,18 @@ pub async fn decide(
     now: OffsetDateTime,
 ) -> Result<Resumed, DecideError> {
     check_decision(decision)?;
+    decide_checked(clients, names, policy, decision, caller_arn, now).await
+}
+
+/// [`decide`] of a decision already checked for shape.
+async fn decide_checked(
+    clients: &Clients,
+    names: &TableNames,
+    policy: &ApproverPolicy,
+    decision: &DecisionRequest,
+    caller_arn: &str,
+    now: OffsetDateTime,
+) -> Result<Resumed, DecideError> {
     let approver = match policy.approver(caller_arn) {
         Ok(a) => a,
         Err(e) => {
@@ -571,7 +583,7 @@ pub async fn decide_signed(
             );
         }
     };
-    decide(clients, names, policy, decision, &caller, now).await
+    decide_checked(clients, names, policy, decision, &caller, now).await
 }
 
 /// A decision nobody authenticated: audited on the incident (when it has a chain to append to),

@@ -62,7 +62,6 @@ mod attr {
     pub const ROLE: &str = "role";
     pub const APPROVALS_REQUIRED: &str = "approvalsRequired";
     pub const APPROVALS: &str = "approvals";
-    pub const APPROVAL_COUNT: &str = "approvalCount";
 }
 
 /// How many times a decision re-reads a request that changed under it before giving up.
@@ -387,7 +386,6 @@ impl ApprovalStore {
             attr::APPROVALS_REQUIRED.into(),
             n(req.approvals_required.max(1)),
         );
-        item.insert(attr::APPROVAL_COUNT.into(), n(0));
         item.insert(attr::APPROVALS.into(), AttributeValue::L(Vec::new()));
         item.insert(attr::STATUS.into(), s(ApprovalStatus::Pending.as_str()));
         item.insert(attr::REQUESTED_AT.into(), s(stamp(req.requested_at)?));
@@ -584,7 +582,6 @@ impl ApprovalStore {
             e.set_expression(format!(
                 "{list} = list_append(if_not_exists({list}, {none}), {entry})"
             ));
-            e.set(attr::APPROVAL_COUNT, n(count + 1));
         }
         if decides {
             let status = if ballot.approve {
@@ -609,13 +606,14 @@ impl ApprovalStore {
             .require_eq(attr::LEVEL, n(current.level))
             .require_eq(attr::REQUESTED_AT, s(stamp(current.requested_at)?));
         if ballot.approve {
-            if count == 0 {
-                let c = e.name(attr::APPROVAL_COUNT);
-                let zero = e.value(n(0));
-                e.condition(format!("attribute_not_exists({c}) OR {c} = {zero}"));
+            // The votes as read: a vote landed meanwhile makes this write read again.
+            let votes = e.name(attr::APPROVALS);
+            let seen = e.value(n(count));
+            e.condition(if count == 0 {
+                format!("attribute_not_exists({votes}) OR size({votes}) = {seen}")
             } else {
-                e.require_eq(attr::APPROVAL_COUNT, n(count));
-            }
+                format!("size({votes}) = {seen}")
+            });
         }
         if let Some(h) = ballot.plan_hash {
             e.require_eq(attr::PLAN_HASH, s(h));
