@@ -75,6 +75,7 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
                 events,
                 decision,
                 detected_at: t0,
+                revision: 0,
             },
             t0 + Duration::milliseconds(400),
         )

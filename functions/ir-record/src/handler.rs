@@ -81,6 +81,7 @@ mod tests {
             events: n.events,
             decision,
             detected_at: time_zero(),
+            revision: 0,
         };
         let wire = serde_json::to_vec(&request).unwrap();
         // As the runtime deserializes a payload: serde_path_to_error over a slice.

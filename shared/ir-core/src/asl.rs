@@ -7,10 +7,12 @@
 //! [`to_pretty`] prints in a fixed key order, so the committed files diff cleanly.
 //!
 //! The triage state machine (input: [`crate::TriageInput`]):
-//! `Enrich → Score → RecordTriage → ChoosePlaybook → Start<Playbook> → PlaybookStarted`, every
-//! task caught into `RecordTriageFailure → TriageFailed`, a decision naming a playbook this
-//! machine does not know into `UnknownPlaybook → RecordTriageFailure`, and a playbook already
-//! started for the incident (execution names are incident ids, unique per state machine) into
+//! `Enrich → Score → RecordTriage → StartOrNot → ChoosePlaybook → Start<Playbook> →
+//! PlaybookStarted`, every task caught into `RecordTriageFailure → TriageFailed`, a decision
+//! naming a playbook this machine does not know into `UnknownPlaybook → RecordTriageFailure`, a
+//! revision the recorder says starts nothing (superseded, or its playbook already started by an
+//! earlier revision) into `PlaybookNotStarted`, and a playbook already started for the revision
+//! (execution names are the incident id and revision, unique per state machine) into
 //! `PlaybookAlreadyStarted`.
 //!
 //! A playbook state machine (input: [`crate::contracts::PlaybookInput`]), per step `key`
@@ -434,13 +436,34 @@ pub fn render_triage(config: &Config) -> Value {
                     "incidentId.$": "$.incidentId",
                     "events.$": "$.events",
                     "decision.$": "$.decision.value",
-                    "detectedAt.$": "$.detectedAt"
+                    "detectedAt.$": "$.detectedAt",
+                    "revision.$": "$.revision"
                 }),
                 "$.playbookInput",
-                "ChoosePlaybook",
+                "StartOrNot",
             ),
             caught(),
         ),
+    );
+    states.insert(
+        "StartOrNot".into(),
+        json!({
+            "Type": "Choice",
+            "Comment": "The recorder decides: a revision superseded by a later finding, or a playbook an earlier revision already started, starts nothing",
+            "Choices": [{
+                "Variable": "$.playbookInput.value.start",
+                "BooleanEquals": true,
+                "Next": "ChoosePlaybook"
+            }],
+            "Default": "PlaybookNotStarted"
+        }),
+    );
+    states.insert(
+        "PlaybookNotStarted".into(),
+        json!({
+            "Type": "Succeed",
+            "Comment": "Recorded by the recorder with the reason (`triaged`, notStarted)"
+        }),
     );
     let choices: Vec<Value> = config
         .playbooks
@@ -462,11 +485,11 @@ pub fn render_triage(config: &Config) -> Value {
             format!("Start{}", pascal(&p.id)),
             json!({
                 "Type": "Task",
-                "Comment": format!("Playbook {} ({}); the execution is named after the incident, so an incident starts it once", p.id, p.trigger),
+                "Comment": format!("Playbook {} ({}); the execution is named after the incident and its revision, so a revision starts it once", p.id, p.trigger),
                 "Resource": START_EXECUTION,
                 "Parameters": {
                     "StateMachineArn": placeholder(&state_machine_substitution(&p.id)),
-                    "Name.$": "$.incidentId",
+                    "Name.$": "$.playbookInput.value.executionName",
                     "Input.$": "$.playbookInput.value"
                 },
                 "ResultSelector": { "executionArn.$": "$.ExecutionArn" },
@@ -485,7 +508,7 @@ pub fn render_triage(config: &Config) -> Value {
         "PlaybookAlreadyStarted".into(),
         json!({
             "Type": "Succeed",
-            "Comment": "An execution named after this incident exists: its playbook was already started (a repeated delivery or triage)"
+            "Comment": "An execution named after this incident revision exists: its playbook was already started (a repeated delivery or triage)"
         }),
     );
     states.insert(
@@ -1102,7 +1125,24 @@ mod tests {
             start["Parameters"]["StateMachineArn"],
             "${PlaybookImmediateIsolationStateMachine}"
         );
-        assert_eq!(start["Parameters"]["Name.$"], "$.incidentId");
+        assert_eq!(
+            start["Parameters"]["Name.$"],
+            "$.playbookInput.value.executionName"
+        );
+        // The recorder decides whether the revision starts anything.
+        assert_eq!(s["RecordTriage"]["Next"], "StartOrNot");
+        assert_eq!(
+            s["RecordTriage"]["Parameters"]["Payload"]["revision.$"],
+            "$.revision"
+        );
+        let start_or_not = &s["StartOrNot"];
+        assert_eq!(
+            start_or_not["Choices"][0]["Variable"],
+            "$.playbookInput.value.start"
+        );
+        assert_eq!(start_or_not["Choices"][0]["Next"], "ChoosePlaybook");
+        assert_eq!(start_or_not["Default"], "PlaybookNotStarted");
+        assert_eq!(s["PlaybookNotStarted"]["Type"], "Succeed");
         for task in ["Enrich", "Score", "RecordTriage"] {
             assert_eq!(s[task]["Catch"][0]["Next"], "RecordTriageFailure");
             assert_eq!(s[task]["Catch"][0]["ResultPath"], "$.error");

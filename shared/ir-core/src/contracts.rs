@@ -26,6 +26,18 @@ pub struct TriageInput {
     /// Earlier incidents on the resource.
     #[serde(default)]
     pub history_count: u32,
+    /// The incident's revision this triage decides: 0 for the finding that opened it, one more
+    /// for every later finding that raised its severity (re-triage). The recorder checks it
+    /// against the incident's own record.
+    #[serde(default)]
+    pub revision: u32,
+}
+
+impl TriageInput {
+    /// The name of this revision's triage and playbook executions.
+    pub fn execution_name(&self) -> String {
+        crate::correlate::execution_name(&self.incident_id, self.revision)
+    }
 }
 
 /// What `ir-ingest` returns for one EventBridge event.
@@ -80,6 +92,7 @@ impl IngestOutput {
                     .collect(),
                 detected_at,
                 history_count: 0,
+                revision: 0,
             })
             .collect();
         IngestOutput {

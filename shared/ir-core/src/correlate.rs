@@ -44,6 +44,18 @@ pub fn is_incident_id(s: &str) -> bool {
     })
 }
 
+/// The name of the executions (triage, then the playbook it starts) of one revision of an
+/// incident: the incident id for the revision its first finding opened, `<id>-r<n>` for the n-th
+/// re-triage after a later finding raised the severity. Unique per state machine and revision,
+/// so racing deliveries of one escalation start each execution once.
+pub fn execution_name(incident_id: &str, revision: u32) -> String {
+    if revision == 0 {
+        incident_id.to_owned()
+    } else {
+        format!("{incident_id}-r{revision}")
+    }
+}
+
 /// What correlation decided for one finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -32,6 +32,15 @@ pub struct PlaybookInput {
     /// The mode every step runs in (the playbook's; dry-run unless it says enforce).
     pub mode: Mode,
     pub decision: Decision,
+    /// The name of the playbook execution ([`crate::correlate::execution_name`] of the
+    /// decision's revision).
+    pub execution_name: String,
+    /// Whether the triage state machine starts the playbook; `false` with `not_started` saying
+    /// why (a later revision superseded this one, or an earlier one already started this
+    /// playbook).
+    pub start: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_started: Option<String>,
 }
 
 impl PlaybookInput {
@@ -63,6 +72,12 @@ impl PlaybookInput {
             first_seen,
             last_seen,
             mode: decision.playbook.mode,
+            execution_name: crate::correlate::execution_name(
+                &decision.incident_id,
+                decision.revision,
+            ),
+            start: true,
+            not_started: None,
             decision,
         })
     }
@@ -98,6 +113,8 @@ pub enum RecordRequest {
         decision: Decision,
         #[serde(with = "time::serde::rfc3339")]
         detected_at: OffsetDateTime,
+        /// The incident revision the triage decided (the triage input's).
+        revision: u32,
     },
     /// Triage failed: the incident shows the error, the audit chain records it.
     #[serde(rename_all = "camelCase")]
@@ -158,6 +175,8 @@ mod record_wire {
         pub decision: Decision,
         #[serde(with = "time::serde::rfc3339")]
         pub detected_at: OffsetDateTime,
+        #[serde(default)]
+        pub revision: u32,
     }
 
     #[derive(Deserialize)]
@@ -206,6 +225,7 @@ impl<'de> Deserialize<'de> for RecordRequest {
                     events: b.events,
                     decision: b.decision,
                     detected_at: b.detected_at,
+                    revision: b.revision,
                 }
             }
             "triage-failed" => {
@@ -327,6 +347,7 @@ mod tests {
             events: n.events,
             decision,
             detected_at: time::OffsetDateTime::UNIX_EPOCH,
+            revision: 2,
         }
     }
 

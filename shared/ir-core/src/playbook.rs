@@ -18,6 +18,11 @@ pub struct ActionSpec {
     pub function: &'static str,
     /// Changes the customer's environment in a way that can cause an outage.
     pub destructive: bool,
+    /// Its effect stays in place once applied (a containment, a snapshot): when a later finding
+    /// revises the incident, a step an earlier revision applied is recorded as done, not run
+    /// again. Evidence collection and notifications are not: each revision has news to keep
+    /// and to tell.
+    pub once_per_incident: bool,
     /// The resource kinds it can act on.
     pub applies_to: &'static [ResourceKind],
     pub summary: &'static str,
@@ -31,6 +36,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:security_group_deny_all",
         function: "ir-isolate-instance",
         destructive: true,
+        once_per_incident: true,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "isolate the instance: per-ENI all-allow conversion group, then a no-rule isolation group; protect it from termination",
     },
@@ -38,6 +44,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:revoke_session",
         function: "ir-revoke-sessions",
         destructive: true,
+        once_per_incident: true,
         applies_to: &[
             ResourceKind::IamRole,
             ResourceKind::IamUser,
@@ -49,6 +56,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:deny_principal",
         function: "ir-deny-principal",
         destructive: true,
+        once_per_incident: true,
         applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser],
         summary: "attach an inline deny-all policy named for the incident",
     },
@@ -56,6 +64,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:disable_access_keys",
         function: "ir-disable-access-keys",
         destructive: true,
+        once_per_incident: true,
         applies_to: &[ResourceKind::IamUser],
         summary: "set the finding's access key (or all the user's keys) Inactive; never delete",
     },
@@ -63,6 +72,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:snapshot_volumes",
         function: "ir-snapshot-volumes",
         destructive: false,
+        once_per_incident: true,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "crash-consistent snapshot of every attached volume, tagged with the incident",
     },
@@ -70,6 +80,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:collect_evidence",
         function: "ir-collect-evidence",
         destructive: false,
+        once_per_incident: false,
         applies_to: ALL_KINDS,
         summary: "write the finding, the resource description and the incident window's CloudTrail logs to the Object Lock bucket",
     },
@@ -77,6 +88,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:fetch_audit_logs",
         function: "ir-collect-evidence",
         destructive: false,
+        once_per_incident: false,
         applies_to: ALL_KINDS,
         summary: "copy the incident window's CloudTrail logs to the Object Lock bucket",
     },
@@ -84,6 +96,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "slack:post_message",
         function: "ir-notify",
         destructive: false,
+        once_per_incident: false,
         applies_to: ALL_KINDS,
         summary: "post the incident update to a channel",
     },
@@ -91,6 +104,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "jira:create_issue",
         function: "ir-notify",
         destructive: false,
+        once_per_incident: false,
         applies_to: ALL_KINDS,
         summary: "request a ticket for the incident (published for the ticketing integration)",
     },
@@ -221,6 +235,19 @@ pub struct PlannedStep {
     /// How many different people must approve the step (gated steps; 0 otherwise).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub approvals_required: u32,
+    /// An earlier revision of the incident already applied this step in enforce mode: the
+    /// audit record that shows it. The step is left out of the state machines' plan and not
+    /// run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<DoneBefore>,
+}
+
+/// Where an earlier revision applied a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoneBefore {
+    /// The audit record (sequence number) of the step's result.
+    pub seq: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -362,6 +389,7 @@ pub fn plan(
             } else {
                 0
             },
+            done: None,
         });
     }
     PlannedPlaybook {

@@ -55,6 +55,14 @@ pub struct Decision {
     pub escalation: Vec<EscalationLevel>,
     /// What an approval gate does when every level timed out.
     pub on_exhausted: OnExhausted,
+    /// The incident's revision this decision is for (0: the opening finding; set by the
+    /// recorder from the incident's own record).
+    #[serde(default)]
+    pub revision: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One level of the escalation matrix as it applies to an incident.
@@ -83,6 +91,8 @@ impl Serialize for Decision {
             plan: BTreeMap<String, &'a playbook::PlannedStep>,
             escalation: &'a [EscalationLevel],
             on_exhausted: OnExhausted,
+            #[serde(skip_serializing_if = "is_zero")]
+            revision: u32,
         }
         Wire {
             incident_id: &self.incident_id,
@@ -95,17 +105,20 @@ impl Serialize for Decision {
             plan: self.plan(),
             escalation: &self.escalation,
             on_exhausted: self.on_exhausted,
+            revision: self.revision,
         }
         .serialize(s)
     }
 }
 
 impl Decision {
-    /// The planned steps by step key, as the state machines see them.
+    /// The planned steps by step key, as the state machines see them: the steps still to run
+    /// (a step an earlier revision applied is left out, so its `Check_` state skips it).
     pub fn plan(&self) -> BTreeMap<String, &playbook::PlannedStep> {
         self.playbook
             .steps
             .iter()
+            .filter(|s| s.done.is_none())
             .map(|s| (playbook::step_key(&s.id), s))
             .collect()
     }
@@ -212,6 +225,7 @@ impl Engine {
             samples_only: events.iter().all(|e| e.sample),
             escalation,
             on_exhausted: self.config.notifications.on_escalation_exhausted,
+            revision: 0,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Intake (`ir-ingest`): every normalized finding goes through [`IncidentStore::ingest`] (new,
 //! repeat or attach, race-safe); a new incident starts the triage state machine with an
 //! execution named after the incident, so racing deliveries of one finding start it once
-//! (`ExecutionAlreadyExists` is the success it means). Ingest records (`opened`, `repeated`,
+//! (`ExecutionAlreadyExists` is the success it means); a later finding that raises an open
+//! incident's severity starts a new revision's triage (`<id>-r<n>`), once per revision. Ingest records (`opened`, `repeated`,
 //! `attached`) are never skipped: every delivery is one.
 
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
@@ -60,6 +61,10 @@ struct Touched {
     status: Status,
     detected_at: OffsetDateTime,
     history_count: u32,
+    /// The incident's revision after the envelope's deliveries.
+    revision: u32,
+    /// A delivery raised the incident's severity (a new revision to triage).
+    escalated: bool,
 }
 
 /// The audit event of one delivery.
@@ -136,10 +141,12 @@ impl Intake {
 
     /// Correlates every finding of one envelope (already normalized and grouped, see
     /// [`IngestOutput::from_normalized`]) in the store, audits each delivery, and starts triage:
-    /// for every incident the envelope opened, and for every incident it touched that is still
-    /// in triage with no triage execution recorded (a delivery that crashed between opening the
-    /// incident and starting its triage: the redelivery starts it, idempotently by name).
-    /// Repeats and attaches otherwise start nothing.
+    /// for every incident the envelope opened; for every incident a finding escalated (raised
+    /// the severity of the open incident: a new revision, triaged again, its executions named
+    /// `<id>-r<revision>` so racing deliveries start one); and for every incident it touched
+    /// that is still in triage with no triage execution recorded for its revision (a delivery
+    /// that crashed between the store and the start: the redelivery starts it, idempotently by
+    /// name). Repeats and attaches at or below the incident's severity start nothing.
     ///
     /// All or nothing per finding, in order: a failure stops the envelope with an error (its
     /// stable name is the store's or Step Functions'); EventBridge retries the whole envelope,
@@ -176,12 +183,16 @@ impl Intake {
                             status: ingested.incident.status,
                             detected_at: ingested.incident.timeline.detected_at,
                             history_count: ingested.history_count,
+                            revision: ingested.revision,
+                            escalated: false,
                         });
                         let last = touched.len() - 1;
                         &mut touched[last]
                     }
                 };
                 slot.status = ingested.incident.status;
+                slot.revision = slot.revision.max(ingested.revision);
+                slot.escalated |= ingested.escalated;
                 slot.correlations.push(ingested.correlation);
                 slot.events.push(event);
             }
@@ -200,19 +211,26 @@ impl Intake {
                 events: t.events,
                 detected_at: t.detected_at,
                 history_count: t.history_count,
+                revision: t.revision,
             };
-            if opened || t.status == Status::Triage {
+            if opened || t.escalated || t.status == Status::Triage {
                 let chain = self.audit.log().chain(&t.incident_id).await?;
-                let recorded = chain.iter().any(|r| r.action == actions::TRIAGE_STARTED);
+                let recorded = chain.iter().any(|r| {
+                    r.action == actions::TRIAGE_STARTED
+                        && matches!(r.event(), Ok(AuditEvent::TriageStarted(s)) if s.revision == t.revision)
+                });
                 if opened || !recorded {
-                    if !opened {
-                        tracing::warn!(incident_id = %t.incident_id, "incident still in triage with no triage execution recorded: starting it");
+                    if t.escalated {
+                        tracing::info!(incident_id = %t.incident_id, revision = t.revision, "a later finding raised the incident's severity: triaging it again");
+                    } else if !opened {
+                        tracing::warn!(incident_id = %t.incident_id, revision = t.revision, "incident revision with no triage execution recorded: starting it");
                     }
                     let start = self.start_triage(&input).await?;
                     if !recorded {
                         let started = AuditEvent::TriageStarted(TriageStarted {
                             execution_arn: start.execution_arn.clone(),
                             state_machine_arn: self.triage_state_machine_arn.clone(),
+                            revision: t.revision,
                         });
                         self.audit
                             .append_once(
@@ -238,7 +256,7 @@ impl Intake {
         })
     }
 
-    /// `StartExecution` named after the incident. The same name and input while it runs returns
+    /// `StartExecution` named after the incident and revision. The same name and input while it runs returns
     /// the running execution; a different input, or a name already used (for 90 days, even by a
     /// finished execution), is `ExecutionAlreadyExists`: the incident's triage exists, which is
     /// what was wanted.
@@ -246,17 +264,18 @@ impl Intake {
         let body = serde_json::to_string(input).map_err(|e| {
             RecordError::InvalidInput(format!("triage input of {}: {e}", input.incident_id))
         })?;
+        let name = input.execution_name();
         let sent = self
             .clients
             .sfn()
             .start_execution()
             .state_machine_arn(&self.triage_state_machine_arn)
-            .name(&input.incident_id)
+            .name(&name)
             .input(body)
             .send()
             .await;
         let existing = || {
-            execution_arn(&self.triage_state_machine_arn, &input.incident_id).ok_or_else(|| {
+            execution_arn(&self.triage_state_machine_arn, &name).ok_or_else(|| {
                 RecordError::Configuration(format!(
                     "`{}` is not a state machine ARN",
                     self.triage_state_machine_arn

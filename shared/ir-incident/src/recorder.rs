@@ -218,9 +218,10 @@ impl Recorder {
                 events,
                 decision,
                 detected_at,
+                revision,
             } => {
                 check_id(&incident_id)?;
-                self.triaged(&incident_id, &events, decision, detected_at, now)
+                self.triaged(&incident_id, &events, decision, detected_at, revision, now)
                     .await
                     .map(|p| RecordOutput::Playbook(Box::new(p)))
             }
@@ -463,13 +464,23 @@ impl Recorder {
         })
     }
 
-    /// Stores the decision, moves the incident triage → containment, audits `triaged`.
+    /// Stores the decision of the incident's revision `revision`, moves the incident triage →
+    /// containment, audits `triaged`, and says whether the playbook starts:
+    /// - a revision a later finding superseded records nothing on the incident and starts
+    ///   nothing (the later revision's triage decides);
+    /// - a playbook an earlier revision already started is not started again;
+    /// - steps an earlier revision applied (containment, snapshots: `once_per_incident`) are
+    ///   marked done and left out of the plan the state machine runs.
+    ///
+    /// Everything is decided from the incident's own record and audit chain; the revision in
+    /// the request must be one the incident has.
     async fn triaged(
         &self,
         incident_id: &str,
         events: &[SecurityEvent],
-        decision: Decision,
+        mut decision: Decision,
         detected_at: OffsetDateTime,
+        revision: u32,
         now: OffsetDateTime,
     ) -> Result<PlaybookInput, RecordError> {
         if decision.incident_id != incident_id {
@@ -478,47 +489,73 @@ impl Recorder {
                 decision.incident_id
             )));
         }
-        let triaged = AuditEvent::Triaged(Box::new(event::Triaged::of(&decision)));
-        let input = PlaybookInput::new(events, decision, detected_at).ok_or_else(|| {
+        decision.revision = revision;
+        let chain = self.audit.log().chain(incident_id).await?;
+        let history = Revisions::of(&chain);
+        if revision > 0 {
+            history.mark_done(&mut decision);
+        }
+        let already_started = history.started_before(&decision.playbook.id, revision);
+        let mut input = PlaybookInput::new(events, decision, detected_at).ok_or_else(|| {
             RecordError::InvalidInput(format!("incident {incident_id}: a triage with no events"))
         })?;
-        let incident = self
+        let incident = match self
             .incidents
             .record_decision(incident_id, &input.decision, now)
-            .await?;
-        match incident.summary.status {
-            Status::Triage => {
-                match self
-                    .incidents
-                    .transition(
-                        incident_id,
-                        Status::Triage,
-                        Status::Containment,
-                        now,
-                        IncidentPatch::default(),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    // Moved meanwhile by a concurrent attempt of this same call: fine if it is in
-                    // containment now.
-                    Err(StoreError::Conflict(why)) => {
-                        let now_status = self.get(incident_id).await?.summary.status;
-                        if !matches!(now_status, Status::Containment | Status::Contained) {
-                            return Err(RecordError::Conflict(why));
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            // A retried call: the transition was made.
-            Status::Containment | Status::Contained => {}
-            status @ (Status::Resolved | Status::Postmortem) => {
-                return Err(RecordError::Conflict(format!(
-                    "incident {incident_id} is {status}: it was closed while it was triaged; no playbook runs"
-                )));
-            }
+            .await
+        {
+            Ok(i) => i,
+            Err(StoreError::Conflict(why)) => return Err(RecordError::Conflict(why)),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(first) = incident.summary.timeline.first_seen {
+            input.first_seen = input.first_seen.min(first);
         }
+        let recorded = incident.decision.as_ref().map(|d| d.revision) == Some(revision)
+            && incident.revision == revision;
+        if !recorded {
+            input.start = false;
+            input.not_started = Some(format!(
+                "superseded: a later finding revised the incident (revision {}), whose triage decides",
+                incident.revision
+            ));
+        } else if let Some(earlier) = already_started {
+            input.start = false;
+            input.not_started = Some(format!(
+                "playbook {} was already started by revision {earlier}",
+                input.decision.playbook.id
+            ));
+        }
+        let mut status = incident.summary.status;
+        if recorded && status == Status::Triage {
+            status = match self
+                .incidents
+                .transition(
+                    incident_id,
+                    Status::Triage,
+                    Status::Containment,
+                    now,
+                    IncidentPatch::default(),
+                )
+                .await
+            {
+                Ok(i) => i.summary.status,
+                // Moved meanwhile by a concurrent attempt of this same call: fine if it is in
+                // containment now.
+                Err(StoreError::Conflict(why)) => {
+                    let now_status = self.get(incident_id).await?.summary.status;
+                    if !matches!(now_status, Status::Containment | Status::Contained) {
+                        return Err(RecordError::Conflict(why));
+                    }
+                    now_status
+                }
+                Err(e) => return Err(e.into()),
+            };
+        }
+        let mut audited = event::Triaged::of(&input.decision);
+        audited.status = status;
+        audited.not_started = input.not_started.clone();
+        let triaged = AuditEvent::Triaged(Box::new(audited));
         self.audit
             .append_once(incident_id, None, RECORD_ACTOR, &triaged, now)
             .await?;
@@ -526,10 +563,13 @@ impl Recorder {
         self.anchor(incident_id, ENTERED_CONTAINMENT, now).await?;
         tracing::info!(
             incident_id,
+            revision,
             severity = %input.decision.severity,
             playbook = %input.decision.playbook.id,
             mode = input.mode.as_str(),
-            "triage recorded; incident in containment"
+            start = input.start,
+            not_started = input.not_started.as_deref().unwrap_or(""),
+            "triage recorded"
         );
         Ok(input)
     }
@@ -617,14 +657,47 @@ impl Recorder {
                 "incident {incident_id} has no triage decision: playbook {playbook_id} cannot have run"
             ))
         })?;
-        if decision.playbook.id != playbook_id {
-            return Err(RecordError::InvalidInput(format!(
-                "incident {incident_id} was routed to playbook {}, not {playbook_id}",
-                decision.playbook.id
-            )));
-        }
         let chain = self.audit.log().chain(incident_id).await?;
-        let steps = DestructiveSteps::of(&decision.playbook, &chain);
+        // The current revision's playbook, or one an earlier revision started (a later finding
+        // re-triaged the incident while it ran): its steps as that revision's `triaged` recorded.
+        let (mode, destructive): (Mode, BTreeSet<String>) = if decision.playbook.id == playbook_id {
+            (
+                decision.playbook.mode,
+                decision
+                    .playbook
+                    .steps
+                    .iter()
+                    .filter(|s| s.destructive)
+                    .map(|s| s.id.clone())
+                    .collect(),
+            )
+        } else {
+            let earlier = chain.iter().rev().find_map(|r| match r.event() {
+                Ok(AuditEvent::Triaged(t))
+                    if t.playbook == playbook_id && t.not_started.is_none() =>
+                {
+                    Some(t)
+                }
+                _ => None,
+            });
+            match earlier {
+                Some(t) => (
+                    t.mode,
+                    t.steps
+                        .iter()
+                        .filter(|s| s.destructive)
+                        .map(|s| s.id.clone())
+                        .collect(),
+                ),
+                None => {
+                    return Err(RecordError::InvalidInput(format!(
+                        "incident {incident_id} was routed to playbook {}, not {playbook_id}",
+                        decision.playbook.id
+                    )));
+                }
+            }
+        };
+        let steps = DestructiveSteps::of(&destructive, &chain);
         let (status, contained_at) = if steps.applied.is_empty() {
             (
                 incident.summary.status,
@@ -633,7 +706,7 @@ impl Recorder {
         } else {
             self.mark_contained(&incident, now).await?
         };
-        let finished = steps.finished(playbook_id, decision.playbook.mode, status, || {
+        let finished = steps.finished(playbook_id, mode, status, || {
             contained_at.map(|c| {
                 (
                     c,
@@ -721,6 +794,64 @@ impl Recorder {
     }
 }
 
+/// What the audit chain says about an incident's earlier revisions: the playbooks their
+/// triage started, and the steps applied so far.
+#[derive(Debug, Default)]
+struct Revisions {
+    /// `(revision, playbook)` of every `triaged` record that started its playbook.
+    started: Vec<(u32, String)>,
+    /// `(step, function)` → the audit record of its latest result applied (or already in
+    /// place) in enforce mode.
+    applied: BTreeMap<(String, String), u64>,
+}
+
+impl Revisions {
+    fn of(chain: &[AuditRecord]) -> Revisions {
+        let mut out = Revisions::default();
+        for record in chain {
+            match record.event() {
+                Ok(AuditEvent::Triaged(t)) if t.not_started.is_none() => {
+                    out.started.push((t.revision, t.playbook));
+                }
+                Ok(AuditEvent::Step(s)) => {
+                    let key = (s.step, s.function);
+                    if s.mode == Mode::Enforce
+                        && matches!(s.outcome, Outcome::Applied | Outcome::AlreadyInPlace)
+                    {
+                        out.applied.insert(key, record.seq);
+                    } else {
+                        out.applied.remove(&key);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The earlier revision that started `playbook`, if one did.
+    fn started_before(&self, playbook: &str, revision: u32) -> Option<u32> {
+        self.started
+            .iter()
+            .find(|(r, p)| *r < revision && p == playbook)
+            .map(|(r, _)| *r)
+    }
+
+    /// Marks the decision's steps an earlier revision applied, when their effect stays in place.
+    fn mark_done(&self, decision: &mut Decision) {
+        for step in &mut decision.playbook.steps {
+            let lasting =
+                ir_core::playbook::action(&step.action).is_some_and(|a| a.once_per_incident);
+            if !lasting {
+                continue;
+            }
+            if let Some(&seq) = self.applied.get(&(step.id.clone(), step.function.clone())) {
+                step.done = Some(ir_core::playbook::DoneBefore { seq });
+            }
+        }
+    }
+}
+
 /// What the audit chain says about a playbook's destructive steps.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct DestructiveSteps {
@@ -736,13 +867,7 @@ struct DestructiveSteps {
 
 impl DestructiveSteps {
     /// From the latest result of every step that ran, and the failures and refusals.
-    fn of(playbook: &ir_core::playbook::PlannedPlaybook, chain: &[AuditRecord]) -> Self {
-        let destructive: BTreeSet<&str> = playbook
-            .steps
-            .iter()
-            .filter(|s| s.destructive)
-            .map(|s| s.id.as_str())
-            .collect();
+    fn of(destructive: &BTreeSet<String>, chain: &[AuditRecord]) -> Self {
         let mut ran: BTreeMap<String, StepAudit> = BTreeMap::new();
         let mut failed: BTreeSet<String> = BTreeSet::new();
         for event in chain.iter().filter_map(|r| r.event().ok()) {
@@ -760,10 +885,7 @@ impl DestructiveSteps {
             none_planned: destructive.is_empty(),
             ..DestructiveSteps::default()
         };
-        for s in ran
-            .values()
-            .filter(|s| destructive.contains(s.step.as_str()))
-        {
+        for s in ran.values().filter(|s| destructive.contains(&s.step)) {
             if s.mode == Mode::Enforce
                 && matches!(s.outcome, Outcome::Applied | Outcome::AlreadyInPlace)
             {
@@ -775,7 +897,7 @@ impl DestructiveSteps {
         }
         out.unfinished = failed
             .into_iter()
-            .filter(|s| destructive.contains(s.as_str()) && !ran.contains_key(s))
+            .filter(|s| destructive.contains(s) && !ran.contains_key(s))
             .collect();
         out
     }

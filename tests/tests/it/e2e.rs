@@ -24,9 +24,9 @@ pub(crate) const GATE_WAIT: Duration = Duration::from_secs(60);
 pub(crate) const RUN_WAIT: Duration = Duration::from_secs(120);
 /// The gated steps of the immediate-isolation plan for an instance (disable-access-keys is for
 /// IAM users: not in the plan).
-const GATES: [&str; 2] = ["revoke-credentials", "isolate-instance"];
+pub(crate) const GATES: [&str; 2] = ["revoke-credentials", "isolate-instance"];
 
-fn incident_for(finding_id: &str) -> String {
+pub(crate) fn incident_for(finding_id: &str) -> String {
     correlate::incident_id(&format!("guardduty:{ACCOUNT_ID}:{REGION}:{finding_id}"))
 }
 
@@ -54,7 +54,7 @@ async fn decide(off: &Offline, verdict: &str, incident: &str, step: &str) -> Val
 
 /// A critical step's approval by the two people the default config requires: alice's is
 /// counted, bob's decides and resumes the execution (its answer is returned).
-async fn approve_by_two(off: &Offline, incident: &str, step: &str) -> Value {
+pub(crate) async fn approve_by_two(off: &Offline, incident: &str, step: &str) -> Value {
     let first = decide_as(off, &off.people.alice, "approve", incident, step).await;
     assert_eq!(first["resumed"]["resumed"], false, "{first}");
     assert_eq!(first["resumed"]["approvals"], json!(["alice"]), "{first}");
@@ -105,7 +105,7 @@ async fn playbook_run(off: &Offline, incident: &str) -> ExecutionStatus {
     off.wait_for_execution(&arn, RUN_WAIT).await.unwrap()
 }
 
-async fn executions(off: &Offline, machine: &str) -> Vec<String> {
+pub(crate) async fn executions(off: &Offline, machine: &str) -> Vec<String> {
     off.clients
         .sfn()
         .list_executions()

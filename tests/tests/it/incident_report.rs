@@ -334,6 +334,7 @@ async fn contained_incident(f: &Fixture) -> Built {
                 events: input.events.clone(),
                 decision,
                 detected_at: input.detected_at,
+                revision: 0,
             },
             at(400),
         )

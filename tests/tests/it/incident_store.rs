@@ -364,7 +364,8 @@ async fn attaching_raises_the_severity_and_never_lowers_it() -> TestResult {
     let instance = unique_name("i");
     let first = finding(&unique_name("f"), &instance, Severity::Medium, 1);
     let id = incident_id(&first.finding_key);
-    store.ingest(&first, DETECTED).await?;
+    let opened = store.ingest(&first, DETECTED).await?;
+    assert_eq!((opened.revision, opened.escalated), (0, false));
 
     let higher = finding(&unique_name("f"), &instance, Severity::Critical, 1);
     let mark = clients.calls().count();
@@ -387,10 +388,11 @@ async fn attaching_raises_the_severity_and_never_lowers_it() -> TestResult {
         }
     );
     assert_eq!(ingested.incident.severity, Severity::Critical);
-    assert_eq!(
-        store.get(&id).await?.unwrap().summary.severity,
-        Severity::Critical
-    );
+    // Raising an open incident's severity is a new revision, to be triaged again.
+    assert_eq!((ingested.revision, ingested.escalated), (1, true));
+    let stored = store.get(&id).await?.unwrap();
+    assert_eq!(stored.summary.severity, Severity::Critical);
+    assert_eq!(stored.revision, 1);
 
     let lower = finding(&unique_name("f"), &instance, Severity::Low, 1);
     let ingested = store
@@ -402,7 +404,15 @@ async fn attaching_raises_the_severity_and_never_lowers_it() -> TestResult {
             incident_id: id.clone()
         }
     );
+    assert_eq!((ingested.revision, ingested.escalated), (1, false));
+    // The same critical finding again: a repeat at the incident's severity revises nothing.
+    let again = store
+        .ingest(&higher, DETECTED + Duration::minutes(3))
+        .await?;
+    assert!(matches!(again.correlation, Correlation::Repeat { .. }));
+    assert_eq!((again.revision, again.escalated), (1, false));
     let stored = store.get(&id).await?.unwrap();
+    assert_eq!(stored.revision, 1);
     assert_eq!(
         stored.summary.severity,
         Severity::Critical,
@@ -565,6 +575,20 @@ async fn after_resolution_a_new_finding_opens_a_new_incident_with_history() -> T
         }
     );
     assert_eq!(ingested.history_count, 1);
+
+    // The first finding again, now more severe: a repeat on a resolved incident, which is not
+    // revised (nothing is triaged again on a closed incident).
+    let mut worse = first.clone();
+    worse.severity.label = Severity::Critical;
+    let repeat = store.ingest(&worse, DETECTED + Duration::days(2)).await?;
+    assert_eq!(
+        repeat.correlation,
+        Correlation::Repeat {
+            incident_id: first_id.clone()
+        }
+    );
+    assert_eq!((repeat.revision, repeat.escalated), (0, false));
+    assert_eq!(store.get(&first_id).await?.unwrap().revision, 0);
 
     let history = store.history(&first.resource_key()).await?;
     assert_eq!(

@@ -19,6 +19,7 @@ mod audit_log;
 mod collect_evidence;
 mod e2e;
 mod error_mapping;
+mod escalation;
 mod iam_actions;
 mod incident_report;
 mod incident_store;

@@ -180,6 +180,14 @@ pub struct Attached {
 pub struct TriageStarted {
     pub execution_arn: String,
     pub state_machine_arn: String,
+    /// The incident's revision this triage decides (0: the opening finding; each later finding
+    /// that raised the severity adds one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A planned step as `triaged` records it (the plan without the summaries).
@@ -229,6 +237,16 @@ pub struct Triaged {
     pub on_exhausted: OnExhausted,
     /// The status the triage moved the incident to.
     pub status: Status,
+    /// The incident's revision this triage decided (see [`TriageStarted::revision`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u32,
+    /// Why the playbook was not started (superseded by a later revision, or already started
+    /// by an earlier one); absent when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_started: Option<String>,
+    /// Steps of the plan an earlier revision already applied: recorded as done, not run again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
 }
 
 impl Triaged {
@@ -249,6 +267,15 @@ impl Triaged {
             escalation: d.escalation.clone(),
             on_exhausted: d.on_exhausted,
             status: Status::Containment,
+            revision: d.revision,
+            not_started: None,
+            done: d
+                .playbook
+                .steps
+                .iter()
+                .filter(|s| s.done.is_some())
+                .map(|s| s.id.clone())
+                .collect(),
         }
     }
 }

@@ -206,6 +206,7 @@ async fn stored_and_triaged(f: &Fixture, mode: Mode) -> (TriageInput, Decision) 
             events: input.events.clone(),
             decision: decision.clone(),
             detected_at: input.detected_at,
+            revision: 0,
         })
         .await
         .unwrap();

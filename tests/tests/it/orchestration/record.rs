@@ -3,6 +3,7 @@
 //! chain.
 
 use aws_sdk_s3::types::ObjectLockMode;
+use ir_core::Named;
 use ir_core::config::Mode;
 use ir_core::incident::Status;
 use ir_core::orchestration::{RecordRequest, StateError};
@@ -26,6 +27,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
         events: input.events.clone(),
         decision: decision.clone(),
         detected_at: input.detected_at,
+        revision: 0,
     };
 
     // triaged → the playbook input; the incident in containment; the decision audited.
@@ -36,6 +38,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     assert_eq!(
         f.calls(mark),
         [
+            "DynamoDB:Query",      // the chain: earlier revisions
             "DynamoDB:GetItem",    // record the decision: read
             "DynamoDB:UpdateItem", // ... write
             "DynamoDB:GetItem",    // triage → containment: read
@@ -93,6 +96,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     assert_eq!(
         f.calls(mark),
         [
+            "DynamoDB:Query", // the chain: earlier revisions
             "DynamoDB:GetItem",
             "DynamoDB:Query",
             "DynamoDB:Query", // the head anchored again
@@ -378,5 +382,93 @@ async fn failures_are_shown_on_the_incident_and_recorded_once() -> TestResult {
         ir_core::Named::error_name(&missing),
         ir_core::ErrorName::NotFound
     );
+    Ok(())
+}
+
+/// The revision in a triage request is the caller's word: the recorder holds it against the
+/// incident's own record. A revision the incident never had is refused; one a later finding
+/// superseded records nothing and starts nothing, even when it arrives last.
+#[tokio::test]
+async fn a_triage_is_recorded_only_for_the_incidents_current_revision() -> TestResult {
+    let f = fixture().await;
+    let (input, decision) = triaged(Mode::Enforce);
+    let id = input.incident_id.clone();
+    let store = f.incidents();
+    store.ingest(&input.events[0], input.detected_at).await?;
+    let recorder = f.recorder();
+    let request = |revision: u32| RecordRequest::Triaged {
+        incident_id: id.clone(),
+        events: input.events.clone(),
+        decision: decision.clone(),
+        detected_at: input.detected_at,
+        revision,
+    };
+
+    // A forged revision: refused, nothing recorded.
+    let forged = recorder.record(request(3)).await.unwrap_err();
+    assert_eq!(
+        forged.error_name(),
+        ir_core::ErrorName::InvalidInput,
+        "{forged}"
+    );
+    assert!(forged.to_string().contains("no revision 3"), "{forged}");
+    assert!(store.get(&id).await?.unwrap().decision.is_none());
+
+    // A more severe finding on the resource makes revision 1.
+    let mut worse = input.events[0].clone();
+    worse.finding_id = "f-critical".into();
+    worse.finding_key = format!("{}-critical", worse.finding_key);
+    worse.severity.label = ir_core::Severity::Critical;
+    let ingested = store.ingest(&worse, input.detected_at).await?;
+    assert_eq!((ingested.revision, ingested.escalated), (1, true));
+
+    // Revision 0's triage, arriving now: superseded, nothing recorded or started.
+    let RecordOutput::Playbook(stale) = recorder.record(request(0)).await? else {
+        panic!("triaged answers with the playbook input");
+    };
+    assert!(!stale.start);
+    assert!(
+        stale
+            .not_started
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("superseded"),
+        "{:?}",
+        stale.not_started
+    );
+    let incident = store.get(&id).await?.unwrap();
+    assert!(incident.decision.is_none());
+    assert_eq!(incident.summary.status, Status::Triage);
+
+    // Revision 1's: recorded and started, under its own execution name.
+    let RecordOutput::Playbook(current) = recorder.record(request(1)).await? else {
+        panic!("triaged answers with the playbook input");
+    };
+    assert!(current.start);
+    assert_eq!(current.execution_name, format!("{id}-r1"));
+    let incident = store.get(&id).await?.unwrap();
+    assert_eq!(incident.decision.as_ref().map(|d| d.revision), Some(1));
+    assert_eq!(incident.summary.status, Status::Containment);
+
+    // Revision 0 once more (a late retry): still superseded; the decision stays revision 1's.
+    let RecordOutput::Playbook(late) = recorder.record(request(0)).await? else {
+        panic!("triaged answers with the playbook input");
+    };
+    assert!(!late.start);
+    let incident = store.get(&id).await?.unwrap();
+    assert_eq!(incident.decision.as_ref().map(|d| d.revision), Some(1));
+    let audited: Vec<_> = f
+        .chain(&id)
+        .await
+        .into_iter()
+        .filter(|r| r.action == "triaged")
+        .map(|r| {
+            (
+                r.detail["revision"].as_u64().unwrap_or(0),
+                r.detail.get("notStarted").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(audited, [(0, true), (1, false), (0, true)]);
     Ok(())
 }

@@ -211,6 +211,7 @@ async fn a_dry_run_incident_chain_is_anchored_when_its_playbook_finishes() {
             events: input.events.clone(),
             decision,
             detected_at: input.detected_at,
+            revision: 0,
         })
         .await
         .unwrap();

@@ -55,7 +55,8 @@ enum Next {
 /// The result of one ingest step.
 #[derive(Debug)]
 enum Step {
-    Done(Correlation, Box<Incident>),
+    /// Done: the correlation, the incident after it, whether the delivery escalated it.
+    Done(Correlation, Box<Incident>, bool),
     Then(Next),
     /// Lost to a concurrent writer: back off, then `Next`.
     Contended(Next),
@@ -87,6 +88,7 @@ impl Incident {
             decision: None,
             records: Vec::new(),
             last_error: None,
+            revision: 0,
             version: 1,
             updated_at: d.detected_at,
             write_token: Some(d.token.clone()),
@@ -94,15 +96,22 @@ impl Incident {
     }
 
     /// Folds one delivery in: last seen, first seen, severity raised if higher, one more
-    /// occurrence.
-    fn absorb(&mut self, d: &Delivery<'_>) {
+    /// occurrence. A finding more severe than an open incident also starts a new revision:
+    /// the incident is triaged again (its playbook may change). Returns whether it did.
+    fn absorb(&mut self, d: &Delivery<'_>) -> bool {
         self.last_seen = self.last_seen.max(d.last_seen);
         if let Some(f) = d.event.first_seen {
             let first = self.summary.timeline.first_seen.map_or(f, |x| x.min(f));
             self.summary.timeline.first_seen = Some(first);
         }
-        self.summary.severity = self.summary.severity.max(d.event.severity_label());
+        let severity = d.event.severity_label();
+        let escalates = severity > self.summary.severity && self.summary.status.is_open();
+        self.summary.severity = self.summary.severity.max(severity);
         self.occurrences += 1;
+        if escalates {
+            self.revision += 1;
+        }
+        escalates
     }
 }
 
@@ -201,7 +210,7 @@ impl IncidentStore {
                 } => self.try_attach(&d, &incident_id, incident).await?,
             };
             next = match step {
-                Step::Done(correlation, incident) => {
+                Step::Done(correlation, incident, escalated) => {
                     let history_count = self
                         .count_history(
                             &incident.summary.resource_key,
@@ -211,8 +220,10 @@ impl IncidentStore {
                         .await?;
                     return Ok(Ingested {
                         correlation,
+                        revision: incident.revision,
                         incident: incident.summary,
                         history_count,
+                        escalated,
                     });
                 }
                 Step::Then(n) => n,
@@ -248,6 +259,7 @@ impl IncidentStore {
                 return Ok(Step::Done(
                     Correlation::New { incident_id: id },
                     Box::new(incident),
+                    false,
                 ));
             }
             Err(TxError::Conflict) => return Ok(Step::Contended(Next::Open)),
@@ -270,7 +282,12 @@ impl IncidentStore {
             let parsed = FindingKey::from_item(&key)?;
             if parsed.write_token.as_deref() == Some(d.token.as_str()) {
                 let incident = self.get_required(&parsed.incident_id).await?;
-                return Ok(Step::Done(d.landed_as(&parsed), Box::new(incident)));
+                let revised = incident.revision > 0;
+                return Ok(Step::Done(
+                    d.landed_as(&parsed),
+                    Box::new(incident),
+                    revised,
+                ));
             }
             // The incident the finding opened came back with the cancellation: no extra read.
             let prefetched = match created.item {
@@ -344,14 +361,15 @@ impl IncidentStore {
         let key = FindingKey::from_item(key_item)?;
         if key.write_token.as_deref() == Some(d.token.as_str()) {
             let incident = self.get_required(&key.incident_id).await?;
-            return Ok(Step::Done(d.landed_as(&key), Box::new(incident)));
+            let revised = incident.revision > 0;
+            return Ok(Step::Done(d.landed_as(&key), Box::new(incident), revised));
         }
         let current = match incident {
             Some(i) => i,
             None => self.get_mapped(&key.incident_id, &d.finding_key).await?,
         };
         let mut next = current.next_version(&d.token, d.detected_at);
-        next.absorb(d);
+        let escalated = next.absorb(d);
 
         let mut ke = Expr::new();
         ke.set(attr::COUNT, n(key.count.max(d.event.count)))
@@ -379,6 +397,7 @@ impl IncidentStore {
                         incident_id: key.incident_id,
                     },
                     Box::new(next),
+                    escalated,
                 ));
             }
             Err(TxError::Conflict) => return Ok(Step::Contended(again(None))),
@@ -434,7 +453,7 @@ impl IncidentStore {
             return Ok(Step::Then(Next::Open));
         }
         let mut next = current.next_version(&d.token, d.detected_at);
-        next.absorb(d);
+        let escalated = next.absorb(d);
         next.finding_count += 1;
         if next.summary.finding_ids.len() < MAX_FINDING_IDS {
             next.summary.finding_ids.push(d.event.finding_id.clone());
@@ -462,6 +481,7 @@ impl IncidentStore {
                         incident_id: incident_id.to_owned(),
                     },
                     Box::new(next),
+                    escalated,
                 ));
             }
             Err(TxError::Conflict) => return Ok(Step::Contended(again(None))),

@@ -88,6 +88,7 @@ mod attr {
     pub const VERSION: &str = "version";
     pub const UPDATED_AT: &str = "updatedAt";
     pub const WRITE_TOKEN: &str = "writeToken";
+    pub const REVISION: &str = "revision";
     // keys table
     pub const KEY: &str = "key";
     pub const FINDING_ID: &str = "findingId";
@@ -121,6 +122,10 @@ pub struct Incident {
     pub decision: Option<Decision>,
     pub records: Vec<ContainmentRecord>,
     pub last_error: Option<LastError>,
+    /// The triage revision: 0 when opened, one more every time a later finding raised the
+    /// severity of the open incident (which is then triaged again). Absent on items written
+    /// before revisions: 0.
+    pub revision: u32,
     /// Incremented by every write; every update is conditional on it.
     pub version: u64,
     pub updated_at: OffsetDateTime,
@@ -135,6 +140,12 @@ pub struct Ingested {
     pub incident: IncidentSummary,
     /// Earlier incidents on the same resource (this one excluded).
     pub history_count: u32,
+    /// The incident's triage revision after the delivery.
+    pub revision: u32,
+    /// The delivery raised the severity of the open incident and so its revision; also `true`
+    /// when a retried delivery whose write had landed cannot tell (the incident has been
+    /// revised), so that the caller checks the revision's triage was started.
+    pub escalated: bool,
 }
 
 /// Changes that ride along with a status transition.

@@ -48,6 +48,15 @@ impl Incident {
                 })
                 .collect::<Result<_, _>>()?,
             last_error: r.opt_json(attr::LAST_ERROR)?,
+            revision: r
+                .opt_u64(attr::REVISION)?
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt {
+                    what: what.clone(),
+                    why: format!("attribute `{}`: {e}", attr::REVISION),
+                })?
+                .unwrap_or(0),
             version: r.u64(attr::VERSION)?,
             updated_at: r.time(attr::UPDATED_AT)?,
             write_token: r.opt_s(attr::WRITE_TOKEN)?.map(str::to_owned),
@@ -81,6 +90,10 @@ impl Incident {
             (attr::RESOLVED_AT, opt_time(t.resolved_at)?),
             (attr::LAST_SEEN, Some(s(stamp(self.last_seen)?))),
             (attr::OCCURRENCES, Some(n(self.occurrences))),
+            (
+                attr::REVISION,
+                (self.revision > 0).then(|| n(self.revision)),
+            ),
             (
                 attr::DECISION,
                 self.decision

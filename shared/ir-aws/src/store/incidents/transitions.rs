@@ -69,7 +69,10 @@ impl IncidentStore {
 
     /// Records the triage decision: the decision itself, `triagedAt` (the first time), the
     /// severity (raised to the decision's, never lowered: an attach may have raised it since)
-    /// and the playbook.
+    /// and the playbook; only for the incident's current revision. A decision for an earlier
+    /// revision (superseded by a later finding) writes nothing: the incident returned is at a
+    /// later revision, which says so. A revision the incident never had is `InvalidInput`; a
+    /// closed incident is `Conflict` (no decision is written on it).
     pub async fn record_decision(
         &self,
         incident_id: &str,
@@ -83,6 +86,26 @@ impl IncidentStore {
             )));
         }
         self.update(incident_id, at, |current| {
+            let status = current.summary.status;
+            if !status.is_open() {
+                return Err(StoreError::Conflict(format!(
+                    "incident {incident_id} is {status}: it was closed while it was triaged; no playbook runs"
+                )));
+            }
+            if decision.revision > current.revision {
+                return Err(StoreError::InvalidInput(format!(
+                    "incident {incident_id} has no revision {} (it is at revision {}): a decision is recorded for a revision the incident's own record has",
+                    decision.revision, current.revision
+                )));
+            }
+            let recorded_later = current
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.revision > decision.revision);
+            if decision.revision < current.revision || recorded_later {
+                // Superseded: a later finding revised the incident; its triage decides.
+                return Ok(None);
+            }
             let mut next = current.clone();
             next.decision = Some(decision.clone());
             let t = &mut next.summary.timeline;
