@@ -17,6 +17,7 @@ macro_rules! aws_env_help {
 mod approve;
 mod audit;
 mod aws;
+mod dlq;
 mod playbooks;
 mod release;
 mod report;
@@ -65,6 +66,9 @@ enum Command {
     Audit(audit::Args),
     /// An incident as recorded: timeline, decision, steps, evidence, verified audit chain.
     Report(report::Args),
+    /// The ingest dead-letter queue: `ir dlq list` shows what could not be ingested and why,
+    /// `ir dlq redrive` sends it back to the ingest function.
+    Dlq(dlq::Args),
 }
 
 /// A failure of a command, with the exit code it maps to (stable; README, "Exit codes"):
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
         Command::Resolve(args) => resolve::run(&args, &mut out),
         Command::Audit(args) => audit::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),
+        Command::Dlq(args) => dlq::run(&args, &mut out),
     };
     match result.and_then(|()| {
         out.flush()

@@ -70,11 +70,17 @@ impl Env {
     /// `ir <args>` with this environment and nothing else (no profile, no variable of the test
     /// process).
     pub async fn ir(&self, args: &[&str]) -> Output {
+        self.ir_with(&[], args).await
+    }
+
+    /// `ir <args>` with this environment and `extra` variables.
+    pub async fn ir_with(&self, extra: &[(&str, &str)], args: &[&str]) -> Output {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_ir"))
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(self.vars())
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .output()
             .await

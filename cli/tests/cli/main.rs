@@ -6,6 +6,7 @@ mod local_cloud;
 
 mod approve;
 mod audit;
+mod dlq;
 mod playbooks;
 mod report;
 mod resolve;

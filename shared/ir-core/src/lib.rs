@@ -15,6 +15,7 @@ pub mod audit;
 pub mod config;
 pub mod contracts;
 pub mod correlate;
+pub mod dead_letter;
 pub mod duration;
 pub mod enrich;
 pub mod error;
