@@ -18,6 +18,10 @@ pub struct ActionSpec {
     pub function: &'static str,
     /// Changes the customer's environment in a way that can cause an outage.
     pub destructive: bool,
+    /// Runs only behind an approval gate, in every mode: a step naming it must say
+    /// `requires_approval: true` (config validation), `allow_unapproved_destructive` does not
+    /// lift that, and the plan and the action guard treat the step as gated whatever the config.
+    pub gated: bool,
     /// The resource kinds it can act on.
     pub applies_to: &'static [ResourceKind],
     pub summary: &'static str,
@@ -31,6 +35,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:security_group_deny_all",
         function: "ir-isolate-instance",
         destructive: true,
+        gated: false,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "isolate the instance: per-ENI all-allow conversion group, then a no-rule isolation group; protect it from termination",
     },
@@ -38,6 +43,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:revoke_session",
         function: "ir-revoke-sessions",
         destructive: true,
+        gated: false,
         applies_to: &[
             ResourceKind::IamRole,
             ResourceKind::IamUser,
@@ -49,6 +55,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:deny_principal",
         function: "ir-deny-principal",
         destructive: true,
+        gated: false,
         applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser],
         summary: "attach an inline deny-all policy named for the incident",
     },
@@ -56,13 +63,23 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:disable_access_keys",
         function: "ir-disable-access-keys",
         destructive: true,
+        gated: false,
         applies_to: &[ResourceKind::IamUser],
         summary: "set the finding's access key (or all the user's keys) Inactive; never delete",
+    },
+    ActionSpec {
+        id: "cloud:terminate_instance",
+        function: "ir-terminate-instance",
+        destructive: true,
+        gated: true,
+        applies_to: &[ResourceKind::Ec2Instance],
+        summary: "terminate the instance once every attached volume has a completed snapshot taken for the incident; lifts the termination protection isolation set",
     },
     ActionSpec {
         id: "cloud:snapshot_volumes",
         function: "ir-snapshot-volumes",
         destructive: false,
+        gated: false,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "crash-consistent snapshot of every attached volume, tagged with the incident",
     },
@@ -70,6 +87,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:collect_evidence",
         function: "ir-collect-evidence",
         destructive: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "write the finding, the resource description and the incident window's CloudTrail logs to the Object Lock bucket",
     },
@@ -77,6 +95,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "cloud:fetch_audit_logs",
         function: "ir-collect-evidence",
         destructive: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "copy the incident window's CloudTrail logs to the Object Lock bucket",
     },
@@ -84,6 +103,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "slack:post_message",
         function: "ir-notify",
         destructive: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "post the incident update to a channel",
     },
@@ -91,6 +111,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         id: "jira:create_issue",
         function: "ir-notify",
         destructive: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "request a ticket for the incident (published for the ticketing integration)",
     },
@@ -348,7 +369,7 @@ pub fn plan(
             id: step.id.clone(),
             action: step.action.clone(),
             function: spec.function.to_owned(),
-            requires_approval: step.requires_approval,
+            requires_approval: step.requires_approval || spec.gated,
             destructive: spec.destructive,
             mode,
             target: target(spec, resource),
@@ -357,7 +378,7 @@ pub fn plan(
             project: step.project.clone(),
             priority: step.priority.clone(),
             retention: step.retention.map(|r| r.to_string()),
-            approvals_required: if step.requires_approval {
+            approvals_required: if step.requires_approval || spec.gated {
                 config.approvals_required(step, severity)
             } else {
                 0
