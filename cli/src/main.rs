@@ -22,6 +22,7 @@ mod playbooks;
 mod release;
 mod report;
 mod resolve;
+mod retry;
 mod simulate;
 
 use std::io::Write;
@@ -62,6 +63,10 @@ enum Command {
     /// evidence stay as they are (the resource was rebuilt, terminated, or the risk accepted);
     /// the incident is resolved with your reason and its audit chain anchored.
     Resolve(resolve::Args),
+    /// Run again, as yourself (an approver), the step a stopped playbook failed at, once its
+    /// cause is fixed: a new execution runs it (through its gate: a new approval, which you may
+    /// not give yourself) and the steps the stop left unrun.
+    Retry(retry::Args),
     /// The audit chain: `ir audit verify INCIDENT`.
     Audit(audit::Args),
     /// An incident as recorded: timeline, decision, steps, evidence, verified audit chain.
@@ -142,6 +147,7 @@ fn main() -> ExitCode {
         }
         Command::Release(args) => release::run(&args, &mut out),
         Command::Resolve(args) => resolve::run(&args, &mut out),
+        Command::Retry(args) => retry::run(&args, &mut out),
         Command::Audit(args) => audit::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),
         Command::Dlq(args) => dlq::run(&args, &mut out),

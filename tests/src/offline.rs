@@ -91,6 +91,9 @@ pub struct Settings {
     pub on_exhausted: Option<String>,
     /// `ir-ingest` processes polling for invocations (concurrent deliveries).
     pub ingest_instances: usize,
+    /// `(playbook, step, on_failure)` overrides, e.g. `("immediate-isolation",
+    /// "revoke-credentials", "continue")`.
+    pub on_failure: Vec<(String, String, String)>,
 }
 
 impl Default for Settings {
@@ -100,6 +103,7 @@ impl Default for Settings {
             escalation: Vec::new(),
             on_exhausted: None,
             ingest_instances: 4,
+            on_failure: Vec::new(),
         }
     }
 }
@@ -225,6 +229,24 @@ fn configure(settings: &Settings, people: &Responders) -> Result<String> {
         p.as_mapping_mut()
             .ctx("playbook mapping")?
             .insert(Y::from("mode"), Y::from("enforce"));
+    }
+    for (playbook, step, value) in &settings.on_failure {
+        let s = doc
+            .get_mut("playbooks")
+            .and_then(Y::as_sequence_mut)
+            .and_then(|ps| {
+                ps.iter_mut()
+                    .find(|p| p.get("id").and_then(Y::as_str) == Some(playbook.as_str()))
+            })
+            .and_then(|p| p.get_mut("steps"))
+            .and_then(Y::as_sequence_mut)
+            .and_then(|ss| {
+                ss.iter_mut()
+                    .find(|s| s.get("id").and_then(Y::as_str) == Some(step.as_str()))
+            })
+            .and_then(Y::as_mapping_mut)
+            .ctx(format!("step {step} of playbook {playbook}"))?;
+        s.insert(Y::from("on_failure"), Y::from(value.as_str()));
     }
     let notifications = doc
         .get_mut("notifications")

@@ -17,6 +17,7 @@ fn describe(r: &RecordRequest) -> (&'static str, &str) {
         RecordRequest::StepFailed { incident_id, .. } => ("step-failed", incident_id),
         RecordRequest::StepNotApproved { incident_id, .. } => ("step-not-approved", incident_id),
         RecordRequest::PlaybookFinished { incident_id, .. } => ("playbook-finished", incident_id),
+        RecordRequest::PlaybookStopped { incident_id, .. } => ("playbook-stopped", incident_id),
     }
 }
 

@@ -23,8 +23,10 @@
 //! timeout `Escalate_<key>_<j+1>` or, after the last level, `Exhausted_<key>` (the configured
 //! `onExhausted`; the action itself checks the deployed config) → `Run_<key>` (a `PlanChanged`
 //! failure goes back to `Plan_<key>`) → `Recorded_<key>`; a rejection or exhaustion is recorded by
-//! `NotApproved_<key>`, a failure by `StepFailed_<key>`; then the next step's check, and
-//! `Finish → Done` after the last.
+//! `NotApproved_<key>`, a failure by `StepFailed_<key>` then `AfterFailure_<key>` (the plan's
+//! `onFailure`: `stop` goes to `Stop_<key>`, which records `playbook-stopped` and ends in
+//! `Stopped`, a Fail state; `continue` goes on); then the next step's check, and `Finish → Done`
+//! after the last.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -32,10 +34,13 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use crate::config::{Config, PlaybookConfig};
+use crate::config::{Config, OnFailure, PlaybookConfig};
 use crate::orchestration::REJECTED_ERROR;
 use crate::playbook::{self, ActionSpec};
 use crate::severity::Severity;
+
+/// The state a stopped playbook ends in.
+const STOPPED: &str = "Stopped";
 
 /// The file of the triage state machine.
 pub const TRIAGE_FILE: &str = "triage.asl.json";
@@ -788,16 +793,52 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                 &next,
             ),
         );
+        let after_failure = format!("AfterFailure_{key}");
+        let stop = format!("Stop_{key}");
         states.insert(
             failed,
             record(
                 "step-failed",
                 fields(&[("stepId", json!(step.id)), ("error.$", json!(error))]),
                 &recorded,
-                &next,
+                &after_failure,
+            ),
+        );
+        states.insert(
+            after_failure,
+            json!({
+                "Type": "Choice",
+                "Comment": format!("{} failed: stop or go on, as the plan says (on_failure)", step.id),
+                "Choices": [{
+                    "Variable": format!("{plan}.onFailure"),
+                    "StringEquals": OnFailure::Stop.as_str(),
+                    "Next": stop
+                }],
+                "Default": next
+            }),
+        );
+        states.insert(
+            stop,
+            record(
+                "playbook-stopped",
+                fields(&[
+                    ("playbookId", json!(playbook.id)),
+                    ("stepId", json!(step.id)),
+                ]),
+                "$.stopped",
+                STOPPED,
             ),
         );
     }
+    states.insert(
+        STOPPED.into(),
+        json!({
+            "Type": "Fail",
+            "Comment": "A step set to stop on failure failed: the incident needs attention (ir retry, ir resolve)",
+            "Error": "PlaybookStopped",
+            "Cause": "a step set to stop on failure failed; the incident is needs-attention"
+        }),
+    );
     states.insert(
         "Finish".into(),
         record(
@@ -1084,10 +1125,25 @@ mod tests {
             "$.decision.plan.create_ticket"
         );
         assert_eq!(s["Recorded_create_ticket"]["Next"], "Check_notify_channel");
+        // A failure goes on or stops, as the plan's `onFailure` says.
         assert_eq!(
             s["StepFailed_create_ticket"]["Next"],
-            "Check_notify_channel"
+            "AfterFailure_create_ticket"
         );
+        let after = &s["AfterFailure_create_ticket"];
+        assert_eq!(
+            after["Choices"][0]["Variable"],
+            "$.decision.plan.create_ticket.onFailure"
+        );
+        assert_eq!(after["Choices"][0]["StringEquals"], "stop");
+        assert_eq!(after["Choices"][0]["Next"], "Stop_create_ticket");
+        assert_eq!(after["Default"], "Check_notify_channel");
+        let stop = &s["Stop_create_ticket"]["Parameters"]["Payload"];
+        assert_eq!(stop["kind"], "playbook-stopped");
+        assert_eq!(stop["stepId"], "create-ticket");
+        assert_eq!(stop["playbookId"], "queue-for-review");
+        assert_eq!(s["Stop_create_ticket"]["Next"], "Stopped");
+        assert_eq!(s["Stopped"]["Type"], "Fail");
         assert_eq!(s["Check_notify_channel"]["Default"], "Finish");
         assert_eq!(
             s["Finish"]["Parameters"]["Payload"]["kind"],

@@ -346,6 +346,39 @@ pub struct StepConfig {
     /// `notifications.approvals_required`).
     #[serde(default)]
     pub approvals_required: Option<u32>,
+    /// What the playbook does when the step fails after its retries (default: stop for a
+    /// destructive step, continue for the others).
+    #[serde(default)]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// What a playbook does when a step fails after its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Record the failure and go on with the next step.
+    Continue,
+    /// Record the failure, stop the playbook, and leave the incident `needs-attention` until a
+    /// responder retries the step (`ir retry`) or resolves the incident.
+    Stop,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Continue => "continue",
+            OnFailure::Stop => "stop",
+        }
+    }
+
+    /// The default of a step: a half-done containment is not carried on from silently.
+    pub fn default_for(destructive: bool) -> OnFailure {
+        if destructive {
+            OnFailure::Stop
+        } else {
+            OnFailure::Continue
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,20 +11,24 @@ use crate::severity::Severity;
 /// Where an incident stands. Transitions only move forward, except that containment can be
 /// released back to triage when it was rejected or released without resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
     Triage,
     Containment,
     Contained,
+    /// A step set to stop on failure failed: the playbook stopped, and a responder decides
+    /// (`ir retry` the step, or `ir resolve`).
+    NeedsAttention,
     Resolved,
     Postmortem,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Triage,
         Status::Containment,
         Status::Contained,
+        Status::NeedsAttention,
         Status::Resolved,
         Status::Postmortem,
     ];
@@ -34,6 +38,7 @@ impl Status {
             Status::Triage => "triage",
             Status::Containment => "containment",
             Status::Contained => "contained",
+            Status::NeedsAttention => "needs-attention",
             Status::Resolved => "resolved",
             Status::Postmortem => "postmortem",
         }
@@ -43,13 +48,13 @@ impl Status {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Status::Triage | Status::Containment | Status::Contained
+            Status::Triage | Status::Containment | Status::Contained | Status::NeedsAttention
         )
     }
 
     /// Whether `self → to` is a legal transition.
     pub fn can_become(self, to: Status) -> bool {
-        use Status::{Contained, Containment, Postmortem, Resolved, Triage};
+        use Status::{Contained, Containment, NeedsAttention, Postmortem, Resolved, Triage};
         matches!(
             (self, to),
             (Triage, Containment)
@@ -58,6 +63,10 @@ impl Status {
                 | (Containment, Triage)
                 | (Containment, Resolved)
                 | (Contained, Resolved)
+                | (Containment, NeedsAttention)
+                | (Contained, NeedsAttention)
+                | (NeedsAttention, Containment)
+                | (NeedsAttention, Resolved)
                 | (Resolved, Postmortem)
         )
     }

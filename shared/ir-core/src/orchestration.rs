@@ -149,6 +149,13 @@ pub enum RecordRequest {
         incident_id: String,
         playbook_id: String,
     },
+    /// A step set to stop on failure failed: the playbook stops, the incident needs attention.
+    #[serde(rename_all = "camelCase")]
+    PlaybookStopped {
+        incident_id: String,
+        playbook_id: String,
+        step_id: String,
+    },
 }
 
 mod record_wire {
@@ -208,6 +215,14 @@ mod record_wire {
         pub incident_id: String,
         pub playbook_id: String,
     }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PlaybookStopped {
+        pub incident_id: String,
+        pub playbook_id: String,
+        pub step_id: String,
+    }
 }
 
 impl<'de> Deserialize<'de> for RecordRequest {
@@ -266,9 +281,17 @@ impl<'de> Deserialize<'de> for RecordRequest {
                     playbook_id: b.playbook_id,
                 }
             }
+            "playbook-stopped" => {
+                let b: record_wire::PlaybookStopped = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::PlaybookStopped {
+                    incident_id: b.incident_id,
+                    playbook_id: b.playbook_id,
+                    step_id: b.step_id,
+                }
+            }
             other => {
                 return Err(D::Error::custom(format!(
-                    "unknown record kind `{other}` (triaged, triage-failed, step-result, step-failed, step-not-approved, playbook-finished)"
+                    "unknown record kind `{other}` (triaged, triage-failed, step-result, step-failed, step-not-approved, playbook-finished, playbook-stopped)"
                 )));
             }
         })
@@ -376,6 +399,11 @@ mod tests {
             RecordRequest::PlaybookFinished {
                 incident_id: "inc-1".into(),
                 playbook_id: "p".into(),
+            },
+            RecordRequest::PlaybookStopped {
+                incident_id: "inc-1".into(),
+                playbook_id: "p".into(),
+                step_id: "s".into(),
             },
         ];
         for case in cases {

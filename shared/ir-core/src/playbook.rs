@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Mode, PlaybookConfig, StepConfig};
+use crate::config::{Config, Mode, OnFailure, PlaybookConfig, StepConfig};
 use crate::event::{Resource, ResourceKind};
 use crate::severity::Severity;
 
@@ -262,6 +262,14 @@ pub struct PlannedStep {
     /// run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<DoneBefore>,
+    /// What the playbook does when the step fails after its retries. Decisions recorded before
+    /// this was planned read as `continue`, what they did.
+    #[serde(default = "continue_on_failure")]
+    pub on_failure: OnFailure,
+}
+
+fn continue_on_failure() -> OnFailure {
+    OnFailure::Continue
 }
 
 /// Where an earlier revision applied a step.
@@ -412,6 +420,9 @@ pub fn plan(
                 0
             },
             done: None,
+            on_failure: step
+                .on_failure
+                .unwrap_or(OnFailure::default_for(spec.destructive)),
         });
     }
     PlannedPlaybook {
@@ -464,6 +475,55 @@ mod tests {
             "{}",
             skipped.reason
         );
+    }
+
+    #[test]
+    fn a_failed_destructive_step_stops_the_playbook_unless_the_config_says_go_on() {
+        let yaml = crate::config::DEFAULT_CONFIG_YAML.replacen(
+            "      - id: notify-channel\n",
+            "      - id: notify-channel\n        on_failure: stop\n",
+            1,
+        );
+        assert_ne!(
+            yaml,
+            crate::config::DEFAULT_CONFIG_YAML,
+            "fixture text not found"
+        );
+        let config = Config::from_yaml(&yaml).unwrap();
+        let isolation = select(&config, Severity::Critical).unwrap();
+        let instance: Resource = serde_json::from_value(serde_json::json!({
+            "type": "ec2-instance",
+            "instanceId": "i-0a1b2c3d4e5f60001"
+        }))
+        .unwrap();
+        let planned = plan(&config, isolation, &instance, Severity::Critical);
+        let of = |id: &str| {
+            planned
+                .steps
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| s.on_failure)
+                .unwrap_or_else(|| panic!("{id} not in {:?}", planned.steps))
+        };
+        // Defaults: destructive steps stop, evidence goes on; the config overrides.
+        assert_eq!(of("isolate-instance"), OnFailure::Stop);
+        assert_eq!(of("collect-evidence"), OnFailure::Continue);
+        assert_eq!(of("notify-channel"), OnFailure::Stop);
+        // The state machines read it from the plan.
+        let wire = serde_json::to_value(&planned.steps[0]).unwrap();
+        assert_eq!(wire["onFailure"], "continue");
+        // A decision recorded before `onFailure` existed reads as `continue`, what it did.
+        let mut old = wire.clone();
+        old.as_object_mut().unwrap().remove("onFailure");
+        let read: PlannedStep = serde_json::from_value(old).unwrap();
+        assert_eq!(read.on_failure, OnFailure::Continue);
+        let bad = crate::config::DEFAULT_CONFIG_YAML.replacen(
+            "      - id: notify-channel\n",
+            "      - id: notify-channel\n        on_failure: maybe\n",
+            1,
+        );
+        let e = Config::from_yaml(&bad).unwrap_err().to_string();
+        assert!(e.contains("on_failure"), "{e}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ir_core::audit::event::{
-    self, ApprovalNotDelivered, ApprovalRefused, ApprovalRequested, AuditEvent,
+    self, ApprovalNotDelivered, ApprovalRefused, ApprovalRequested, AuditEvent, RetryStarted,
 };
 use ir_core::correlate::is_incident_id;
 use ir_core::orchestration::{ApprovalGranted, ApprovalRequest as GateRequest, REJECTED_ERROR};
@@ -887,13 +887,30 @@ pub async fn request(
         "notes": req.plan.notes,
         "planHash": plan_hash,
     });
+    // A step a responder retried (`ir retry`, recorded in the chain) is asked anew, in a new
+    // round, and the responder who retried it is its requester: the two-person rule keeps them
+    // from approving their own retry.
+    let audit = AuditWriter::new(clients, names);
+    let mut chain = audit.log().chain(&req.incident_id).await?;
+    let retries: Vec<RetryStarted> = chain
+        .iter()
+        .filter_map(|r| match r.event() {
+            Ok(AuditEvent::RetryStarted(x)) if x.step == req.step_id => Some(x),
+            _ => None,
+        })
+        .collect();
+    let round = u32::try_from(retries.len()).unwrap_or(u32::MAX);
+    let requester = retries
+        .last()
+        .map_or_else(|| settings.requester.clone(), |r| r.by.clone());
     let store = ApprovalStore::new(clients.clone(), names.clone());
     store
         .request(&ApprovalRequest {
             incident_id: req.incident_id.clone(),
             step_id: req.step_id.clone(),
             task_token,
-            requester: settings.requester.clone(),
+            requester: requester.clone(),
+            round,
             plan: plan.clone(),
             plan_hash: Some(plan_hash.clone()),
             level: req.level,
@@ -903,8 +920,6 @@ pub async fn request(
             expires_at,
         })
         .await?;
-    let audit = AuditWriter::new(clients, names);
-    let mut chain = audit.log().chain(&req.incident_id).await?;
     let appended = audit
         .append_once(
             &req.incident_id,
@@ -916,7 +931,7 @@ pub async fn request(
                 role: level.role.clone(),
                 timeout_seconds: level.timeout_seconds,
                 plan: step.clone(),
-                requester: settings.requester.clone(),
+                requester,
                 plan_hash: Some(plan_hash.clone()),
             }),
             now,

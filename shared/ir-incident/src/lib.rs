@@ -16,3 +16,4 @@ pub mod notify;
 pub mod recorder;
 pub mod release;
 pub mod report;
+pub mod retry;

@@ -282,6 +282,16 @@ impl Recorder {
                     .await
                     .map(RecordOutput::Recorded)
             }
+            RecordRequest::PlaybookStopped {
+                incident_id,
+                playbook_id,
+                step_id,
+            } => {
+                check_id(&incident_id)?;
+                self.playbook_stopped(&incident_id, &playbook_id, &step_id, now)
+                    .await
+                    .map(RecordOutput::Recorded)
+            }
         }
     }
 
@@ -356,7 +366,7 @@ impl Recorder {
         let from = current.summary.status;
         let resolved = match from {
             Status::Resolved | Status::Postmortem => current,
-            Status::Triage | Status::Containment | Status::Contained => {
+            Status::Triage | Status::Containment | Status::Contained | Status::NeedsAttention => {
                 let patch = IncidentPatch {
                     clear_error: true,
                     ..IncidentPatch::default()
@@ -658,45 +668,7 @@ impl Recorder {
             ))
         })?;
         let chain = self.audit.log().chain(incident_id).await?;
-        // The current revision's playbook, or one an earlier revision started (a later finding
-        // re-triaged the incident while it ran): its steps as that revision's `triaged` recorded.
-        let (mode, destructive): (Mode, BTreeSet<String>) = if decision.playbook.id == playbook_id {
-            (
-                decision.playbook.mode,
-                decision
-                    .playbook
-                    .steps
-                    .iter()
-                    .filter(|s| s.destructive)
-                    .map(|s| s.id.clone())
-                    .collect(),
-            )
-        } else {
-            let earlier = chain.iter().rev().find_map(|r| match r.event() {
-                Ok(AuditEvent::Triaged(t))
-                    if t.playbook == playbook_id && t.not_started.is_none() =>
-                {
-                    Some(t)
-                }
-                _ => None,
-            });
-            match earlier {
-                Some(t) => (
-                    t.mode,
-                    t.steps
-                        .iter()
-                        .filter(|s| s.destructive)
-                        .map(|s| s.id.clone())
-                        .collect(),
-                ),
-                None => {
-                    return Err(RecordError::InvalidInput(format!(
-                        "incident {incident_id} was routed to playbook {}, not {playbook_id}",
-                        decision.playbook.id
-                    )));
-                }
-            }
-        };
+        let (mode, destructive) = ran_playbook(incident_id, decision, playbook_id, &chain)?;
         let steps = DestructiveSteps::of(&destructive, &chain);
         let (status, contained_at) = if steps.applied.is_empty() {
             (
@@ -728,6 +700,113 @@ impl Recorder {
         };
         let anchor = Some(self.anchor(incident_id, reason, now).await?);
         tracing::info!(incident_id, playbook_id, contained, status = %status, "playbook finished");
+        Ok(Recorded {
+            incident_id: incident_id.to_owned(),
+            action: event.action().into_owned(),
+            seq: appended.record.seq,
+            hash: appended.record.hash,
+            appended: appended.appended,
+            status,
+            anchor,
+        })
+    }
+
+    /// A step set to stop on failure failed: the incident moves to `needs-attention` (its last
+    /// error is the step's), `playbook-stopped` is audited with what the playbook had changed and
+    /// what it never ran, and the head is anchored. Only a step whose latest record in the chain
+    /// is its failure can stop a playbook.
+    async fn playbook_stopped(
+        &self,
+        incident_id: &str,
+        playbook_id: &str,
+        step_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, RecordError> {
+        let incident = self.get(incident_id).await?;
+        let decision = incident.decision.as_ref().ok_or_else(|| {
+            RecordError::Conflict(format!(
+                "incident {incident_id} has no triage decision: playbook {playbook_id} cannot have run"
+            ))
+        })?;
+        let chain = self.audit.log().chain(incident_id).await?;
+        let (_, destructive) = ran_playbook(incident_id, decision, playbook_id, &chain)?;
+        let failed = chain
+            .iter()
+            .rev()
+            .filter_map(|r| r.event().ok())
+            .find(|e| e.ends_step() && e.step() == Some(step_id));
+        if !matches!(failed, Some(AuditEvent::StepFailed(_))) {
+            return Err(RecordError::InvalidInput(format!(
+                "incident {incident_id}: step {step_id} has no recorded failure to stop on"
+            )));
+        }
+        let steps = DestructiveSteps::of(&destructive, &chain);
+        let ran: BTreeSet<String> = chain
+            .iter()
+            .filter_map(|r| r.event().ok())
+            .filter(AuditEvent::ends_step)
+            .filter_map(|e| e.step().map(str::to_owned))
+            .collect();
+        let not_run: Vec<String> = decision
+            .playbook
+            .steps
+            .iter()
+            .filter(|s| s.done.is_none() && !ran.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect();
+        let from = incident.summary.status;
+        let status = match from {
+            Status::NeedsAttention => from,
+            Status::Containment | Status::Contained => match self
+                .incidents
+                .transition(
+                    incident_id,
+                    from,
+                    Status::NeedsAttention,
+                    now,
+                    IncidentPatch::default(),
+                )
+                .await
+            {
+                Ok(i) => i.summary.status,
+                Err(StoreError::Conflict(why)) => {
+                    let again = self.get(incident_id).await?.summary.status;
+                    if again != Status::NeedsAttention {
+                        return Err(RecordError::Conflict(why));
+                    }
+                    again
+                }
+                Err(e) => return Err(e.into()),
+            },
+            other => {
+                return Err(RecordError::Conflict(format!(
+                    "incident {incident_id} is {other}: a playbook cannot stop on it"
+                )));
+            }
+        };
+        let error = incident
+            .last_error
+            .as_ref()
+            .filter(|e| e.step == step_id)
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        let event = AuditEvent::PlaybookStopped(event::PlaybookStopped {
+            playbook: playbook_id.to_owned(),
+            step: step_id.to_owned(),
+            error,
+            applied: steps.applied.clone(),
+            not_run,
+            status,
+        });
+        let appended = self
+            .audit
+            .append_once(incident_id, Some(&chain), RECORD_ACTOR, &event, now)
+            .await?;
+        let anchor = Some(
+            self.anchor(incident_id, actions::PLAYBOOK_STOPPED, now)
+                .await?,
+        );
+        tracing::warn!(incident_id, playbook_id, step_id, status = %status, "playbook stopped: the incident needs attention");
         Ok(Recorded {
             incident_id: incident_id.to_owned(),
             action: event.action().into_owned(),
@@ -791,6 +870,49 @@ impl Recorder {
             .await?;
         tracing::info!(incident_id, seq = a.seq, hash = %a.hash, reason, "audit head anchored");
         Ok(a)
+    }
+}
+
+/// The mode and destructive steps of `playbook_id` as this incident ran it: the current
+/// revision's playbook, or one an earlier revision started (a later finding re-triaged the
+/// incident while it ran), its steps as that revision's `triaged` recorded them.
+fn ran_playbook(
+    incident_id: &str,
+    decision: &Decision,
+    playbook_id: &str,
+    chain: &[AuditRecord],
+) -> Result<(Mode, BTreeSet<String>), RecordError> {
+    if decision.playbook.id == playbook_id {
+        return Ok((
+            decision.playbook.mode,
+            decision
+                .playbook
+                .steps
+                .iter()
+                .filter(|s| s.destructive)
+                .map(|s| s.id.clone())
+                .collect(),
+        ));
+    }
+    let earlier = chain.iter().rev().find_map(|r| match r.event() {
+        Ok(AuditEvent::Triaged(t)) if t.playbook == playbook_id && t.not_started.is_none() => {
+            Some(t)
+        }
+        _ => None,
+    });
+    match earlier {
+        Some(t) => Ok((
+            t.mode,
+            t.steps
+                .iter()
+                .filter(|s| s.destructive)
+                .map(|s| s.id.clone())
+                .collect(),
+        )),
+        None => Err(RecordError::InvalidInput(format!(
+            "incident {incident_id} was routed to playbook {}, not {playbook_id}",
+            decision.playbook.id
+        ))),
     }
 }
 

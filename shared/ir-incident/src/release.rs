@@ -235,7 +235,7 @@ enum Ending {
 }
 
 /// The caller may end incidents (holds an escalation role), with a reason of a sane length.
-fn authorize(
+pub(crate) fn authorize(
     policy: &ApproverPolicy,
     incident_id: &str,
     reason: &str,
@@ -282,7 +282,8 @@ async fn ended(
         Ok::<bool, ReleaseError>(chain.iter().any(|r| r.action == action))
     };
     match from {
-        Status::Contained => Ok(()),
+        // A stopped playbook is over: a responder may undo what it changed or end it as it is.
+        Status::Contained | Status::NeedsAttention => Ok(()),
         Status::Containment if recorded(PLAYBOOK_FINISHED).await? => Ok(()),
         Status::Containment => Err(ReleaseError::Conflict(format!(
             "incident {id} is in containment and its playbook has not finished: ending it now \

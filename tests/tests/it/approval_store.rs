@@ -63,6 +63,7 @@ fn request(id: &str, step: &str, token: &str, level: u32) -> ApprovalRequest {
         approvals_required: 1,
         requested_at: T0,
         expires_at: T0 + Duration::hours(1),
+        round: 0,
     }
 }
 

@@ -20,6 +20,7 @@ mod collect_evidence;
 mod e2e;
 mod error_mapping;
 mod escalation;
+mod failure;
 mod iam_actions;
 mod incident_report;
 mod incident_store;

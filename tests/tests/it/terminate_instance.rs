@@ -329,6 +329,7 @@ async fn approve(s: &Setup, incident: &str, plan: Option<&ActionReport>) {
             approvals_required: 2,
             requested_at: now,
             expires_at: now + time::Duration::minutes(5),
+            round: 0,
         })
         .await
         .unwrap();
@@ -526,6 +527,7 @@ async fn enforce_without_approval_is_not_approved_and_changes_nothing() {
             approvals_required: 2,
             requested_at: now,
             expires_at: now + time::Duration::minutes(5),
+            round: 0,
         })
         .await
         .unwrap();

@@ -62,6 +62,7 @@ mod attr {
     pub const ROLE: &str = "role";
     pub const APPROVALS_REQUIRED: &str = "approvalsRequired";
     pub const APPROVALS: &str = "approvals";
+    pub const ROUND: &str = "round";
 }
 
 /// How many times a decision re-reads a request that changed under it before giving up.
@@ -118,6 +119,9 @@ pub struct ApprovalRequest {
     pub requested_at: OffsetDateTime,
     /// After this the request can no longer be approved; also the TTL of the item.
     pub expires_at: OffsetDateTime,
+    /// The step's approval round: 0 for the playbook's own run, n for the n-th `ir retry` of
+    /// the step (counted from the audit chain). A new round asks again, whatever was decided.
+    pub round: u32,
 }
 
 /// One person's approval of a request that needs more than one.
@@ -356,7 +360,8 @@ impl ApprovalStore {
     /// latest can resume the execution). An expired request (nobody decided in time; a late
     /// decision marked it) is replaced by the escalation to a higher level, which is what the
     /// state machine does next. A decided step is never reopened (`Conflict`), and a lower
-    /// level never replaces a higher one (`Conflict`).
+    /// level never replaces a higher one (`Conflict`) — except in a new round (a responder
+    /// retried the step after it failed: `round` above the stored one), which asks anew.
     pub async fn request(&self, req: &ApprovalRequest) -> Result<Approval, StoreError> {
         check_incident_id(&req.incident_id)?;
         check_step(&req.step_id)?;
@@ -390,6 +395,9 @@ impl ApprovalStore {
         item.insert(attr::STATUS.into(), s(ApprovalStatus::Pending.as_str()));
         item.insert(attr::REQUESTED_AT.into(), s(stamp(req.requested_at)?));
         item.insert(attr::EXPIRES_AT.into(), n(req.expires_at.unix_timestamp()));
+        if req.round > 0 {
+            item.insert(attr::ROUND.into(), n(req.round));
+        }
         let stored = Approval::from_item(&item)?;
 
         let mut e = Expr::new();
@@ -411,6 +419,15 @@ impl ApprovalStore {
             let new_hash = e.value(s(h.clone()));
             condition.push_str(&format!(
                 " OR ({status} = {approved} AND attribute_exists({hash}) AND {hash} <> {new_hash})"
+            ));
+        }
+        // A retry of the step (`ir retry`) is a new question, whatever the last round decided;
+        // within a round, the rules above.
+        if req.round > 0 {
+            let round = e.name(attr::ROUND);
+            let new_round = e.value(n(req.round));
+            condition.push_str(&format!(
+                " OR ({status} <> {pending} AND (attribute_not_exists({round}) OR {round} < {new_round}))"
             ));
         }
         e.condition(condition);
@@ -798,6 +815,7 @@ mod tests {
             approvals_required: 1,
             requested_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            round: 0,
         };
         assert!(!format!("{req:?}").contains("secret-token-text"));
     }

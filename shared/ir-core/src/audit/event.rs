@@ -46,6 +46,8 @@ pub mod actions {
     pub const STEP_FAILED: &str = "step-failed";
     pub const STEP_NOT_APPROVED: &str = "step-not-approved";
     pub const PLAYBOOK_FINISHED: &str = "playbook-finished";
+    pub const PLAYBOOK_STOPPED: &str = "playbook-stopped";
+    pub const RETRY_STARTED: &str = "retry-started";
     pub const APPROVAL_REQUESTED: &str = "approval-requested";
     pub const APPROVED: &str = "approved";
     pub const REJECTED: &str = "rejected";
@@ -79,6 +81,10 @@ pub enum AuditEvent {
     StepNotApproved(StepFailure),
     /// `playbook-finished` (recorder).
     PlaybookFinished(PlaybookFinished),
+    /// `playbook-stopped`: a step set to stop on failure failed (recorder).
+    PlaybookStopped(PlaybookStopped),
+    /// `retry-started`: a responder re-ran a failed step (under the operator).
+    RetryStarted(RetryStarted),
     /// `approval-requested` (the gate, under its own identity).
     ApprovalRequested(ApprovalRequested),
     /// `approved` (the decision, under the approver).
@@ -416,6 +422,35 @@ impl PlaybookFinished {
     }
 }
 
+/// `playbook-stopped`: the step that failed, its error, and what the playbook had changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaybookStopped {
+    pub playbook: String,
+    pub step: String,
+    /// The failure as the incident shows it (`error: cause`).
+    pub error: String,
+    /// Destructive steps applied (or already in place) in enforce mode before the stop: what is
+    /// changed on the resource now.
+    pub applied: Vec<String>,
+    /// The steps of the plan that never ran because of the stop.
+    pub not_run: Vec<String>,
+    pub status: Status,
+}
+
+/// `retry-started`: who re-ran which step, in which execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryStarted {
+    pub step: String,
+    /// The responder (the caller identity STS returned).
+    pub by: String,
+    pub reason: String,
+    pub execution_arn: String,
+    /// The steps the retry runs (the failed one and those the stop left unrun).
+    pub steps: Vec<String>,
+}
+
 /// A time as the other details write it (RFC 3339, `null` when unknown).
 #[derive(Serialize)]
 struct Stamp<'a>(#[serde(with = "time::serde::rfc3339::option")] &'a Option<OffsetDateTime>);
@@ -663,6 +698,8 @@ impl AuditEvent {
             AuditEvent::StepFailed(_) => STEP_FAILED,
             AuditEvent::StepNotApproved(_) => STEP_NOT_APPROVED,
             AuditEvent::PlaybookFinished(_) => PLAYBOOK_FINISHED,
+            AuditEvent::PlaybookStopped(_) => PLAYBOOK_STOPPED,
+            AuditEvent::RetryStarted(_) => RETRY_STARTED,
             AuditEvent::ApprovalRequested(_) => APPROVAL_REQUESTED,
             AuditEvent::Approved(_) => APPROVED,
             AuditEvent::Rejected(_) => REJECTED,
@@ -688,6 +725,8 @@ impl AuditEvent {
             | AuditEvent::StepNotApproved(x) => serde_json::to_value(x),
             AuditEvent::Step(x) => serde_json::to_value(x),
             AuditEvent::PlaybookFinished(x) => serde_json::to_value(x),
+            AuditEvent::PlaybookStopped(x) => serde_json::to_value(x),
+            AuditEvent::RetryStarted(x) => serde_json::to_value(x),
             AuditEvent::ApprovalRequested(x) => serde_json::to_value(x),
             AuditEvent::Approved(x) | AuditEvent::Rejected(x) | AuditEvent::ApprovalCounted(x) => {
                 serde_json::to_value(x)
@@ -727,6 +766,8 @@ impl AuditEvent {
             STEP_FAILED => AuditEvent::StepFailed(read(action, detail)?),
             STEP_NOT_APPROVED => AuditEvent::StepNotApproved(read(action, detail)?),
             PLAYBOOK_FINISHED => AuditEvent::PlaybookFinished(read(action, detail)?),
+            PLAYBOOK_STOPPED => AuditEvent::PlaybookStopped(read(action, detail)?),
+            RETRY_STARTED => AuditEvent::RetryStarted(read(action, detail)?),
             APPROVAL_REQUESTED => AuditEvent::ApprovalRequested(read(action, detail)?),
             APPROVED => AuditEvent::Approved(read(action, detail)?),
             REJECTED => AuditEvent::Rejected(read(action, detail)?),
@@ -758,6 +799,8 @@ impl AuditEvent {
             AuditEvent::ApprovalNotDelivered(n) => Some(&n.step),
             AuditEvent::Resolved(r) => Some(&r.step),
             AuditEvent::ReleaseFailed(r) => Some(&r.step),
+            AuditEvent::PlaybookStopped(s) => Some(&s.step),
+            AuditEvent::RetryStarted(r) => Some(&r.step),
             AuditEvent::Other { detail, .. } => detail.get("step").and_then(Value::as_str),
             AuditEvent::Opened(_)
             | AuditEvent::Repeated(_)

@@ -502,6 +502,7 @@ async fn closed_windows_and_refused_tokens_are_plain_errors() -> TestResult {
             approvals_required: 1,
             requested_at,
             expires_at,
+            round: 0,
         };
 
     // The request expired before anyone decided.
@@ -709,6 +710,7 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
                 approvals_required: 1,
                 requested_at: now,
                 expires_at: now + time::Duration::hours(1),
+                round: 0,
             })
             .await?;
     }
@@ -802,6 +804,7 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
                     approvals_required: 1,
                     requested_at: now,
                     expires_at: now + time::Duration::hours(1),
+                    round: 0,
                 })
                 .await?;
             assert_eq!(

@@ -59,7 +59,10 @@ impl IncidentStore {
             match to {
                 Status::Contained => t.contained_at = t.contained_at.or(Some(at)),
                 Status::Resolved => t.resolved_at = t.resolved_at.or(Some(at)),
-                Status::Triage | Status::Containment | Status::Postmortem => {}
+                Status::Triage
+                | Status::Containment
+                | Status::NeedsAttention
+                | Status::Postmortem => {}
             }
             apply_patch(&mut next, &patch);
             Ok(Some(next))
