@@ -15,8 +15,9 @@
 //!
 //! Exit 0: planned, or released and resolved. Exit 1: failed part-way (what was restored first
 //! is printed and audited; running it again is safe). Exit 2: malformed input or a missing
-//! variable. Exit 3: no such incident, or a resource gone (then `ir resolve` is the way to end
-//! it). Exit 4: refused (not an approver, an incident not contained, already resolved).
+//! variable. Exit 3: no such incident, or a resource gone: nothing was restored, and
+//! `--enforce --force` restores the rest and resolves (what was not restored is audited), or
+//! `ir resolve` keeps everything. Exit 4: refused (not an approver, an incident not contained, already resolved).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -54,6 +55,10 @@ pub struct Args {
     /// Restore and resolve. Without it the release is only planned and nothing changes.
     #[arg(long)]
     pub enforce: bool,
+    /// With --enforce: some resources are gone (terminated, deleted) and cannot be restored;
+    /// restore the rest and resolve anyway. What was not restored is listed and audited.
+    #[arg(long, requires = "enforce")]
+    pub force: bool,
     /// Why: kept in the audit chain with the resolution.
     #[arg(long)]
     pub reason: Option<String>,
@@ -144,6 +149,7 @@ pub(crate) async fn release_as_caller(
             Mode::DryRun
         },
         reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
+        force: args.force,
     };
     let result = ir_incident::release::release_incident(
         clients,
@@ -175,6 +181,12 @@ pub(crate) async fn release_as_caller(
     }
     match result {
         Ok(_) => Ok(()),
+        Err(e @ ReleaseError::Gone { .. }) => Err(CliError::NotFound(format!(
+            "{e}\nhint: `ir release {id} --enforce --force --reason \"...\"` restores what \
+             remains and resolves; `ir resolve {id} --reason \"...\"` keeps everything as it \
+             is and resolves",
+            id = args.incident
+        ))),
         Err(e @ ReleaseError::Action(_)) if e.error_name() == ErrorName::NotFound => {
             Err(CliError::NotFound(format!(
                 "{e}\nhint: the resource is gone (terminated, or rebuilt?): nothing can be \
@@ -206,6 +218,20 @@ pub fn render(r: &Released, out: &mut impl Write) -> std::io::Result<()> {
     }
     for n in &r.report.notes {
         writeln!(out, "  note: {n}")?;
+    }
+    if !r.not_restored.is_empty() {
+        let count = r.not_restored.len();
+        match r.mode {
+            Mode::DryRun => writeln!(
+                out,
+                "  {count} cannot be restored (the resource is gone): --enforce refuses unless \
+                 --force; `ir resolve` keeps everything as it is"
+            )?,
+            Mode::Enforce => writeln!(
+                out,
+                "  {count} not restored (the resource is gone), resolved with --force"
+            )?,
+        }
     }
     match &r.recorded {
         Some(rec) => {

@@ -1349,7 +1349,18 @@ impl Victim {
             groups.sort();
             interface_groups.insert(eni.clone(), groups);
         }
-        let mut role_policies = clients
+        Ok(VictimState {
+            interface_groups,
+            role_policies: self.role_policies(clients).await?,
+        })
+    }
+
+    /// The inline policy names of the instance role, sorted (readable once the instance is gone).
+    ///
+    /// # Errors
+    /// ListRolePolicies failed.
+    pub async fn role_policies(&self, clients: &Clients) -> Result<Vec<String>> {
+        let mut names = clients
             .iam()
             .list_role_policies()
             .role_name(&self.role)
@@ -1358,10 +1369,7 @@ impl Victim {
             .ctx("ListRolePolicies")?
             .policy_names()
             .to_vec();
-        role_policies.sort();
-        Ok(VictimState {
-            interface_groups,
-            role_policies,
-        })
+        names.sort();
+        Ok(names)
     }
 }

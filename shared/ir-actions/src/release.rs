@@ -12,13 +12,24 @@ use crate::{ActionError, ReportBuilder, ec2, iam};
 /// The name release reports under.
 pub const ACTION: &str = "ir-release-containment";
 
+/// What a release restored, and what it could not because the resource is gone.
+#[derive(Debug, Clone)]
+pub struct Restoration {
+    pub report: ActionReport,
+    /// One line per record whose resource is gone (`NotFound`): what it was and why.
+    pub not_restored: Vec<String>,
+}
+
 /// Restores every record of the request, in reverse order of containment (the last change is
-/// undone first). Dry-run plans the restoration; a second run finds everything restored and
-/// reports `already-in-place`. A failure part-way reports what was already restored.
+/// undone first). Dry-run plans the restoration, listing what cannot be restored; a second run
+/// finds everything restored and reports `already-in-place`. A failure part-way reports what was
+/// already restored. In enforce mode a resource gone stops the release, unless `req.force`: then
+/// it is listed as not restored and the rest is restored.
 pub async fn release_containment(
     clients: &Clients,
     req: &ReleaseRequest,
-) -> Result<ActionReport, ActionError> {
+) -> Result<Restoration, ActionError> {
+    let mut not_restored = Vec::new();
     let mut report = ReportBuilder::new(
         &req.incident_id,
         &req.step_id,
@@ -64,11 +75,34 @@ pub async fn release_containment(
                 Box::pin(iam::restore_access_keys(clients, r, &mut report)).await
             }
         };
-        if let Err(e) = restored {
-            return Err(e.after(&report.snapshot(clients.calls())));
+        match restored {
+            Ok(()) => {}
+            Err(ActionError::NotFound(why))
+                if req.force || req.mode == ir_core::config::Mode::DryRun =>
+            {
+                let line = format!("{}: not restored, {why}", describe(record));
+                report.note(line.clone());
+                not_restored.push(line);
+            }
+            Err(e) => return Err(e.after(&report.snapshot(clients.calls()))),
         }
     }
-    Ok(report.finish(clients.calls()))
+    Ok(Restoration {
+        report: report.finish(clients.calls()),
+        not_restored,
+    })
+}
+
+/// A containment record as a release names it.
+fn describe(record: &ContainmentRecord) -> String {
+    match record {
+        ContainmentRecord::Isolation(r) => format!("isolation of {}", r.instance_id),
+        ContainmentRecord::InlinePolicy(r) => {
+            format!("inline policy {} on {}", r.policy_name, r.principal.name)
+        }
+        ContainmentRecord::AccessKeys(r) => format!("access keys of {}", r.user_name),
+        ContainmentRecord::Termination(t) => format!("termination of {}", t.instance_id),
+    }
 }
 
 /// What release says of an instance the suite terminated.

@@ -66,6 +66,11 @@ pub struct ReleaseRequest {
     #[serde(default)]
     pub mode: Mode,
     pub records: Vec<ContainmentRecord>,
+    /// Restore what can be restored and pass over a record whose resource is gone (`NotFound`),
+    /// listing it as not restored: the operator's explicit consent (`ir release --force`).
+    /// Without it, enforce stops at the first resource gone. A dry-run always passes over them.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// How an action ended.

@@ -304,6 +304,7 @@ impl Recorder {
         incident_id: &str,
         actor: &str,
         report: &ActionReport,
+        not_restored: &[String],
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
@@ -329,6 +330,7 @@ impl Recorder {
             actor,
             &report.step_id,
             report.changes.len(),
+            not_restored,
             reason,
             now,
         )
@@ -348,7 +350,7 @@ impl Recorder {
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
         check_id(incident_id)?;
-        self.resolve(incident_id, actor, step_id, 0, reason, now)
+        self.resolve(incident_id, actor, step_id, 0, &[], reason, now)
             .await
     }
 
@@ -359,6 +361,7 @@ impl Recorder {
         actor: &str,
         step_id: &str,
         released: usize,
+        not_restored: &[String],
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
@@ -396,6 +399,7 @@ impl Recorder {
             reason: reason.to_owned(),
             from,
             released,
+            not_restored: not_restored.to_vec(),
             resolved_at: t.resolved_at,
             open_seconds: t.resolved_at.map(|r| (r - t.detected_at).whole_seconds()),
         });

@@ -32,6 +32,10 @@ pub struct IncidentRelease {
     pub mode: Mode,
     /// Why (audited with the resolution).
     pub reason: Option<String>,
+    /// Consent to resolve though some resources are gone and cannot be restored (they are
+    /// listed, audited with the resolution). Without it an enforced release whose plan finds a
+    /// resource gone changes nothing.
+    pub force: bool,
 }
 
 /// What a release did.
@@ -48,6 +52,9 @@ pub struct Released {
     pub status: Status,
     /// The restoration: planned (dry-run) or applied, change by change.
     pub report: ActionReport,
+    /// What cannot be (dry-run) or was not (enforce, `--force`) restored: its resource is gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_restored: Vec<String>,
     /// Enforce: the `resolved` record and the anchor written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Recorded>,
@@ -73,6 +80,14 @@ pub enum ReleaseError {
     /// incident keeps its status and shows the error. Running the release again is safe.
     #[error("release failed: {0}")]
     Action(ActionError),
+    /// An enforced release without consent whose plan finds resources gone: nothing changed.
+    #[error(
+        "nothing restored: {} cannot be restored, the resource is gone ({}); \
+         `--force` restores the rest and resolves the incident, saying so in its audit chain",
+        if not_restored.len() == 1 { "one change".to_owned() } else { format!("{} changes", not_restored.len()) },
+        not_restored.join("; ")
+    )]
+    Gone { not_restored: Vec<String> },
     /// The incident store, the audit log or the anchor failed.
     #[error(transparent)]
     Record(#[from] RecordError),
@@ -89,7 +104,7 @@ impl Named for ReleaseError {
         match self {
             ReleaseError::InvalidInput(_) => ErrorName::InvalidInput,
             ReleaseError::NotAnApprover { .. } => ErrorName::AccessDenied,
-            ReleaseError::NotFound(_) => ErrorName::NotFound,
+            ReleaseError::NotFound(_) | ReleaseError::Gone { .. } => ErrorName::NotFound,
             ReleaseError::Conflict(_) => ErrorName::Conflict,
             ReleaseError::Action(e) => e.error_name(),
             ReleaseError::Record(e) => e.error_name(),
@@ -138,16 +153,41 @@ pub async fn release_incident(
         step_id: RELEASE_STEP.to_owned(),
         mode: req.mode,
         records: incident.records.clone(),
+        force: req.force,
     };
     let holds = IsolationHolds::new(clients.clone(), names);
     let recorder = Recorder::new(clients.clone(), names.clone(), settings);
+    // Without consent, an enforced release is planned first: a resource gone refuses it before
+    // anything is restored, so the incident is never half-released by surprise.
+    if req.mode == Mode::Enforce && !req.force {
+        let plan = ReleaseRequest {
+            mode: Mode::DryRun,
+            ..request.clone()
+        };
+        let planned = ir_actions::release::release_containment(clients, &plan).await;
+        if let Ok(p) = &planned
+            && !p.not_restored.is_empty()
+        {
+            let refused = ReleaseError::Gone {
+                not_restored: p.not_restored.clone(),
+            };
+            let shown = ActionError::NotFound(refused.to_string());
+            if let Err(record) = recorder
+                .release_failed(id, caller_arn, RELEASE_STEP, &shown, now)
+                .await
+            {
+                tracing::error!(incident_id = id, error = %record, "the refused release could not be recorded");
+            }
+            return Err(refused);
+        }
+    }
     let restored = match held_by(&holds, id, &request.records).await {
         Ok(keys) => ir_actions::release::release_containment(clients, &request)
             .await
-            .map(|report| (report, keys)),
+            .map(|r| (r, keys)),
         Err(e) => Err(e),
     };
-    let (report, hold_keys) = match restored {
+    let (restoration, hold_keys) = match restored {
         Ok(r) => r,
         Err(e) => {
             if req.mode == Mode::Enforce
@@ -161,6 +201,10 @@ pub async fn release_incident(
             return Err(ReleaseError::Action(e));
         }
     };
+    let ir_actions::release::Restoration {
+        report,
+        not_restored,
+    } = restoration;
     if req.mode == Mode::DryRun {
         tracing::info!(
             incident_id = id,
@@ -175,6 +219,7 @@ pub async fn release_incident(
             from,
             status: from,
             report,
+            not_restored,
             recorded: None,
         });
     }
@@ -182,7 +227,7 @@ pub async fn release_incident(
         holds.release(key, id).await?;
     }
     let recorded = recorder
-        .released(id, caller_arn, &report, &reason, now)
+        .released(id, caller_arn, &report, &not_restored, &reason, now)
         .await?;
     Ok(Released {
         incident_id: id.to_owned(),
@@ -191,6 +236,7 @@ pub async fn release_incident(
         from,
         status: recorded.status,
         report,
+        not_restored,
         recorded: Some(recorded),
     })
 }

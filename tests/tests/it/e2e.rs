@@ -403,6 +403,132 @@ async fn a_release_restores_the_victim_resolves_the_incident_and_anchors_the_cha
     Ok(())
 }
 
+/// Terminates the victim from outside the suite (the workload rebuilt elsewhere). Isolation
+/// turned termination protection on: whoever terminates lifts it first.
+async fn terminate_victim(off: &Offline) -> TestResult {
+    off.clients
+        .ec2()
+        .modify_instance_attribute()
+        .instance_id(&off.victim.instance_id)
+        .disable_api_termination(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
+        .send()
+        .await?;
+    off.clients
+        .ec2()
+        .terminate_instances()
+        .instance_ids(&off.victim.instance_id)
+        .send()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_release_over_a_gone_instance_restores_the_rest_only_with_consent() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let before = off.victim.state(&off.clients).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a00a").await;
+    for step in GATES {
+        off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        approve_by_two(&off, &incident, step).await;
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+    let contained = off.victim.state(&off.clients).await?;
+    assert_eq!(
+        contained.role_policies.len(),
+        before.role_policies.len() + 1,
+        "the revoke-sessions deny is on the instance role"
+    );
+    terminate_victim(&off).await?;
+    let chain_before = audit_actions(&off, &incident).await.len();
+
+    // The plan says what cannot be restored, and what can.
+    let (ok, plan) = json_out(
+        &off.ir_as_responder(&["release", &incident, "--json"])
+            .await?,
+    );
+    assert!(ok, "{plan}");
+    let gone = plan["released"]["notRestored"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(gone.len(), 1, "{plan}");
+    assert!(
+        gone[0]
+            .as_str()
+            .is_some_and(|g| g.contains(&off.victim.instance_id)),
+        "{plan}"
+    );
+    assert_eq!(
+        audit_actions(&off, &incident).await.len(),
+        chain_before,
+        "a plan writes nothing"
+    );
+
+    // Enforce without consent: refused before anything changes, with both ways out.
+    let out = off
+        .ir_as_responder(&["release", &incident, "--enforce", "--reason", "rebuilt"])
+        .await?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("--force") && said.contains(&format!("ir resolve {incident}")),
+        "{said}"
+    );
+    assert_eq!(
+        off.victim.role_policies(&off.clients).await?,
+        contained.role_policies,
+        "nothing restored"
+    );
+    let refused = off.incident(&incident).await?.expect("the incident");
+    assert_eq!(refused.summary.status, Status::Contained);
+    assert!(
+        refused
+            .last_error
+            .is_some_and(|e| e.message.contains(&off.victim.instance_id))
+    );
+
+    // `--force` needs `--enforce`.
+    let out = off
+        .ir_as_responder(&["release", &incident, "--force"])
+        .await?;
+    assert_eq!(out.status.code(), Some(2));
+
+    // With consent: the rest restored, the incident resolved, the gap in the audit chain.
+    let (ok, done) = json_out(
+        &off.ir_as_responder(&[
+            "release",
+            &incident,
+            "--enforce",
+            "--force",
+            "--reason",
+            "instance rebuilt",
+            "--json",
+        ])
+        .await?,
+    );
+    assert!(ok, "{done}");
+    assert_eq!(done["released"]["status"], "resolved", "{done}");
+    assert_eq!(
+        off.victim.role_policies(&off.clients).await?,
+        before.role_policies,
+        "the deny on the role is removed"
+    );
+    let actions = audit_actions(&off, &incident).await;
+    let (last, detail) = actions.last().expect("records");
+    assert_eq!(last, "resolved");
+    assert_eq!(detail["notRestored"], serde_json::json!(gone));
+    assert!(detail["released"].as_u64() > Some(0), "{detail}");
+    assert_eq!(detail["by"], off.responder.arn.as_str());
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_terminated_victim_cannot_be_restored_and_is_resolved_as_it_is() -> TestResult {
     let off = Offline::start(Settings::default()).await?;
@@ -441,24 +567,7 @@ async fn a_terminated_victim_cannot_be_restored_and_is_resolved_as_it_is() -> Te
 
     // The instance is terminated (the workload rebuilt elsewhere): nothing can be restored, and
     // the release says how to end the incident instead.
-    // (Isolation turned termination protection on: whoever terminates lifts it first.)
-    off.clients
-        .ec2()
-        .modify_instance_attribute()
-        .instance_id(&off.victim.instance_id)
-        .disable_api_termination(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                .value(false)
-                .build(),
-        )
-        .send()
-        .await?;
-    off.clients
-        .ec2()
-        .terminate_instances()
-        .instance_ids(&off.victim.instance_id)
-        .send()
-        .await?;
+    terminate_victim(&off).await?;
     let out = off
         .ir_as_responder(&["release", &incident, "--enforce"])
         .await?;

@@ -792,6 +792,7 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
         incident_id: id.clone(),
         mode: Mode::Enforce,
         reason: Some("rebuilt".into()),
+        force: false,
     };
     let now = OffsetDateTime::now_utc();
     let release = |caller: &'static str| {

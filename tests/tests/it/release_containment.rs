@@ -175,8 +175,9 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
         step_id: "release".into(),
         mode: Mode::DryRun,
         records: records.clone(),
+        force: false,
     };
-    let plan = release_containment(&c, &dry).await.unwrap();
+    let plan = release_containment(&c, &dry).await.unwrap().report;
     assert_eq!(plan.outcome, Outcome::Planned);
     assert!(
         plan.changes
@@ -195,7 +196,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
         ..dry
     };
     let mark = c.calls().count();
-    let done = release_containment(&c, &release).await.unwrap();
+    let done = release_containment(&c, &release).await.unwrap().report;
     assert_eq!(done.outcome, Outcome::Applied);
     assert!(applied(&done) > 0);
     assert_eq!(
@@ -230,7 +231,7 @@ async fn release_restores_exactly_what_containment_changed_and_keeps_evidence() 
     assert_eq!(found.snapshots().len(), ids.len());
 
     // A second release changes nothing.
-    let again = release_containment(&c, &release).await.unwrap();
+    let again = release_containment(&c, &release).await.unwrap().report;
     assert_eq!(again.outcome, Outcome::AlreadyInPlace);
     assert_eq!(applied(&again), 0);
     assert_eq!(state(&c, &v).await, before);
@@ -244,8 +245,9 @@ async fn an_empty_release_is_a_no_op_and_bad_payloads_are_invalid_input() {
         step_id: "release".into(),
         mode: Mode::Enforce,
         records: Vec::new(),
+        force: false,
     };
-    let r = release_containment(&c, &req).await.unwrap();
+    let r = release_containment(&c, &req).await.unwrap().report;
     assert_eq!(r.outcome, Outcome::AlreadyInPlace);
     assert_eq!(r.aws_calls, 0);
     let bad = ir_lambda::payload::Checked::<ReleaseRequest>::parse(
@@ -254,7 +256,7 @@ async fn an_empty_release_is_a_no_op_and_bad_payloads_are_invalid_input() {
     .unwrap();
     expect_err(
         ir_lambda::perform(ir_actions::release::ACTION, bad, |req| async move {
-            release_containment(&c, &req).await
+            release_containment(&c, &req).await.map(|r| r.report)
         })
         .await,
         ir_core::ErrorName::InvalidInput,

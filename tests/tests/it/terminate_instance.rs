@@ -785,6 +785,7 @@ async fn terminated_once_every_volume_has_a_completed_snapshot_and_the_step_is_a
             incident_id: id.clone(),
             mode: Mode::Enforce,
             reason: Some("terminated and rebuilt".to_owned()),
+            force: false,
         },
         lead,
         OffsetDateTime::now_utc(),

@@ -642,6 +642,10 @@ pub struct Resolved {
     pub from: Status,
     /// How many changes the release restored.
     pub released: usize,
+    /// What the release could not restore because its resource was gone, resolved anyway with
+    /// the operator's explicit consent (`ir release --force`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_restored: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub resolved_at: Option<OffsetDateTime>,
     pub open_seconds: Option<i64>,
