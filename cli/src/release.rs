@@ -92,6 +92,7 @@ impl Ending {
             settings: RecorderSettings {
                 evidence_bucket: bucket,
                 evidence: config.evidence.clone(),
+                slots: ir_incident::recorder::SlotSettings::of(&config),
             },
         })
     }

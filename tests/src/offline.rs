@@ -94,6 +94,8 @@ pub struct Settings {
     /// `(playbook, step, on_failure)` overrides, e.g. `("immediate-isolation",
     /// "revoke-credentials", "continue")`.
     pub on_failure: Vec<(String, String, String)>,
+    /// `orchestrator.max_concurrent_playbooks` and `queue_poll_seconds`.
+    pub slots: Option<(u32, u32)>,
 }
 
 impl Default for Settings {
@@ -104,6 +106,7 @@ impl Default for Settings {
             on_exhausted: None,
             ingest_instances: 4,
             on_failure: Vec::new(),
+            slots: None,
         }
     }
 }
@@ -247,6 +250,14 @@ fn configure(settings: &Settings, people: &Responders) -> Result<String> {
             .and_then(Y::as_mapping_mut)
             .ctx(format!("step {step} of playbook {playbook}"))?;
         s.insert(Y::from("on_failure"), Y::from(value.as_str()));
+    }
+    if let Some((max, poll)) = settings.slots {
+        let o = doc
+            .get_mut("orchestrator")
+            .and_then(Y::as_mapping_mut)
+            .ctx("config orchestrator")?;
+        o.insert(Y::from("max_concurrent_playbooks"), Y::from(max));
+        o.insert(Y::from("queue_poll_seconds"), Y::from(poll));
     }
     let notifications = doc
         .get_mut("notifications")
@@ -488,6 +499,34 @@ impl Offline {
             .get(incident_id)
             .await
             .ctx(format!("reading incident {incident_id}"))
+    }
+
+    /// Waits until the incident's status is one of `statuses`; returns the incident then.
+    pub async fn wait_for_status(
+        &self,
+        incident_id: &str,
+        statuses: &[ir_core::incident::Status],
+        timeout: Duration,
+    ) -> Result<ir_aws::store::Incident> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.incident(incident_id).await?;
+            if let Some(i) = last
+                .as_ref()
+                .filter(|i| statuses.contains(&i.summary.status))
+            {
+                return Ok(i.clone());
+            }
+            if Instant::now() > deadline {
+                return Err(OfflineError(format!(
+                    "incident {incident_id} not {statuses:?} within {timeout:?} (it is {:?}); \
+                     function logs in {}",
+                    last.map(|i| i.summary.status),
+                    self.run_dir.display()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Waits until the incident has a pending approval for `step_id` at `level`.

@@ -60,6 +60,7 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
                 retention_days: 1,
                 ..Default::default()
             },
+            slots: ir_incident::recorder::SlotSettings::default(),
         },
     );
     let steps: Vec<String> = decision
@@ -115,6 +116,7 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
             RecordRequest::PlaybookFinished {
                 incident_id: id.clone(),
                 playbook_id: "immediate-isolation".into(),
+                execution_name: None,
             },
             t0 + Duration::milliseconds(3100),
         )

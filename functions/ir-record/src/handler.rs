@@ -18,6 +18,7 @@ fn describe(r: &RecordRequest) -> (&'static str, &str) {
         RecordRequest::StepNotApproved { incident_id, .. } => ("step-not-approved", incident_id),
         RecordRequest::PlaybookFinished { incident_id, .. } => ("playbook-finished", incident_id),
         RecordRequest::PlaybookStopped { incident_id, .. } => ("playbook-stopped", incident_id),
+        RecordRequest::ClaimSlot { incident_id, .. } => ("claim-slot", incident_id),
     }
 }
 

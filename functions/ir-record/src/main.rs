@@ -7,15 +7,17 @@ mod handler;
 
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
-use ir_incident::recorder::{Recorder, RecorderSettings};
+use ir_incident::recorder::{Recorder, RecorderSettings, SlotSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
+    let config = ir_lambda::env::config()?;
     let settings = RecorderSettings {
         evidence_bucket: ir_lambda::env::required("IR_EVIDENCE_BUCKET")?,
-        evidence: ir_lambda::env::config()?.evidence,
+        slots: SlotSettings::of(&config),
+        evidence: config.evidence,
     };
     let recorder = Recorder::new(Clients::from_env().await, names, settings);
     ir_lambda::serve(recorder, |recorder, event: handler::Incoming| async move {

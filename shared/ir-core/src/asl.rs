@@ -13,7 +13,10 @@
 //! revision the recorder says starts nothing (superseded, or its playbook already started by an
 //! earlier revision) into `PlaybookNotStarted`, and a playbook already started for the revision
 //! (execution names are the incident id and revision, unique per state machine) into
-//! `PlaybookAlreadyStarted`.
+//! `PlaybookAlreadyStarted`. A playbook beyond `orchestrator.max_concurrent_playbooks` waits:
+//! `StartOrNot → WaitForSlot → ClaimSlot → SlotOrWait`, round again until the recorder grants
+//! the slot (→ `ChoosePlaybook`) or says the incident was ended or revised (→
+//! `PlaybookNotStarted`).
 //!
 //! A playbook state machine (input: [`crate::contracts::PlaybookInput`]), per step `key`
 //! ([`playbook::step_key`]), in config order:
@@ -454,13 +457,57 @@ pub fn render_triage(config: &Config) -> Value {
         "StartOrNot".into(),
         json!({
             "Type": "Choice",
-            "Comment": "The recorder decides: a revision superseded by a later finding, or a playbook an earlier revision already started, starts nothing",
-            "Choices": [{
-                "Variable": "$.playbookInput.value.start",
-                "BooleanEquals": true,
-                "Next": "ChoosePlaybook"
-            }],
+            "Comment": "The recorder decides: a revision superseded by a later finding, or a playbook an earlier revision already started, starts nothing; a playbook beyond orchestrator.max_concurrent_playbooks waits for a slot",
+            "Choices": [
+                {
+                    "Variable": "$.playbookInput.value.start",
+                    "BooleanEquals": true,
+                    "Next": "ChoosePlaybook"
+                },
+                {
+                    "Variable": "$.playbookInput.value.queue",
+                    "IsPresent": true,
+                    "Next": "WaitForSlot"
+                }
+            ],
             "Default": "PlaybookNotStarted"
+        }),
+    );
+    states.insert(
+        "WaitForSlot".into(),
+        json!({
+            "Type": "Wait",
+            "Comment": "Queued: ask for a slot again every orchestrator.queue_poll_seconds",
+            "SecondsPath": "$.playbookInput.value.queue.pollSeconds",
+            "Next": "ClaimSlot"
+        }),
+    );
+    states.insert(
+        "ClaimSlot".into(),
+        with_catch(
+            lambda_task(
+                RECORD_FUNCTION,
+                json!({
+                    "kind": "claim-slot",
+                    "incidentId.$": "$.incidentId",
+                    "revision.$": "$.revision"
+                }),
+                "$.slot",
+                "SlotOrWait",
+            ),
+            caught(),
+        ),
+    );
+    states.insert(
+        "SlotOrWait".into(),
+        json!({
+            "Type": "Choice",
+            "Comment": "Start when the slot is granted (queued -> containment); stop waiting when the incident was ended or revised meanwhile",
+            "Choices": [
+                { "Variable": "$.slot.value.start", "BooleanEquals": true, "Next": "ChoosePlaybook" },
+                { "Variable": "$.slot.value.ended", "BooleanEquals": true, "Next": "PlaybookNotStarted" }
+            ],
+            "Default": "WaitForSlot"
         }),
     );
     states.insert(
@@ -533,7 +580,10 @@ pub fn render_triage(config: &Config) -> Value {
         FAILURE.into(),
         record(
             "triage-failed",
-            fields(&[("error.$", json!("$.error"))]),
+            fields(&[
+                ("error.$", json!("$.error")),
+                ("revision.$", json!("$.revision")),
+            ]),
             "$.recordedFailure",
             "TriageFailed",
         ),
@@ -824,6 +874,7 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                 fields(&[
                     ("playbookId", json!(playbook.id)),
                     ("stepId", json!(step.id)),
+                    ("executionName.$", json!("$.executionName")),
                 ]),
                 "$.stopped",
                 STOPPED,
@@ -843,7 +894,10 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
         "Finish".into(),
         record(
             "playbook-finished",
-            fields(&[("playbookId", json!(playbook.id))]),
+            fields(&[
+                ("playbookId", json!(playbook.id)),
+                ("executionName.$", json!("$.executionName")),
+            ]),
             "$.finished",
             "Done",
         ),
@@ -1194,10 +1248,11 @@ mod tests {
                     let f = s["Parameters"]["FunctionName"].as_str().unwrap();
                     assert!(f.starts_with("${") && f.ends_with('}'), "{name} {state}");
                     let recorder = f == "${RecordFunction}";
-                    // Recorders are never caught, except the triage's own decision record.
+                    // Recorders are never caught, except the triage's own decision record and
+                    // its slot claims (a failure there is the triage's, recorded as such).
                     assert_eq!(
                         s.get("Catch").is_some(),
-                        !recorder || state == "RecordTriage",
+                        !recorder || state == "RecordTriage" || state == "ClaimSlot",
                         "{name} {state}"
                     );
                 }
@@ -1239,7 +1294,26 @@ mod tests {
         assert_eq!(start_or_not["Choices"][0]["Next"], "ChoosePlaybook");
         assert_eq!(start_or_not["Default"], "PlaybookNotStarted");
         assert_eq!(s["PlaybookNotStarted"]["Type"], "Succeed");
-        for task in ["Enrich", "Score", "RecordTriage"] {
+        // A queued playbook waits, asks for its slot, and starts or stops waiting.
+        assert_eq!(start_or_not["Choices"][1]["IsPresent"], true);
+        assert_eq!(start_or_not["Choices"][1]["Next"], "WaitForSlot");
+        assert_eq!(
+            s["WaitForSlot"]["SecondsPath"],
+            "$.playbookInput.value.queue.pollSeconds"
+        );
+        assert_eq!(s["WaitForSlot"]["Next"], "ClaimSlot");
+        let claim = &s["ClaimSlot"]["Parameters"]["Payload"];
+        assert_eq!(claim["kind"], "claim-slot");
+        assert_eq!(claim["revision.$"], "$.revision");
+        let slot = &s["SlotOrWait"];
+        assert_eq!(slot["Choices"][0]["Next"], "ChoosePlaybook");
+        assert_eq!(slot["Choices"][1]["Next"], "PlaybookNotStarted");
+        assert_eq!(slot["Default"], "WaitForSlot");
+        assert_eq!(
+            s["RecordTriageFailure"]["Parameters"]["Payload"]["revision.$"],
+            "$.revision"
+        );
+        for task in ["Enrich", "Score", "RecordTriage", "ClaimSlot"] {
             assert_eq!(s[task]["Catch"][0]["Next"], "RecordTriageFailure");
             assert_eq!(s[task]["Catch"][0]["ResultPath"], "$.error");
         }

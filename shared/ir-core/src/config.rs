@@ -151,14 +151,22 @@ impl Default for EvidenceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Orchestrator {
     pub dry_run_default: bool,
+    /// At most this many playbook executions run at once; the others are `queued`.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent_playbooks: u32,
+    /// How often a queued incident's triage asks for a slot again.
+    #[serde(default = "default_queue_poll")]
+    pub queue_poll_seconds: u32,
     #[serde(default)]
     pub allow_unapproved_destructive: bool,
 }
 
 fn default_max_concurrent() -> u32 {
     10
+}
+
+fn default_queue_poll() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,6 +14,9 @@ use crate::severity::Severity;
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Triage,
+    /// Triaged, its playbook waiting for a slot (`orchestrator.max_concurrent_playbooks`
+    /// executions already run): it starts in arrival order when one frees.
+    Queued,
     Containment,
     Contained,
     /// A step set to stop on failure failed: the playbook stopped, and a responder decides
@@ -24,8 +27,9 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Triage,
+        Status::Queued,
         Status::Containment,
         Status::Contained,
         Status::NeedsAttention,
@@ -36,6 +40,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Triage => "triage",
+            Status::Queued => "queued",
             Status::Containment => "containment",
             Status::Contained => "contained",
             Status::NeedsAttention => "needs-attention",
@@ -48,16 +53,25 @@ impl Status {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Status::Triage | Status::Containment | Status::Contained | Status::NeedsAttention
+            Status::Triage
+                | Status::Queued
+                | Status::Containment
+                | Status::Contained
+                | Status::NeedsAttention
         )
     }
 
     /// Whether `self → to` is a legal transition.
     pub fn can_become(self, to: Status) -> bool {
-        use Status::{Contained, Containment, NeedsAttention, Postmortem, Resolved, Triage};
+        use Status::{
+            Contained, Containment, NeedsAttention, Postmortem, Queued, Resolved, Triage,
+        };
         matches!(
             (self, to),
             (Triage, Containment)
+                | (Triage, Queued)
+                | (Queued, Containment)
+                | (Queued, Resolved)
                 | (Triage, Resolved)
                 | (Containment, Contained)
                 | (Containment, Triage)

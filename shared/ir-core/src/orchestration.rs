@@ -41,6 +41,34 @@ pub struct PlaybookInput {
     pub start: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_started: Option<String>,
+    /// The playbook waits for a slot (`orchestrator.max_concurrent_playbooks`): the triage
+    /// state machine asks again every `poll_seconds` ([`RecordRequest::ClaimSlot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueWait>,
+}
+
+/// Where a queued playbook waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueWait {
+    /// 1 = next.
+    pub position: usize,
+    /// How many playbooks run now.
+    pub running: usize,
+    pub poll_seconds: u32,
+}
+
+/// The answer to a slot claim: start the playbook now, stop waiting (the incident was ended or
+/// revised meanwhile: nothing starts), or wait at `position`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotClaim {
+    pub start: bool,
+    pub ended: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 impl PlaybookInput {
@@ -78,6 +106,7 @@ impl PlaybookInput {
             ),
             start: true,
             not_started: None,
+            queue: None,
             decision,
         })
     }
@@ -121,6 +150,8 @@ pub enum RecordRequest {
     TriageFailed {
         incident_id: String,
         error: StateError,
+        /// The revision whose triage failed: a playbook slot it claimed is freed.
+        revision: Option<u32>,
     },
     /// A step ran: its report (changes before → after, record for release) is kept.
     #[serde(rename_all = "camelCase")]
@@ -148,6 +179,8 @@ pub enum RecordRequest {
     PlaybookFinished {
         incident_id: String,
         playbook_id: String,
+        /// The execution's name (its input's `executionName`): its playbook slot is freed.
+        execution_name: Option<String>,
     },
     /// A step set to stop on failure failed: the playbook stops, the incident needs attention.
     #[serde(rename_all = "camelCase")]
@@ -155,7 +188,11 @@ pub enum RecordRequest {
         incident_id: String,
         playbook_id: String,
         step_id: String,
+        execution_name: Option<String>,
     },
+    /// A queued revision's triage asks for a playbook slot again.
+    #[serde(rename_all = "camelCase")]
+    ClaimSlot { incident_id: String, revision: u32 },
 }
 
 mod record_wire {
@@ -191,6 +228,8 @@ mod record_wire {
     pub struct TriageFailed {
         pub incident_id: String,
         pub error: StateError,
+        #[serde(default)]
+        pub revision: Option<u32>,
     }
 
     #[derive(Deserialize)]
@@ -214,6 +253,8 @@ mod record_wire {
     pub struct PlaybookFinished {
         pub incident_id: String,
         pub playbook_id: String,
+        #[serde(default)]
+        pub execution_name: Option<String>,
     }
 
     #[derive(Deserialize)]
@@ -222,6 +263,15 @@ mod record_wire {
         pub incident_id: String,
         pub playbook_id: String,
         pub step_id: String,
+        #[serde(default)]
+        pub execution_name: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ClaimSlot {
+        pub incident_id: String,
+        pub revision: u32,
     }
 }
 
@@ -248,6 +298,7 @@ impl<'de> Deserialize<'de> for RecordRequest {
                 RecordRequest::TriageFailed {
                     incident_id: b.incident_id,
                     error: b.error,
+                    revision: b.revision,
                 }
             }
             "step-result" => {
@@ -279,6 +330,7 @@ impl<'de> Deserialize<'de> for RecordRequest {
                 RecordRequest::PlaybookFinished {
                     incident_id: b.incident_id,
                     playbook_id: b.playbook_id,
+                    execution_name: b.execution_name,
                 }
             }
             "playbook-stopped" => {
@@ -287,11 +339,19 @@ impl<'de> Deserialize<'de> for RecordRequest {
                     incident_id: b.incident_id,
                     playbook_id: b.playbook_id,
                     step_id: b.step_id,
+                    execution_name: b.execution_name,
+                }
+            }
+            "claim-slot" => {
+                let b: record_wire::ClaimSlot = serde_json::from_str(text).map_err(parse)?;
+                RecordRequest::ClaimSlot {
+                    incident_id: b.incident_id,
+                    revision: b.revision,
                 }
             }
             other => {
                 return Err(D::Error::custom(format!(
-                    "unknown record kind `{other}` (triaged, triage-failed, step-result, step-failed, step-not-approved, playbook-finished, playbook-stopped)"
+                    "unknown record kind `{other}` (triaged, triage-failed, step-result, step-failed, step-not-approved, playbook-finished, playbook-stopped, claim-slot)"
                 )));
             }
         })
@@ -385,6 +445,7 @@ mod tests {
             RecordRequest::TriageFailed {
                 incident_id: "inc-1".into(),
                 error: step_error.clone(),
+                revision: Some(1),
             },
             RecordRequest::StepFailed {
                 incident_id: "inc-1".into(),
@@ -399,11 +460,17 @@ mod tests {
             RecordRequest::PlaybookFinished {
                 incident_id: "inc-1".into(),
                 playbook_id: "p".into(),
+                execution_name: Some("inc-1-r2".into()),
             },
             RecordRequest::PlaybookStopped {
                 incident_id: "inc-1".into(),
                 playbook_id: "p".into(),
                 step_id: "s".into(),
+                execution_name: None,
+            },
+            RecordRequest::ClaimSlot {
+                incident_id: "inc-1".into(),
+                revision: 2,
             },
         ];
         for case in cases {

@@ -40,7 +40,8 @@ use ir_core::audit::{Anchor, AuditRecord};
 use ir_core::config::{EvidenceConfig, Mode};
 use ir_core::correlate::is_incident_id;
 use ir_core::incident::Status;
-use ir_core::orchestration::{PlaybookInput, RecordRequest, StateError};
+use ir_core::orchestration::{PlaybookInput, QueueWait, RecordRequest, SlotClaim, StateError};
+use ir_core::slots::Claim;
 use ir_core::{Decision, ErrorName, Named, SecurityEvent};
 use serde::Serialize;
 use thiserror::Error;
@@ -49,7 +50,9 @@ use time::OffsetDateTime;
 use ir_actions::ActionError;
 use ir_aws::Clients;
 use ir_aws::sdk::SdkFailure;
-use ir_aws::store::{Incident, IncidentPatch, IncidentStore, StoreError, TableNames};
+use ir_aws::store::{
+    Incident, IncidentPatch, IncidentStore, PlaybookSlots, StoreError, TableNames,
+};
 
 use crate::audit_writer::AuditWriter;
 
@@ -133,6 +136,8 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub enum RecordOutput {
     /// `triaged`: the input of the playbook state machine.
     Playbook(Box<PlaybookInput>),
+    /// `claim-slot`: whether the queued playbook starts now.
+    Slot(SlotClaim),
     /// Every other kind.
     Recorded(Recorded),
 }
@@ -163,6 +168,41 @@ pub struct RecorderSettings {
     pub evidence_bucket: String,
     /// Its lock mode and retention.
     pub evidence: EvidenceConfig,
+    /// How many playbooks may run at once.
+    pub slots: SlotSettings,
+}
+
+/// `orchestrator.max_concurrent_playbooks` and `queue_poll_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSettings {
+    pub max: u32,
+    pub poll_seconds: u32,
+}
+
+impl SlotSettings {
+    pub fn of(config: &ir_core::config::Config) -> SlotSettings {
+        SlotSettings {
+            max: config.orchestrator.max_concurrent_playbooks,
+            poll_seconds: config.orchestrator.queue_poll_seconds,
+        }
+    }
+}
+
+impl Default for SlotSettings {
+    /// The schema's defaults.
+    fn default() -> SlotSettings {
+        SlotSettings {
+            max: 10,
+            poll_seconds: 30,
+        }
+    }
+}
+
+/// What an ending restored: how many changes, and what it could not (the resource gone).
+#[derive(Debug, Clone, Copy)]
+struct Restored<'a> {
+    released: usize,
+    not_restored: &'a [String],
 }
 
 /// The recorder of `ir-record`.
@@ -170,6 +210,7 @@ pub struct RecorderSettings {
 pub struct Recorder {
     incidents: IncidentStore,
     audit: AuditWriter,
+    slots: PlaybookSlots,
     settings: RecorderSettings,
 }
 
@@ -197,6 +238,7 @@ impl Recorder {
         Recorder {
             incidents: IncidentStore::new(clients.clone(), names.clone()),
             audit: AuditWriter::new(&clients, &names),
+            slots: PlaybookSlots::new(clients.clone(), &names),
             settings,
         }
     }
@@ -225,17 +267,27 @@ impl Recorder {
                     .await
                     .map(|p| RecordOutput::Playbook(Box::new(p)))
             }
-            RecordRequest::TriageFailed { incident_id, error } => {
+            RecordRequest::TriageFailed {
+                incident_id,
+                error,
+                revision,
+            } => {
                 check_id(&incident_id)?;
-                self.failed(
-                    &incident_id,
-                    AuditEvent::TriageFailed,
-                    "triage",
-                    &error,
-                    now,
-                )
-                .await
-                .map(RecordOutput::Recorded)
+                let recorded = self
+                    .failed(
+                        &incident_id,
+                        AuditEvent::TriageFailed,
+                        "triage",
+                        &error,
+                        now,
+                    )
+                    .await?;
+                // A triage that failed after it claimed a slot (its start failed) frees it.
+                if let Some(revision) = revision {
+                    let name = ir_core::correlate::execution_name(&incident_id, revision);
+                    self.slots.update(|s| (s.leave(&name), ())).await?;
+                }
+                Ok(RecordOutput::Recorded(recorded))
             }
             RecordRequest::StepResult {
                 incident_id,
@@ -276,21 +328,38 @@ impl Recorder {
             RecordRequest::PlaybookFinished {
                 incident_id,
                 playbook_id,
+                execution_name,
             } => {
                 check_id(&incident_id)?;
-                self.playbook_finished(&incident_id, &playbook_id, now)
-                    .await
-                    .map(RecordOutput::Recorded)
+                let recorded = self
+                    .playbook_finished(&incident_id, &playbook_id, now)
+                    .await?;
+                self.free_slot(&incident_id, execution_name.as_deref())
+                    .await?;
+                Ok(RecordOutput::Recorded(recorded))
             }
             RecordRequest::PlaybookStopped {
                 incident_id,
                 playbook_id,
                 step_id,
+                execution_name,
             } => {
                 check_id(&incident_id)?;
-                self.playbook_stopped(&incident_id, &playbook_id, &step_id, now)
+                let recorded = self
+                    .playbook_stopped(&incident_id, &playbook_id, &step_id, now)
+                    .await?;
+                self.free_slot(&incident_id, execution_name.as_deref())
+                    .await?;
+                Ok(RecordOutput::Recorded(recorded))
+            }
+            RecordRequest::ClaimSlot {
+                incident_id,
+                revision,
+            } => {
+                check_id(&incident_id)?;
+                self.claim_slot(&incident_id, revision, now)
                     .await
-                    .map(RecordOutput::Recorded)
+                    .map(RecordOutput::Slot)
             }
         }
     }
@@ -325,16 +394,12 @@ impl Recorder {
                 now,
             )
             .await?;
-        self.resolve(
-            incident_id,
-            actor,
-            &report.step_id,
-            report.changes.len(),
+        let restored = Restored {
+            released: report.changes.len(),
             not_restored,
-            reason,
-            now,
-        )
-        .await
+        };
+        self.resolve(incident_id, actor, &report.step_id, restored, reason, now)
+            .await
     }
 
     /// An incident ended without undoing anything (`ir resolve`): containment and evidence stay
@@ -350,7 +415,11 @@ impl Recorder {
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
         check_id(incident_id)?;
-        self.resolve(incident_id, actor, step_id, 0, &[], reason, now)
+        let nothing = Restored {
+            released: 0,
+            not_restored: &[],
+        };
+        self.resolve(incident_id, actor, step_id, nothing, reason, now)
             .await
     }
 
@@ -360,16 +429,23 @@ impl Recorder {
         incident_id: &str,
         actor: &str,
         step_id: &str,
-        released: usize,
-        not_restored: &[String],
+        restored: Restored<'_>,
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
+        let Restored {
+            released,
+            not_restored,
+        } = restored;
         let current = self.get(incident_id).await?;
         let from = current.summary.status;
         let resolved = match from {
             Status::Resolved | Status::Postmortem => current,
-            Status::Triage | Status::Containment | Status::Contained | Status::NeedsAttention => {
+            Status::Triage
+            | Status::Queued
+            | Status::Containment
+            | Status::Contained
+            | Status::NeedsAttention => {
                 let patch = IncidentPatch {
                     clear_error: true,
                     ..IncidentPatch::default()
@@ -540,31 +616,22 @@ impl Recorder {
                 input.decision.playbook.id
             ));
         }
+        // A playbook that starts takes a slot, or waits for one in the queue.
+        if input.start {
+            let queue = self.claim(&input.execution_name, now).await?;
+            if let Some(wait) = queue {
+                input.start = false;
+                input.queue = Some(wait);
+            }
+        }
         let mut status = incident.summary.status;
         if recorded && status == Status::Triage {
-            status = match self
-                .incidents
-                .transition(
-                    incident_id,
-                    Status::Triage,
-                    Status::Containment,
-                    now,
-                    IncidentPatch::default(),
-                )
-                .await
-            {
-                Ok(i) => i.summary.status,
-                // Moved meanwhile by a concurrent attempt of this same call: fine if it is in
-                // containment now.
-                Err(StoreError::Conflict(why)) => {
-                    let now_status = self.get(incident_id).await?.summary.status;
-                    if !matches!(now_status, Status::Containment | Status::Contained) {
-                        return Err(RecordError::Conflict(why));
-                    }
-                    now_status
-                }
-                Err(e) => return Err(e.into()),
+            let to = if input.queue.is_some() {
+                Status::Queued
+            } else {
+                Status::Containment
             };
+            status = self.moved(incident_id, Status::Triage, to, now).await?;
         }
         let mut audited = event::Triaged::of(&input.decision);
         audited.status = status;
@@ -573,6 +640,18 @@ impl Recorder {
         self.audit
             .append_once(incident_id, None, RECORD_ACTOR, &triaged, now)
             .await?;
+        if let Some(wait) = &input.queue {
+            let queued = AuditEvent::PlaybookQueued(event::PlaybookQueued {
+                playbook: input.decision.playbook.id.clone(),
+                execution: input.execution_name.clone(),
+                position: wait.position,
+                running: wait.running,
+                max: self.settings.slots.max,
+            });
+            self.audit
+                .append_once(incident_id, None, RECORD_ACTOR, &queued, now)
+                .await?;
+        }
         // Every status change is anchored: what triage decided cannot be rewritten later.
         self.anchor(incident_id, ENTERED_CONTAINMENT, now).await?;
         tracing::info!(
@@ -586,6 +665,172 @@ impl Recorder {
             "triage recorded"
         );
         Ok(input)
+    }
+
+    /// Moves the incident `from → to`, tolerating a concurrent attempt of the same call that
+    /// moved it already (to `to`, or beyond it); the status it is in now.
+    async fn moved(
+        &self,
+        incident_id: &str,
+        from: Status,
+        to: Status,
+        now: OffsetDateTime,
+    ) -> Result<Status, RecordError> {
+        match self
+            .incidents
+            .transition(incident_id, from, to, now, IncidentPatch::default())
+            .await
+        {
+            Ok(i) => Ok(i.summary.status),
+            Err(StoreError::Conflict(why)) => {
+                let now_status = self.get(incident_id).await?.summary.status;
+                let beyond = match to {
+                    Status::Queued => {
+                        matches!(
+                            now_status,
+                            Status::Queued | Status::Containment | Status::Contained
+                        )
+                    }
+                    _ => matches!(now_status, Status::Containment | Status::Contained),
+                };
+                if beyond || now_status == to {
+                    Ok(now_status)
+                } else {
+                    Err(RecordError::Conflict(why))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A slot for the playbook execution `name`: `None` when it may start now (granted, or held
+    /// already by a retried call), else where it waits.
+    async fn claim(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<QueueWait>, RecordError> {
+        let SlotSettings { max, poll_seconds } = self.settings.slots;
+        let claim = self
+            .slots
+            .update(|s| {
+                let before = s.clone();
+                let claim = s.claim(name, max, poll_seconds, now);
+                (*s != before, claim)
+            })
+            .await?;
+        Ok(match claim {
+            Claim::Granted { .. } | Claim::Held => None,
+            Claim::Queued { position, running } => Some(QueueWait {
+                position,
+                running,
+                poll_seconds,
+            }),
+        })
+    }
+
+    /// A queued revision asks for its slot again. It stops waiting (and leaves the queue) when
+    /// the incident was ended or revised meanwhile; when the slot is granted the incident moves
+    /// `queued → containment`, `playbook-dequeued` is audited and the playbook starts.
+    async fn claim_slot(
+        &self,
+        incident_id: &str,
+        revision: u32,
+        now: OffsetDateTime,
+    ) -> Result<SlotClaim, RecordError> {
+        let incident = self.get(incident_id).await?;
+        let name = ir_core::correlate::execution_name(incident_id, revision);
+        let status = incident.summary.status;
+        let ended = if !status.is_open() {
+            Some(format!("incident {incident_id} is {status}"))
+        } else if incident.revision != revision {
+            Some(format!(
+                "superseded: the incident is at revision {}, whose triage decides",
+                incident.revision
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = ended {
+            self.slots.update(|s| (s.leave(&name), ())).await?;
+            tracing::info!(incident_id, revision, why = %why, "stopped waiting for a playbook slot");
+            return Ok(SlotClaim {
+                start: false,
+                ended: true,
+                position: None,
+                why: Some(why),
+            });
+        }
+        let SlotSettings { max, poll_seconds } = self.settings.slots;
+        let claim = self
+            .slots
+            .update(|s| {
+                let before = s.clone();
+                let claim = s.claim(&name, max, poll_seconds, now);
+                (*s != before, claim)
+            })
+            .await?;
+        let waited = match claim {
+            Claim::Queued { position, .. } => {
+                return Ok(SlotClaim {
+                    start: false,
+                    ended: false,
+                    position: Some(position),
+                    why: None,
+                });
+            }
+            Claim::Granted { waited_seconds } => Some(waited_seconds),
+            Claim::Held => None,
+        };
+        if status == Status::Queued {
+            self.moved(incident_id, Status::Queued, Status::Containment, now)
+                .await?;
+        }
+        if let Some(waited_seconds) = waited {
+            let playbook = incident
+                .decision
+                .as_ref()
+                .map(|d| d.playbook.id.clone())
+                .unwrap_or_default();
+            let event = AuditEvent::PlaybookDequeued(event::PlaybookDequeued {
+                playbook,
+                execution: name.clone(),
+                waited_seconds,
+            });
+            self.audit
+                .append_once(incident_id, None, RECORD_ACTOR, &event, now)
+                .await?;
+            self.anchor(incident_id, ENTERED_CONTAINMENT, now).await?;
+        }
+        tracing::info!(incident_id, revision, execution = %name, "playbook slot granted");
+        Ok(SlotClaim {
+            start: true,
+            ended: false,
+            position: None,
+            why: None,
+        })
+    }
+
+    /// Frees the slot of a playbook execution that ended. The name comes from the execution's
+    /// input: only a name of this incident's executions is accepted.
+    async fn free_slot(&self, incident_id: &str, name: Option<&str>) -> Result<(), RecordError> {
+        let Some(name) = name else {
+            return Ok(());
+        };
+        let ours = name == incident_id
+            || name
+                .strip_prefix(incident_id)
+                .is_some_and(|rest| rest.starts_with('-'));
+        if !ours {
+            return Err(RecordError::InvalidInput(format!(
+                "execution {name} is not one of incident {incident_id}'s"
+            )));
+        }
+        // A retry execution (`<name>-retry<n>`) runs outside the slots: it frees its base's,
+        // already freed when the playbook stopped, which changes nothing.
+        let base = name.split("-retry").next().unwrap_or(name);
+        self.slots.update(|s| (s.leave(base), ())).await?;
+        Ok(())
     }
 
     /// A step's report: its containment record kept for release, every change audited.

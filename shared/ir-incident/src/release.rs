@@ -330,6 +330,12 @@ async fn ended(
     match from {
         // A stopped playbook is over: a responder may undo what it changed or end it as it is.
         Status::Contained | Status::NeedsAttention => Ok(()),
+        // Waiting for a slot: nothing ran, so nothing to undo; it may be ended as it is (its
+        // triage, polling for the slot, then starts nothing).
+        Status::Queued if ending == Ending::Resolve => Ok(()),
+        Status::Queued => Err(ReleaseError::Conflict(format!(
+            "incident {id} is queued for a playbook slot: nothing was contained"
+        ))),
         Status::Containment if recorded(PLAYBOOK_FINISHED).await? => Ok(()),
         Status::Containment => Err(ReleaseError::Conflict(format!(
             "incident {id} is in containment and its playbook has not finished: ending it now \

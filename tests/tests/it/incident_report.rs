@@ -101,6 +101,7 @@ impl Fixture {
             RecorderSettings {
                 evidence_bucket: self.bucket.clone(),
                 evidence: evidence_config(),
+                slots: ir_incident::recorder::SlotSettings::default(),
             },
         )
     }
@@ -464,6 +465,7 @@ async fn contained_incident(f: &Fixture) -> Built {
         RecordRequest::PlaybookFinished {
             incident_id: id.clone(),
             playbook_id: "immediate-isolation".into(),
+            execution_name: None,
         },
         at(3100),
     )
@@ -784,6 +786,7 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     let settings = RecorderSettings {
         evidence_bucket: f.bucket.clone(),
         evidence: evidence_config(),
+        slots: ir_incident::recorder::SlotSettings::default(),
     };
     let policy = ir_tests::fixtures::lead_policy(&[
         "arn:aws:iam::123456789012:role/responders/SecurityLead",

@@ -27,6 +27,7 @@ mod incident_store;
 mod isolate_instance;
 mod localcloud_smoke;
 mod orchestration;
+mod queue;
 mod red_team;
 mod release_containment;
 mod snapshot_volumes;

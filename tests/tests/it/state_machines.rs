@@ -572,8 +572,17 @@ async fn a_failing_triage_step_is_recorded_and_fails_the_execution() -> TestResu
     let recorded = fake.calls(&d.function("RecordFunction"));
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     match &record_requests(&recorded)[0] {
-        RecordRequest::TriageFailed { incident_id, error } => {
+        RecordRequest::TriageFailed {
+            incident_id,
+            error,
+            revision,
+        } => {
             assert_eq!(incident_id, &id);
+            assert_eq!(
+                *revision,
+                Some(0),
+                "the failed revision, whose slot is freed"
+            );
             assert_eq!(error.error, "InvalidInput");
             assert!(
                 error.cause.contains("events[0].severity: missing"),

@@ -1186,6 +1186,57 @@ fn only_the_terminate_role_terminates_and_only_instances_of_its_account() {
 }
 
 #[test]
+fn the_keys_table_is_written_by_isolation_and_the_recorder_each_on_its_own_keys() {
+    let keys = get_att("KeysTable", "Arn");
+    let writers: BTreeMap<&str, Value> = of_type("AWS::IAM::Role")
+        .into_iter()
+        .filter_map(|(role, _)| {
+            let on_keys: Vec<_> = allowing(role, "dynamodb:PutItem")
+                .into_iter()
+                .filter(|s| items(&s["Resource"]).contains(&&keys))
+                .collect();
+            match on_keys.as_slice() {
+                [] => None,
+                [one] => Some((role, one["Condition"].clone())),
+                more => panic!("{role}: {} statements write the keys table", more.len()),
+            }
+        })
+        .collect();
+    let ingest = role_of(function_of("ir-ingest"));
+    let isolate = role_of(function_of("ir-isolate-instance"));
+    let record = role_of(function_of("ir-record"));
+    assert_eq!(
+        writers.keys().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([ingest, isolate, record])
+    );
+    assert_eq!(
+        writers[record],
+        json!({"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": "playbook-slots"}}),
+        "the recorder writes the playbook slots only"
+    );
+    // Every other writer is held to its own key prefix, which the slots' key is not under.
+    for role in [ingest, isolate] {
+        let like = &writers[role]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        let patterns: Vec<&str> = match like {
+            Value::String(p) => vec![p.as_str()],
+            Value::Array(ps) => ps.iter().filter_map(Value::as_str).collect(),
+            _ => panic!(
+                "{role}: no key condition on the keys table: {}",
+                writers[role]
+            ),
+        };
+        for p in patterns {
+            let prefix = p.strip_suffix('*').unwrap_or(p);
+            assert!(
+                !prefix.is_empty() && !"playbook-slots".starts_with(prefix),
+                "{role}: {p}"
+            );
+        }
+    }
+    assert_eq!(ir_aws::store::SLOTS_KEY, "playbook-slots");
+}
+
+#[test]
 fn action_functions_read_the_records_and_may_append_a_refusal() {
     for package in ACTION_PACKAGES.iter().chain(&["ir-notify"]) {
         let f = function_of(package);

@@ -121,6 +121,7 @@ impl Setup {
                     retention_days: 1,
                     ..EvidenceConfig::default()
                 },
+                slots: ir_incident::recorder::SlotSettings::default(),
             },
         )
     }
@@ -755,6 +756,7 @@ async fn terminated_once_every_volume_has_a_completed_snapshot_and_the_step_is_a
         .record(RecordRequest::PlaybookFinished {
             incident_id: id.clone(),
             playbook_id: PLAYBOOK.to_owned(),
+            execution_name: None,
         })
         .await
         .unwrap();
@@ -775,6 +777,7 @@ async fn terminated_once_every_volume_has_a_completed_snapshot_and_the_step_is_a
             retention_days: 1,
             ..EvidenceConfig::default()
         },
+        slots: ir_incident::recorder::SlotSettings::default(),
     };
     let released = ir_incident::release::release_incident(
         s.clients(),

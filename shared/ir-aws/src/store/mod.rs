@@ -40,6 +40,7 @@ mod isolation;
 mod item;
 mod retry;
 pub mod schema;
+mod slots;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -56,6 +57,7 @@ pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
 pub use isolation::{HOLD_PREFIX, IsolationHold, IsolationHolds, hold_key};
 pub use schema::{TableNames, create_tables};
+pub use slots::{PlaybookSlots, SLOTS_KEY};
 
 use crate::sdk::SdkFailure;
 

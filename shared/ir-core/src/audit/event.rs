@@ -48,6 +48,8 @@ pub mod actions {
     pub const PLAYBOOK_FINISHED: &str = "playbook-finished";
     pub const PLAYBOOK_STOPPED: &str = "playbook-stopped";
     pub const RETRY_STARTED: &str = "retry-started";
+    pub const PLAYBOOK_QUEUED: &str = "playbook-queued";
+    pub const PLAYBOOK_DEQUEUED: &str = "playbook-dequeued";
     pub const APPROVAL_REQUESTED: &str = "approval-requested";
     pub const APPROVED: &str = "approved";
     pub const REJECTED: &str = "rejected";
@@ -85,6 +87,10 @@ pub enum AuditEvent {
     PlaybookStopped(PlaybookStopped),
     /// `retry-started`: a responder re-ran a failed step (under the operator).
     RetryStarted(RetryStarted),
+    /// `playbook-queued`: the playbook waits for a slot (recorder).
+    PlaybookQueued(PlaybookQueued),
+    /// `playbook-dequeued`: the queued playbook got its slot and starts (recorder).
+    PlaybookDequeued(PlaybookDequeued),
     /// `approval-requested` (the gate, under its own identity).
     ApprovalRequested(ApprovalRequested),
     /// `approved` (the decision, under the approver).
@@ -451,6 +457,26 @@ pub struct RetryStarted {
     pub steps: Vec<String>,
 }
 
+/// `playbook-queued`: `max` playbooks ran, so this one waits at `position`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaybookQueued {
+    pub playbook: String,
+    pub execution: String,
+    pub position: usize,
+    pub running: usize,
+    pub max: u32,
+}
+
+/// `playbook-dequeued`: a slot freed and the queued playbook starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaybookDequeued {
+    pub playbook: String,
+    pub execution: String,
+    pub waited_seconds: i64,
+}
+
 /// A time as the other details write it (RFC 3339, `null` when unknown).
 #[derive(Serialize)]
 struct Stamp<'a>(#[serde(with = "time::serde::rfc3339::option")] &'a Option<OffsetDateTime>);
@@ -704,6 +730,8 @@ impl AuditEvent {
             AuditEvent::PlaybookFinished(_) => PLAYBOOK_FINISHED,
             AuditEvent::PlaybookStopped(_) => PLAYBOOK_STOPPED,
             AuditEvent::RetryStarted(_) => RETRY_STARTED,
+            AuditEvent::PlaybookQueued(_) => PLAYBOOK_QUEUED,
+            AuditEvent::PlaybookDequeued(_) => PLAYBOOK_DEQUEUED,
             AuditEvent::ApprovalRequested(_) => APPROVAL_REQUESTED,
             AuditEvent::Approved(_) => APPROVED,
             AuditEvent::Rejected(_) => REJECTED,
@@ -731,6 +759,8 @@ impl AuditEvent {
             AuditEvent::PlaybookFinished(x) => serde_json::to_value(x),
             AuditEvent::PlaybookStopped(x) => serde_json::to_value(x),
             AuditEvent::RetryStarted(x) => serde_json::to_value(x),
+            AuditEvent::PlaybookQueued(x) => serde_json::to_value(x),
+            AuditEvent::PlaybookDequeued(x) => serde_json::to_value(x),
             AuditEvent::ApprovalRequested(x) => serde_json::to_value(x),
             AuditEvent::Approved(x) | AuditEvent::Rejected(x) | AuditEvent::ApprovalCounted(x) => {
                 serde_json::to_value(x)
@@ -772,6 +802,8 @@ impl AuditEvent {
             PLAYBOOK_FINISHED => AuditEvent::PlaybookFinished(read(action, detail)?),
             PLAYBOOK_STOPPED => AuditEvent::PlaybookStopped(read(action, detail)?),
             RETRY_STARTED => AuditEvent::RetryStarted(read(action, detail)?),
+            PLAYBOOK_QUEUED => AuditEvent::PlaybookQueued(read(action, detail)?),
+            PLAYBOOK_DEQUEUED => AuditEvent::PlaybookDequeued(read(action, detail)?),
             APPROVAL_REQUESTED => AuditEvent::ApprovalRequested(read(action, detail)?),
             APPROVED => AuditEvent::Approved(read(action, detail)?),
             REJECTED => AuditEvent::Rejected(read(action, detail)?),
@@ -811,7 +843,9 @@ impl AuditEvent {
             | AuditEvent::Attached(_)
             | AuditEvent::TriageStarted(_)
             | AuditEvent::Triaged(_)
-            | AuditEvent::PlaybookFinished(_) => None,
+            | AuditEvent::PlaybookFinished(_)
+            | AuditEvent::PlaybookQueued(_)
+            | AuditEvent::PlaybookDequeued(_) => None,
         }
     }
 

@@ -121,6 +121,7 @@ impl Fixture {
             RecorderSettings {
                 evidence_bucket: self.bucket.clone(),
                 evidence: evidence(),
+                slots: ir_incident::recorder::SlotSettings::default(),
             },
         )
     }
@@ -275,6 +276,7 @@ pub(crate) fn recorded(out: RecordOutput) -> Recorded {
             "expected a record, got a playbook input for {}",
             p.incident_id
         ),
+        RecordOutput::Slot(c) => panic!("expected a record, got a slot claim {c:?}"),
     }
 }
 

@@ -181,6 +181,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
     let finish = RecordRequest::PlaybookFinished {
         incident_id: id.clone(),
         playbook_id: "immediate-isolation".into(),
+        execution_name: None,
     };
     let mark = f.mark();
     let done = recorded(recorder.record(finish.clone()).await?);
@@ -279,6 +280,7 @@ async fn a_dry_run_playbook_contains_nothing_and_says_so() -> TestResult {
             .record(RecordRequest::PlaybookFinished {
                 incident_id: id.clone(),
                 playbook_id: "immediate-isolation".into(),
+                execution_name: None,
             })
             .await?,
     );
@@ -311,6 +313,7 @@ async fn a_dry_run_playbook_contains_nothing_and_says_so() -> TestResult {
         .record(RecordRequest::PlaybookFinished {
             incident_id: id.clone(),
             playbook_id: "queue-for-review".into(),
+            execution_name: None,
         })
         .await
         .unwrap_err();
@@ -336,6 +339,7 @@ async fn failures_are_shown_on_the_incident_and_recorded_once() -> TestResult {
             error: "Lambda.Unknown".into(),
             cause: "x".repeat(10_000),
         },
+        revision: None,
     };
     let first = recorded(recorder.record(failed.clone()).await?);
     assert_eq!(first.action, "triage-failed");

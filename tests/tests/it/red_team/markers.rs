@@ -203,6 +203,7 @@ async fn a_dry_run_incident_chain_is_anchored_when_its_playbook_finishes() {
         RecorderSettings {
             evidence_bucket: stores.bucket.clone(),
             evidence: evidence(),
+            slots: ir_incident::recorder::SlotSettings::default(),
         },
     );
     let out = recorder
@@ -229,6 +230,7 @@ async fn a_dry_run_incident_chain_is_anchored_when_its_playbook_finishes() {
             .record(RecordRequest::PlaybookFinished {
                 incident_id: id.clone(),
                 playbook_id: "immediate-isolation".into(),
+                execution_name: None,
             })
             .await
             .unwrap(),

@@ -60,6 +60,7 @@ impl IncidentStore {
                 Status::Contained => t.contained_at = t.contained_at.or(Some(at)),
                 Status::Resolved => t.resolved_at = t.resolved_at.or(Some(at)),
                 Status::Triage
+                | Status::Queued
                 | Status::Containment
                 | Status::NeedsAttention
                 | Status::Postmortem => {}
