@@ -860,8 +860,13 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                 "Type": "Choice",
                 "Comment": format!("{} failed: stop or go on, as the plan says (on_failure)", step.id),
                 "Choices": [{
-                    "Variable": format!("{plan}.onFailure"),
-                    "StringEquals": OnFailure::Stop.as_str(),
+                    "And": [
+                        { "Variable": format!("{plan}.onFailure"), "IsPresent": true },
+                        {
+                            "Variable": format!("{plan}.onFailure"),
+                            "StringEquals": OnFailure::Stop.as_str()
+                        }
+                    ],
                     "Next": stop
                 }],
                 "Default": next
@@ -1185,11 +1190,16 @@ mod tests {
             "AfterFailure_create_ticket"
         );
         let after = &s["AfterFailure_create_ticket"];
-        assert_eq!(
-            after["Choices"][0]["Variable"],
-            "$.decision.plan.create_ticket.onFailure"
-        );
-        assert_eq!(after["Choices"][0]["StringEquals"], "stop");
+        // `continue` is left unsaid in a recorded plan: the choice checks presence first.
+        let rule = &after["Choices"][0]["And"];
+        for i in 0..2 {
+            assert_eq!(
+                rule[i]["Variable"],
+                "$.decision.plan.create_ticket.onFailure"
+            );
+        }
+        assert_eq!(rule[0]["IsPresent"], true);
+        assert_eq!(rule[1]["StringEquals"], "stop");
         assert_eq!(after["Choices"][0]["Next"], "Stop_create_ticket");
         assert_eq!(after["Default"], "Check_notify_channel");
         let stop = &s["Stop_create_ticket"]["Parameters"]["Payload"];

@@ -379,6 +379,12 @@ impl OnFailure {
         }
     }
 
+    /// `continue`, which a recorded plan leaves unsaid: plans recorded before the choice
+    /// existed read and write back byte for byte, and mean what they did then.
+    pub fn is_continue(&self) -> bool {
+        *self == OnFailure::Continue
+    }
+
     /// The default of a step: a half-done containment is not carried on from silently.
     pub fn default_for(destructive: bool) -> OnFailure {
         if destructive {

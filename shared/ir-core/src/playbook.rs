@@ -263,8 +263,12 @@ pub struct PlannedStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<DoneBefore>,
     /// What the playbook does when the step fails after its retries. Decisions recorded before
-    /// this was planned read as `continue`, what they did.
-    #[serde(default = "continue_on_failure")]
+    /// this was planned read as `continue`, what they did; `continue` is not written, so they
+    /// write back as recorded.
+    #[serde(
+        default = "continue_on_failure",
+        skip_serializing_if = "OnFailure::is_continue"
+    )]
     pub on_failure: OnFailure,
 }
 
@@ -509,14 +513,21 @@ mod tests {
         assert_eq!(of("isolate-instance"), OnFailure::Stop);
         assert_eq!(of("collect-evidence"), OnFailure::Continue);
         assert_eq!(of("notify-channel"), OnFailure::Stop);
-        // The state machines read it from the plan.
+        // The state machines read `stop` from the plan; `continue` is left unsaid, so a
+        // decision recorded before `onFailure` existed reads as `continue`, what it did, and
+        // writes back as it was recorded.
+        let stop = planned
+            .steps
+            .iter()
+            .find(|s| s.id == "isolate-instance")
+            .unwrap();
+        assert_eq!(serde_json::to_value(stop).unwrap()["onFailure"], "stop");
         let wire = serde_json::to_value(&planned.steps[0]).unwrap();
-        assert_eq!(wire["onFailure"], "continue");
-        // A decision recorded before `onFailure` existed reads as `continue`, what it did.
-        let mut old = wire.clone();
-        old.as_object_mut().unwrap().remove("onFailure");
-        let read: PlannedStep = serde_json::from_value(old).unwrap();
+        assert_eq!(planned.steps[0].on_failure, OnFailure::Continue);
+        assert!(wire.get("onFailure").is_none(), "{wire}");
+        let read: PlannedStep = serde_json::from_value(wire.clone()).unwrap();
         assert_eq!(read.on_failure, OnFailure::Continue);
+        assert_eq!(serde_json::to_value(&read).unwrap(), wire);
         let bad = crate::config::DEFAULT_CONFIG_YAML.replacen(
             "      - id: notify-channel\n",
             "      - id: notify-channel\n        on_failure: maybe\n",

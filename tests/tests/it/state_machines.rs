@@ -321,11 +321,12 @@ async fn triage_starts_the_chosen_playbook_once_per_incident() -> TestResult {
     let done = finished(&sfn, &first).await;
     let states = entered(&sfn, &first).await;
     assert_eq!(
-        states[..5],
+        states[..6],
         [
             "Enrich",
             "Score",
             "RecordTriage",
+            "StartOrNot",
             "ChoosePlaybook",
             "StartImmediateIsolation"
         ],
@@ -363,7 +364,8 @@ async fn triage_starts_the_chosen_playbook_once_per_incident() -> TestResult {
             "incidentId": id,
             "events": input["events"],
             "decision": to_json!(&inc.decision),
-            "detectedAt": input["detectedAt"]
+            "detectedAt": input["detectedAt"],
+            "revision": input["revision"]
         })
     );
     let decision: Decision = serde_json::from_value(triaged[0]["decision"].clone())?;
@@ -645,6 +647,7 @@ async fn a_decision_naming_an_unknown_playbook_is_recorded_as_a_triage_failure()
             "Enrich",
             "Score",
             "RecordTriage",
+            "StartOrNot",
             "ChoosePlaybook",
             "UnknownPlaybook",
             "RecordTriageFailure",
@@ -664,7 +667,8 @@ async fn a_decision_naming_an_unknown_playbook_is_recorded_as_a_triage_failure()
             "error": {
                 "Error": "UnknownPlaybook",
                 "Cause": "no state machine for playbook contain-and-pray"
-            }
+            },
+            "revision": 0
         })]
     );
     let cause: Value = serde_json::from_str(done.cause().unwrap_or("null"))?;
