@@ -197,7 +197,8 @@ pub fn render(r: &Released, out: &mut impl Write) -> std::io::Result<()> {
     };
     writeln!(out, "Release of {} by {}: {verb}", r.incident_id, r.by)?;
     if r.report.changes.is_empty() {
-        writeln!(out, "  nothing: no containment change is recorded")?;
+        // The notes say why (no containment records, an instance the suite terminated).
+        writeln!(out, "  nothing")?;
     }
     for c in &r.report.changes {
         writeln!(

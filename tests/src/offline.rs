@@ -22,6 +22,10 @@
 //!
 //! The function binaries are the workspace's debug builds (`cargo build --workspace --bins`);
 //! a missing one is an error that says so.
+//!
+//! [`Served`] is the same serving for a few binaries alone, on a cloud and with an environment of
+//! the caller's choosing: for a deployment whose config renders other state machines than the
+//! committed ones (a step no default playbook has), which [`Offline::start`] refuses.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -374,21 +378,8 @@ impl Offline {
     pub async fn start(settings: Settings) -> Result<Offline> {
         let bin_dir = bin_dir()?;
         let binaries = function_binaries()?;
-        for b in binaries.iter().map(String::as_str).chain(["ir"]) {
-            if !bin_dir.join(b).is_file() {
-                return Err(OfflineError(format!(
-                    "{} is not built: run `cargo build --workspace --bins --tests --locked`",
-                    bin_dir.join(b).display()
-                )));
-            }
-        }
-        static RUN: AtomicU64 = AtomicU64::new(0);
-        let run_dir = std::env::temp_dir().join(format!(
-            "ir-offline-{}-{}",
-            std::process::id(),
-            RUN.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&run_dir).ctx(format!("creating {}", run_dir.display()))?;
+        built(&bin_dir, binaries.iter().map(String::as_str).chain(["ir"]))?;
+        let run_dir = new_run_dir()?;
 
         let lambda_port = free_port()?;
         let cloud = LocalCloud::builder()
@@ -466,18 +457,7 @@ impl Offline {
         std::fs::write(&assets_file, victim.registry(DEFAULT_ASSETS_YAML))
             .ctx("writing the asset registry")?;
 
-        let watch = Command::new(repo_root().join(CARGO_LAMBDA))
-            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
-            .args(["-A", "127.0.0.1", "-P", &lambda_port.to_string()])
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
-            .stdout(log_file(&run_dir, "cargo-lambda")?)
-            .stderr(log_file(&run_dir, "cargo-lambda")?)
-            .kill_on_drop(true)
-            .spawn()
-            .ctx(format!(
-                "starting {CARGO_LAMBDA} (run scripts/bootstrap-python to install it)"
-            ))?;
+        let watch = start_watch(&run_dir, lambda_port)?;
         let mut offline = Offline {
             cloud,
             clients,
@@ -500,7 +480,7 @@ impl Offline {
             _watch: watch,
             _functions: Vec::new(),
         };
-        offline.wait_for_lambda_api().await?;
+        wait_for_lambda_api(&mut offline._watch, lambda_port, &offline.run_dir).await?;
         for binary in &binaries {
             let instances = if binary == "ir-ingest" {
                 settings.ingest_instances.max(1)
@@ -536,13 +516,7 @@ impl Offline {
 
     /// The environment every function and the `ir` CLI get (the template's, for this cloud).
     pub fn environment(&self) -> Vec<(String, String)> {
-        let mut env = vec![
-            ("AWS_ENDPOINT_URL", self.cloud.endpoint_url().to_owned()),
-            ("AWS_REGION", REGION.to_owned()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("IR_S3_FORCE_PATH_STYLE", "true".to_owned()),
+        let ours = [
             ("IR_INCIDENTS_TABLE", self.names.incidents.clone()),
             ("IR_KEYS_TABLE", self.names.keys.clone()),
             ("IR_AUDIT_TABLE", self.names.audit.clone()),
@@ -562,59 +536,28 @@ impl Offline {
             // The suite's own roles, by exact ARN, as the template names each function's role.
             ("IR_SUITE_PRINCIPALS", suite_principals()),
         ];
+        let mut env = cloud_environment(&self.cloud);
+        env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
         env.push(match &self.config_parameter {
-            Some(name) => ("IR_CONFIG_SSM_PARAMETER", name.clone()),
-            None => ("IR_CONFIG_FILE", self.config_file.display().to_string()),
+            Some(name) => ("IR_CONFIG_SSM_PARAMETER".to_owned(), name.clone()),
+            None => (
+                "IR_CONFIG_FILE".to_owned(),
+                self.config_file.display().to_string(),
+            ),
         });
-        env.push(("AWS_LAMBDA_LOG_LEVEL", "info".to_owned()));
-        let mut env: Vec<(String, String)> =
-            env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         env.extend(self.overlay.iter().cloned());
         env
     }
 
     fn spawn_function(&self, binary: &str, instance: usize) -> Result<Child> {
-        let log = log_file(&self.run_dir, &format!("{binary}-{instance}"))?;
-        let err = log.try_clone().ctx("log file")?;
-        Command::new(self.bin_dir.join(binary))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.environment())
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{}/.rt/{binary}", self.lambda_port),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .ctx(format!("starting {binary}"))
-    }
-
-    async fn wait_for_lambda_api(&mut self) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let addr = format!("127.0.0.1:{}", self.lambda_port);
-        loop {
-            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                return Ok(());
-            }
-            if let Ok(Some(status)) = self._watch.try_wait() {
-                return Err(OfflineError(format!(
-                    "cargo lambda watch exited ({status}); see {}",
-                    self.run_dir.join("cargo-lambda.log").display()
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(OfflineError(format!(
-                    "cargo lambda watch did not listen on {addr} within {START_TIMEOUT:?}"
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        spawn_function(
+            &self.bin_dir,
+            &self.run_dir,
+            self.lambda_port,
+            &self.environment(),
+            binary,
+            instance,
+        )
     }
 
     /// Invokes a function as the Lambda service does (`POST
@@ -785,6 +728,184 @@ impl Offline {
             ids.push(id);
         }
         Ok(ids)
+    }
+}
+
+/// What every function and the `ir` CLI need to reach `cloud`: its endpoint, region and
+/// credentials, no instance metadata, path-style S3.
+pub fn cloud_environment(cloud: &LocalCloud) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", cloud.endpoint_url().to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("IR_S3_FORCE_PATH_STYLE", "true".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Every one of `binaries` is built in `bin_dir`, or an error that says how to build them.
+fn built<'a>(bin_dir: &Path, binaries: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    for b in binaries {
+        if !bin_dir.join(b).is_file() {
+            return Err(OfflineError(format!(
+                "{} is not built: run `cargo build --workspace --bins --tests --locked`",
+                bin_dir.join(b).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A fresh folder for one run's configuration and function logs.
+fn new_run_dir() -> Result<PathBuf> {
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let run_dir = std::env::temp_dir().join(format!(
+        "ir-offline-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&run_dir).ctx(format!("creating {}", run_dir.display()))?;
+    Ok(run_dir)
+}
+
+/// `cargo lambda watch` serving the Lambda Invoke and Runtime APIs on `lambda_port`.
+fn start_watch(run_dir: &Path, lambda_port: u16) -> Result<Child> {
+    Command::new(repo_root().join(CARGO_LAMBDA))
+        .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
+        .args(["-A", "127.0.0.1", "-P", &lambda_port.to_string()])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(log_file(run_dir, "cargo-lambda")?)
+        .stderr(log_file(run_dir, "cargo-lambda")?)
+        .kill_on_drop(true)
+        .spawn()
+        .ctx(format!(
+            "starting {CARGO_LAMBDA} (run scripts/bootstrap-python to install it)"
+        ))
+}
+
+/// Waits until `watch` listens on `lambda_port` (it failing, or a deadline, is an error).
+async fn wait_for_lambda_api(watch: &mut Child, lambda_port: u16, run_dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let addr = format!("127.0.0.1:{lambda_port}");
+    loop {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = watch.try_wait() {
+            return Err(OfflineError(format!(
+                "cargo lambda watch exited ({status}); see {}",
+                run_dir.join("cargo-lambda.log").display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(OfflineError(format!(
+                "cargo lambda watch did not listen on {addr} within {START_TIMEOUT:?}"
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One process of `binary`, polling cargo lambda's runtime route for it, with `environment`.
+fn spawn_function(
+    bin_dir: &Path,
+    run_dir: &Path,
+    lambda_port: u16,
+    environment: &[(String, String)],
+    binary: &str,
+    instance: usize,
+) -> Result<Child> {
+    let log = log_file(run_dir, &format!("{binary}-{instance}"))?;
+    let err = log.try_clone().ctx("log file")?;
+    Command::new(bin_dir.join(binary))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(environment.iter().map(|(k, v)| (k, v)))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{lambda_port}/.rt/{binary}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .ctx(format!("starting {binary}"))
+}
+
+/// Some of the suite's function binaries, each served by cargo lambda as the Lambda service
+/// serves it, with an environment of the caller's choosing: for a deployment the whole
+/// [`Offline`] suite cannot run (a config with a step no committed state machine has), tested by
+/// invoking the function directly. Dropping it stops every process.
+pub struct Served {
+    /// The function logs of this run.
+    pub run_dir: PathBuf,
+    lambda_port: u16,
+    _watch: Child,
+    _functions: Vec<Child>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("lambda", &self.lambda_endpoint())
+            .field("run_dir", &self.run_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Served {
+    /// Serves one process of each of `binaries` (the workspace's debug builds), each given
+    /// `environment` (see [`cloud_environment`]) and nothing else of this process's.
+    ///
+    /// # Errors
+    /// A binary not built, or cargo lambda not starting.
+    pub async fn start(binaries: &[&str], environment: &[(String, String)]) -> Result<Served> {
+        let bin_dir = bin_dir()?;
+        built(&bin_dir, binaries.iter().copied())?;
+        let run_dir = new_run_dir()?;
+        let lambda_port = free_port()?;
+        let mut watch = start_watch(&run_dir, lambda_port)?;
+        wait_for_lambda_api(&mut watch, lambda_port, &run_dir).await?;
+        let mut functions = Vec::new();
+        for binary in binaries {
+            functions.push(spawn_function(
+                &bin_dir,
+                &run_dir,
+                lambda_port,
+                environment,
+                binary,
+                0,
+            )?);
+        }
+        Ok(Served {
+            run_dir,
+            lambda_port,
+            _watch: watch,
+            _functions: functions,
+        })
+    }
+
+    /// The Lambda Invoke API endpoint (cargo lambda).
+    pub fn lambda_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.lambda_port)
+    }
+
+    /// Invokes a served function as the Lambda service does (see [`invoke_at`]).
+    ///
+    /// # Errors
+    /// The connection failed; a function error is an [`Invocation`] with `error` set.
+    pub async fn invoke(&self, function: &str, payload: &[u8]) -> Result<Invocation> {
+        invoke_at(&self.lambda_endpoint(), function, payload).await
     }
 }
 

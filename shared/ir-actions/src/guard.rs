@@ -10,7 +10,8 @@
 //! 2. the request is for the incident's own resource (kind and id as recorded at ingest);
 //! 3. the incident's recorded plan holds the step in enforce mode, and the deployed config's
 //!    playbook holds it too (a config changed to dry-run since triage wins);
-//! 4. when the step is gated (the recorded plan or the deployed config says `requires_approval`):
+//! 4. when the step is gated (the recorded plan or the deployed config says `requires_approval`,
+//!    or its action is one the registry always gates, `ir_core::playbook::ActionSpec::gated`):
 //!    its approval is `approved` by as many different people as the recorded plan and the
 //!    deployed config require (the larger), or it expired at the last level of the incident's
 //!    escalation matrix after that level's whole window and the deployed config says
@@ -165,7 +166,12 @@ impl Guard {
                 playbook.id
             )));
         }
-        if !(planned.requires_approval || step.requires_approval) {
+        // An action the registry gates (a termination) waits for approval whatever the plan or
+        // the config says.
+        let gated = [&planned.action, &step.action]
+            .into_iter()
+            .any(|a| ir_core::playbook::action(a).is_some_and(|spec| spec.gated));
+        if !(planned.requires_approval || step.requires_approval || gated) {
             return Ok(Authority::Plan);
         }
         let approvals = ApprovalStore::new(clients.clone(), self.names.clone());

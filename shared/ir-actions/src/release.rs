@@ -1,9 +1,11 @@
 //! release-containment: undo exactly what isolate-instance, deny-principal, revoke-sessions and
 //! disable-access-keys changed, from the records they returned. Never touches evidence
-//! (snapshots, evidence objects) and never removes anything it did not put there.
+//! (snapshots, evidence objects) and never removes anything it did not put there. A termination
+//! is not undone: an instance terminate-instance terminated is named as such, and nothing of it
+//! (its isolation included) is restored.
 
 use ir_aws::Clients;
-use ir_core::action::{ActionReport, ContainmentRecord, ReleaseRequest};
+use ir_core::action::{ActionReport, ContainmentRecord, ReleaseRequest, TerminationRecord};
 
 use crate::{ActionError, ReportBuilder, ec2, iam};
 
@@ -27,10 +29,31 @@ pub async fn release_containment(
     if req.records.is_empty() {
         report.note("no containment records: nothing to release");
     }
+    let terminated: Vec<&TerminationRecord> = req
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            ContainmentRecord::Termination(t) => Some(t),
+            _ => None,
+        })
+        .collect();
     for record in req.records.iter().rev() {
         // Each restoration is boxed: the three futures are large, and nesting them inline in one
         // state machine makes the function's future needlessly deep.
         let restored = match record {
+            ContainmentRecord::Termination(t) => {
+                report.note(terminated_note(t, &req.incident_id));
+                Ok(())
+            }
+            ContainmentRecord::Isolation(r)
+                if terminated.iter().any(|t| t.instance_id == r.instance_id) =>
+            {
+                report.note(format!(
+                    "{}: its isolation is not restored, the instance no longer exists (terminated by the suite)",
+                    r.instance_id
+                ));
+                Ok(())
+            }
             ContainmentRecord::Isolation(r) => {
                 Box::pin(ec2::restore_isolation(clients, r, &mut report)).await
             }
@@ -46,4 +69,18 @@ pub async fn release_containment(
         }
     }
     Ok(report.finish(clients.calls()))
+}
+
+/// What release says of an instance the suite terminated.
+fn terminated_note(t: &TerminationRecord, incident_id: &str) -> String {
+    let snapshots: Vec<String> = t
+        .snapshots
+        .iter()
+        .map(|s| format!("{} of {}", s.snapshot_id, s.volume_id))
+        .collect();
+    format!(
+        "instance {} was terminated by the suite (incident {incident_id}): a termination cannot be undone, nothing of it is restored; its snapshots stay as evidence ({})",
+        t.instance_id,
+        snapshots.join(", ")
+    )
 }

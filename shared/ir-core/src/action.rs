@@ -19,8 +19,8 @@ impl Default for Mode {
     }
 }
 
-/// The input of isolate-instance, snapshot-volumes, revoke-sessions, deny-principal and
-/// disable-access-keys.
+/// The input of isolate-instance, snapshot-volumes, terminate-instance, revoke-sessions,
+/// deny-principal and disable-access-keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainmentRequest {
@@ -110,6 +110,9 @@ pub enum ContainmentRecord {
     Isolation(IsolationRecord),
     InlinePolicy(InlinePolicyRecord),
     AccessKeys(AccessKeyRecord),
+    /// Not restorable: release restores nothing of a terminated instance and says the suite
+    /// terminated it.
+    Termination(TerminationRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +200,18 @@ pub struct InlinePolicyRecord {
 pub struct AccessKeyRecord {
     pub user_name: String,
     pub deactivated: Vec<String>,
+}
+
+/// An instance terminate-instance terminated, and the evidence that backed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TerminationRecord {
+    pub instance_id: String,
+    /// A completed snapshot, taken for the incident, of every volume attached when it was
+    /// terminated.
+    pub snapshots: Vec<SnapshotRef>,
+    /// Whether its termination protection (set by isolation) was on and lifted first.
+    pub protection_lifted: bool,
 }
 
 /// One EBS snapshot taken for the evidence manifest.

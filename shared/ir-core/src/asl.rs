@@ -1005,6 +1005,46 @@ mod tests {
     }
 
     #[test]
+    fn a_termination_step_renders_behind_a_gate_with_its_function() {
+        let isolate = "      - id: isolate-instance\n        action: cloud:security_group_deny_all\n        requires_approval: true\n";
+        let c = config(&with(
+            isolate,
+            &format!(
+                "{isolate}      - id: terminate-instance\n        action: cloud:terminate_instance\n        requires_approval: true\n"
+            ),
+        ));
+        assert!(substitutions(&c).contains(&"TerminateInstanceFunction".to_owned()));
+        let doc = playbook_doc(&c, "immediate-isolation");
+        let s = states(&doc);
+        let plan = &s["Plan_terminate_instance"];
+        assert_eq!(
+            plan["Parameters"]["FunctionName"],
+            "${TerminateInstanceFunction}"
+        );
+        assert_eq!(plan["Parameters"]["Payload"]["mode"], "dry-run");
+        assert_eq!(plan["Next"], "Level_terminate_instance_0");
+        let run = &s["Run_terminate_instance"];
+        assert_eq!(
+            run["Parameters"]["FunctionName"],
+            "${TerminateInstanceFunction}"
+        );
+        assert_eq!(run["Parameters"]["Payload"]["resource.$"], "$.resource");
+        assert_eq!(run["Catch"][0]["ErrorEquals"], json!([PLAN_CHANGED_ERROR]));
+        // It runs after isolation and before the notification.
+        assert_eq!(
+            s["Recorded_isolate_instance"]["Next"],
+            "Check_terminate_instance"
+        );
+        assert_eq!(
+            s["Recorded_terminate_instance"]["Next"],
+            "Check_notify_channel"
+        );
+        // The committed state machines render from the default config, which has no termination.
+        let embedded = Config::embedded().unwrap();
+        assert!(!substitutions(&embedded).contains(&"TerminateInstanceFunction".to_owned()));
+    }
+
+    #[test]
     fn steps_without_approval_have_no_gate() {
         let c = Config::embedded().unwrap();
         let doc = playbook_doc(&c, "immediate-isolation");

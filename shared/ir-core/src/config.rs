@@ -591,7 +591,15 @@ impl Config {
                                 ),
                             );
                         }
-                        if spec.destructive
+                        if spec.gated && !s.requires_approval {
+                            problem(
+                                format!("{at}/requires_approval"),
+                                format!(
+                                    "action `{}` runs only behind an approval gate, in every mode; set requires_approval: true",
+                                    s.action
+                                ),
+                            );
+                        } else if spec.destructive
                             && mode == Mode::Enforce
                             && !s.requires_approval
                             && !allow
@@ -842,6 +850,80 @@ mod tests {
         // In dry-run nothing is changed, so no gate is required.
         let dry = ungated.replacen("  dry_run_default: false", "  dry_run_default: true", 1);
         assert!(Config::from_yaml(&dry).is_ok());
+    }
+
+    #[test]
+    fn a_termination_runs_only_behind_a_gate_in_every_mode() {
+        let isolate = "      - id: isolate-instance\n        action: cloud:security_group_deny_all\n        requires_approval: true\n";
+        let terminate =
+            "      - id: terminate-instance\n        action: cloud:terminate_instance\n";
+        let gated = with(
+            isolate,
+            &format!("{isolate}{terminate}        requires_approval: true\n"),
+        );
+        let mut c = Config::from_yaml(&gated).unwrap();
+        assert_eq!(c.playbooks[0].steps[6].action, "cloud:terminate_instance");
+
+        // Without the gate: the schema refuses it, and so does the check of meaning, in dry-run
+        // (the default) and with allow_unapproved_destructive.
+        let ungated = with(isolate, &format!("{isolate}{terminate}"));
+        let p = problems(&ungated);
+        assert!(
+            p.iter().any(
+                |p| p.path == "/playbooks/0/steps/6" && p.message.contains("requires_approval")
+            ),
+            "{p:?}"
+        );
+        let refused = problems(&with(
+            isolate,
+            &format!("{isolate}{terminate}        requires_approval: false\n"),
+        ));
+        assert!(
+            refused
+                .iter()
+                .any(|p| p.path == "/playbooks/0/steps/6/requires_approval"),
+            "{refused:?}"
+        );
+        let allowed = ungated.replacen(
+            "allow_unapproved_destructive: false",
+            "allow_unapproved_destructive: true",
+            1,
+        );
+        match Config::parse(&allowed, false) {
+            Err(ConfigError::Invalid(p)) => assert!(
+                p.iter()
+                    .any(|p| p.path == "/playbooks/0/steps/6/requires_approval"
+                        && p.message.contains("in every mode")),
+                "{p:?}"
+            ),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+
+        // A config that was not validated still plans the step gated, with its approvals.
+        c.playbooks[0].steps[6].requires_approval = false;
+        let instance: crate::event::Resource = serde_json::from_value(serde_json::json!({
+            "type": "ec2-instance",
+            "instanceId": "i-0a1b2c3d4e5f60001"
+        }))
+        .unwrap();
+        let planned = playbook::plan(&c, &c.playbooks[0], &instance, Severity::Critical);
+        let step = planned
+            .steps
+            .iter()
+            .find(|s| s.id == "terminate-instance")
+            .unwrap();
+        assert!(step.requires_approval && step.destructive);
+        assert_eq!(step.function, "ir-terminate-instance");
+        assert_eq!(step.approvals_required, 2);
+        // Not in any default playbook.
+        let embedded = Config::embedded().unwrap();
+        assert!(
+            embedded
+                .playbooks
+                .iter()
+                .flat_map(|p| &p.steps)
+                .all(|s| s.action != "cloud:terminate_instance")
+        );
     }
 
     #[test]

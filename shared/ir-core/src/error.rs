@@ -16,7 +16,9 @@ pub enum ErrorName {
     NotFound,
     /// A conditional write lost a race or the state changed underneath. Not retried blindly.
     Conflict,
-    /// The target is a protected principal (configured, or one of the suite's own roles).
+    /// The target is protected: a protected principal (configured, or one of the suite's own
+    /// roles), or an instance whose termination the evidence rule refuses (a volume without a
+    /// completed snapshot taken for the incident). Nothing was changed. Not retried.
     Protected,
     /// The caller lacks a permission the step needs.
     AccessDenied,

@@ -30,6 +30,7 @@ pub mod playbook;
 pub mod score;
 pub mod severity;
 pub mod sla;
+pub mod termination;
 pub mod triage;
 
 pub use config::Config;

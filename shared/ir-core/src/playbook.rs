@@ -23,6 +23,10 @@ pub struct ActionSpec {
     /// again. Evidence collection and notifications are not: each revision has news to keep
     /// and to tell.
     pub once_per_incident: bool,
+    /// Runs only behind an approval gate, in every mode: a step naming it must say
+    /// `requires_approval: true` (config validation), `allow_unapproved_destructive` does not
+    /// lift that, and the plan and the action guard treat the step as gated whatever the config.
+    pub gated: bool,
     /// The resource kinds it can act on.
     pub applies_to: &'static [ResourceKind],
     pub summary: &'static str,
@@ -37,6 +41,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-isolate-instance",
         destructive: true,
         once_per_incident: true,
+        gated: false,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "isolate the instance: per-ENI all-allow conversion group, then a no-rule isolation group; protect it from termination",
     },
@@ -45,6 +50,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-revoke-sessions",
         destructive: true,
         once_per_incident: true,
+        gated: false,
         applies_to: &[
             ResourceKind::IamRole,
             ResourceKind::IamUser,
@@ -57,6 +63,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-deny-principal",
         destructive: true,
         once_per_incident: true,
+        gated: false,
         applies_to: &[ResourceKind::IamRole, ResourceKind::IamUser],
         summary: "attach an inline deny-all policy named for the incident",
     },
@@ -65,14 +72,25 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-disable-access-keys",
         destructive: true,
         once_per_incident: true,
+        gated: false,
         applies_to: &[ResourceKind::IamUser],
         summary: "set the finding's access key (or all the user's keys) Inactive; never delete",
+    },
+    ActionSpec {
+        id: "cloud:terminate_instance",
+        function: "ir-terminate-instance",
+        destructive: true,
+        once_per_incident: true,
+        gated: true,
+        applies_to: &[ResourceKind::Ec2Instance],
+        summary: "terminate the instance once every attached volume has a completed snapshot taken for the incident; lifts the termination protection isolation set",
     },
     ActionSpec {
         id: "cloud:snapshot_volumes",
         function: "ir-snapshot-volumes",
         destructive: false,
         once_per_incident: true,
+        gated: false,
         applies_to: &[ResourceKind::Ec2Instance],
         summary: "crash-consistent snapshot of every attached volume, tagged with the incident",
     },
@@ -81,6 +99,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-collect-evidence",
         destructive: false,
         once_per_incident: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "write the finding, the resource description and the incident window's CloudTrail logs to the Object Lock bucket",
     },
@@ -89,6 +108,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-collect-evidence",
         destructive: false,
         once_per_incident: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "copy the incident window's CloudTrail logs to the Object Lock bucket",
     },
@@ -97,6 +117,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-notify",
         destructive: false,
         once_per_incident: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "post the incident update to a channel",
     },
@@ -105,6 +126,7 @@ pub const ACTIONS: &[ActionSpec] = &[
         function: "ir-notify",
         destructive: false,
         once_per_incident: false,
+        gated: false,
         applies_to: ALL_KINDS,
         summary: "request a ticket for the incident (published for the ticketing integration)",
     },
@@ -375,7 +397,7 @@ pub fn plan(
             id: step.id.clone(),
             action: step.action.clone(),
             function: spec.function.to_owned(),
-            requires_approval: step.requires_approval,
+            requires_approval: step.requires_approval || spec.gated,
             destructive: spec.destructive,
             mode,
             target: target(spec, resource),
@@ -384,7 +406,7 @@ pub fn plan(
             project: step.project.clone(),
             priority: step.priority.clone(),
             retention: step.retention.map(|r| r.to_string()),
-            approvals_required: if step.requires_approval {
+            approvals_required: if step.requires_approval || spec.gated {
                 config.approvals_required(step, severity)
             } else {
                 0

@@ -263,9 +263,7 @@ impl Overlay {
                     "dry-run" => Mode::DryRun,
                     "enforce" => Mode::Enforce,
                     other => {
-                        return Err(refuse(format!(
-                            "`{other}` is neither dry-run nor enforce"
-                        )));
+                        return Err(refuse(format!("`{other}` is neither dry-run nor enforce")));
                     }
                 };
                 overlay.modes.push((name, mode));
@@ -466,7 +464,9 @@ pub fn state_machine_differences(deployed: &Config, loaded: &Config) -> Vec<Stri
     }
     for (file, _) in &have {
         if !want.iter().any(|(f, _)| f == file) {
-            out.push(format!("{file} is deployed and this config has no such playbook"));
+            out.push(format!(
+                "{file} is deployed and this config has no such playbook"
+            ));
         }
     }
     out
@@ -635,8 +635,8 @@ mod tests {
             .to_string(),
             "ssm:arn:aws:ssm:eu-west-1:111122223333:parameter/ir/config"
         );
-        let s3 = ConfigSource::parse(None, s("s3://acme-ir-config/suite/config.yaml"), None)
-            .unwrap();
+        let s3 =
+            ConfigSource::parse(None, s("s3://acme-ir-config/suite/config.yaml"), None).unwrap();
         assert_eq!(
             s3,
             ConfigSource::S3Object {
@@ -661,13 +661,24 @@ mod tests {
             let e = ConfigSource::parse(s(bad), None, None)
                 .unwrap_err()
                 .to_string();
-            assert!(e.starts_with("environment variable IR_CONFIG_SSM_PARAMETER"), "{e}");
+            assert!(
+                e.starts_with("environment variable IR_CONFIG_SSM_PARAMETER"),
+                "{e}"
+            );
         }
-        for bad in ["acme/config.yaml", "s3://acme", "s3://acme/", "s3://Acme_X/k"] {
+        for bad in [
+            "acme/config.yaml",
+            "s3://acme",
+            "s3://acme/",
+            "s3://Acme_X/k",
+        ] {
             let e = ConfigSource::parse(None, s(bad), None)
                 .unwrap_err()
                 .to_string();
-            assert!(e.starts_with("environment variable IR_CONFIG_S3_URI"), "{e}");
+            assert!(
+                e.starts_with("environment variable IR_CONFIG_S3_URI"),
+                "{e}"
+            );
         }
     }
 
@@ -691,8 +702,8 @@ mod tests {
             serde_json::to_value(Config::embedded().unwrap()).unwrap()
         );
         // Its own text from a remote source passes every check.
-        let c = config_from_text(DEFAULT_CONFIG_YAML, "ssm:/ir/config", &Overlay::default())
-            .unwrap();
+        let c =
+            config_from_text(DEFAULT_CONFIG_YAML, "ssm:/ir/config", &Overlay::default()).unwrap();
         assert_eq!(c.playbooks.len(), 3);
     }
 
@@ -742,7 +753,11 @@ mod tests {
         );
         let c = config_from_text(&enforced, "s3://b-1/k", &o).unwrap();
         assert_eq!(
-            c.playbooks.iter().find(|p| p.id == "queue-for-review").unwrap().mode,
+            c.playbooks
+                .iter()
+                .find(|p| p.id == "queue-for-review")
+                .unwrap()
+                .mode,
             Some(Mode::DryRun)
         );
     }
@@ -755,7 +770,11 @@ mod tests {
                 "arn:aws:iam::111122223333:group/Security",
                 "is not an IAM role, IAM user or assumed-role session ARN",
             ),
-            ("IR_APPROVERS_SECURITY_LEAD", "SecurityLead", "is not an IAM"),
+            (
+                "IR_APPROVERS_SECURITY_LEAD",
+                "SecurityLead",
+                "is not an IAM",
+            ),
             (
                 "IR_APPROVERS_SECURITY_LEAD",
                 "arn:aws:iam::111122223333:role/A,arn:aws:iam::111122223333:root",
@@ -857,14 +876,19 @@ mod tests {
             &overlay(&[("IR_PLAYBOOK_MODE_IMMEDIATE_ISOLATION", "enforce")]),
         )
         .unwrap();
-        assert_eq!(state_machine_differences(&deployed, &loaded), Vec::<String>::new());
+        assert_eq!(
+            state_machine_differences(&deployed, &loaded),
+            Vec::<String>::new()
+        );
         assert_eq!(
             loaded.notifications.approver_roles[0].identities.len(),
             2,
             "the change took"
         );
         assert_eq!(
-            loaded.escalation(ir_core::Severity::Critical)[0].timeout.as_secs(),
+            loaded.escalation(ir_core::Severity::Critical)[0]
+                .timeout
+                .as_secs(),
             120
         );
     }
@@ -876,9 +900,8 @@ mod tests {
             assert!(
                 e.starts_with(
                     "config ssm:/ir/config needs state machines other than the deployed ones ("
-                ) && e.ends_with(
-                    "): run `ir playbooks render --config FILE`, commit, and redeploy"
-                ),
+                ) && e
+                    .ends_with("): run `ir playbooks render --config FILE`, commit, and redeploy"),
                 "{e}"
             );
             e
@@ -916,7 +939,10 @@ mod tests {
             "{e}"
         );
         // A trigger changed (the triage names it).
-        let e = said(&with("trigger: severity == high", "trigger: severity >= high"));
+        let e = said(&with(
+            "trigger: severity == high",
+            "trigger: severity >= high",
+        ));
         assert!(e.contains("trigger"), "{e}");
     }
 

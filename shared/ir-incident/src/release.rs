@@ -110,7 +110,8 @@ impl Named for ReleaseError {
 /// An isolated instance is restored only while the incident's hold on it (the keys-table item
 /// its record names) is still this incident's: another incident's hold is `Conflict` and nothing
 /// is restored. After an enforced restore, the incident's holds are deleted, so the instance can
-/// be isolated again.
+/// be isolated again. An instance the suite terminated (a termination record) is not restored at
+/// all: the report's notes say the suite terminated it.
 ///
 /// Calls before any change: `GetItem` (the incident), `Query` (its audit chain), `GetItem` per
 /// isolation hold, then the reads of the restoration itself.

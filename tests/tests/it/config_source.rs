@@ -15,13 +15,16 @@ use ir_aws::config_source::{fetch, load_from};
 use ir_core::config::{DEFAULT_CONFIG_YAML, Mode};
 use ir_env::{ConfigSource, Overlay};
 use ir_tests::offline::{bin_dir, function_binaries};
-use ir_tests::{LocalCloud, REGION, TestResult, cloud, clients, repo_root, unique_name};
+use ir_tests::{LocalCloud, REGION, TestResult, clients, cloud, repo_root, unique_name};
 
 const ENGINEER: &str = "        - arn:aws:iam::111122223333:role/SecurityEngineer\n";
 const CAROL: &str = "arn:aws:sts::123456789012:assumed-role/Oncall/carol";
 
 fn with(from: &str, to: &str) -> String {
-    assert!(DEFAULT_CONFIG_YAML.contains(from), "`{from}` not in the default config");
+    assert!(
+        DEFAULT_CONFIG_YAML.contains(from),
+        "`{from}` not in the default config"
+    );
     DEFAULT_CONFIG_YAML.replacen(from, to, 1)
 }
 
@@ -67,7 +70,11 @@ async fn a_config_in_an_ssm_parameter_is_read_with_decryption() -> TestResult {
     for kind in [ParameterType::SecureString, ParameterType::String] {
         let name = put_parameter(&clients, &carol_config(), kind.clone()).await;
         // As stored: a SecureString is read decrypted.
-        assert_eq!(fetch(&clients, &ssm(&name)).await?, carol_config(), "{kind:?}");
+        assert_eq!(
+            fetch(&clients, &ssm(&name)).await?,
+            carol_config(),
+            "{kind:?}"
+        );
         let mark = clients.calls().count();
         let config = load_from(&clients, &ssm(&name), &Overlay::default()).await?;
         assert_eq!(
@@ -120,7 +127,9 @@ async fn a_config_in_an_s3_object_is_read() -> TestResult {
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with(&format!("config {missing}: s3:GetObject failed with NoSuchKey")),
+        e.starts_with(&format!(
+            "config {missing}: s3:GetObject failed with NoSuchKey"
+        )),
         "{e}"
     );
     Ok(())
@@ -170,15 +179,12 @@ async fn a_refused_config_in_ssm_names_its_origin_and_why() -> TestResult {
 
 /// The functions whose main loads the config (`ir_aws::config_source`), and the others.
 fn loaders() -> (Vec<String>, Vec<String>) {
-    function_binaries()
-        .unwrap()
-        .into_iter()
-        .partition(|f| {
-            let main = repo_root().join("functions").join(f).join("src/main.rs");
-            std::fs::read_to_string(main)
-                .unwrap()
-                .contains("ir_aws::config_source::")
-        })
+    function_binaries().unwrap().into_iter().partition(|f| {
+        let main = repo_root().join("functions").join(f).join("src/main.rs");
+        std::fs::read_to_string(main)
+            .unwrap()
+            .contains("ir_aws::config_source::")
+    })
 }
 
 /// Starts `binary` with the offline suite's environment shape (placeholder names: init reads
@@ -201,10 +207,22 @@ async fn init(cloud: &LocalCloud, binary: &str, extra: &[(&str, &str)]) -> (bool
         .env("IR_AUDIT_TABLE", "t-audit")
         .env("IR_APPROVALS_TABLE", "t-approvals")
         .env("IR_EVIDENCE_BUCKET", "t-evidence")
-        .env("IR_NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")
-        .env("IR_DENY_POLICY_ARN", arn("policy/ir-suite/t-containment-deny-all"))
-        .env("IR_APPROVAL_TOKEN_KEY", "arn:aws:kms:us-east-1:123456789012:key/t")
-        .env("IR_TRIAGE_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:t")
+        .env(
+            "IR_NOTIFY_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:t",
+        )
+        .env(
+            "IR_DENY_POLICY_ARN",
+            arn("policy/ir-suite/t-containment-deny-all"),
+        )
+        .env(
+            "IR_APPROVAL_TOKEN_KEY",
+            "arn:aws:kms:us-east-1:123456789012:key/t",
+        )
+        .env(
+            "IR_TRIAGE_STATE_MACHINE_ARN",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:t",
+        )
         .env("IR_SUITE_PRINCIPALS", arn("role/ir-suite/t"))
         // Nothing listens here: a function whose init passed would fail polling, not hang.
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
@@ -233,7 +251,7 @@ async fn every_function_that_reads_the_config_fails_init_on_a_refused_one() -> T
     let cloud = cloud().await;
     let clients = clients(cloud);
     let (loaders, others) = loaders();
-    assert_eq!(loaders.len(), 11, "{loaders:?}");
+    assert_eq!(loaders.len(), 12, "{loaders:?}");
     assert_eq!(others, ["ir-ingest", "ir-notify"]);
 
     let invalid = put_parameter(&clients, &invalid_config(), ParameterType::SecureString).await;
@@ -264,7 +282,10 @@ async fn every_function_that_reads_the_config_fails_init_on_a_refused_one() -> T
         "ir-decide-approval",
         &[
             ("IR_CONFIG_SSM_PARAMETER", &good),
-            ("IR_APPROVERS_SECURITY_LEAD", "arn:aws:iam::123456789012:group/Leads"),
+            (
+                "IR_APPROVERS_SECURITY_LEAD",
+                "arn:aws:iam::123456789012:group/Leads",
+            ),
         ],
     )
     .await;
@@ -283,7 +304,10 @@ async fn every_function_that_reads_the_config_fails_init_on_a_refused_one() -> T
         ],
     )
     .await;
-    assert!(!ok && printed.contains("the config comes from one source"), "{printed}");
+    assert!(
+        !ok && printed.contains("the config comes from one source"),
+        "{printed}"
+    );
     // A good config passes init: the function gets as far as polling a Runtime API that is not
     // there, and logs where its config came from and its hash, not what it holds.
     let (ok, printed) = init(cloud, "ir-score", &[("IR_CONFIG_SSM_PARAMETER", &good)]).await;
@@ -299,6 +323,9 @@ async fn every_function_that_reads_the_config_fails_init_on_a_refused_one() -> T
         ir_tests::sha256_hex(carol_config().as_bytes()),
         "{loaded}"
     );
-    assert!(!printed.contains("carol"), "config contents logged: {printed}");
+    assert!(
+        !printed.contains("carol"),
+        "config contents logged: {printed}"
+    );
     Ok(())
 }

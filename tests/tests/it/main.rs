@@ -32,3 +32,4 @@ mod release_containment;
 mod snapshot_volumes;
 mod state_machines;
 mod template;
+mod terminate_instance;

@@ -891,6 +891,7 @@ fn resource_wildcards_are_only_the_documented_ones() {
 const ACTION_PACKAGES: &[&str] = &[
     "ir-isolate-instance",
     "ir-snapshot-volumes",
+    "ir-terminate-instance",
     "ir-revoke-sessions",
     "ir-deny-principal",
     "ir-disable-access-keys",
@@ -1104,6 +1105,84 @@ fn isolation_changes_only_the_suites_groups_and_tags() {
             "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"
         ))])
     );
+}
+
+#[test]
+fn only_the_terminate_role_terminates_and_only_instances_of_its_account() {
+    let f = function_of("ir-terminate-instance");
+    let role = role_of(f);
+    let instances = sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*");
+    for action in [
+        "ec2:TerminateInstances",
+        "ec2:ModifyInstanceAttribute",
+        "ec2:DescribeInstanceAttribute",
+    ] {
+        assert_eq!(
+            allowed(role, action),
+            BTreeSet::from([canonical(&instances)]),
+            "{role}: {action}"
+        );
+    }
+    for action in [
+        "ec2:DescribeInstances",
+        "ec2:DescribeVolumes",
+        "ec2:DescribeSnapshots",
+    ] {
+        assert_eq!(
+            allowed(role, action),
+            BTreeSet::from([canonical(&json!("*"))]),
+            "{role}: {action}"
+        );
+    }
+    // It writes nothing else: no tags, no groups, no snapshots, no holds.
+    let writes: BTreeSet<String> = role_statements(role)
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| items(&s["Action"]))
+        .map(|a| a.as_str().unwrap().to_owned())
+        .filter(|a| a.starts_with("ec2:") && !a.starts_with("ec2:Describe"))
+        .collect();
+    assert_eq!(
+        writes,
+        BTreeSet::from([
+            "ec2:ModifyInstanceAttribute".to_owned(),
+            "ec2:TerminateInstances".to_owned()
+        ])
+    );
+    // Another incident's hold is read, never written: only isolation#… keys.
+    let on_keys: Vec<_> = allowing(role, "dynamodb:GetItem")
+        .into_iter()
+        .filter(|s| s["Resource"] == get_att("KeysTable", "Arn"))
+        .collect();
+    assert_eq!(on_keys.len(), 1, "{role}: GetItem on the keys table");
+    assert_eq!(
+        on_keys[0]["Condition"],
+        json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": "isolation#*"}})
+    );
+    for action in [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ] {
+        assert!(
+            !allowed(role, action).contains(&canonical(&get_att("KeysTable", "Arn"))),
+            "{role}: {action} on the keys table"
+        );
+    }
+    // No other role may terminate an instance, and no committed state machine invokes it (no
+    // default playbook names cloud:terminate_instance).
+    for (other, _) in of_type(ROLE) {
+        if other != role {
+            assert!(
+                allowing(other, "ec2:TerminateInstances").is_empty(),
+                "{other} may terminate instances"
+            );
+        }
+        assert!(
+            !allowed(other, "lambda:InvokeFunction").contains(&canonical(&get_att(f, "Arn"))),
+            "{other} may invoke {f}"
+        );
+    }
 }
 
 #[test]

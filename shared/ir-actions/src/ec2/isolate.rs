@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::groups::{VpcGroups, ensure_groups};
 use super::read::{
-    InstanceView, attached_enis, conflict, dry_run_outcome, read_instance, requested_instance, tag,
+    InstanceView, attached_enis, conflict, dry_run_outcome, instance_hold_key, read_instance,
+    requested_instance, tag,
 };
 use super::tags::{
     AUTOSCALING_GROUP_TAG, TAG_INCIDENT, TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS,
@@ -19,7 +20,7 @@ use super::tags::{
 };
 use crate::{ActionError, ReportBuilder};
 use ir_aws::Clients;
-use ir_aws::store::{IsolationHold, IsolationHolds, hold_key};
+use ir_aws::store::{IsolationHold, IsolationHolds};
 
 /// The function (and report action) name.
 pub const ISOLATE_ACTION: &str = "ir-isolate-instance";
@@ -69,7 +70,7 @@ async fn isolate(
     view: &InstanceView,
     report: &mut ReportBuilder,
 ) -> Result<Option<IsolationRecord>, ActionError> {
-    let key = instance_hold_key(clients, view)?;
+    let key = instance_hold_key(clients, &view.id, view.owner_id.as_deref())?;
     let held = holds.get(&key).await?;
     refuse_other_incident(view, incident, &key, held.as_ref())?;
     let home_vpc = view
@@ -172,27 +173,6 @@ async fn isolate(
         tags_added,
         hold_key: Some(key),
     }))
-}
-
-/// `isolation#<account>:<region>:<instance id>`: the account that owns the instance, the region
-/// of the EC2 client.
-fn instance_hold_key(clients: &Clients, view: &InstanceView) -> Result<String, ActionError> {
-    let account = view
-        .owner_id
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| {
-            ActionError::Verification(format!(
-                "DescribeInstances returned no owner account for {}",
-                view.id
-            ))
-        })?;
-    let region = clients
-        .ec2()
-        .config()
-        .region()
-        .ok_or_else(|| ActionError::Configuration("the EC2 client has no region".to_owned()))?;
-    Ok(hold_key(account, region.as_ref(), &view.id))
 }
 
 /// Another incident's hold is never overwritten: it holds the only trusted copy of the

@@ -1,4 +1,5 @@
-//! EC2 containment: isolate-instance, snapshot-volumes, and restoring isolation.
+//! EC2 containment: isolate-instance, snapshot-volumes, terminate-instance, and restoring
+//! isolation.
 //!
 //! # Isolation
 //!
@@ -30,6 +31,12 @@
 //!
 //! [`snapshot_volumes`] takes one multi-volume `CreateSnapshots` (crash-consistent across the
 //! volumes), tagged with the incident, finding and instance, and finds that set again by tag.
+//!
+//! # Termination
+//!
+//! [`terminate_instance`] ends an instance only when every volume attached to it has a completed
+//! snapshot the incident's records name (`ir_core::termination`), lifting the termination
+//! protection isolation set first. It is not restorable: its record tells release so.
 
 mod groups;
 mod isolate;
@@ -37,6 +44,7 @@ mod read;
 mod restore;
 mod snapshot;
 mod tags;
+mod terminate;
 
 pub use isolate::{ISOLATE_ACTION, isolate_instance};
 pub use restore::restore_isolation;
@@ -46,6 +54,7 @@ pub use tags::{
     TAG_ORIGINAL_ATTRIBUTES, TAG_ORIGINAL_GROUPS, TAG_QUARANTINED_AT, decode_attributes,
     encode_attributes,
 };
+pub use terminate::{TERMINATE_ACTION, terminate_instance};
 
 /// The name of a VPC's all-allow conversion group.
 pub fn conversion_group_name(vpc_id: &str) -> String {

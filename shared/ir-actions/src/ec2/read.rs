@@ -65,6 +65,30 @@ pub(crate) fn conflict(operation: &'static str, detail: String) -> ActionError {
     ActionError::Conflict(format!("{operation}: {detail}"))
 }
 
+/// `isolation#<account>:<region>:<instance id>`, the key of an instance's isolation hold: the
+/// account that owns the instance (its reservation's `OwnerId`), the region of the EC2 client.
+pub(crate) fn instance_hold_key(
+    clients: &Clients,
+    instance_id: &str,
+    owner_id: Option<&str>,
+) -> Result<String, ActionError> {
+    let account = owner_id.filter(|a| !a.is_empty()).ok_or_else(|| {
+        ActionError::Verification(format!(
+            "DescribeInstances returned no owner account for {instance_id}"
+        ))
+    })?;
+    let region = clients
+        .ec2()
+        .config()
+        .region()
+        .ok_or_else(|| ActionError::Configuration("the EC2 client has no region".to_owned()))?;
+    Ok(ir_aws::store::hold_key(
+        account,
+        region.as_ref(),
+        instance_id,
+    ))
+}
+
 /// The outcome of a mutating call sent with `DryRun=true`: `DryRunOperation` proves the
 /// permission; `UnauthorizedOperation` (and every other error) is reported as it is classified.
 pub(crate) fn dry_run_outcome<T, E>(
