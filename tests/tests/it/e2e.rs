@@ -261,9 +261,10 @@ async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_cha
 /// engineer (level 0 of a critical gate) and keeps every playbook in dry-run; the deployment's
 /// parameters, applied over it, make bob's session the security lead (`IR_APPROVERS_SECURITY_LEAD`)
 /// and put immediate-isolation in enforce mode (`IR_PLAYBOOK_MODE_IMMEDIATE_ISOLATION`). alice,
-/// an approver of the harness's own config (the file no function reads here), is refused; carol's
-/// approval counts at level 0, bob's (a lead may decide at an engineer's level) resumes the step;
-/// and the victim is contained, which only the overlaid mode allows.
+/// whose role the default config makes the security engineer, holds no role here and is refused
+/// by the decision function before it reads or writes anything; carol's approval counts at level
+/// 0, bob's (a lead may decide at an engineer's level) resumes the step; and the victim is
+/// contained, which only the overlaid mode allows.
 #[tokio::test]
 async fn a_config_in_ssm_with_the_deployments_parameters_decides_who_approves() -> TestResult {
     let off = Offline::start(Settings {
@@ -339,16 +340,14 @@ async fn a_config_in_ssm_with_the_deployments_parameters_decides_who_approves() 
             .all(|d| d["person"] == "carol" && d["level"] == 0),
         "{counted:?}"
     );
-    let refused = actions
-        .iter()
-        .filter(|(a, d)| {
-            a == "approval-refused"
-                && d["why"]
-                    .as_str()
-                    .is_some_and(|w| w.contains(&off.people.alice.arn))
-        })
-        .count();
-    assert_eq!(refused, GATES.len(), "{actions:?}");
+    // A caller who holds no role is refused before the function reads or writes anything:
+    // alice's attempts left no record on the incident.
+    assert!(
+        actions
+            .iter()
+            .all(|(_, d)| !d.to_string().contains(&off.people.alice.arn)),
+        "{actions:?}"
+    );
     Ok(())
 }
 
