@@ -3,11 +3,11 @@
 //! an S3 object (`IR_CONFIG_S3_URI`), a file (`IR_CONFIG_FILE`), else the embedded default
 //! (`ir_env::ConfigSource`).
 //!
-//! This module only fetches; every check is `ir_env::source::config_from_text`'s: the overlay of
-//! the deployment's parameters, the schema (errors name their path), meaning, and the deployed
-//! state machines. A source that cannot be read or a config that is refused fails init with an
-//! error naming the origin (`ssm:/ir/config`). The one log line says where the config came from
-//! and the SHA-256 of its text, never what it holds.
+//! This module only fetches; every check is `ir_env::source::config_from_source`'s: the overlay
+//! of the deployment's parameters, the schema (errors name their path), meaning, and, for a
+//! config in SSM or S3, the deployed state machines. A source that cannot be read or a config
+//! that is refused fails init with an error naming the origin (`ssm:/ir/config`). The one log
+//! line says where the config came from and the SHA-256 of its text, never what it holds.
 
 use ir_core::config::{Config, DEFAULT_CONFIG_YAML};
 use ir_env::source::{self, MAX_CONFIG_BYTES};
@@ -53,26 +53,16 @@ fn loaded(
     fetched: Option<String>,
     overlay: &Overlay,
 ) -> Result<Config, InitError> {
-    let origin = source.to_string();
     let text = match (source, fetched) {
         (_, Some(text)) => Some(text),
-        (ConfigSource::File(path), None) => {
-            Some(std::fs::read_to_string(path).map_err(|e| InitError::File {
-                what: "config",
-                path: path.clone(),
-                message: e.to_string(),
-            })?)
-        }
+        (ConfigSource::File(path), None) => Some(source::read_file(path)?),
         _ => None,
     };
-    let config = match &text {
-        Some(text) => source::config_from_text(text, &origin, overlay)?,
-        None => source::local_config(source, overlay)?,
-    };
+    let config = source::config_from_source(source, text.as_deref(), overlay)?;
     let digest = hex(&sha256(
         text.as_deref().unwrap_or(DEFAULT_CONFIG_YAML).as_bytes(),
     ));
-    tracing::info!(origin = %origin, sha256 = %digest, "config loaded");
+    tracing::info!(origin = %source, sha256 = %digest, "config loaded");
     Ok(config)
 }
 

@@ -15,7 +15,7 @@ use ir_core::config::{Config, DEFAULT_ASSETS_YAML, DEFAULT_THREAT_INTEL, Protect
 use ir_core::enrich::{AssetRegistry, ThreatIntel};
 use thiserror::Error;
 
-pub use source::{ConfigSource, Overlay, config_from_text};
+pub use source::{ConfigSource, Overlay, config_from_source, config_from_text};
 
 /// Configuration problems found at init. A function that cannot init fails once, at start, with
 /// this message; it never panics in an invocation.
@@ -40,7 +40,7 @@ pub enum InitError {
     /// The configuration needs state machines other than the ones deployed with this build.
     #[error(
         "config {origin} needs state machines other than the deployed ones ({differences}): \
-         run `ir playbooks render --config FILE`, commit, and redeploy"
+         make it config/incident-response.yaml, run `ir playbooks render`, commit, and redeploy"
     )]
     StateMachines { origin: String, differences: String },
 }
@@ -112,9 +112,9 @@ pub fn engine(config: Config) -> Result<Engine, InitError> {
 }
 
 /// The configuration of a local source: the file named in `IR_CONFIG_FILE`, else the embedded
-/// one, with the deployment's overlay (`IR_APPROVERS_*`, `IR_PLAYBOOK_MODE_*`) and every check of
-/// [`source::config_from_text`]. A source in SSM or S3 is refused here: the functions fetch it
-/// with `ir_aws::config_source`.
+/// one, with the deployment's overlay (`IR_APPROVERS_*`, `IR_PLAYBOOK_MODE_*`), held to the schema
+/// and checked for meaning ([`source::config_from_source`]). A source in SSM or S3 is refused
+/// here: the functions fetch it with `ir_aws::config_source`.
 pub fn config() -> Result<Config, InitError> {
     source::local_config(&ConfigSource::from_env()?, &Overlay::from_env()?)
 }

@@ -5,12 +5,16 @@
 //! none, and then the embedded default is used. This crate reads files only; fetching from SSM or
 //! S3 needs the SDK and is `ir_aws::config_source`'s, which hands the text back here.
 //!
-//! Whatever the source, the text goes through [`config_from_text`]: the overlay of the
-//! deployment's parameters ([`Overlay`]: `IR_APPROVERS_<ROLE>`, `IR_PLAYBOOK_MODE_<PLAYBOOK>`)
-//! is applied over it, the result is held to the schema and checked for meaning (errors name
-//! their path), and the state machines it needs must be the deployed ones
-//! ([`state_machine_differences`]): a config whose playbooks, steps, gates or escalation levels
-//! differ is refused, since the deployed state machines would not run it.
+//! Whatever the source ([`config_from_source`]), the overlay of the deployment's parameters
+//! ([`Overlay`]: `IR_APPROVERS_<ROLE>`, `IR_PLAYBOOK_MODE_<PLAYBOOK>`) is applied over the text,
+//! and the result is held to the schema and checked for meaning (errors name their path).
+//!
+//! A config in SSM or S3 ([`config_from_text`]) can be changed without a deploy, so it must also
+//! need the deployed state machines ([`state_machine_differences`]): the committed
+//! `statemachines/`, rendered from the embedded config this binary was built with. One whose
+//! playbooks, triggers, steps, gates or escalation levels differ is refused, since the deployed
+//! state machines would not run it. A file ships with the build as the state machines do (the
+//! test harnesses serve a function with a file of their own playbooks), and is not held to them.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -352,22 +356,47 @@ fn only_one<'a>(
     }
 }
 
-/// The configuration of a deployment: `text` from `origin` (as [`ConfigSource`] displays it),
-/// with `overlay` applied, held to the schema, checked for meaning, and refused unless the state
-/// machines it needs are the deployed ones. Every error names the origin; a schema or meaning
-/// error names its path.
+/// The configuration of a deployment read from SSM or S3: `text` from `origin` (as
+/// [`ConfigSource`] displays it), with `overlay` applied, held to the schema, checked for
+/// meaning, and refused unless the state machines it needs are the deployed ones. Every error
+/// names the origin; a schema or meaning error names its path.
 pub fn config_from_text(text: &str, origin: &str, overlay: &Overlay) -> Result<Config, InitError> {
+    let config = checked(text, origin, overlay)?;
+    fits_the_deployed_state_machines(&config, &overlaid(origin, overlay))?;
+    Ok(config)
+}
+
+/// The configuration of `source` with `overlay` applied, from `text` as read from it (`None`
+/// for the embedded one): held to the schema and checked for meaning, and, from SSM or S3, to
+/// the deployed state machines ([`config_from_text`]).
+pub fn config_from_source(
+    source: &ConfigSource,
+    text: Option<&str>,
+    overlay: &Overlay,
+) -> Result<Config, InitError> {
+    let origin = source.to_string();
+    match (source, text) {
+        (ConfigSource::Embedded, _) => embedded_config(overlay),
+        (ConfigSource::File(_), Some(text)) => checked(text, &origin, overlay),
+        (_, Some(text)) => config_from_text(text, &origin, overlay),
+        (_, None) => Err(InitError::Config {
+            origin,
+            message: "nothing was read from it".to_owned(),
+        }),
+    }
+}
+
+/// `text` with `overlay` applied, held to the schema and checked for meaning.
+fn checked(text: &str, origin: &str, overlay: &Overlay) -> Result<Config, InitError> {
     let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| InitError::Config {
         origin: origin.to_owned(),
         message: format!("config is not valid YAML: {e}"),
     })?;
     overlay.apply(&mut doc)?;
-    let config = Config::from_value(doc).map_err(|e| InitError::Config {
+    Config::from_value(doc).map_err(|e| InitError::Config {
         origin: overlaid(origin, overlay),
         message: e.to_string(),
-    })?;
-    fits_the_deployed_state_machines(&config, &overlaid(origin, overlay))?;
-    Ok(config)
+    })
 }
 
 /// The embedded configuration with `overlay` applied. Without an overlay this is
@@ -395,19 +424,21 @@ fn overlaid(origin: &str, overlay: &Overlay) -> String {
     }
 }
 
+/// The text of a config file.
+pub fn read_file(path: &std::path::Path) -> Result<String, InitError> {
+    std::fs::read_to_string(path).map_err(|e| InitError::File {
+        what: "config",
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 /// The configuration of a local source (the embedded one or a file), with the environment's
 /// overlay. A remote source is fetched by `ir_aws::config_source`, not here.
 pub fn local_config(source: &ConfigSource, overlay: &Overlay) -> Result<Config, InitError> {
     match source {
         ConfigSource::Embedded => embedded_config(overlay),
-        ConfigSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| InitError::File {
-                what: "config",
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            config_from_text(&text, &source.to_string(), overlay)
-        }
+        ConfigSource::File(path) => config_from_source(source, Some(&read_file(path)?), overlay),
         remote => Err(InitError::Config {
             origin: remote.to_string(),
             message: "a config in SSM or S3 is fetched at init with the AWS SDK \
@@ -901,7 +932,7 @@ mod tests {
                 e.starts_with(
                     "config ssm:/ir/config needs state machines other than the deployed ones ("
                 ) && e
-                    .ends_with("): run `ir playbooks render --config FILE`, commit, and redeploy"),
+                    .ends_with("): make it config/incident-response.yaml, run `ir playbooks render`, commit, and redeploy"),
                 "{e}"
             );
             e
@@ -944,6 +975,52 @@ mod tests {
             "trigger: severity >= high",
         ));
         assert!(e.contains("trigger"), "{e}");
+    }
+
+    #[test]
+    fn only_a_config_from_ssm_or_s3_is_held_to_the_deployed_state_machines() {
+        // A third escalation level for critical gates: other state machines.
+        let three = with(
+            "      - role: security_lead\n        timeout: 15m\n",
+            "      - role: security_lead\n        timeout: 15m\n      - role: security_lead\n        timeout: 1h\n",
+        );
+        let o = Overlay::default();
+        for remote in [
+            ConfigSource::SsmParameter("/ir/config".into()),
+            ConfigSource::S3Object {
+                bucket: "acme-ir".into(),
+                key: "config.yaml".into(),
+            },
+        ] {
+            let e = config_from_source(&remote, Some(&three), &o)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "config {remote} needs state machines other than the deployed ones"
+                )),
+                "{e}"
+            );
+        }
+        // A file ships with the build, as the state machines do: schema and meaning only.
+        let file = ConfigSource::File("/opt/ir.yaml".into());
+        let c = config_from_source(&file, Some(&three), &o).unwrap();
+        assert_eq!(c.escalation(ir_core::Severity::Critical).len(), 3);
+        let e = config_from_source(&file, Some("orchestrator: [unclosed"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config file:/opt/ir.yaml: config is not valid YAML"),
+            "{e}"
+        );
+        // The embedded one is what the state machines were rendered from.
+        let c = config_from_source(&ConfigSource::Embedded, None, &o).unwrap();
+        assert_eq!(c.escalation(ir_core::Severity::Critical).len(), 2);
+        // A remote source with nothing read from it is an error, not the embedded default.
+        let e = config_from_source(&ConfigSource::SsmParameter("/ir/config".into()), None, &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config ssm:/ir/config: "), "{e}");
     }
 
     #[test]

@@ -171,7 +171,7 @@ async fn a_refused_config_in_ssm_names_its_origin_and_why() -> TestResult {
         e.starts_with(&format!(
             "config ssm:{name} needs state machines other than the deployed ones"
         )) && e.contains("3 escalation levels instead of 2")
-            && e.contains("run `ir playbooks render --config FILE`, commit, and redeploy"),
+            && e.contains("make it config/incident-response.yaml, run `ir playbooks render`, commit, and redeploy"),
         "{e}"
     );
     Ok(())
