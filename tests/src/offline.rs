@@ -100,7 +100,7 @@ pub enum ConfigFrom {
     #[default]
     File,
     /// A SecureString SSM parameter `/<prefix>/config` (`IR_CONFIG_SSM_PARAMETER`), as a
-    /// deployment with `ConfigParameterName` has it.
+    /// deployment with the template's `ConfigSsmParameter` has it.
     SsmParameter,
 }
 
