@@ -3,8 +3,10 @@
 
 CloudFormation's short tags are read as their long forms and resolved to placeholder values:
 `!Sub` text gets `${AWS::Partition}` = aws, `${AWS::Region}` = us-east-1, `${AWS::AccountId}` =
-123456789012, `${AWS::StackName}` = ir, `${X.Arn}` = a placeholder ARN of X's type; `!GetAtt X.Arn`
-and `!Ref X` likewise; `!If` keeps both branches' statements.
+123456789012, `${AWS::StackName}` = ir, `${X.Arn}` = a placeholder ARN of X's type, `${Parameter}` = a placeholder value of the
+parameter (PARAMETERS); `!GetAtt X.Arn` and `!Ref X` likewise; `!If` keeps both branches'
+statements, and a policy under `!If` (a role's policy only some deployments have) is read as the
+policy it is when its condition holds.
 
 Usage: template_policies.py TEMPLATE OUT_DIR  (one OUT_DIR/<Resource>.<Policy>.json per document)
 """
@@ -16,6 +18,9 @@ import sys
 import yaml
 
 ACCOUNT = "123456789012"
+
+# Parameters as a deployment sets them, where the policies need a value of their shape.
+PARAMETERS = {"ConfigSsmParameter": "/ir/config"}
 
 
 class Tagged:
@@ -66,6 +71,8 @@ def resolve(v, resources):
                     return fixed[name]
                 if name in extra:
                     return str(resolve(extra[name], resources))
+                if name in PARAMETERS:
+                    return PARAMETERS[name]
                 return placeholder_arn(resources, name.split(".")[0])
             return re.sub(r"\$\{([^}]+)\}", var, text)
         if v.tag == "GetAtt":
@@ -112,6 +119,8 @@ def documents(template):
         props = r.get("Properties", {})
         docs = []
         for p in props.get("Policies", []) or []:
+            if isinstance(p, Tagged) and p.tag == "If":
+                p = next((b for b in p.value[1:] if isinstance(b, dict)), None)
             if isinstance(p, dict) and "PolicyDocument" in p:
                 docs.append((p.get("PolicyName", "policy"), p["PolicyDocument"]))
         if "PolicyDocument" in props:

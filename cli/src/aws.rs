@@ -20,7 +20,9 @@ pub fn table_names() -> Result<TableNames, CliError> {
     TableNames::from_env().map_err(|e| CliError::Invalid(e.to_string()))
 }
 
-/// The configuration: the file given, else `IR_CONFIG_FILE`, else the embedded one.
+/// The configuration: the file given, else the deployment's source as the functions read it
+/// (`IR_CONFIG_SSM_PARAMETER`, `IR_CONFIG_S3_URI` or `IR_CONFIG_FILE`, with the `IR_APPROVERS_*`
+/// and `IR_PLAYBOOK_MODE_*` overlay), else the embedded one.
 pub fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
     match path {
         Some(p) => {
@@ -30,7 +32,20 @@ pub fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
             Config::from_yaml(&text)
                 .map_err(|e| CliError::Invalid(format!("config {}: {e}", p.display())))
         }
-        None => ir_env::config().map_err(|e| CliError::Invalid(e.to_string())),
+        None => {
+            let invalid = |e: ir_env::InitError| CliError::Invalid(e.to_string());
+            let source = ir_env::ConfigSource::from_env().map_err(invalid)?;
+            let overlay = ir_env::Overlay::from_env().map_err(invalid)?;
+            if source.is_remote() {
+                with_clients(async |clients| {
+                    ir_aws::config_source::load_from(&clients, &source, &overlay)
+                        .await
+                        .map_err(invalid)
+                })
+            } else {
+                ir_env::source::local_config(&source, &overlay).map_err(invalid)
+            }
+        }
     }
 }
 

@@ -40,7 +40,9 @@ pub const ENV_HELP: &str = concat!(
   IR_INCIDENTS_TABLE, IR_KEYS_TABLE, IR_AUDIT_TABLE, IR_APPROVALS_TABLE
                       the suite's tables
   IR_EVIDENCE_BUCKET  the Object Lock evidence bucket the resolved chain head is anchored in
-  IR_CONFIG_FILE      the config with notifications.approver_roles and the evidence retention
+  IR_CONFIG_SSM_PARAMETER, IR_CONFIG_S3_URI or IR_CONFIG_FILE
+                      the deployment's config (notifications.approver_roles, the evidence
+                      retention) as the functions read it, with IR_APPROVERS_<ROLE> applied
                       (default: the embedded one)
 ",
     aws_env_help!()
@@ -62,8 +64,9 @@ pub struct Args {
     /// Why: kept in the audit chain with the resolution.
     #[arg(long)]
     pub reason: Option<String>,
-    /// The config whose notifications.approver_roles may release (default: IR_CONFIG_FILE, else the
-    /// embedded config/incident-response.yaml).
+    /// The config whose notifications.approver_roles may release (default: the deployment's, as
+    /// IR_CONFIG_SSM_PARAMETER, IR_CONFIG_S3_URI or IR_CONFIG_FILE name it, else the embedded
+    /// config/incident-response.yaml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print the outcome as one JSON object.
@@ -80,7 +83,7 @@ pub(crate) struct Ending {
 }
 
 impl Ending {
-    /// From `IR_*_TABLE`, `IR_EVIDENCE_BUCKET` and the config (`config`, else `IR_CONFIG_FILE`,
+    /// From `IR_*_TABLE`, `IR_EVIDENCE_BUCKET` and the config (`config`, else the deployment's source,
     /// else the embedded one).
     pub(crate) fn from_env(config: Option<&PathBuf>) -> Result<Ending, CliError> {
         let names = crate::aws::table_names()?;

@@ -35,8 +35,9 @@ pub struct Args {
     /// Why the incident ends as it is (rebuilt from IaC, terminated, risk accepted): audited.
     #[arg(long)]
     pub reason: String,
-    /// The config whose notifications.approver_roles may resolve (default: IR_CONFIG_FILE, else
-    /// the embedded config/incident-response.yaml).
+    /// The config whose notifications.approver_roles may resolve (default: the deployment's, as
+    /// IR_CONFIG_SSM_PARAMETER, IR_CONFIG_S3_URI or IR_CONFIG_FILE name it, else the embedded
+    /// config/incident-response.yaml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print the outcome as one JSON object.

@@ -15,7 +15,10 @@
 //! substitution filled with the binary name cargo lambda routes by), then starts the functions
 //! with the environment the template gives them. The configuration is the embedded default with
 //! the deployment's choices applied ([`Settings`]); its rendered state machines must equal the
-//! committed files, so what runs here is what SAM deploys.
+//! committed files, so what runs here is what SAM deploys. The functions read it from a file in
+//! the run dir (`IR_CONFIG_FILE`), or from an SSM parameter (`IR_CONFIG_SSM_PARAMETER`,
+//! [`ConfigFrom::SsmParameter`]), with the deployment's overlay variables if the settings give
+//! any (`IR_APPROVERS_<ROLE>`, `IR_PLAYBOOK_MODE_<PLAYBOOK>`).
 //!
 //! The function binaries are the workspace's debug builds (`cargo build --workspace --bins`);
 //! a missing one is an error that says so.
@@ -79,6 +82,28 @@ impl<T> Context<T> for Option<T> {
     }
 }
 
+/// Who holds an escalation role, in the offline suite's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Every session of the engineers' role (alice's and bob's).
+    EngineerRole,
+    /// Every session of the lead's role (carol's).
+    LeadRole,
+    /// One person's session only: `"alice"`, `"bob"` or `"carol"`.
+    Person(&'static str),
+}
+
+/// Where the functions read their configuration from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigFrom {
+    /// The run dir's `incident-response.yaml` (`IR_CONFIG_FILE`).
+    #[default]
+    File,
+    /// A SecureString SSM parameter `/<prefix>/config` (`IR_CONFIG_SSM_PARAMETER`), as a
+    /// deployment with the template's `ConfigSsmParameter` has it.
+    SsmParameter,
+}
+
 /// The deployment's choices over the embedded configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -96,6 +121,16 @@ pub struct Settings {
     pub on_failure: Vec<(String, String, String)>,
     /// `orchestrator.max_concurrent_playbooks` and `queue_poll_seconds`.
     pub slots: Option<(u32, u32)>,
+    /// `notifications.approver_roles`, lowest first: the engineers' role holds
+    /// `security_engineer`, the lead's `security_lead`.
+    pub approver_roles: Vec<(String, Vec<Holder>)>,
+    /// Where the functions (and `ir`) read the configuration.
+    pub config_from: ConfigFrom,
+    /// The deployment's approvers parameters, as the template passes them:
+    /// `IR_APPROVERS_<ROLE>` = the holders' ARNs.
+    pub approvers_overlay: Vec<(String, Vec<Holder>)>,
+    /// The deployment's mode parameters: `IR_PLAYBOOK_MODE_<PLAYBOOK>` = `dry-run`|`enforce`.
+    pub mode_overlay: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -107,6 +142,13 @@ impl Default for Settings {
             ingest_instances: 4,
             on_failure: Vec::new(),
             slots: None,
+            approver_roles: vec![
+                ("security_engineer".to_owned(), vec![Holder::EngineerRole]),
+                ("security_lead".to_owned(), vec![Holder::LeadRole]),
+            ],
+            config_from: ConfigFrom::File,
+            approvers_overlay: Vec::new(),
+            mode_overlay: Vec::new(),
         }
     }
 }
@@ -137,6 +179,26 @@ pub struct Responders {
     pub lead_role_arn: String,
 }
 
+impl Responders {
+    /// The ARN a holder stands for.
+    pub fn arn_of(&self, holder: &Holder) -> Result<String> {
+        Ok(match holder {
+            Holder::EngineerRole => self.engineer_role_arn.clone(),
+            Holder::LeadRole => self.lead_role_arn.clone(),
+            Holder::Person("alice") => self.alice.arn.clone(),
+            Holder::Person("bob") => self.bob.arn.clone(),
+            Holder::Person("carol") => self.carol.arn.clone(),
+            Holder::Person(other) => {
+                return Err(OfflineError(format!("nobody called {other} is on call")));
+            }
+        })
+    }
+
+    fn arns_of(&self, holders: &[Holder]) -> Result<Vec<String>> {
+        holders.iter().map(|h| self.arn_of(h)).collect()
+    }
+}
+
 /// The suite running offline. Dropping it stops every process.
 pub struct Offline {
     pub cloud: LocalCloud,
@@ -158,6 +220,10 @@ pub struct Offline {
     /// The configuration, asset registry and function logs of this run.
     pub run_dir: PathBuf,
     pub config_file: PathBuf,
+    /// The SSM parameter the functions read the configuration from ([`ConfigFrom::SsmParameter`]).
+    pub config_parameter: Option<String>,
+    /// The deployment's overlay variables every function is given.
+    pub overlay: Vec<(String, String)>,
     pub assets_file: PathBuf,
     lambda_port: u16,
     bin_dir: PathBuf,
@@ -263,22 +329,17 @@ fn configure(settings: &Settings, people: &Responders) -> Result<String> {
         .get_mut("notifications")
         .and_then(Y::as_mapping_mut)
         .ctx("config notifications")?;
-    let role = |id: &str, arn: &str| {
+    let mut roles = Vec::new();
+    for (id, holders) in &settings.approver_roles {
         let mut m = serde_yaml_ng::Mapping::new();
-        m.insert(Y::from("role"), Y::from(id));
+        m.insert(Y::from("role"), Y::from(id.as_str()));
         m.insert(
             Y::from("identities"),
-            Y::Sequence(vec![Y::from(arn.to_owned())]),
+            Y::Sequence(people.arns_of(holders)?.into_iter().map(Y::from).collect()),
         );
-        Y::Mapping(m)
-    };
-    notifications.insert(
-        Y::from("approver_roles"),
-        Y::Sequence(vec![
-            role("security_engineer", &people.engineer_role_arn),
-            role("security_lead", &people.lead_role_arn),
-        ]),
-    );
+        roles.push(Y::Mapping(m));
+    }
+    notifications.insert(Y::from("approver_roles"), Y::Sequence(roles));
     if let Some(default) = &settings.on_exhausted {
         notifications.insert(
             Y::from("on_escalation_exhausted"),
@@ -316,6 +377,23 @@ fn configure(settings: &Settings, people: &Responders) -> Result<String> {
         }
     }
     Ok(text)
+}
+
+/// Puts `text` in the SecureString parameter `name` (advanced tier: the config with its comments
+/// is larger than a standard parameter's 4 KB).
+pub async fn put_config_parameter(clients: &Clients, name: &str, text: &str) -> Result<()> {
+    clients
+        .ssm()
+        .put_parameter()
+        .name(name)
+        .value(text)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .tier(aws_sdk_ssm::types::ParameterTier::Advanced)
+        .overwrite(true)
+        .send()
+        .await
+        .ctx(format!("putting the config in {name}"))?;
+    Ok(())
 }
 
 /// A committed state machine file, parsed.
@@ -384,8 +462,30 @@ impl Offline {
         let responder = people.alice.clone();
         let victim = Victim::create(&clients, "victim").await?;
 
+        let config_text = configure(&settings, &people)?;
         let config_file = run_dir.join("incident-response.yaml");
-        std::fs::write(&config_file, configure(&settings, &people)?).ctx("writing the config")?;
+        std::fs::write(&config_file, &config_text).ctx("writing the config")?;
+        let config_parameter = match settings.config_from {
+            ConfigFrom::File => None,
+            ConfigFrom::SsmParameter => {
+                let name = format!("/{prefix}/config");
+                put_config_parameter(&clients, &name, &config_text).await?;
+                Some(name)
+            }
+        };
+        let mut overlay = Vec::new();
+        for (role, holders) in &settings.approvers_overlay {
+            overlay.push((
+                ir_env::source::approvers_variable(role),
+                people.arns_of(holders)?.join(","),
+            ));
+        }
+        for (playbook, mode) in &settings.mode_overlay {
+            overlay.push((
+                ir_env::source::playbook_mode_variable(playbook),
+                mode.clone(),
+            ));
+        }
         let assets_file = run_dir.join("assets.yaml");
         std::fs::write(&assets_file, victim.registry(DEFAULT_ASSETS_YAML))
             .ctx("writing the asset registry")?;
@@ -405,6 +505,8 @@ impl Offline {
             victim,
             run_dir,
             config_file,
+            config_parameter,
+            overlay,
             assets_file,
             lambda_port,
             bin_dir,
@@ -457,7 +559,6 @@ impl Offline {
             ("IR_DENY_POLICY_ARN", self.deny_policy_arn.clone()),
             ("IR_APPROVAL_TOKEN_KEY", self.token_key_arn.clone()),
             ("IR_TRIAGE_STATE_MACHINE_ARN", self.triage_arn().to_owned()),
-            ("IR_CONFIG_FILE", self.config_file.display().to_string()),
             ("IR_ASSETS_FILE", self.assets_file.display().to_string()),
             // `ir approve|reject` invoke the decision function, served by cargo lambda.
             (
@@ -470,6 +571,14 @@ impl Offline {
         ];
         let mut env = cloud_environment(&self.cloud);
         env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        env.push(match &self.config_parameter {
+            Some(name) => ("IR_CONFIG_SSM_PARAMETER".to_owned(), name.clone()),
+            None => (
+                "IR_CONFIG_FILE".to_owned(),
+                self.config_file.display().to_string(),
+            ),
+        });
+        env.extend(self.overlay.iter().cloned());
         env
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Settings are read once at init: `IR_EVIDENCE_BUCKET` (required), `IR_TRAIL_BUCKET`
 //! (optional; without it no logs are collected and every report says so), the `evidence`
-//! section of the configuration, and the suite's tables (the guard; a step's `retention`, the
+//! section of the configuration (`ir_aws::config_source`: the deployment's SSM parameter, S3
+//! object or file, else the embedded one), and the suite's tables (the guard; a step's `retention`, the
 //! log window before the first activity, read from the incident's recorded plan). A bad setting
 //! fails init once, never an invocation.
 
@@ -15,10 +16,12 @@ use ir_core::action::EvidenceRequest;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
-    let settings = EvidenceSettings::from_env()?;
-    let guard = ir_actions::guard::Guard::from_env()?;
+    let clients = Clients::from_env().await;
+    let config = ir_aws::config_source::load(&clients).await?;
+    let settings = EvidenceSettings::from_env(config.evidence.clone())?;
+    let guard = ir_actions::guard::Guard::from_env(config)?;
     let names = ir_aws::store::TableNames::from_env()?;
-    let state = (Clients::from_env().await, settings, guard, names);
+    let state = (clients, settings, guard, names);
     ir_lambda::serve_action(
         evidence::ACTION,
         state,

@@ -7,8 +7,9 @@
 //! `states:SendTaskSuccess`/`SendTaskFailure` the suite ships.
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`,
-//! `IR_SUITE_PRINCIPALS` (the suite's own roles, which never decide), `IR_CONFIG_FILE`
-//! (optional: the approver roles).
+//! `IR_SUITE_PRINCIPALS` (the suite's own roles, which never decide), and the config's
+//! approver roles (`ir_aws::config_source`: the deployment's SSM parameter, S3 object or file,
+//! else the embedded one, with the `IR_APPROVERS_*` overlay).
 
 mod handler;
 
@@ -20,11 +21,12 @@ use ir_incident::approval::ApproverPolicy;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
-    let mut config = ir_lambda::env::config()?;
+    let clients = Clients::from_env().await;
+    let mut config = ir_aws::config_source::load(&clients).await?;
     config.protection.suite_principals = ir_lambda::env::suite_principals()?;
     let policy = ApproverPolicy::from_config(&config);
     let decider = handler::Decider {
-        clients: Clients::from_env().await,
+        clients,
         names,
         policy,
     };

@@ -16,8 +16,10 @@ struct State {
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
+    let clients = Clients::from_env().await;
+    let config = ir_aws::config_source::load(&clients).await?;
     // The config's protected principals and the suite's own roles (IR_SUITE_PRINCIPALS).
-    let protection = ir_lambda::env::protection()?;
+    let protection = ir_lambda::env::protection(&config)?;
     let deny_policy_arn = ir_lambda::env::required("IR_DENY_POLICY_ARN")?;
     if !ir_actions::iam::is_suite_deny_policy_arn(&deny_policy_arn) {
         return Err(format!(
@@ -28,10 +30,10 @@ async fn main() -> Result<(), ir_lambda::Error> {
         .into());
     }
     let state = State {
-        clients: Clients::from_env().await,
+        clients,
         protection,
         deny_policy_arn,
-        guard: ir_actions::guard::Guard::from_env()?,
+        guard: ir_actions::guard::Guard::from_env(config)?,
     };
     ir_lambda::serve_action(
         ir_actions::iam::DENY_PRINCIPAL_ACTION,

@@ -7,10 +7,12 @@ use ir_core::action::ContainmentRequest;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
+    let clients = Clients::from_env().await;
+    let config = ir_aws::config_source::load(&clients).await?;
     // The config's protected principals and the suite's own roles (IR_SUITE_PRINCIPALS).
-    let protection = ir_lambda::env::protection()?;
-    let guard = ir_actions::guard::Guard::from_env()?;
-    let state = (Clients::from_env().await, protection, guard);
+    let protection = ir_lambda::env::protection(&config)?;
+    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let state = (clients, protection, guard);
     ir_lambda::serve_action(
         ir_actions::iam::DISABLE_ACCESS_KEYS_ACTION,
         state,

@@ -13,8 +13,9 @@ async fn main() -> Result<(), ir_lambda::Error> {
     // Read once at init: a bad setting fails the start, never an invocation.
     let names = TableNames::from_env()?;
     let clients = Clients::from_env().await;
+    let config = ir_aws::config_source::load(&clients).await?;
     let holds = IsolationHolds::new(clients.clone(), &names);
-    let guard = ir_actions::guard::Guard::from_env()?;
+    let guard = ir_actions::guard::Guard::from_env(config)?;
     ir_lambda::serve_action(
         ir_actions::ec2::ISOLATE_ACTION,
         (clients, holds, guard),

@@ -4,7 +4,7 @@
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`,
 //! `IR_NOTIFY_TOPIC_ARN`, `IR_APPROVAL_TOKEN_KEY` (the key task tokens are sealed under),
-//! `IR_CONFIG_FILE` (optional).
+//! and the config (`ir_aws::config_source`: the two-person rule).
 
 mod handler;
 
@@ -16,8 +16,8 @@ use ir_incident::approval::GateSettings;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     let names = TableNames::from_env()?;
-    let config = ir_lambda::env::config()?;
     let clients = Clients::from_env().await;
+    let config = ir_aws::config_source::load(&clients).await?;
     // Who asks: this function's own identity, which the two-person rule keeps from deciding.
     let requester = handler::own_identity(&clients).await?;
     let settings = GateSettings {

@@ -7,8 +7,10 @@ use ir_core::action::ContainmentRequest;
 async fn main() -> Result<(), ir_lambda::Error> {
     ir_lambda::telemetry::init();
     // Read once at init: a bad setting fails the start, never an invocation.
-    let guard = ir_actions::guard::Guard::from_env()?;
-    let state = (Clients::from_env().await, guard);
+    let clients = Clients::from_env().await;
+    let config = ir_aws::config_source::load(&clients).await?;
+    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let state = (clients, guard);
     ir_lambda::serve_action(
         ir_actions::ec2::SNAPSHOT_ACTION,
         state,

@@ -4,7 +4,9 @@
 //!
 //! Environment: `IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`
 //! (the incident's snapshots are read from its audit chain; another incident's isolation hold,
-//! an `isolation#…` item of the keys table, is refused).
+//! an `isolation#…` item of the keys table, is refused), and the config (`ir_aws::config_source`:
+//! the deployment's SSM parameter, S3 object or file, else the embedded one, with the
+//! `IR_APPROVERS_*` and `IR_PLAYBOOK_MODE_*` overlay).
 
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
@@ -16,7 +18,8 @@ async fn main() -> Result<(), ir_lambda::Error> {
     // Read once at init: a bad setting fails the start, never an invocation.
     let names = TableNames::from_env()?;
     let clients = Clients::from_env().await;
-    let guard = ir_actions::guard::Guard::from_env()?;
+    let config = ir_aws::config_source::load(&clients).await?;
+    let guard = ir_actions::guard::Guard::from_env(config)?;
     ir_lambda::serve_action(
         ir_actions::ec2::TERMINATE_ACTION,
         (clients, names, guard),

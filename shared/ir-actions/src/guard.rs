@@ -70,10 +70,10 @@ impl Guard {
     }
 
     /// The guard of a deployed function: the tables (`IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`,
-    /// `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`) and the config (`IR_CONFIG_FILE` or the embedded
-    /// one), read once at init.
-    pub fn from_env() -> Result<Guard, ir_env::InitError> {
-        Ok(Guard::new(TableNames::from_env()?, ir_env::config()?))
+    /// `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`) and the deployed config (loaded once at init by
+    /// `ir_aws::config_source`).
+    pub fn from_env(config: Config) -> Result<Guard, ir_env::InitError> {
+        Ok(Guard::new(TableNames::from_env()?, config))
     }
 
     /// Whether `req` may run as it asks (see the module docs). A refusal is audited.

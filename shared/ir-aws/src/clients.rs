@@ -31,6 +31,7 @@ struct Inner {
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
     sfn: OnceLock<aws_sdk_sfn::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
+    ssm: OnceLock<aws_sdk_ssm::Client>,
 }
 
 /// Options that are not part of the standard AWS configuration chain.
@@ -86,6 +87,7 @@ impl Clients {
                 dynamodb: OnceLock::new(),
                 sfn: OnceLock::new(),
                 sns: OnceLock::new(),
+                ssm: OnceLock::new(),
             }),
         }
     }
@@ -143,5 +145,9 @@ impl Clients {
     client!(
         /// Notifications (incident updates, approval requests).
         sns: aws_sdk_sns
+    );
+    client!(
+        /// The deployment's config parameter, read at init (`config_source`).
+        ssm: aws_sdk_ssm
     );
 }

@@ -1,7 +1,8 @@
 //! AWS adapters of the incident-response suite.
 //!
-//! SDK configuration and clients (with a call log), classification of SDK errors into the stable
-//! error names, the DynamoDB stores (incidents, the audit chain, approvals) and the locked-object
+//! SDK configuration and clients (with a call log), the configuration a deployment names in SSM
+//! or S3 fetched at init (`config_source`), classification of SDK errors into the stable error
+//! names, the DynamoDB stores (incidents, the audit chain, approvals) and the locked-object
 //! writes to S3.
 //!
 //! Invariants: this crate knows AWS but neither the Lambda runtime nor any Lambda event shape; it
@@ -11,6 +12,7 @@
 
 pub mod calls;
 pub mod clients;
+pub mod config_source;
 pub mod identity;
 pub mod locked;
 pub mod sdk;

@@ -493,9 +493,20 @@ impl Config {
         Config::parse(text, true)
     }
 
+    /// Validates against the schema and checks the meaning of a configuration already parsed
+    /// (a deployment's text with its overlay applied): what [`Config::from_yaml`] does after
+    /// parsing, with the same error paths.
+    pub fn from_value(value: serde_json::Value) -> Result<Config, ConfigError> {
+        Config::checked(value, true)
+    }
+
     fn parse(text: &str, against_schema: bool) -> Result<Config, ConfigError> {
         let value: serde_json::Value =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        Config::checked(value, against_schema)
+    }
+
+    fn checked(value: serde_json::Value, against_schema: bool) -> Result<Config, ConfigError> {
         if against_schema {
             let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON)
                 .map_err(|e| ConfigError::Schema(e.to_string()))?;

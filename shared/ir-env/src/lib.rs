@@ -1,18 +1,25 @@
 //! The functions' environment, read once at init into a typed value.
+//!
+//! The configuration's source and its checks are in [`source`]: a function gets its
+//! configuration from `ir_aws::config_source` (which fetches an SSM parameter or an S3 object
+//! with the SDK this crate does not link), or, in a process that reads only local sources, from
+//! [`config`].
+
+pub mod source;
 
 use std::path::PathBuf;
 
 use ir_core::Engine;
 use ir_core::action::PrincipalKind;
-use ir_core::config::{
-    Config, DEFAULT_ASSETS_YAML, DEFAULT_CONFIG_YAML, DEFAULT_THREAT_INTEL, Protection,
-};
+use ir_core::config::{Config, DEFAULT_ASSETS_YAML, DEFAULT_THREAT_INTEL, Protection};
 use ir_core::enrich::{AssetRegistry, ThreatIntel};
 use thiserror::Error;
 
+pub use source::{ConfigSource, Overlay, config_from_source, config_from_text};
+
 /// Configuration problems found at init. A function that cannot init fails once, at start, with
 /// this message; it never panics in an invocation.
-#[derive(Debug, Error)]
+#[derive(Error)]
 pub enum InitError {
     #[error("environment variable {name}: {message}")]
     Var { name: &'static str, message: String },
@@ -22,6 +29,28 @@ pub enum InitError {
         path: PathBuf,
         message: String,
     },
+    /// The configuration from `origin` (`ssm:/ir/config`, `s3://bucket/key`, `file:/path`,
+    /// `embedded`; with the overlay variables applied, if any) is refused.
+    #[error("config {origin}: {message}")]
+    Config { origin: String, message: String },
+    /// A deployment overlay variable (`IR_APPROVERS_<ROLE>`, `IR_PLAYBOOK_MODE_<PLAYBOOK>`) is
+    /// refused.
+    #[error("environment variable {variable}: {message}")]
+    Overlay { variable: String, message: String },
+    /// The configuration needs state machines other than the ones deployed with this build.
+    #[error(
+        "config {origin} needs state machines other than the deployed ones ({differences}): \
+         make it config/incident-response.yaml, run `ir playbooks render`, commit, and redeploy"
+    )]
+    StateMachines { origin: String, differences: String },
+}
+
+/// The message itself: a `main` that fails init prints its error's `Debug`, and what an operator
+/// reads there is what went wrong and where.
+impl std::fmt::Debug for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// An optional variable; set but empty counts as unset.
@@ -64,10 +93,9 @@ fn file_or(
     }
 }
 
-/// The triage engine: the embedded configuration, registry and intel list, each replaceable by a
-/// file named in `IR_CONFIG_FILE`, `IR_ASSETS_FILE`, `IR_THREAT_INTEL_FILE`.
-pub fn engine() -> Result<Engine, InitError> {
-    let config = config()?;
+/// The triage engine: `config` (loaded at init, see [`source`]), and the embedded asset registry
+/// and intel list, each replaceable by a file named in `IR_ASSETS_FILE`, `IR_THREAT_INTEL_FILE`.
+pub fn engine(config: Config) -> Result<Engine, InitError> {
     let (assets, path) = file_or("IR_ASSETS_FILE", "asset registry", DEFAULT_ASSETS_YAML)?;
     let registry = AssetRegistry::from_yaml(&assets).map_err(|e| InitError::File {
         what: "asset registry",
@@ -83,19 +111,12 @@ pub fn engine() -> Result<Engine, InitError> {
     Ok(Engine::new(config, registry, intel))
 }
 
-/// The configuration alone: the embedded one, or the file named in `IR_CONFIG_FILE`.
+/// The configuration of a local source: the file named in `IR_CONFIG_FILE`, else the embedded
+/// one, with the deployment's overlay (`IR_APPROVERS_*`, `IR_PLAYBOOK_MODE_*`), held to the schema
+/// and checked for meaning ([`source::config_from_source`]). A source in SSM or S3 is refused
+/// here: the functions fetch it with `ir_aws::config_source`.
 pub fn config() -> Result<Config, InitError> {
-    let (text, path) = file_or("IR_CONFIG_FILE", "config", DEFAULT_CONFIG_YAML)?;
-    // A file is validated against the schema; the embedded text was, when it was built in.
-    let parsed = match &path {
-        Some(_) => Config::from_yaml(&text),
-        None => Config::embedded(),
-    };
-    parsed.map_err(|e| InitError::File {
-        what: "config",
-        path: path.unwrap_or_else(|| "(embedded)".into()),
-        message: e.to_string(),
-    })
+    source::local_config(&ConfigSource::from_env()?, &Overlay::from_env()?)
 }
 
 /// The variable naming the suite's own roles: their ARNs, comma-separated.
@@ -104,8 +125,8 @@ pub const SUITE_PRINCIPALS_VAR: &str = "IR_SUITE_PRINCIPALS";
 /// What the principal actions refuse to touch: the config's `protection.principals`, and the
 /// suite's own roles from `IR_SUITE_PRINCIPALS` (required: a deployment always names them, and
 /// a function that did not know them could contain the suite itself).
-pub fn protection() -> Result<Protection, InitError> {
-    let mut protection = config()?.protection;
+pub fn protection(config: &Config) -> Result<Protection, InitError> {
+    let mut protection = config.protection.clone();
     protection.suite_principals = suite_principals()?;
     Ok(protection)
 }

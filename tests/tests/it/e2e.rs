@@ -15,7 +15,7 @@ use std::time::Duration;
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_core::correlate;
 use ir_core::incident::Status;
-use ir_tests::offline::{Offline, PLAYBOOK, Settings, VictimState};
+use ir_tests::offline::{ConfigFrom, Holder, Offline, PLAYBOOK, Settings, VictimState};
 use ir_tests::{ACCOUNT_ID, REGION, TestResult};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -253,6 +253,100 @@ async fn an_approved_finding_is_contained_with_evidence_and_a_verified_audit_cha
     assert_eq!(
         executions(&off, off.playbook_arn(PLAYBOOK)).await,
         std::slice::from_ref(&incident)
+    );
+    Ok(())
+}
+
+/// The deployment's config in an SSM parameter names carol's session as the only security
+/// engineer (level 0 of a critical gate) and keeps every playbook in dry-run; the deployment's
+/// parameters, applied over it, make bob's session the security lead (`IR_APPROVERS_SECURITY_LEAD`)
+/// and put immediate-isolation in enforce mode (`IR_PLAYBOOK_MODE_IMMEDIATE_ISOLATION`). alice,
+/// whose role the default config makes the security engineer, holds no role here and is refused
+/// by the decision function before it reads or writes anything; carol's approval counts at level
+/// 0, bob's (a lead may decide at an engineer's level) resumes the step; and the victim is
+/// contained, which only the overlaid mode allows.
+#[tokio::test]
+async fn a_config_in_ssm_with_the_deployments_parameters_decides_who_approves() -> TestResult {
+    let off = Offline::start(Settings {
+        enforce: Vec::new(),
+        config_from: ConfigFrom::SsmParameter,
+        approver_roles: vec![
+            ("security_engineer".into(), vec![Holder::Person("carol")]),
+            ("security_lead".into(), vec![Holder::LeadRole]),
+        ],
+        approvers_overlay: vec![("security_lead".into(), vec![Holder::Person("bob")])],
+        mode_overlay: vec![(PLAYBOOK.into(), "enforce".into())],
+        ..Settings::default()
+    })
+    .await?;
+    let parameter = off.config_parameter.clone().expect("the config parameter");
+    let env = off.environment();
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "IR_CONFIG_SSM_PARAMETER" && *v == parameter)
+            && !env.iter().any(|(k, _)| k == "IR_CONFIG_FILE"),
+        "{env:?}"
+    );
+    let before = off.victim.state(&off.clients).await?;
+    let incident = deliver(&off, "e2e0000000000000000000000000a007").await;
+
+    for step in GATES {
+        off.wait_for_approval(&incident, step, 0, GATE_WAIT).await?;
+        // alice holds no role of the SSM config: refused by policy, nothing counted.
+        let out = off
+            .ir_as(
+                &off.people.alice,
+                &["approve", &incident, "--step", step, "--reason", "mine"],
+            )
+            .await?;
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "refused by policy: {said}");
+        assert!(
+            said.contains("holds no role of notifications.approver_roles"),
+            "{said}"
+        );
+        // carol, the one security engineer, at level 0: one of two.
+        let first = decide_as(&off, &off.people.carol, "approve", &incident, step).await;
+        assert_eq!(first["resumed"]["resumed"], false, "{first}");
+        assert_eq!(first["resumed"]["approvals"], json!(["carol"]), "{first}");
+        // bob, the lead by the deployment's parameter: the second person, and the step runs.
+        let second = decide_as(&off, &off.people.bob, "approve", &incident, step).await;
+        assert_eq!(second["resumed"]["resumed"], true, "{second}");
+        assert_eq!(
+            second["resumed"]["approvals"],
+            json!(["carol", "bob"]),
+            "{second}"
+        );
+    }
+    assert_eq!(
+        playbook_run(&off, &incident).await,
+        ExecutionStatus::Succeeded
+    );
+    let after = off.victim.state(&off.clients).await?;
+    assert_ne!(after, before, "enforce mode came from the overlay");
+    let isolation: BTreeSet<&Vec<String>> = after.interface_groups.values().collect();
+    assert_eq!(isolation.len(), 1, "{after:?}");
+
+    let actions = audit_actions(&off, &incident).await;
+    let counted: Vec<&Value> = actions
+        .iter()
+        .filter(|(a, _)| a == "approval-counted")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(counted.len(), GATES.len(), "{actions:?}");
+    assert!(
+        counted
+            .iter()
+            .all(|d| d["person"] == "carol" && d["level"] == 0),
+        "{counted:?}"
+    );
+    // A caller who holds no role is refused before the function reads or writes anything:
+    // alice's attempts left no record on the incident.
+    assert!(
+        actions
+            .iter()
+            .all(|(_, d)| !d.to_string().contains(&off.people.alice.arn)),
+        "{actions:?}"
     );
     Ok(())
 }

@@ -17,6 +17,7 @@ mod captured_log;
 mod approval_store;
 mod audit_log;
 mod collect_evidence;
+mod config_source;
 mod e2e;
 mod error_mapping;
 mod escalation;

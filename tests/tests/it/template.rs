@@ -187,12 +187,28 @@ fn document_statements(document: &'static Value, out: &mut Vec<&'static Value>) 
     }
 }
 
+/// A role's inline policies, a policy under `!If` (one only some deployments have) included as
+/// the policy it is when its condition holds.
+fn inline_policies(role: &str) -> Vec<&'static Value> {
+    items(&resource(role)["Properties"]["Policies"])
+        .into_iter()
+        .flat_map(|p| match p.get("Fn::If").and_then(Value::as_array) {
+            Some(branches) => branches
+                .iter()
+                .skip(1)
+                .filter(|b| b.get("Ref") != Some(&json!("AWS::NoValue")))
+                .collect(),
+            None => vec![p],
+        })
+        .collect()
+}
+
 /// Every statement a role carries: its inline policies and the suite's managed policies it
 /// attaches (AWS managed policies, referenced by ARN, are left out).
 pub(crate) fn role_statements(role: &str) -> Vec<&'static Value> {
     let props = &resource(role)["Properties"];
     let mut out = Vec::new();
-    for policy in items(&props["Policies"]) {
+    for policy in inline_policies(role) {
         document_statements(&policy["PolicyDocument"], &mut out);
     }
     for arn in items(&props["ManagedPolicyArns"]) {
@@ -393,11 +409,22 @@ fn every_function_gets_the_variables_its_code_reads() {
         for module in suite_modules(&own) {
             known.extend(literals(&sources(&module), None));
         }
+        // The config's source and overlay (ir_env::source, which ir_aws::config_source reads
+        // them with; the overlay variables are named after the config's roles and playbooks).
+        if reads_the_config(&own) {
+            known.extend(literals(
+                &sources(&repo().join("shared/ir-env/src/source.rs")),
+                None,
+            ));
+        }
         let given: BTreeSet<String> = ir_variables(id).into_keys().collect();
         let missing: Vec<&String> = required.difference(&given).collect();
         assert!(missing.is_empty(), "{id} ({package}) lacks {missing:?}");
         known.extend(set_ahead_of_code(&package));
-        let unknown: Vec<&String> = given.difference(&known).collect();
+        let unknown: Vec<&String> = given
+            .difference(&known)
+            .filter(|v| !(reads_the_config(&own) && is_overlay_variable(v)))
+            .collect();
         assert!(
             unknown.is_empty(),
             "{id} ({package}) is given {unknown:?}, which its code does not read"
@@ -435,6 +462,9 @@ fn every_function_gets_the_variables_its_code_reads() {
                     continue;
                 }
                 "IR_TRAIL_BUCKET" => continue,
+                // The config's parameters: every_config_reader_gets_the_parameter_its_overlay_and_only_that_read.
+                ir_env::source::SSM_PARAMETER_VAR => continue,
+                n if is_overlay_variable(n) => continue,
                 n if table_vars.contains(n) => TABLE,
                 other => panic!("{id}: no check for {other}"),
             };
@@ -453,6 +483,219 @@ fn set_ahead_of_code(package: &str) -> Vec<String> {
         vec!["IR_APPROVAL_TOKEN_KEY".to_owned()]
     } else {
         Vec::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment's config: where it is read from, and the approvers and modes applied over it.
+
+/// Whether a function's code loads the deployment's config (`ir_aws::config_source`).
+fn reads_the_config(code: &str) -> bool {
+    code.contains("ir_aws::config_source::")
+}
+
+/// `IR_APPROVERS_<ROLE>` or `IR_PLAYBOOK_MODE_<PLAYBOOK>`.
+fn is_overlay_variable(name: &str) -> bool {
+    name.starts_with(ir_env::source::APPROVERS_PREFIX)
+        || name.starts_with(ir_env::source::PLAYBOOK_MODE_PREFIX)
+}
+
+/// A parameter's name part for an id of the config: `security_engineer` → `SecurityEngineer`,
+/// `immediate-isolation` → `ImmediateIsolation`.
+fn camel(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `!If [<condition>, !Ref <parameter>, !Ref AWS::NoValue]`: the variable only when it is set.
+fn when_set(condition: &str, parameter: &str) -> Value {
+    json!({"Fn::If": [condition, reference(parameter), reference("AWS::NoValue")]})
+}
+
+/// `condition` holds exactly when `parameter` is not empty.
+fn assert_set_condition(condition: &str, parameter: &str) {
+    assert_eq!(
+        template()["Conditions"][condition],
+        json!({"Fn::Not": [{"Fn::Equals": [reference(parameter), ""]}]}),
+        "{condition}"
+    );
+}
+
+/// The parameters are named after the embedded config's escalation roles and playbooks; every
+/// function that loads the config (and no other) is given the SSM parameter's name only when
+/// it is set, each approvers variable only when set, each playbook's mode, and its role may read
+/// exactly that parameter, decrypting it only through SSM, only when it is set.
+#[test]
+fn every_config_reader_gets_the_parameter_its_overlay_and_only_that_read() {
+    use ir_env::source::{Overlay, SSM_PARAMETER_VAR, approvers_variable, playbook_mode_variable};
+
+    let config = ir_core::config::Config::embedded().unwrap();
+    let roles: Vec<&str> = config
+        .notifications
+        .approver_roles
+        .iter()
+        .map(|r| r.role.as_str())
+        .collect();
+    let playbooks: Vec<&str> = config.playbooks.iter().map(|p| p.id.as_str()).collect();
+    assert!(!roles.is_empty() && !playbooks.is_empty());
+
+    // The parameters: the source, one per escalation role, one per playbook, and no other.
+    let parameters = template()["Parameters"].as_object().unwrap();
+    let source = &parameters["ConfigSsmParameter"];
+    assert_eq!(
+        (&source["Type"], &source["Default"]),
+        (&json!("String"), &json!(""))
+    );
+    // A name starting with `/`: the ARN below is `…:parameter` followed by the name.
+    assert!(
+        source["AllowedPattern"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("^$|^/")),
+        "{source}"
+    );
+    assert_set_condition("HasConfigParameter", "ConfigSsmParameter");
+    let named = |prefix: &str| -> BTreeSet<String> {
+        parameters
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+    let mut wanted = BTreeMap::from([(
+        SSM_PARAMETER_VAR.to_owned(),
+        when_set("HasConfigParameter", "ConfigSsmParameter"),
+    )]);
+    let mut approvers = BTreeSet::new();
+    for role in &roles {
+        let parameter = format!("Approvers{}", camel(role));
+        let p = &parameters[&parameter];
+        assert_eq!(
+            (&p["Type"], &p["Default"]),
+            (&json!("String"), &json!("")),
+            "{parameter}"
+        );
+        let condition = format!("Has{parameter}");
+        assert_set_condition(&condition, &parameter);
+        wanted.insert(approvers_variable(role), when_set(&condition, &parameter));
+        approvers.insert(parameter);
+    }
+    assert_eq!(named("Approvers"), approvers, "one per escalation role");
+    let mut modes = BTreeSet::new();
+    for playbook in &playbooks {
+        let parameter = format!("PlaybookMode{}", camel(playbook));
+        let p = &parameters[&parameter];
+        assert_eq!(p["Default"], "dry-run", "{parameter}");
+        assert_eq!(
+            p["AllowedValues"],
+            json!(["dry-run", "enforce"]),
+            "{parameter}"
+        );
+        wanted.insert(playbook_mode_variable(playbook), reference(&parameter));
+        modes.insert(parameter);
+    }
+    assert_eq!(named("PlaybookMode"), modes, "one per playbook");
+
+    // The code takes those variables, with values the parameters allow, over the embedded config.
+    let responders = "arn:aws:iam::111122223333:role/Responders";
+    for mode in ["dry-run", "enforce"] {
+        let vars = wanted.keys().filter(|v| is_overlay_variable(v)).map(|v| {
+            let value = if v.starts_with(ir_env::source::APPROVERS_PREFIX) {
+                responders
+            } else {
+                mode
+            };
+            (v.clone(), value.to_owned())
+        });
+        let overlay = Overlay::from_vars(vars).unwrap();
+        let overlaid = ir_env::source::embedded_config(&overlay)
+            .unwrap_or_else(|e| panic!("the template's variables over the embedded config: {e}"));
+        for r in &overlaid.notifications.approver_roles {
+            assert_eq!(r.identities, [responders], "{}", r.role);
+        }
+        for p in &overlaid.playbooks {
+            assert_eq!(p.mode.map(|m| m.as_str()), Some(mode), "{}", p.id);
+        }
+    }
+
+    // The functions: every one that loads the config is given exactly those, no other any.
+    let parameter_arn = sub(
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ConfigSsmParameter}",
+    );
+    let mut readers = BTreeSet::new();
+    for package in packages() {
+        let id = function_of(&package);
+        let code = sources(&repo().join("functions").join(&package).join("src"));
+        let given: BTreeMap<String, Value> = ir_variables(id)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("IR_CONFIG_") || is_overlay_variable(k))
+            .collect();
+        let role = role_of(id);
+        let conditional: Vec<&Value> = items(&resource(role)["Properties"]["Policies"])
+            .into_iter()
+            .filter(|p| p["Fn::If"][1]["PolicyName"] == "config")
+            .collect();
+        if !reads_the_config(&code) {
+            assert!(given.is_empty(), "{id} reads no config: {given:?}");
+            assert!(conditional.is_empty(), "{role}");
+            assert!(allowing(role, "ssm:GetParameter").is_empty(), "{role}");
+            continue;
+        }
+        readers.insert(package.clone());
+        assert_eq!(given, wanted, "{id} ({package})");
+        assert_eq!(conditional.len(), 1, "{role}: one config policy");
+        let branches = &conditional[0]["Fn::If"];
+        assert_eq!(branches[0], "HasConfigParameter", "{role}");
+        assert_eq!(branches[2], reference("AWS::NoValue"), "{role}");
+        assert_eq!(
+            items(&branches[1]["PolicyDocument"]["Statement"]),
+            [
+                &json!({
+                    "Sid": "ReadConfigParameter",
+                    "Effect": "Allow",
+                    "Action": "ssm:GetParameter",
+                    "Resource": parameter_arn,
+                }),
+                &json!({
+                    "Sid": "DecryptConfigParameter",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": sub("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"),
+                    "Condition": {"StringEquals": {
+                        "kms:ViaService": sub("ssm.${AWS::Region}.amazonaws.com"),
+                        "kms:EncryptionContext:PARAMETER_ARN": parameter_arn,
+                    }},
+                }),
+            ],
+            "{role}"
+        );
+        assert_eq!(
+            allowed(role, "ssm:GetParameter"),
+            BTreeSet::from([canonical(&parameter_arn)]),
+            "{role}: that parameter only"
+        );
+    }
+    // Every function but ingest (findings in) and notify (the message it is given) loads it.
+    let all: BTreeSet<String> = packages().into_iter().collect();
+    let others: BTreeSet<&str> = all
+        .iter()
+        .filter(|p| !readers.contains(*p))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(others, BTreeSet::from(["ir-ingest", "ir-notify"]));
+    // No other role reads a parameter (the state machines' included).
+    let reader_roles: BTreeSet<&str> = readers.iter().map(|p| role_of(function_of(p))).collect();
+    for (role, _) in of_type(ROLE) {
+        if !reader_roles.contains(role) {
+            assert!(allowing(role, "ssm:GetParameter").is_empty(), "{role}");
+        }
     }
 }
 

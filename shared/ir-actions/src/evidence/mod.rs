@@ -150,8 +150,8 @@ impl EvidenceSettings {
     }
 
     /// `IR_EVIDENCE_BUCKET` (required), `IR_TRAIL_BUCKET` (optional), and the `evidence` section
-    /// of the configuration (`IR_CONFIG_FILE` or the embedded one).
-    pub fn from_env() -> Result<EvidenceSettings, InitError> {
+    /// of the deployed configuration (loaded once at init by `ir_aws::config_source`).
+    pub fn from_env(config: EvidenceConfig) -> Result<EvidenceSettings, InitError> {
         let bucket = ir_env::required("IR_EVIDENCE_BUCKET")?;
         check_bucket_name(&bucket).map_err(|message| InitError::Var {
             name: "IR_EVIDENCE_BUCKET",
@@ -164,10 +164,9 @@ impl EvidenceSettings {
                 message,
             })?;
         }
-        let config = ir_env::config()?.evidence;
         let settings = EvidenceSettings::new(bucket, trail_bucket, config);
-        settings.lock_mode().map_err(|message| InitError::Var {
-            name: "IR_CONFIG_FILE",
+        settings.lock_mode().map_err(|message| InitError::Config {
+            origin: "evidence section".to_owned(),
             message,
         })?;
         Ok(settings)
