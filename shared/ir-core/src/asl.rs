@@ -70,6 +70,8 @@ pub const REQUEST_APPROVAL_FUNCTION: &str = "RequestApprovalFunction";
 
 /// The error an action fails with when its plan differs from the approved one.
 pub const PLAN_CHANGED_ERROR: &str = "PlanChanged";
+/// The error an action answers when the guard refuses a step nobody approved.
+pub const NOT_APPROVED_ERROR: &str = "NotApproved";
 /// The error `StartExecution` fails with when an execution of that name exists.
 pub const EXECUTION_ALREADY_EXISTS: &str = "StepFunctions.ExecutionAlreadyExistsException";
 
@@ -395,6 +397,10 @@ fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
 }
+
+/// The running execution's own name, from the context object Step Functions sets (never from
+/// the execution input, which whoever starts an execution writes).
+const EXECUTION_NAME: &str = "$$.Execution.Name";
 
 /// The triage state machine.
 pub fn render_triage(config: &Config) -> Value {
@@ -804,8 +810,12 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                         if gated {
                             // Changed between approval and enforcement: nothing was changed;
                             // plan again and ask again.
+                            // Refused by the guard (nobody approved what this run
+                            // asks): recorded as not approved, never a failure that stops
+                            // the playbook.
                             vec![
                                 catch(&[PLAN_CHANGED_ERROR], &error, &plan_state),
+                                catch(&[NOT_APPROVED_ERROR], &error, &format!("NotApproved_{key}")),
                                 catch(&["States.ALL"], &error, &failed),
                             ]
                         } else {
@@ -879,7 +889,7 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
                 fields(&[
                     ("playbookId", json!(playbook.id)),
                     ("stepId", json!(step.id)),
-                    ("executionName.$", json!("$.executionName")),
+                    ("executionName.$", json!(EXECUTION_NAME)),
                 ]),
                 "$.stopped",
                 STOPPED,
@@ -901,7 +911,7 @@ pub fn render_playbook(config: &Config, playbook: &PlaybookConfig) -> Value {
             "playbook-finished",
             fields(&[
                 ("playbookId", json!(playbook.id)),
-                ("executionName.$", json!("$.executionName")),
+                ("executionName.$", json!(EXECUTION_NAME)),
             ]),
             "$.finished",
             "Done",

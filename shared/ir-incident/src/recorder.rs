@@ -198,6 +198,19 @@ impl Default for SlotSettings {
     }
 }
 
+/// The playbook execution `name` of the incident, if it is one of its own: a revision's
+/// (`<id>` or `<id>-r<n>`, n at most the incident's revision) or a retry of one
+/// (`…-retry<k>`). Its base name (the revision's) then.
+fn own_execution(incident_id: &str, revision: u32, name: &str) -> Option<String> {
+    let base = match name.rsplit_once("-retry") {
+        Some((base, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    };
+    (0..=revision)
+        .map(|r| ir_core::correlate::execution_name(incident_id, r))
+        .find(|n| n == base)
+}
+
 /// What an ending restored: how many changes, and what it could not (the resource gone).
 #[derive(Debug, Clone, Copy)]
 struct Restored<'a> {
@@ -345,6 +358,20 @@ impl Recorder {
                 execution_name,
             } => {
                 check_id(&incident_id)?;
+                // Only the incident's own playbook executions stop it (the name comes from the
+                // execution's context, not its input): a run someone started by hand, whatever
+                // its input says, cannot put the incident in needs-attention.
+                let incident = self.get(&incident_id).await?;
+                let ours = execution_name
+                    .as_deref()
+                    .and_then(|n| own_execution(&incident_id, incident.revision, n));
+                if ours.is_none() {
+                    return Err(RecordError::InvalidInput(format!(
+                        "execution {} is not one of incident {incident_id}'s playbook runs: \
+                         it does not stop the incident",
+                        execution_name.as_deref().unwrap_or("(unnamed)")
+                    )));
+                }
                 let recorded = self
                     .playbook_stopped(&incident_id, &playbook_id, &step_id, now)
                     .await?;
@@ -811,25 +838,27 @@ impl Recorder {
         })
     }
 
-    /// Frees the slot of a playbook execution that ended. The name comes from the execution's
-    /// input: only a name of this incident's executions is accepted.
+    /// Frees the slot of a playbook execution that ended (its name from the execution's
+    /// context). A run that is not one of the incident's own holds no slot and frees none.
     async fn free_slot(&self, incident_id: &str, name: Option<&str>) -> Result<(), RecordError> {
         let Some(name) = name else {
             return Ok(());
         };
-        let ours = name == incident_id
-            || name
-                .strip_prefix(incident_id)
-                .is_some_and(|rest| rest.starts_with('-'));
-        if !ours {
-            return Err(RecordError::InvalidInput(format!(
-                "execution {name} is not one of incident {incident_id}'s"
-            )));
+        let revision = self.get(incident_id).await?.revision;
+        match own_execution(incident_id, revision, name) {
+            // A retry execution (`<name>-retry<n>`) runs outside the slots: it frees its base's,
+            // already freed when the playbook stopped, which changes nothing.
+            Some(base) => {
+                self.slots.update(|s| (s.leave(&base), ())).await?;
+            }
+            None => {
+                tracing::warn!(
+                    incident_id,
+                    execution = name,
+                    "not one of the incident's playbook runs: no slot freed"
+                );
+            }
         }
-        // A retry execution (`<name>-retry<n>`) runs outside the slots: it frees its base's,
-        // already freed when the playbook stopped, which changes nothing.
-        let base = name.split("-retry").next().unwrap_or(name);
-        self.slots.update(|s| (s.leave(base), ())).await?;
         Ok(())
     }
 
@@ -1308,6 +1337,39 @@ impl DestructiveSteps {
             status,
             not_applied: self.unfinished,
             end,
+        }
+    }
+}
+
+#[cfg(test)]
+mod own_execution_tests {
+    use super::own_execution;
+
+    #[test]
+    fn only_the_incidents_own_runs_are_its_own() {
+        let id = "inc-00000000000000000001";
+        assert_eq!(own_execution(id, 0, id).as_deref(), Some(id));
+        assert_eq!(
+            own_execution(id, 2, &format!("{id}-r2")),
+            Some(format!("{id}-r2"))
+        );
+        assert_eq!(
+            own_execution(id, 1, &format!("{id}-retry3")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            own_execution(id, 2, &format!("{id}-r1-retry1")),
+            Some(format!("{id}-r1"))
+        );
+        for forged in [
+            format!("forged-{id}"),
+            format!("{id}-r3"),
+            format!("{id}-retry"),
+            format!("{id}-retryx"),
+            format!("{id}x"),
+            "inc-00000000000000000002".to_owned(),
+        ] {
+            assert_eq!(own_execution(id, 2, &forged), None, "{forged}");
         }
     }
 }

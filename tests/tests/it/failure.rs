@@ -224,3 +224,38 @@ async fn a_step_set_to_continue_is_recorded_and_the_playbook_goes_on() -> TestRe
     assert_eq!(finished[0]["notApplied"], serde_json::json!([STEP]));
     Ok(())
 }
+
+#[tokio::test]
+async fn only_the_incidents_own_run_can_stop_it() -> TestResult {
+    let off = Offline::start(Settings::default()).await?;
+    let incident = deliver(&off, "fail000000000000000000000000e003").await;
+    off.wait_for_approval(&incident, STEP, 0, GATE_WAIT).await?;
+    let stop = |execution: &str| {
+        serde_json::json!({
+            "kind": "playbook-stopped",
+            "incidentId": incident,
+            "playbookId": PLAYBOOK,
+            "stepId": STEP,
+            "executionName": execution,
+        })
+        .to_string()
+    };
+    // A run someone started by hand (its name is not the incident's): refused.
+    let forged = off
+        .invoke("ir-record", stop(&format!("forged-{incident}")).as_bytes())
+        .await?;
+    assert_eq!(
+        forged.error.as_deref(),
+        Some("InvalidInput"),
+        "{}",
+        forged.body
+    );
+    // The incident's own run, but its step did not fail: refused as well.
+    let early = off.invoke("ir-record", stop(&incident).as_bytes()).await?;
+    assert!(early.error.is_some(), "{}", early.body);
+    let stored = off.incident(&incident).await?.expect("the incident");
+    assert_eq!(stored.summary.status, Status::Containment);
+    let actions = audit_actions(&off, &incident).await;
+    assert!(details(&actions, "playbook-stopped").is_empty());
+    Ok(())
+}

@@ -151,8 +151,8 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
         f.calls(mark),
         [
             "DynamoDB:GetItem", // the incident: its recorded plan and escalation
+            "DynamoDB:Query",   // its chain: retries of the step (round, requester)
             "DynamoDB:PutItem", // the request, with the token
-            "DynamoDB:Query",   // its chain
             "DynamoDB:Query",   // audit head
             "DynamoDB:PutItem", // audit `approval-requested`
             "SNS:Publish",
@@ -183,8 +183,8 @@ async fn a_gate_waits_until_an_approver_decides_and_a_second_decision_does_nothi
         f.calls(mark),
         [
             "DynamoDB:GetItem",
-            "DynamoDB:PutItem",
             "DynamoDB:Query",
+            "DynamoDB:PutItem",
             "SNS:Publish"
         ]
     );

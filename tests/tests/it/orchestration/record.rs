@@ -41,6 +41,8 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
             "DynamoDB:Query",      // the chain: earlier revisions
             "DynamoDB:GetItem",    // record the decision: read
             "DynamoDB:UpdateItem", // ... write
+            "DynamoDB:GetItem",    // a playbook slot: read
+            "DynamoDB:PutItem",    // ... taken (version condition)
             "DynamoDB:GetItem",    // triage → containment: read
             "DynamoDB:UpdateItem", // ... write
             "DynamoDB:Query",      // the chain: recorded already?
@@ -98,6 +100,7 @@ async fn the_recorder_follows_an_enforced_playbook_to_containment_and_anchors_it
         [
             "DynamoDB:Query", // the chain: earlier revisions
             "DynamoDB:GetItem",
+            "DynamoDB:GetItem", // its slot, held already: nothing written
             "DynamoDB:Query",
             "DynamoDB:Query", // the head anchored again
             "S3:PutObject",   // If-None-Match: * refuses it
