@@ -125,6 +125,30 @@ where
     writeln!(out, "{value}").map_err(write_error)
 }
 
+/// An operator command's outcome printed (as JSON under `key`, or as text by `render`), then
+/// its exit decided by the error's stable name.
+pub(crate) fn answer<T, W>(
+    out: &mut W,
+    key: &str,
+    result: Result<T, ReleaseError>,
+    caller: &str,
+    json: bool,
+    render: impl Fn(&T, &mut W) -> std::io::Result<()>,
+) -> Result<(), CliError>
+where
+    T: serde::Serialize,
+    W: Write,
+{
+    if json {
+        print_json(out, key, &result, caller)?;
+    } else if let Ok(r) = &result {
+        render(r, out).map_err(write_error)?;
+    }
+    result
+        .map(|_| ())
+        .map_err(|e| CliError::named(e.error_name(), e.to_string()))
+}
+
 pub(crate) fn write_error(e: std::io::Error) -> CliError {
     CliError::Failed(format!("writing output: {e}"))
 }

@@ -20,7 +20,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use ir_aws::Clients;
-use ir_core::Named;
 use ir_incident::release::{IncidentResolution, Resolution};
 use time::OffsetDateTime;
 
@@ -80,15 +79,7 @@ pub(crate) async fn resolve_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
-    if args.json {
-        crate::release::print_json(out, "resolved", &result, &caller)?;
-    } else if let Ok(r) = &result {
-        render(r, out).map_err(crate::release::write_error)?;
-    }
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => Err(CliError::named(e.error_name(), e.to_string())),
-    }
+    crate::release::answer(out, "resolved", result, &caller, args.json, render)
 }
 
 /// The resolution as text.

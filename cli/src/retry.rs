@@ -14,7 +14,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use ir_aws::Clients;
-use ir_core::Named;
 use ir_incident::retry::{Retried, StepRetry};
 use time::OffsetDateTime;
 
@@ -72,15 +71,7 @@ async fn retry_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
-    if args.json {
-        crate::release::print_json(out, "retried", &result, &caller)?;
-    } else if let Ok(r) = &result {
-        render(r, out).map_err(crate::release::write_error)?;
-    }
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => Err(CliError::named(e.error_name(), e.to_string())),
-    }
+    crate::release::answer(out, "retried", result, &caller, args.json, render)
 }
 
 /// The retry as text.

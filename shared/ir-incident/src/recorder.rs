@@ -198,6 +198,15 @@ impl Default for SlotSettings {
     }
 }
 
+/// What [`Recorder::playbook_run`] reads.
+struct PlaybookRun {
+    incident: Incident,
+    decision: Decision,
+    chain: Vec<AuditRecord>,
+    mode: Mode,
+    destructive: BTreeSet<String>,
+}
+
 /// The playbook execution `name` of the incident, if it is one of its own: a revision's
 /// (`<id>` or `<id>-r<n>`, n at most the incident's revision) or a retry of one
 /// (`…-retry<k>`). Its base name (the revision's) then.
@@ -644,12 +653,16 @@ impl Recorder {
             ));
         }
         // A playbook that starts takes a slot, or waits for one in the queue.
-        if input.start {
-            let queue = self.claim(&input.execution_name, now).await?;
-            if let Some(wait) = queue {
-                input.start = false;
-                input.queue = Some(wait);
-            }
+        if input.start
+            && let Claim::Queued { position, running } =
+                self.claim(&input.execution_name, now).await?
+        {
+            input.start = false;
+            input.queue = Some(QueueWait {
+                position,
+                running,
+                poll_seconds: self.settings.slots.poll_seconds,
+            });
         }
         let mut status = incident.summary.status;
         if recorded && status == Status::Triage {
@@ -730,30 +743,18 @@ impl Recorder {
         }
     }
 
-    /// A slot for the playbook execution `name`: `None` when it may start now (granted, or held
-    /// already by a retried call), else where it waits.
-    async fn claim(
-        &self,
-        name: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<QueueWait>, RecordError> {
+    /// A slot for the playbook execution `name`: granted, held already (a retried call), or
+    /// where it waits.
+    async fn claim(&self, name: &str, now: OffsetDateTime) -> Result<Claim, RecordError> {
         let SlotSettings { max, poll_seconds } = self.settings.slots;
-        let claim = self
+        Ok(self
             .slots
             .update(|s| {
                 let before = s.clone();
                 let claim = s.claim(name, max, poll_seconds, now);
                 (*s != before, claim)
             })
-            .await?;
-        Ok(match claim {
-            Claim::Granted { .. } | Claim::Held => None,
-            Claim::Queued { position, running } => Some(QueueWait {
-                position,
-                running,
-                poll_seconds,
-            }),
-        })
+            .await?)
     }
 
     /// A queued revision asks for its slot again. It stops waiting (and leaves the queue) when
@@ -788,16 +789,7 @@ impl Recorder {
                 why: Some(why),
             });
         }
-        let SlotSettings { max, poll_seconds } = self.settings.slots;
-        let claim = self
-            .slots
-            .update(|s| {
-                let before = s.clone();
-                let claim = s.claim(&name, max, poll_seconds, now);
-                (*s != before, claim)
-            })
-            .await?;
-        let waited = match claim {
+        let waited = match self.claim(&name, now).await? {
             Claim::Queued { position, .. } => {
                 return Ok(SlotClaim {
                     start: false,
@@ -931,6 +923,30 @@ impl Recorder {
         })
     }
 
+    /// The incident, its decision and chain, and what the playbook `playbook_id` ran with (its
+    /// mode and destructive steps; an earlier revision's playbook included).
+    async fn playbook_run(
+        &self,
+        incident_id: &str,
+        playbook_id: &str,
+    ) -> Result<PlaybookRun, RecordError> {
+        let incident = self.get(incident_id).await?;
+        let decision = incident.decision.clone().ok_or_else(|| {
+            RecordError::Conflict(format!(
+                "incident {incident_id} has no triage decision: playbook {playbook_id} cannot have run"
+            ))
+        })?;
+        let chain = self.audit.log().chain(incident_id).await?;
+        let (mode, destructive) = ran_playbook(incident_id, &decision, playbook_id, &chain)?;
+        Ok(PlaybookRun {
+            incident,
+            decision,
+            chain,
+            mode,
+            destructive,
+        })
+    }
+
     /// The end of a playbook: contained when a destructive step was applied in enforce mode
     /// (the incident moves to `contained`); audited, and the audit head anchored, either way.
     async fn playbook_finished(
@@ -939,14 +955,13 @@ impl Recorder {
         playbook_id: &str,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
-        let incident = self.get(incident_id).await?;
-        let decision = incident.decision.as_ref().ok_or_else(|| {
-            RecordError::Conflict(format!(
-                "incident {incident_id} has no triage decision: playbook {playbook_id} cannot have run"
-            ))
-        })?;
-        let chain = self.audit.log().chain(incident_id).await?;
-        let (mode, destructive) = ran_playbook(incident_id, decision, playbook_id, &chain)?;
+        let PlaybookRun {
+            incident,
+            chain,
+            mode,
+            destructive,
+            ..
+        } = self.playbook_run(incident_id, playbook_id).await?;
         let steps = DestructiveSteps::of(&destructive, &chain);
         let (status, contained_at) = if steps.applied.is_empty() {
             (
@@ -1000,14 +1015,13 @@ impl Recorder {
         step_id: &str,
         now: OffsetDateTime,
     ) -> Result<Recorded, RecordError> {
-        let incident = self.get(incident_id).await?;
-        let decision = incident.decision.as_ref().ok_or_else(|| {
-            RecordError::Conflict(format!(
-                "incident {incident_id} has no triage decision: playbook {playbook_id} cannot have run"
-            ))
-        })?;
-        let chain = self.audit.log().chain(incident_id).await?;
-        let (_, destructive) = ran_playbook(incident_id, decision, playbook_id, &chain)?;
+        let PlaybookRun {
+            incident,
+            decision,
+            chain,
+            destructive,
+            ..
+        } = self.playbook_run(incident_id, playbook_id).await?;
         let failed = chain
             .iter()
             .rev()

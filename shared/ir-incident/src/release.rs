@@ -140,12 +140,16 @@ pub async fn release_incident(
     now: OffsetDateTime,
 ) -> Result<Released, ReleaseError> {
     let reason = req.reason.clone().unwrap_or_default();
-    authorize(policy, &req.incident_id, &reason, caller_arn)?;
+    let incident = authorized_incident(
+        clients,
+        names,
+        policy,
+        &req.incident_id,
+        &reason,
+        caller_arn,
+    )
+    .await?;
     let id = req.incident_id.as_str();
-    let incidents = IncidentStore::new(clients.clone(), names.clone());
-    let Some(incident) = incidents.get(id).await? else {
-        return Err(ReleaseError::NotFound(format!("incident {id}")));
-    };
     let from = incident.summary.status;
     ended(clients, names, &incident, Ending::Release).await?;
     let request = ReleaseRequest {
@@ -309,6 +313,34 @@ pub(crate) fn authorize(
     Ok(())
 }
 
+/// The reason an operator gave, trimmed; none is `InvalidInput` saying what it should say.
+pub(crate) fn required_reason<'a>(reason: &'a str, what: &str) -> Result<&'a str, ReleaseError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ReleaseError::InvalidInput(format!(
+            "a reason is required (--reason): {what}"
+        )));
+    }
+    Ok(reason)
+}
+
+/// The incident an approver acts on: the caller [`authorize`]d, then the incident read
+/// (`NotFound` when there is none).
+pub(crate) async fn authorized_incident(
+    clients: &Clients,
+    names: &TableNames,
+    policy: &ApproverPolicy,
+    incident_id: &str,
+    reason: &str,
+    caller_arn: &str,
+) -> Result<ir_aws::store::Incident, ReleaseError> {
+    authorize(policy, incident_id, reason, caller_arn)?;
+    IncidentStore::new(clients.clone(), names.clone())
+        .get(incident_id)
+        .await?
+        .ok_or_else(|| ReleaseError::NotFound(format!("incident {incident_id}")))
+}
+
 /// Whether the incident can be ended now: `contained`, or in `containment` with its playbook
 /// finished (ending it under a running playbook would race it); for `ir resolve` also an
 /// incident whose triage failed. Resolved ones are `Conflict`.
@@ -397,18 +429,10 @@ pub async fn resolve_incident(
     caller_arn: &str,
     now: OffsetDateTime,
 ) -> Result<Resolution, ReleaseError> {
-    let reason = req.reason.trim();
-    if reason.is_empty() {
-        return Err(ReleaseError::InvalidInput(
-            "a resolution needs a reason (--reason): why the incident ends as it is".to_owned(),
-        ));
-    }
-    authorize(policy, &req.incident_id, reason, caller_arn)?;
+    let reason = required_reason(&req.reason, "why the incident ends as it is")?;
+    let incident =
+        authorized_incident(clients, names, policy, &req.incident_id, reason, caller_arn).await?;
     let id = req.incident_id.as_str();
-    let incidents = IncidentStore::new(clients.clone(), names.clone());
-    let Some(incident) = incidents.get(id).await? else {
-        return Err(ReleaseError::NotFound(format!("incident {id}")));
-    };
     let from = incident.summary.status;
     ended(clients, names, &incident, Ending::Resolve).await?;
     let recorded = Recorder::new(clients.clone(), names.clone(), settings)

@@ -26,7 +26,7 @@ use ir_aws::{Clients, log_sdk_error};
 use crate::approval::ApproverPolicy;
 use crate::audit_writer::AuditWriter;
 use crate::recorder::RecordError;
-use crate::release::{ReleaseError, authorize};
+use crate::release::{ReleaseError, authorized_incident, required_reason};
 
 /// An operator's request to run a failed step again.
 #[derive(Debug, Clone)]
@@ -200,18 +200,11 @@ pub async fn retry_step(
     caller_arn: &str,
     now: OffsetDateTime,
 ) -> Result<Retried, ReleaseError> {
-    let reason = req.reason.trim();
-    if reason.is_empty() {
-        return Err(ReleaseError::InvalidInput(
-            "a retry needs a reason (--reason): what was fixed".to_owned(),
-        ));
-    }
-    authorize(policy, &req.incident_id, reason, caller_arn)?;
+    let reason = required_reason(&req.reason, "what was fixed")?;
+    let incident =
+        authorized_incident(clients, names, policy, &req.incident_id, reason, caller_arn).await?;
     let id = req.incident_id.as_str();
     let incidents = IncidentStore::new(clients.clone(), names.clone());
-    let Some(incident) = incidents.get(id).await? else {
-        return Err(ReleaseError::NotFound(format!("incident {id}")));
-    };
     let from = incident.summary.status;
     if from != Status::NeedsAttention {
         return Err(ReleaseError::Conflict(format!(

@@ -46,16 +46,23 @@ async fn deliver_elsewhere(off: &Offline, finding_id: &str, instance_id: &str) -
     id
 }
 
-/// The detail of the incident's one record of `action`.
+/// The detail of the incident's one record of `action`, once it is written (the recorder moves
+/// the status first, then audits).
 async fn only(off: &Offline, incident: &str, action: &str) -> Value {
-    let found: Vec<Value> = audit_actions(off, incident)
-        .await
-        .into_iter()
-        .filter(|(a, _)| a == action)
-        .map(|(_, d)| d)
-        .collect();
-    assert_eq!(found.len(), 1, "{incident} {action}: {found:?}");
-    found.into_iter().next().unwrap()
+    let deadline = std::time::Instant::now() + GATE_WAIT;
+    loop {
+        let found: Vec<Value> = audit_actions(off, incident)
+            .await
+            .into_iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, d)| d)
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            assert_eq!(found.len(), 1, "{incident} {action}: {found:?}");
+            return found.into_iter().next().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
