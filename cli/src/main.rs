@@ -14,10 +14,12 @@ macro_rules! aws_env_help {
     };
 }
 
+mod approvals;
 mod approve;
 mod audit;
 mod aws;
 mod dlq;
+mod incidents;
 mod playbooks;
 mod release;
 mod report;
@@ -67,6 +69,12 @@ enum Command {
     /// cause is fixed: a new execution runs it (through its gate: a new approval, which you may
     /// not give yourself) and the steps the stop left unrun.
     Retry(retry::Args),
+    /// The incidents: `ir incidents list` (open ones, newest first, with their SLA) and
+    /// `ir incidents show INCIDENT` (the report and the approvals waiting on it).
+    Incidents(incidents::Args),
+    /// What waits for a decision: `ir approvals list [--mine]`, `ir approvals show INCIDENT STEP`
+    /// (the plan to approve and its hash).
+    Approvals(approvals::Args),
     /// The audit chain: `ir audit verify INCIDENT`.
     Audit(audit::Args),
     /// An incident as recorded: timeline, decision, steps, evidence, verified audit chain.
@@ -151,6 +159,8 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),
         Command::Dlq(args) => dlq::run(&args, &mut out),
+        Command::Incidents(args) => incidents::run(&args, &mut out),
+        Command::Approvals(args) => approvals::run(&args, &mut out),
     };
     match result.and_then(|()| {
         out.flush()

@@ -12,6 +12,7 @@
 pub mod approval;
 pub mod audit_writer;
 pub mod intake;
+pub mod listing;
 pub mod notify;
 pub mod recorder;
 pub mod release;

@@ -30,6 +30,7 @@ mod localcloud_smoke;
 mod orchestration;
 mod queue;
 mod red_team;
+mod responder;
 mod release_containment;
 mod snapshot_volumes;
 mod state_machines;
