@@ -126,7 +126,9 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
             let votes: Vec<_> = approval
                 .approvals
                 .iter()
-                .map(|v| serde_json::json!({"person": v.person, "by": v.by, "at": v.at.to_string()}))
+                .map(
+                    |v| serde_json::json!({"person": v.person, "by": v.by, "at": v.at.to_string()}),
+                )
                 .collect();
             let value = serde_json::json!({
                 "incidentId": approval.incident_id,
@@ -178,9 +180,17 @@ fn write_error(e: std::io::Error) -> CliError {
 /// The waiting approvals as a table.
 pub fn table(rows: &[Waiting]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.load_style(presets::UTF8_FULL_CONDENSED);
     t.set_header([
-        "incident", "step", "level", "role", "votes", "asked by", "waiting", "closes in", "next",
+        "incident",
+        "step",
+        "level",
+        "role",
+        "votes",
+        "asked by",
+        "waiting",
+        "closes in",
+        "next",
     ]);
     let now = OffsetDateTime::now_utc();
     for w in rows {
@@ -190,7 +200,11 @@ pub fn table(rows: &[Waiting]) -> Table {
             w.level.to_string(),
             w.role.clone(),
             format!("{}/{}", w.approvals, w.approvals_required),
-            w.requester.rsplit('/').next().unwrap_or(&w.requester).to_owned(),
+            w.requester
+                .rsplit('/')
+                .next()
+                .unwrap_or(&w.requester)
+                .to_owned(),
             human_duration(Duration::seconds(w.waiting_seconds)),
             human_duration(w.expires_at - now),
             w.next.clone(),

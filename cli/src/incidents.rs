@@ -137,10 +137,16 @@ pub fn sla_cell(sla: Option<&SlaState>) -> String {
         None => "-".to_owned(),
         Some(SlaState::Met { .. }) => "met".to_owned(),
         Some(SlaState::Due { seconds_left, .. }) => {
-            format!("due in {}", human_duration(Duration::seconds(*seconds_left)))
+            format!(
+                "due in {}",
+                human_duration(Duration::seconds(*seconds_left))
+            )
         }
         Some(SlaState::Breached { seconds_over, .. }) => {
-            format!("BREACHED by {}", human_duration(Duration::seconds(*seconds_over)))
+            format!(
+                "BREACHED by {}",
+                human_duration(Duration::seconds(*seconds_over))
+            )
         }
     }
 }
@@ -148,7 +154,7 @@ pub fn sla_cell(sla: Option<&SlaState>) -> String {
 /// The incidents as a table.
 pub fn table(rows: &[IncidentRow]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.load_style(presets::UTF8_FULL_CONDENSED);
     t.set_header([
         "incident", "severity", "status", "resource", "account", "playbook", "age", "SLA",
     ]);

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use ir_aws::Clients;
-use ir_aws::store::{Approval, ApprovalStatus, ApprovalStore, IncidentStore, StoreError, TableNames};
+use ir_aws::store::{
+    Approval, ApprovalStatus, ApprovalStore, IncidentStore, StoreError, TableNames,
+};
 use ir_core::Severity;
 use ir_core::approval::ApproverPolicy;
 use ir_core::config::{Config, Sla};
@@ -259,7 +261,7 @@ pub async fn waiting(
             });
         }
     }
-    out.sort_by(|a, b| a.requested_at.cmp(&b.requested_at));
+    out.sort_by_key(|w| w.requested_at);
     Ok(out)
 }
 
@@ -292,7 +294,7 @@ mod tests {
 
     #[test]
     fn the_sla_is_met_due_or_breached() {
-        let hour = Sla::Within(std::time::Duration::from_secs(3600));
+        let hour = Sla::Within(ir_core::duration::ConfigDuration::from_secs(3600));
         let due = sla_state(&summary(Severity::High, None), hour, at(20));
         assert_eq!(
             due,
@@ -312,7 +314,13 @@ mod tests {
         let met = sla_state(&summary(Severity::High, Some(30)), hour, at(500));
         assert_eq!(met, SlaState::Met { respond_by: at(60) });
         let late = sla_state(&summary(Severity::High, Some(90)), hour, at(500));
-        assert!(matches!(late, SlaState::Breached { seconds_over: 1800, .. }));
+        assert!(matches!(
+            late,
+            SlaState::Breached {
+                seconds_over: 1800,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -320,11 +328,21 @@ mod tests {
         let config = Config::embedded().unwrap();
         let r = row(&summary(Severity::Critical, None), &config, at(5));
         assert_eq!(
-            (r.account.as_str(), r.resource_kind.as_str(), r.resource_id.as_str()),
+            (
+                r.account.as_str(),
+                r.resource_kind.as_str(),
+                r.resource_id.as_str()
+            ),
             ("123456789012", "ec2-instance", "i-0abc")
         );
         assert_eq!(r.age_seconds, 300);
         // Critical is immediate: due at detection, breached five minutes later.
-        assert!(matches!(r.sla, Some(SlaState::Breached { seconds_over: 300, .. })));
+        assert!(matches!(
+            r.sla,
+            Some(SlaState::Breached {
+                seconds_over: 300,
+                ..
+            })
+        ));
     }
 }

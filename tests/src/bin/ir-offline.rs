@@ -287,6 +287,10 @@ async fn demo() -> Result<()> {
     println!("  $ ir release {}", run.incident);
     let release = off.ir_as_responder(&["release", &run.incident]).await?;
     print_output(&release);
+    println!("\n== The open incidents");
+    println!("  $ ir incidents list");
+    let listed = off.ir_as_responder(&["incidents", "list"]).await?;
+    print_output(&listed);
     println!(
         "\n== Finding in -> contained: {:.2} s, {} state transitions (triage {}, playbook {})",
         run.delivered_to_contained.as_secs_f64(),
@@ -294,7 +298,11 @@ async fn demo() -> Result<()> {
         run.triage_transitions,
         run.transitions - run.triage_transitions
     );
-    if !report.status.success() || !verified.status.success() || !release.status.success() {
+    if !report.status.success()
+        || !verified.status.success()
+        || !release.status.success()
+        || !listed.status.success()
+    {
         return Err(fail(
             "the report, the audit verification or the release plan failed (see above)",
         ));

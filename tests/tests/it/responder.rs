@@ -29,7 +29,10 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
 
     // The incident is listed, open, with its resource and SLA (critical: immediate, so due at
     // detection and breached until contained).
-    let listed = json(&off.ir_as_responder(&["incidents", "list", "--json"]).await?);
+    let listed = json(
+        &off.ir_as_responder(&["incidents", "list", "--json"])
+            .await?,
+    );
     let rows = listed.as_array().unwrap();
     let row = rows
         .iter()
@@ -41,15 +44,15 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     assert_eq!(row["playbook"], "immediate-isolation");
     assert_eq!(row["sla"]["state"], "breached", "{row}");
     // Filters: another status, another severity, and a window it is outside of.
-    for args in [
-        ["--status", "resolved"],
-        ["--severity", "low"],
-    ] {
+    for args in [["--status", "resolved"], ["--severity", "low"]] {
         let mut all = vec!["incidents", "list", "--json"];
         all.extend(args);
         let none = json(&off.ir_as_responder(&all).await?);
         assert!(
-            none.as_array().unwrap().iter().all(|r| r["incidentId"] != incident.as_str()),
+            none.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["incidentId"] != incident.as_str()),
             "{args:?}: {none}"
         );
     }
@@ -59,10 +62,16 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     assert_eq!(bad.status.code(), Some(2));
     let text = off.ir_as_responder(&["incidents", "list"]).await?;
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains(&incident) && text.contains("BREACHED by"), "{text}");
+    assert!(
+        text.contains(&incident) && text.contains("BREACHED by"),
+        "{text}"
+    );
 
     // What waits: the first gate, at the engineers' level, none of two votes, the lead next.
-    let waiting = json(&off.ir_as_responder(&["approvals", "list", "--json"]).await?);
+    let waiting = json(
+        &off.ir_as_responder(&["approvals", "list", "--json"])
+            .await?,
+    );
     let gate = waiting
         .as_array()
         .unwrap()
@@ -72,13 +81,31 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
         .clone();
     assert_eq!(gate["level"], 0);
     assert_eq!(gate["role"], "security_engineer");
-    assert_eq!((gate["approvals"].as_u64(), gate["approvalsRequired"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (
+            gate["approvals"].as_u64(),
+            gate["approvalsRequired"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
     assert_eq!(gate["next"], "security_lead");
     assert_eq!(gate["planHash"].as_str(), asked.plan_hash.as_deref());
     // Mine: alice (an engineer) may decide it; someone holding no role may decide nothing.
-    let mine = json(&off.ir_as_responder(&["approvals", "list", "--mine", "--json"]).await?);
-    assert!(mine.as_array().unwrap().iter().any(|w| w["stepId"] == GATES[0]), "{mine}");
-    let nobody = json(&off.ir_as_non_approver(&["approvals", "list", "--mine", "--json"]).await?);
+    let mine = json(
+        &off.ir_as_responder(&["approvals", "list", "--mine", "--json"])
+            .await?,
+    );
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["stepId"] == GATES[0]),
+        "{mine}"
+    );
+    let nobody = json(
+        &off.ir_as_non_approver(&["approvals", "list", "--mine", "--json"])
+            .await?,
+    );
     assert_eq!(nobody, Value::Array(vec![]));
 
     // One request: the plan and the hash an approval names.
@@ -88,7 +115,10 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     );
     assert_eq!(shown["planHash"].as_str(), asked.plan_hash.as_deref());
     assert_eq!(shown["status"], "pending");
-    assert!(shown["plan"].is_object() || shown["plan"].is_array(), "{shown}");
+    assert!(
+        shown["plan"].is_object() || shown["plan"].is_array(),
+        "{shown}"
+    );
     let missing = off
         .ir_as_responder(&["approvals", "show", &incident, "no-such-step"])
         .await?;
@@ -96,12 +126,36 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
 
     // Once alice approved, the request is no longer hers to decide; bob still may.
     let out = off
-        .ir_as(&off.people.alice, &["approve", &incident, "--step", GATES[0], "--reason", "seen", "--json"])
+        .ir_as(
+            &off.people.alice,
+            &[
+                "approve", &incident, "--step", GATES[0], "--reason", "seen", "--json",
+            ],
+        )
         .await?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mine = json(&off.ir_as(&off.people.alice, &["approvals", "list", "--mine", "--json"]).await?);
-    assert!(mine.as_array().unwrap().iter().all(|w| w["stepId"] != GATES[0]), "{mine}");
-    let bobs = json(&off.ir_as(&off.people.bob, &["approvals", "list", "--mine", "--json"]).await?);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mine = json(
+        &off.ir_as(
+            &off.people.alice,
+            &["approvals", "list", "--mine", "--json"],
+        )
+        .await?,
+    );
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["stepId"] != GATES[0]),
+        "{mine}"
+    );
+    let bobs = json(
+        &off.ir_as(&off.people.bob, &["approvals", "list", "--mine", "--json"])
+            .await?,
+    );
     let gate = bobs
         .as_array()
         .unwrap()
@@ -111,11 +165,23 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     assert_eq!(gate["approvals"], 1);
 
     // The incident in full, with what waits on it.
-    let show = off.ir_as_responder(&["incidents", "show", &incident]).await?;
+    let show = off
+        .ir_as_responder(&["incidents", "show", &incident])
+        .await?;
     let text = String::from_utf8_lossy(&show.stdout);
-    assert!(show.status.success(), "{text}{}", String::from_utf8_lossy(&show.stderr));
-    assert!(text.contains("Approvals waiting:") && text.contains(GATES[0]), "{text}");
-    let full = json(&off.ir_as_responder(&["incidents", "show", &incident, "--json"]).await?);
+    assert!(
+        show.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    assert!(
+        text.contains("Approvals waiting:") && text.contains(GATES[0]),
+        "{text}"
+    );
+    let full = json(
+        &off.ir_as_responder(&["incidents", "show", &incident, "--json"])
+            .await?,
+    );
     assert_eq!(full["report"]["incidentId"], incident.as_str());
     assert_eq!(full["approvals"][0]["stepId"], GATES[0]);
     Ok(())
