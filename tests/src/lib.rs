@@ -34,6 +34,8 @@ pub mod support;
 
 pub mod actions;
 pub mod fake_lambda;
+pub mod fault;
+pub mod matrix;
 pub mod offline;
 pub mod relay;
 pub mod request_log;

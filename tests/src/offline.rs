@@ -46,6 +46,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
+use crate::fault::{FaultProxy, FaultRule};
 use crate::localcloud::{ACCESS_KEY_ID, ACCOUNT_ID, LocalCloud, REGION, SECRET_ACCESS_KEY};
 use crate::{repo_root, unique_name};
 
@@ -121,6 +122,9 @@ pub struct Settings {
     pub on_failure: Vec<(String, String, String)>,
     /// `orchestrator.max_concurrent_playbooks` and `queue_poll_seconds`.
     pub slots: Option<(u32, u32)>,
+    /// These function binaries reach the emulator through a [`FaultProxy`] with this rule
+    /// (`None`: it forwards everything, and records what it saw).
+    pub faults: Option<(Vec<String>, Option<FaultRule>)>,
     /// `notifications.approver_roles`, lowest first: the engineers' role holds
     /// `security_engineer`, the lead's `security_lead`.
     pub approver_roles: Vec<(String, Vec<Holder>)>,
@@ -142,6 +146,7 @@ impl Default for Settings {
             ingest_instances: 4,
             on_failure: Vec::new(),
             slots: None,
+            faults: None,
             approver_roles: vec![
                 ("security_engineer".to_owned(), vec![Holder::EngineerRole]),
                 ("security_lead".to_owned(), vec![Holder::LeadRole]),
@@ -226,6 +231,9 @@ pub struct Offline {
     pub overlay: Vec<(String, String)>,
     pub assets_file: PathBuf,
     lambda_port: u16,
+    /// The fault proxy some functions reach the emulator through, and which.
+    pub fault_proxy: Option<FaultProxy>,
+    faulty: Vec<String>,
     bin_dir: PathBuf,
     _watch: Child,
     _functions: Vec<Child>,
@@ -490,6 +498,13 @@ impl Offline {
         std::fs::write(&assets_file, victim.registry(DEFAULT_ASSETS_YAML))
             .ctx("writing the asset registry")?;
 
+        let (fault_proxy, faulty) = match settings.faults.clone() {
+            Some((binaries, rule)) => (
+                Some(FaultProxy::start(cloud.endpoint_url(), rule).await?),
+                binaries,
+            ),
+            None => (None, Vec::new()),
+        };
         let watch = start_watch(&run_dir, lambda_port)?;
         let mut offline = Offline {
             cloud,
@@ -509,6 +524,8 @@ impl Offline {
             overlay,
             assets_file,
             lambda_port,
+            fault_proxy,
+            faulty,
             bin_dir,
             _watch: watch,
             _functions: Vec::new(),
@@ -583,11 +600,23 @@ impl Offline {
     }
 
     fn spawn_function(&self, binary: &str, instance: usize) -> Result<Child> {
+        let mut env = self.environment();
+        if let Some(proxy) = self
+            .fault_proxy
+            .as_ref()
+            .filter(|_| self.faulty.iter().any(|b| b == binary))
+        {
+            for (k, v) in &mut env {
+                if k == "AWS_ENDPOINT_URL" {
+                    *v = proxy.endpoint().to_owned();
+                }
+            }
+        }
         spawn_function(
             &self.bin_dir,
             &self.run_dir,
             self.lambda_port,
-            &self.environment(),
+            &env,
             binary,
             instance,
         )

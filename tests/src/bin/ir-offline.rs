@@ -46,8 +46,9 @@ async fn main() -> ExitCode {
                 _ => Err(fail("usage: ir-offline bench [--runs N]")),
             }
         }
+        Some("faults") => faults(args.get(1).map(String::as_str)).await,
         Some(other) => Err(fail(format!(
-            "unknown command {other:?}; usage: ir-offline demo | ir-offline bench [--runs N]"
+            "unknown command {other:?}; usage: ir-offline demo | ir-offline bench [--runs N] | ir-offline faults [OPERATION]"
         ))),
     };
     match result {
@@ -57,6 +58,67 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The fault matrix ([`ir_tests::matrix`]): a clean run lists the calls of the containment
+/// actions; then, per call (or only `only`), each fault on every attempt, and a throttle and a
+/// lost answer on the first attempt only. One line per cell; exit 1 if any cell is a lie.
+async fn faults(only: Option<&str>) -> Result<()> {
+    use ir_tests::fault::{Fault, FaultRule};
+    let baseline = ir_tests::matrix::cell(None).await?;
+    println!(
+        "baseline: {} ({} calls, {:.1} s)",
+        baseline.outcome,
+        baseline.seen.len(),
+        baseline.seconds
+    );
+    let mut operations: Vec<String> = Vec::new();
+    for op in &baseline.seen {
+        if !operations.contains(op) && only.is_none_or(|o| o == op) {
+            operations.push(op.clone());
+        }
+    }
+    let mut calls: Vec<&str> = Vec::new();
+    for op in &baseline.seen {
+        if !calls.contains(&op.as_str()) {
+            calls.push(op);
+        }
+    }
+    println!("calls: {}", calls.join(", "));
+    let mut lies = 0;
+    println!(
+        "{:<36} {:<18} {:<6} {:>4} {:>6}  outcome",
+        "call", "fault", "when", "hits", "secs"
+    );
+    for op in &operations {
+        let mut plans: Vec<(Fault, Option<u32>)> = Fault::ALL.iter().map(|f| (*f, None)).collect();
+        plans.push((Fault::Throttle, Some(1)));
+        plans.push((Fault::LostAfterApply, Some(1)));
+        for (fault, times) in plans {
+            let rule = FaultRule {
+                operation: op.clone(),
+                fault,
+                times,
+            };
+            let cell = ir_tests::matrix::cell(Some(rule)).await?;
+            if cell.outcome.starts_with("LIE") {
+                lies += 1;
+            }
+            println!(
+                "{:<36} {:<18} {:<6} {:>4} {:>6.1}  {}",
+                op,
+                fault.as_str(),
+                if times.is_some() { "first" } else { "every" },
+                cell.injected,
+                cell.seconds,
+                cell.outcome
+            );
+        }
+    }
+    if lies > 0 {
+        return Err(fail(format!("{lies} cell(s) end in a lie")));
+    }
+    Ok(())
 }
 
 /// One pass of the story; what it measured.

@@ -22,6 +22,7 @@ mod e2e;
 mod error_mapping;
 mod escalation;
 mod failure;
+mod faults;
 mod iam_actions;
 mod incident_report;
 mod incident_store;
