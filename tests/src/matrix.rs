@@ -252,12 +252,13 @@ async fn classify(
                     .filter_map(|(yes, s)| yes.then_some(s))
                     .collect();
                 format!(
-                    "needs-attention at {error} (applied: {})",
+                    "needs-attention at {error} (applied: {}; interfaces changed: {})",
                     if applied.is_empty() {
                         "none".to_owned()
                     } else {
                         applied.join(", ")
-                    }
+                    },
+                    changed.len()
                 )
             }
         }

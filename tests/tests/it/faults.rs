@@ -21,7 +21,7 @@ async fn a_connection_that_always_resets_stops_the_playbook_with_nothing_applied
     // Every attempt of every retry met the fault: the SDK's, then the state machine's.
     assert!(c.injected > 4, "{c:?}");
     assert_eq!(
-        c.outcome, "needs-attention at revoke-credentials (applied: none)",
+        c.outcome, "needs-attention at revoke-credentials (applied: none; interfaces changed: 0)",
         "{c:?}"
     );
     Ok(())
