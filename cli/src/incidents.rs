@@ -180,13 +180,10 @@ fn show(a: &ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
     let config = crate::aws::load_config(None)?;
     let now = OffsetDateTime::now_utc();
     crate::aws::with_clients(async |clients| {
-        let waiting = ir_incident::listing::waiting(&clients, &names, &config, None, now)
-            .await
-            .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
-        let waiting: Vec<_> = waiting
-            .into_iter()
-            .filter(|w| w.incident_id == a.incident)
-            .collect();
+        let waiting =
+            ir_incident::listing::waiting_on(&clients, &names, &config, &a.incident, None, now)
+                .await
+                .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
         if a.json {
             let report = ir_incident::report::build(&clients, &names, &bucket, &a.incident)
                 .await

@@ -1,7 +1,7 @@
 //! What an on-call responder lists: the incidents (newest first, each with its response SLA)
 //! and the approvals waiting (on whom, since when, who is asked next). Reads only.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use ir_aws::Clients;
 use ir_aws::store::{
@@ -9,7 +9,7 @@ use ir_aws::store::{
 };
 use ir_core::Severity;
 use ir_core::approval::ApproverPolicy;
-use ir_core::config::{Config, Sla};
+use ir_core::config::{Config, OnExhausted, Sla};
 use ir_core::incident::{IncidentSummary, Status};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -215,51 +215,67 @@ pub async fn waiting(
     now: OffsetDateTime,
 ) -> Result<Vec<Waiting>, StoreError> {
     let incidents = IncidentStore::new(clients.clone(), names.clone());
-    let approvals = ApprovalStore::new(clients.clone(), names.clone());
-    let policy = ApproverPolicy::from_config(config);
-    let mut severities = BTreeMap::new();
+    let mut open = BTreeSet::new();
     for status in open_statuses() {
         for s in incidents.by_status(status).await? {
-            severities.insert(s.incident_id.clone(), s.severity);
+            open.insert(s.incident_id);
         }
     }
     let mut out = Vec::new();
-    for (incident_id, severity) in severities {
-        let Some(incident) = incidents.get(&incident_id).await? else {
+    for incident_id in open {
+        out.extend(waiting_on(clients, names, config, &incident_id, caller_arn, now).await?);
+    }
+    out.sort_by_key(|w| w.requested_at);
+    Ok(out)
+}
+
+/// The approvals waiting on one incident (none when it does not exist), oldest request first.
+pub async fn waiting_on(
+    clients: &Clients,
+    names: &TableNames,
+    config: &Config,
+    incident_id: &str,
+    caller_arn: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Vec<Waiting>, StoreError> {
+    let incidents = IncidentStore::new(clients.clone(), names.clone());
+    let Some(incident) = incidents.get(incident_id).await? else {
+        return Ok(Vec::new());
+    };
+    let policy = ApproverPolicy::from_config(config);
+    let (levels, on_exhausted) = match &incident.decision {
+        Some(d) => (d.escalation.as_slice(), d.on_exhausted),
+        None => (&[][..], OnExhausted::Reject),
+    };
+    let mut out = Vec::new();
+    let approvals = ApprovalStore::new(clients.clone(), names.clone());
+    for a in approvals.pending(incident_id).await? {
+        if a.status != ApprovalStatus::Pending || a.is_expired(now) {
             continue;
-        };
-        let (levels, on_exhausted) = match &incident.decision {
-            Some(d) => (d.escalation.clone(), d.on_exhausted),
-            None => (Vec::new(), ir_core::config::OnExhausted::Reject),
-        };
-        for a in approvals.pending(&incident_id).await? {
-            if a.status != ApprovalStatus::Pending || a.is_expired(now) {
-                continue;
-            }
-            let next = match levels.get(a.level as usize + 1) {
-                Some(level) => level.role.clone(),
-                None => match on_exhausted {
-                    ir_core::config::OnExhausted::Reject => "on exhaustion: reject".to_owned(),
-                    ir_core::config::OnExhausted::Approve => "on exhaustion: approve".to_owned(),
-                },
-            };
-            out.push(Waiting {
-                incident_id: incident_id.clone(),
-                severity,
-                step_id: a.step_id.clone(),
-                level: a.level,
-                role: a.role.clone(),
-                approvals: a.approvals.len(),
-                approvals_required: a.approvals_required,
-                requester: a.requester.clone(),
-                requested_at: a.requested_at,
-                waiting_seconds: (now - a.requested_at).whole_seconds(),
-                expires_at: a.expires_at,
-                next,
-                plan_hash: a.plan_hash.clone(),
-                yours: caller_arn.map(|c| may_decide(&policy, &a, c)),
-            });
         }
+        let next = match levels.get(a.level as usize + 1) {
+            Some(level) => level.role.clone(),
+            None => match on_exhausted {
+                OnExhausted::Reject => "on exhaustion: reject".to_owned(),
+                OnExhausted::Approve => "on exhaustion: approve".to_owned(),
+            },
+        };
+        out.push(Waiting {
+            incident_id: incident_id.to_owned(),
+            severity: incident.summary.severity,
+            step_id: a.step_id.clone(),
+            level: a.level,
+            role: a.role.clone(),
+            approvals: a.approvals.len(),
+            approvals_required: a.approvals_required,
+            requester: a.requester.clone(),
+            requested_at: a.requested_at,
+            waiting_seconds: (now - a.requested_at).whole_seconds(),
+            expires_at: a.expires_at,
+            next,
+            plan_hash: a.plan_hash.clone(),
+            yours: caller_arn.map(|c| may_decide(&policy, &a, c)),
+        });
     }
     out.sort_by_key(|w| w.requested_at);
     Ok(out)

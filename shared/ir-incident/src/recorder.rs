@@ -374,18 +374,18 @@ impl Recorder {
                 let ours = execution_name
                     .as_deref()
                     .and_then(|n| own_execution(&incident_id, incident.revision, n));
-                if ours.is_none() {
+                let Some(base) = ours else {
                     return Err(RecordError::InvalidInput(format!(
                         "execution {} is not one of incident {incident_id}'s playbook runs: \
                          it does not stop the incident",
                         execution_name.as_deref().unwrap_or("(unnamed)")
                     )));
-                }
+                };
                 let recorded = self
                     .playbook_stopped(&incident_id, &playbook_id, &step_id, now)
                     .await?;
-                self.free_slot(&incident_id, execution_name.as_deref())
-                    .await?;
+                // Its slot: the run is known to be the incident's own, no second read.
+                self.slots.update(|s| (s.leave(&base), ())).await?;
                 Ok(RecordOutput::Recorded(recorded))
             }
             RecordRequest::ClaimSlot {
