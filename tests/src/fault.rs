@@ -1,10 +1,16 @@
-//! A fault-injecting HTTP proxy between some functions and the emulator: every request is
+//! A fault-injecting HTTP proxy between one function and the emulator: every request is
 //! forwarded as it is, except the ones a [`FaultRule`] names, which get the fault instead (or,
-//! for [`Fault::LostAfterApply`], are forwarded and then lose their answer).
+//! for [`Fault::LostAfterApply`], [`Fault::Slow`] and [`Fault::KilledAfterApply`], are
+//! forwarded and then lose their answer).
 //!
 //! The operation of a request is read the way AWS routes it: `X-Amz-Target` (JSON protocols:
 //! `DynamoDB_20120810.PutItem` → `PutItem`), else the query protocol's `Action=` form field
-//! (EC2, IAM, STS: `ModifyNetworkInterfaceAttribute`), else the method and path (S3, Lambda).
+//! (EC2, IAM, STS: `ModifyNetworkInterfaceAttribute`), else, for S3's REST protocol, from the
+//! method, the query's sub-resource and the copy-source header (`PUT` → `PutObject`, `PUT
+//! ?retention` → `PutObjectRetention`). A request that changes something (every operation but
+//! `Describe*`, `Get*`, `List*`, `Head*`, `Query`, `Scan`, `BatchGetItem`) is a mutation; a rule
+//! can name the k-th mutation instead of an operation.
+//!
 //! The emulator closes every connection after one answer, so the proxy handles one request per
 //! connection and says `Connection: close` on what it makes up.
 
@@ -36,17 +42,28 @@ pub enum Fault {
     /// The connection reset before any answer (nothing reached the emulator).
     Reset,
     /// The request is forwarded and applied by the emulator, then the connection is reset
-    /// instead of answering: as a process that died right after its call landed sees it.
+    /// instead of answering: a network that lost the answer.
     LostAfterApply,
+    /// The request is forwarded and applied, and the answer held back until the caller gives
+    /// up (its SDK attempt timeout): an answer slower than the SDK waits.
+    Slow,
+    /// The function's process is killed when it sends this request, before the request
+    /// reaches the emulator (the runtime then sees its invocation never answered).
+    Killed,
+    /// The request is forwarded and applied, then the function's process is killed before it
+    /// reads the answer.
+    KilledAfterApply,
 }
 
 impl Fault {
-    /// Every fault, in the order the matrix prints them.
-    pub const ALL: [Fault; 4] = [
+    /// Every fault an operation's rows get, in the order the matrix prints them (the kills are
+    /// rows of their own: after k of n mutations).
+    pub const ALL: [Fault; 5] = [
         Fault::Throttle,
         Fault::ServerError,
         Fault::Reset,
         Fault::LostAfterApply,
+        Fault::Slow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,25 +72,70 @@ impl Fault {
             Fault::ServerError => "500",
             Fault::Reset => "reset",
             Fault::LostAfterApply => "lost-after-apply",
+            Fault::Slow => "slow",
+            Fault::Killed => "killed",
+            Fault::KilledAfterApply => "killed-after-apply",
         }
+    }
+
+    fn kills(self) -> bool {
+        matches!(self, Fault::Killed | Fault::KilledAfterApply)
     }
 }
 
-/// Which requests get a fault: those of `operation`, the first `times` of them (`None`: every
+/// Which requests a rule names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every request of this operation.
+    Operation(String),
+    /// The function's k-th mutation (1 first), whatever its operation.
+    Mutation(u32),
+}
+
+/// Which requests get a fault: those `target` names, the first `times` of them (`None`: every
 /// one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultRule {
-    pub operation: String,
+    pub target: Target,
     pub fault: Fault,
     pub times: Option<u32>,
 }
 
-#[derive(Debug, Default)]
+impl FaultRule {
+    /// `fault` on every call of `operation` (`times: None`) or the first `times`.
+    pub fn at(operation: &str, fault: Fault, times: Option<u32>) -> FaultRule {
+        FaultRule {
+            target: Target::Operation(operation.to_owned()),
+            fault,
+            times,
+        }
+    }
+}
+
+/// Kills the process behind the proxy (and starts a new one, as Lambda would for the next
+/// invocation).
+pub type KillHook = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     /// Every operation forwarded or faulted, in order.
     seen: Vec<String>,
+    /// How many mutations were seen.
+    mutations: u32,
     /// How many faults were injected.
     injected: u32,
+    kill: Option<KillHook>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("seen", &self.seen)
+            .field("mutations", &self.mutations)
+            .field("injected", &self.injected)
+            .field("kill", &self.kill.is_some())
+            .finish()
+    }
 }
 
 /// The running proxy. Dropping it stops accepting.
@@ -145,6 +207,24 @@ impl FaultProxy {
     pub fn injected(&self) -> u32 {
         self.state.lock().map(|s| s.injected).unwrap_or_default()
     }
+
+    /// What [`Fault::Killed`] and [`Fault::KilledAfterApply`] call.
+    pub fn set_kill_hook(&self, hook: KillHook) {
+        if let Ok(mut s) = self.state.lock() {
+            s.kill = Some(hook);
+        }
+    }
+}
+
+/// What [`operation`] appends to the operation of an EC2 request with `DryRun=true`.
+pub const DRY_RUN: &str = "(DryRun)";
+
+/// Whether `operation` (as [`operation`] names it) changes something.
+pub fn is_mutation(operation: &str) -> bool {
+    const READS: [&str; 4] = ["Describe", "Get", "List", "Head"];
+    !(READS.iter().any(|p| operation.starts_with(p))
+        || operation.ends_with(DRY_RUN)
+        || matches!(operation, "Query" | "Scan" | "BatchGetItem"))
 }
 
 /// One request: read, then faulted or forwarded.
@@ -156,26 +236,50 @@ async fn serve(
 ) -> std::io::Result<()> {
     let request = read_request(&mut client).await?;
     let operation = operation(&request);
-    let fault = {
+    let (fault, kill) = {
         let mut s = state
             .lock()
             .map_err(|_| std::io::Error::other("fault proxy state poisoned"))?;
         s.seen.push(operation.clone());
-        let hit =
-            rule.filter(|r| r.operation == operation && r.times.is_none_or(|t| s.injected < t));
+        if is_mutation(&operation) {
+            s.mutations += 1;
+        }
+        let named = |r: &&FaultRule| match &r.target {
+            Target::Operation(op) => *op == operation,
+            Target::Mutation(k) => is_mutation(&operation) && s.mutations == *k,
+        };
+        let hit = rule.filter(|r| named(r) && r.times.is_none_or(|t| s.injected < t));
         if hit.is_some() {
             s.injected += 1;
         }
-        hit.map(|r| r.fault)
+        (hit.map(|r| r.fault), s.kill.clone())
+    };
+    let kill_now = || {
+        if let Some(k) = &kill {
+            k();
+        }
     };
     match fault {
         None => forward(client, upstream, &request).await,
         Some(Fault::Reset) => reset(client),
-        Some(Fault::LostAfterApply) => {
+        Some(Fault::Killed) => {
+            kill_now();
+            reset(client)
+        }
+        Some(f @ (Fault::LostAfterApply | Fault::KilledAfterApply | Fault::Slow)) => {
             let mut server = TcpStream::connect(upstream).await?;
             server.write_all(&request).await?;
             let mut answer = Vec::new();
             server.read_to_end(&mut answer).await?;
+            if f.kills() {
+                kill_now();
+            }
+            if f == Fault::Slow {
+                // Held until the caller hangs up: no answer is ever late by a set time, it
+                // is never sent at all, and the SDK's attempt timeout decides.
+                let mut rest = [0u8; 1024];
+                while client.read(&mut rest).await.is_ok_and(|n| n > 0) {}
+            }
             reset(client)
         }
         Some(f @ (Fault::Throttle | Fault::ServerError)) => {
@@ -231,16 +335,74 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The operation a request calls (see the module docs).
-fn operation(request: &[u8]) -> String {
+pub fn operation(request: &[u8]) -> String {
     let text = String::from_utf8_lossy(request);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     if let Some(target) = header(head, "x-amz-target") {
         return target.rsplit('.').next().unwrap_or(target).to_owned();
     }
     if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
-        return action.to_owned();
+        // A dry run (EC2's permission check) changes nothing: a row of its own, no mutation.
+        return if body.split('&').any(|kv| kv == "DryRun=true") {
+            format!("{action}{DRY_RUN}")
+        } else {
+            action.to_owned()
+        };
     }
-    head.lines().next().unwrap_or_default().to_owned()
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (method, target) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or("/"),
+    );
+    s3_operation(method, target, header(head, "x-amz-copy-source").is_some())
+        .unwrap_or_else(|| line.to_owned())
+}
+
+/// An S3 REST request's operation, from its method, path and query (path-style addressing:
+/// `/bucket` or `/bucket/key`).
+fn s3_operation(method: &str, target: &str, copy: bool) -> Option<String> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let has = |sub: &str| {
+        query
+            .split('&')
+            .any(|kv| kv.split('=').next().is_some_and(|k| k == sub))
+    };
+    let object = path.trim_start_matches('/').contains('/');
+    let sub = [
+        ("retention", "ObjectRetention"),
+        ("legal-hold", "ObjectLegalHold"),
+        ("tagging", "ObjectTagging"),
+        ("object-lock", "ObjectLockConfiguration"),
+        ("versioning", "BucketVersioning"),
+        ("acl", "Acl"),
+    ]
+    .into_iter()
+    .find(|(q, _)| has(q))
+    .map(|(_, name)| name);
+    Some(match (method, sub) {
+        ("GET", Some(name)) => format!("Get{name}"),
+        ("PUT", Some(name)) => format!("Put{name}"),
+        ("GET", None) if has("list-type") || has("versions") || !object => {
+            if has("versions") {
+                "ListObjectVersions".to_owned()
+            } else {
+                "ListObjectsV2".to_owned()
+            }
+        }
+        ("GET", None) => "GetObject".to_owned(),
+        ("HEAD", None) if object => "HeadObject".to_owned(),
+        ("HEAD", None) => "HeadBucket".to_owned(),
+        ("PUT", None) if has("uploadId") => "UploadPart".to_owned(),
+        ("PUT", None) if copy => "CopyObject".to_owned(),
+        ("PUT", None) if object => "PutObject".to_owned(),
+        ("PUT", None) => "CreateBucket".to_owned(),
+        ("POST", None) if has("uploads") => "CreateMultipartUpload".to_owned(),
+        ("POST", None) if has("uploadId") => "CompleteMultipartUpload".to_owned(),
+        ("POST", None) if has("delete") => "DeleteObjects".to_owned(),
+        ("DELETE", _) => "DeleteObject".to_owned(),
+        _ => return None,
+    })
 }
 
 /// The service's own error answer for `fault`, in its protocol.

@@ -32,6 +32,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
@@ -46,7 +47,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::fault::{FaultProxy, FaultRule};
+use crate::fault::{FaultProxy, FaultRule, KillHook};
 use crate::localcloud::{ACCESS_KEY_ID, ACCOUNT_ID, LocalCloud, REGION, SECRET_ACCESS_KEY};
 use crate::{repo_root, unique_name};
 
@@ -105,6 +106,22 @@ pub enum ConfigFrom {
     SsmParameter,
 }
 
+/// The fault proxies of a run: each of `binaries` reaches the emulator through a proxy of its
+/// own, which records its calls; `rule` faults the calls of one of them. Faulted functions get
+/// short SDK timeouts ([`FAULT_ATTEMPT_TIMEOUT`]), and a kill ends the invocation in flight as
+/// Lambda ends it when its runtime exits (`Runtime.ExitError`).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub binaries: Vec<String>,
+    /// The function whose calls get the rule, and the rule.
+    pub rule: Option<(String, FaultRule)>,
+}
+
+/// The SDK attempt timeout of a function behind a fault proxy (the slow answer outlives it).
+pub const FAULT_ATTEMPT_TIMEOUT: &str = "2";
+/// Its operation timeout: three attempts and their backoff.
+pub const FAULT_OPERATION_TIMEOUT: &str = "8";
+
 /// The deployment's choices over the embedded configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -122,9 +139,8 @@ pub struct Settings {
     pub on_failure: Vec<(String, String, String)>,
     /// `orchestrator.max_concurrent_playbooks` and `queue_poll_seconds`.
     pub slots: Option<(u32, u32)>,
-    /// These function binaries reach the emulator through a [`FaultProxy`] with this rule
-    /// (`None`: it forwards everything, and records what it saw).
-    pub faults: Option<(Vec<String>, Option<FaultRule>)>,
+    /// Function binaries that reach the emulator each through a [`FaultProxy`] of its own.
+    pub faults: Option<Faults>,
     /// `notifications.approver_roles`, lowest first: the engineers' role holds
     /// `security_engineer`, the lead's `security_lead`.
     pub approver_roles: Vec<(String, Vec<Holder>)>,
@@ -231,12 +247,20 @@ pub struct Offline {
     pub overlay: Vec<(String, String)>,
     pub assets_file: PathBuf,
     lambda_port: u16,
-    /// The fault proxy some functions reach the emulator through, and which.
-    pub fault_proxy: Option<FaultProxy>,
-    faulty: Vec<String>,
+    /// The fault proxy each faulted function reaches the emulator through.
+    pub fault_proxies: BTreeMap<String, FaultProxy>,
     bin_dir: PathBuf,
     _watch: Child,
     _functions: Vec<Child>,
+    /// The processes of faulted functions, which a kill replaces.
+    killable: BTreeMap<String, Arc<Mutex<KillSlot>>>,
+}
+
+/// The process of a faulted function and how many times it was started.
+#[derive(Debug)]
+struct KillSlot {
+    child: Option<Child>,
+    starts: usize,
 }
 
 impl std::fmt::Debug for Offline {
@@ -498,13 +522,19 @@ impl Offline {
         std::fs::write(&assets_file, victim.registry(DEFAULT_ASSETS_YAML))
             .ctx("writing the asset registry")?;
 
-        let (fault_proxy, faulty) = match settings.faults.clone() {
-            Some((binaries, rule)) => (
-                Some(FaultProxy::start(cloud.endpoint_url(), rule).await?),
-                binaries,
-            ),
-            None => (None, Vec::new()),
-        };
+        let mut fault_proxies = BTreeMap::new();
+        let faults = settings.faults.clone().unwrap_or_default();
+        for binary in &faults.binaries {
+            let rule = faults
+                .rule
+                .as_ref()
+                .filter(|(f, _)| f == binary)
+                .map(|(_, r)| r.clone());
+            fault_proxies.insert(
+                binary.clone(),
+                FaultProxy::start(cloud.endpoint_url(), rule).await?,
+            );
+        }
         let watch = start_watch(&run_dir, lambda_port)?;
         let mut offline = Offline {
             cloud,
@@ -524,11 +554,11 @@ impl Offline {
             overlay,
             assets_file,
             lambda_port,
-            fault_proxy,
-            faulty,
+            fault_proxies,
             bin_dir,
             _watch: watch,
             _functions: Vec::new(),
+            killable: BTreeMap::new(),
         };
         wait_for_lambda_api(&mut offline._watch, lambda_port, &offline.run_dir).await?;
         for binary in &binaries {
@@ -538,8 +568,12 @@ impl Offline {
                 1
             };
             for i in 0..instances {
-                let child = offline.spawn_function(binary, i)?;
-                offline._functions.push(child);
+                if offline.fault_proxies.contains_key(binary) {
+                    offline.make_killable(binary).await?;
+                } else {
+                    let child = offline.spawn_function(binary, i)?;
+                    offline._functions.push(child);
+                }
             }
         }
         Ok(offline)
@@ -599,27 +633,82 @@ impl Offline {
         env
     }
 
-    fn spawn_function(&self, binary: &str, instance: usize) -> Result<Child> {
+    /// The environment of `binary`: behind its fault proxy, if it has one, with short SDK
+    /// timeouts.
+    fn function_environment(&self, binary: &str) -> Vec<(String, String)> {
         let mut env = self.environment();
-        if let Some(proxy) = self
-            .fault_proxy
-            .as_ref()
-            .filter(|_| self.faulty.iter().any(|b| b == binary))
-        {
+        if let Some(proxy) = self.fault_proxies.get(binary) {
             for (k, v) in &mut env {
                 if k == "AWS_ENDPOINT_URL" {
                     *v = proxy.endpoint().to_owned();
                 }
             }
+            env.push((
+                "IR_AWS_ATTEMPT_TIMEOUT_SECONDS".to_owned(),
+                FAULT_ATTEMPT_TIMEOUT.to_owned(),
+            ));
+            env.push((
+                "IR_AWS_OPERATION_TIMEOUT_SECONDS".to_owned(),
+                FAULT_OPERATION_TIMEOUT.to_owned(),
+            ));
         }
+        env
+    }
+
+    fn spawn_function(&self, binary: &str, instance: usize) -> Result<Child> {
         spawn_function(
             &self.bin_dir,
             &self.run_dir,
-            self.lambda_port,
-            &env,
+            &self.lambda_endpoint(),
+            &self.function_environment(binary),
             binary,
             instance,
         )
+    }
+
+    /// Starts `binary` behind a runtime relay ([`crate::relay::runtime_relay`]) and gives its
+    /// proxy a kill hook: the hook kills the process (SIGKILL, as a crashed or out-of-memory
+    /// sandbox ends), reports the invocation it was working on as `Runtime.ExitError` (as
+    /// Lambda does), and starts a fresh process for the next invocation, as Lambda starts a new
+    /// sandbox.
+    async fn make_killable(&mut self, binary: &str) -> Result<()> {
+        let lambda = self.lambda_endpoint();
+        let (relay, in_flight) = crate::relay::runtime_relay(&lambda).await;
+        let (bin_dir, run_dir) = (self.bin_dir.clone(), self.run_dir.clone());
+        let (env, name) = (self.function_environment(binary), binary.to_owned());
+        let child = spawn_function(&bin_dir, &run_dir, &relay, &env, &name, 0)?;
+        let slot = Arc::new(Mutex::new(KillSlot {
+            child: Some(child),
+            starts: 1,
+        }));
+        let hook_slot = Arc::clone(&slot);
+        let hook: KillHook = Arc::new(move || {
+            let Ok(mut s) = hook_slot.lock() else { return };
+            if let Some(mut old) = s.child.take() {
+                let _ = old.start_kill();
+            }
+            if let Some(id) = in_flight.lock().ok().and_then(|mut f| f.take()) {
+                let (lambda, name) = (lambda.clone(), name.clone());
+                tokio::spawn(async move {
+                    let _ = crate::relay::report_exit(&lambda, &name, &id).await;
+                });
+            }
+            s.starts += 1;
+            s.child = spawn_function(&bin_dir, &run_dir, &relay, &env, &name, s.starts).ok();
+        });
+        if let Some(proxy) = self.fault_proxies.get(binary) {
+            proxy.set_kill_hook(hook);
+        }
+        self.killable.insert(binary.to_owned(), slot);
+        Ok(())
+    }
+
+    /// How many times a faulted function's process was started (1 + kills).
+    pub fn starts(&self, binary: &str) -> usize {
+        self.killable
+            .get(binary)
+            .and_then(|s| s.lock().ok().map(|s| s.starts))
+            .unwrap_or(0)
     }
 
     /// Invokes a function as the Lambda service does (`POST
@@ -906,7 +995,7 @@ async fn wait_for_lambda_api(watch: &mut Child, lambda_port: u16, run_dir: &Path
 fn spawn_function(
     bin_dir: &Path,
     run_dir: &Path,
-    lambda_port: u16,
+    runtime_api: &str,
     environment: &[(String, String)],
     binary: &str,
     instance: usize,
@@ -919,7 +1008,7 @@ fn spawn_function(
         .envs(environment.iter().map(|(k, v)| (k, v)))
         .env(
             "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{lambda_port}/.rt/{binary}"),
+            format!("{runtime_api}/.rt/{binary}"),
         )
         .env("AWS_LAMBDA_FUNCTION_NAME", binary)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
@@ -971,7 +1060,7 @@ impl Served {
             functions.push(spawn_function(
                 &bin_dir,
                 &run_dir,
-                lambda_port,
+                &format!("http://127.0.0.1:{lambda_port}"),
                 environment,
                 binary,
                 0,

@@ -110,3 +110,91 @@ async fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Ve
     r.read_exact(&mut message[start..]).await?;
     Ok(Some(message))
 }
+
+/// The invocation a function process is working on, as its runtime relay saw it: the request
+/// id of the last `/invocation/next` answer it took, until it posts that invocation's response
+/// or error.
+pub type InFlight = Arc<std::sync::Mutex<Option<String>>>;
+
+/// A relay between one function process and cargo lambda's runtime API (`upstream`,
+/// `http://host:port`), passing everything through unchanged and noting the invocation in
+/// flight, so that a harness that kills the process can report that invocation as the Lambda
+/// service does when a runtime exits mid-invocation ([`report_exit`]). Returns the relay's URL
+/// and the invocation in flight.
+///
+/// # Panics
+/// If no local port can be bound.
+pub async fn runtime_relay(upstream: &str) -> (String, InFlight) {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let in_flight: InFlight = Arc::default();
+    let noted = Arc::clone(&in_flight);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, noted) = (upstream.clone(), Arc::clone(&noted));
+            // A killed process drops its connection mid-request: that ends this task only.
+            tokio::spawn(async move {
+                let _ = relay_runtime(client, upstream, noted).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), in_flight)
+}
+
+async fn relay_runtime(
+    client: TcpStream,
+    upstream: String,
+    in_flight: InFlight,
+) -> std::io::Result<()> {
+    let mut client = BufReader::new(client);
+    while let Some(request) = read_request(&mut client).await? {
+        let line = String::from_utf8_lossy(request.split(|b| *b == b'\n').next().unwrap_or(&[]))
+            .to_string();
+        let mut up = TcpStream::connect(&upstream).await?;
+        up.write_all(&request).await?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response).await?;
+        if line.contains("/invocation/next") {
+            let head = String::from_utf8_lossy(&response).to_string();
+            let id = head
+                .split("\r\n\r\n")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("lambda-runtime-aws-request-id")
+                        .then(|| v.trim().to_owned())
+                });
+            *in_flight.lock().unwrap() = id;
+        } else if line.contains("/response ") || line.contains("/error ") {
+            *in_flight.lock().unwrap() = None;
+        }
+        client.get_mut().write_all(&response).await?;
+    }
+    Ok(())
+}
+
+/// Reports invocation `request_id` of `function` failed with `Runtime.ExitError` on cargo
+/// lambda's runtime API (`upstream`, `http://host:port`), as the Lambda service reports an
+/// invocation whose runtime process died: the invoker gets a function error, not a hang.
+///
+/// # Errors
+/// The runtime API could not be reached.
+pub async fn report_exit(upstream: &str, function: &str, request_id: &str) -> std::io::Result<()> {
+    let upstream = upstream.trim_start_matches("http://");
+    let body = format!(
+        r#"{{"errorType":"Runtime.ExitError","errorMessage":"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}}"#
+    );
+    let request = format!(
+        "POST /.rt/{function}/2018-06-01/runtime/invocation/{request_id}/error HTTP/1.1\r\nHost: {upstream}\r\nContent-Type: application/json\r\nLambda-Runtime-Function-Error-Type: Runtime.ExitError\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut up = TcpStream::connect(upstream).await?;
+    up.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response).await?;
+    Ok(())
+}

@@ -6,7 +6,9 @@
 //! the work stays in the cold start and no invocation pays for it.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::calls::CallLog;
@@ -52,6 +54,63 @@ impl ClientOptions {
     }
 }
 
+/// How long one AWS call may take. The SDK sets no attempt or operation timeout of its own: a
+/// call whose answer never comes would hold the function until Lambda kills it at its timeout,
+/// and the step would fail as `Sandbox.Timedout` without saying which call hung. With these, a
+/// hung attempt is abandoned and retried like a throttle (the SDK's standard retry, three
+/// attempts), and a call that keeps hanging fails as a `Retryable` error naming the operation,
+/// inside the function's own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// One attempt, from sending the request to reading the whole answer.
+    pub attempt: Duration,
+    /// The whole call, retries and their backoff included.
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    /// Within the template's default function timeout (30 s): three attempts of at most 8 s.
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            attempt: Duration::from_secs(8),
+            operation: Duration::from_secs(25),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The defaults, each overridden by a positive number of seconds in
+    /// `IR_AWS_CONNECT_TIMEOUT_SECONDS`, `IR_AWS_ATTEMPT_TIMEOUT_SECONDS`,
+    /// `IR_AWS_OPERATION_TIMEOUT_SECONDS` (a function with a longer Lambda timeout, uploading
+    /// large evidence, sets longer ones). A value that is not a positive number is ignored.
+    pub fn from_env() -> Timeouts {
+        let seconds = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        let d = Timeouts::default();
+        Timeouts {
+            connect: seconds("IR_AWS_CONNECT_TIMEOUT_SECONDS").unwrap_or(d.connect),
+            attempt: seconds("IR_AWS_ATTEMPT_TIMEOUT_SECONDS").unwrap_or(d.attempt),
+            operation: seconds("IR_AWS_OPERATION_TIMEOUT_SECONDS").unwrap_or(d.operation),
+        }
+    }
+
+    /// As the SDK takes them.
+    pub fn config(self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
 /// One client accessor: built from the shared configuration with the call log as interceptor,
 /// on first use.
 macro_rules! client {
@@ -92,9 +151,13 @@ impl Clients {
         }
     }
 
-    /// Clients from the standard AWS configuration chain (environment, profile, instance role).
+    /// Clients from the standard AWS configuration chain (environment, profile, instance role),
+    /// with the suite's call timeouts ([`Timeouts::from_env`]).
     pub async fn from_env() -> Clients {
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(Timeouts::from_env().config())
+            .load()
+            .await;
         Clients::new(&sdk, ClientOptions::from_env())
     }
 

@@ -21,5 +21,5 @@ pub mod sha256;
 pub mod store;
 
 pub use calls::CallLog;
-pub use clients::{ClientOptions, Clients};
+pub use clients::{ClientOptions, Clients, Timeouts};
 pub use sdk::{SdkFailure, classify, log_sdk_error};

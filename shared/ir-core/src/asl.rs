@@ -340,10 +340,18 @@ fn retry(errors: &[&str]) -> Value {
     }])
 }
 
-/// The retry of every Lambda task: the functions' own `Retryable` and the service's errors.
+/// What an invocation whose sandbox died fails with: the runtime process exited mid-invocation
+/// (crashed, killed, out of memory), the function ran out of time, or Lambda could not say.
+const SANDBOX_ERRORS: [&str; 3] = ["Runtime.ExitError", "Sandbox.Timedout", "Lambda.Unknown"];
+
+/// The retry of every Lambda task: the functions' own `Retryable`, the service's errors, and a
+/// sandbox that died. Every function is idempotent (an action finds what an earlier attempt
+/// applied; the recorder's writes are conditional), so running it again after a crash halfway
+/// through its calls finishes the job and reports what is there.
 fn lambda_retry() -> Value {
     let mut errors = vec!["Retryable"];
     errors.extend(LAMBDA_SERVICE_ERRORS);
+    errors.extend(SANDBOX_ERRORS);
     retry(&errors)
 }
 

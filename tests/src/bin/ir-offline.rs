@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::HistoryEventType;
+use futures_util::StreamExt;
 use ir_core::incident::Status;
 use ir_tests::offline::{FINDING_FILE, Offline, OfflineError, PLAYBOOK, Settings};
 use time::OffsetDateTime;
@@ -46,9 +47,23 @@ async fn main() -> ExitCode {
                 _ => Err(fail("usage: ir-offline bench [--runs N]")),
             }
         }
-        Some("faults") => faults(args.get(1).map(String::as_str)).await,
+        Some("faults") => {
+            let (jobs, only) = match args.get(1).map(String::as_str) {
+                Some("--jobs") => (
+                    args.get(2).and_then(|n| n.parse::<usize>().ok()),
+                    args.get(3),
+                ),
+                _ => (Some(1), args.get(1)),
+            };
+            match jobs {
+                Some(j) if j > 0 => faults(j, only.map(String::as_str)).await,
+                _ => Err(fail(
+                    "usage: ir-offline faults [--jobs N] [FUNCTION|OPERATION|kill]",
+                )),
+            }
+        }
         Some(other) => Err(fail(format!(
-            "unknown command {other:?}; usage: ir-offline demo | ir-offline bench [--runs N] | ir-offline faults [OPERATION]"
+            "unknown command {other:?}; usage: ir-offline demo | ir-offline bench [--runs N] | ir-offline faults [--jobs N] [FUNCTION|OPERATION|kill]"
         ))),
     };
     match result {
@@ -60,65 +75,129 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The fault matrix ([`ir_tests::matrix`]): a clean run lists the calls of the containment
-/// actions; then, per call (or only `only`), each fault on every attempt, and a throttle and a
-/// lost answer on the first attempt only. One line per cell; exit 1 if any cell is a lie.
-async fn faults(only: Option<&str>) -> Result<()> {
-    use ir_tests::fault::{Fault, FaultRule};
+/// The fault matrix ([`ir_tests::matrix`]): a clean run lists the calls of every action of the
+/// playbook; then, per function and call (or only the rows `only` picks, see [`picked`]), each fault on every attempt and a throttle, a lost answer and a slow answer on
+/// the first attempt only; then the function's process killed after k of its n mutations, for
+/// each k. `jobs` cells run at once, each on its own local cloud. One line per cell, in order;
+/// exit 1 if any cell is a lie.
+async fn faults(jobs: usize, only: Option<&str>) -> Result<()> {
+    use ir_tests::fault::{Fault, FaultRule, Target, is_mutation};
     let baseline = ir_tests::matrix::cell(None).await?;
+    let calls: usize = baseline.seen.values().map(Vec::len).sum();
     println!(
-        "baseline: {} ({} calls, {:.1} s)",
-        baseline.outcome,
-        baseline.seen.len(),
-        baseline.seconds
+        "baseline: {} ({calls} calls, {:.1} s)",
+        baseline.outcome, baseline.seconds
     );
-    let mut operations: Vec<String> = Vec::new();
-    for op in &baseline.seen {
-        if !operations.contains(op) && only.is_none_or(|o| o == op) {
-            operations.push(op.clone());
-        }
-    }
-    let mut calls: Vec<&str> = Vec::new();
-    for op in &baseline.seen {
-        if !calls.contains(&op.as_str()) {
-            calls.push(op);
-        }
-    }
-    println!("calls: {}", calls.join(", "));
-    let mut lies = 0;
-    println!(
-        "{:<36} {:<18} {:<6} {:>4} {:>6}  outcome",
-        "call", "fault", "when", "hits", "secs"
-    );
-    for op in &operations {
-        let mut plans: Vec<(Fault, Option<u32>)> = Fault::ALL.iter().map(|f| (*f, None)).collect();
-        plans.push((Fault::Throttle, Some(1)));
-        plans.push((Fault::LostAfterApply, Some(1)));
-        for (fault, times) in plans {
-            let rule = FaultRule {
-                operation: op.clone(),
-                fault,
-                times,
-            };
-            let cell = ir_tests::matrix::cell(Some(rule)).await?;
-            if cell.outcome.starts_with("LIE") {
-                lies += 1;
+    // The rows: each function's distinct operations, in the order it first called them, then
+    // one row per k of its n mutations (killed after k).
+    let mut rows: Vec<(String, Option<FaultRule>, String)> = Vec::new();
+    for function in ir_tests::matrix::ACTIONS {
+        let seen = baseline.seen.get(function).cloned().unwrap_or_default();
+        println!("{function}: {}", seen.join(", "));
+        let mut operations: Vec<&String> = Vec::new();
+        for op in &seen {
+            if !operations.contains(&op) {
+                operations.push(op);
             }
-            println!(
-                "{:<36} {:<18} {:<6} {:>4} {:>6.1}  {}",
-                op,
-                fault.as_str(),
-                if times.is_some() { "first" } else { "every" },
-                cell.injected,
-                cell.seconds,
-                cell.outcome
-            );
+        }
+        for op in operations {
+            let mut plans: Vec<(Fault, Option<u32>)> =
+                Fault::ALL.iter().map(|f| (*f, None)).collect();
+            plans.extend([
+                (Fault::Throttle, Some(1)),
+                (Fault::LostAfterApply, Some(1)),
+                (Fault::Slow, Some(1)),
+            ]);
+            for (fault, times) in plans {
+                let when = if times.is_some() { "first" } else { "every" };
+                if !picked(only, &[function, op, fault.as_str(), when]) {
+                    continue;
+                }
+                rows.push((
+                    function.to_owned(),
+                    Some(FaultRule::at(op, fault, times)),
+                    format!("{op:<32} {:<18} {when}", fault.as_str()),
+                ));
+            }
+        }
+        let mutations = seen.iter().filter(|op| is_mutation(op)).count();
+        let mutations = u32::try_from(mutations).unwrap_or(u32::MAX);
+        if picked(only, &[function, "kill"]) {
+            for k in 0..=mutations {
+                // Killed as it sends mutation k+1 (k applied), or after the last one applied.
+                let (target, fault) = if k < mutations {
+                    (Target::Mutation(k + 1), Fault::Killed)
+                } else {
+                    (Target::Mutation(k), Fault::KilledAfterApply)
+                };
+                if k == 0 && mutations == 0 {
+                    continue;
+                }
+                rows.push((
+                    function.to_owned(),
+                    Some(FaultRule {
+                        target,
+                        fault,
+                        times: Some(1),
+                    }),
+                    format!(
+                        "{:<32} {:<18} first",
+                        format!("after {k} of {mutations} mutations"),
+                        "killed"
+                    ),
+                ));
+            }
         }
     }
+    println!("{} cells", rows.len());
+    println!(
+        "{:<22} {:<32} {:<18} {:<6} {:>4} {:>6}  outcome",
+        "function", "call", "fault", "when", "hits", "secs"
+    );
+    let mut lies = 0;
+    let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+    let started = Instant::now();
+    let mut cells =
+        futures_util::stream::iter(rows.into_iter().map(|(function, rule, label)| async move {
+            let cell = ir_tests::matrix::cell(rule.map(|r| (function.as_str(), r))).await;
+            (function, label, cell)
+        }))
+        .buffered(jobs);
+    while let Some((function, label, cell)) = cells.next().await {
+        let cell = cell?;
+        if cell.outcome.starts_with("LIE") {
+            lies += 1;
+        }
+        let kind = cell.outcome.split(" (").next().unwrap_or_default();
+        let kind = kind.split(" at ").next().unwrap_or_default().to_owned();
+        *outcomes.entry(kind).or_default() += 1;
+        println!(
+            "{function:<22} {label} {:>4} {:>6.1}  {}",
+            cell.injected
+                .max(u32::try_from(cell.kills).unwrap_or(u32::MAX)),
+            cell.seconds,
+            cell.outcome
+        );
+    }
+    println!(
+        "outcomes: {} ({:.0} s, {jobs} at a time)",
+        outcomes
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64()
+    );
     if lies > 0 {
         return Err(fail(format!("{lies} cell(s) end in a lie")));
     }
     Ok(())
+}
+
+/// Whether a row named by `names` is one `only` picks: each of its `:`-separated parts is one
+/// of the names (`ir-isolate-instance:CreateTags:slow:first`, `CreateTags`, `kill`).
+fn picked(only: Option<&str>, names: &[&str]) -> bool {
+    only.is_none_or(|o| o.split(':').all(|part| names.contains(&part)))
 }
 
 /// One pass of the story; what it measured.

@@ -150,10 +150,22 @@ pub async fn snapshot_volumes(
     }
 
     // No client token exists for CreateSnapshots: the tag lookup above is what makes a repeat
-    // run return this set instead of taking a second one.
-    let out = request.send().await.map_err(|e| {
-        ActionError::sdk("CreateSnapshots", e).not_found_as(|| format!("instance {instance_id}"))
-    })?;
+    // run return this set instead of taking a second one. So the SDK must not repeat the call
+    // itself: an attempt whose answer was lost (a reset, a timeout) may have taken a set, and a
+    // second attempt would take another that no report names. The failure goes to the state
+    // machine's retry instead, whose next run finds the set by its tags.
+    let out = request
+        .customize()
+        .config_override(
+            aws_sdk_ec2::config::Builder::default()
+                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            ActionError::sdk("CreateSnapshots", e)
+                .not_found_as(|| format!("instance {instance_id}"))
+        })?;
     let mut refs = Vec::new();
     for s in out.snapshots() {
         let (Some(snapshot_id), Some(volume_id)) = (s.snapshot_id(), s.volume_id()) else {
