@@ -123,9 +123,11 @@ impl CliError {
             N::AccessDenied | N::Conflict | N::Protected | N::NotApproved | N::PlanChanged => {
                 CliError::Refused(message)
             }
-            N::Retryable | N::VerificationFailed | N::Configuration | N::Internal => {
-                CliError::Failed(message)
-            }
+            N::Retryable
+            | N::VerificationFailed
+            | N::Configuration
+            | N::DeliveryFailed
+            | N::Internal => CliError::Failed(message),
         }
     }
 }

@@ -40,6 +40,14 @@ pub enum ActionError {
     /// The change was made but reading it back showed it did not hold.
     #[error("verification failed: {0}")]
     Verification(String),
+    /// A chat or ticketing service refused or did not answer (its stable error name and
+    /// message; never a secret).
+    #[error("{service} delivery failed: {name}: {message}")]
+    Delivery {
+        service: &'static str,
+        name: &'static str,
+        message: String,
+    },
     /// A failure after some changes were made: the report says exactly which.
     #[error("{cause}; changes already made: {}", summary(done))]
     Incomplete {
@@ -74,6 +82,7 @@ impl Named for ActionError {
             ActionError::Verification(_) => ErrorName::VerificationFailed,
             ActionError::NotApproved(_) => ErrorName::NotApproved,
             ActionError::PlanChanged(_) => ErrorName::PlanChanged,
+            ActionError::Delivery { .. } => ErrorName::DeliveryFailed,
             ActionError::Incomplete { cause, .. } => cause.error_name(),
         }
     }

@@ -34,6 +34,7 @@ struct Inner {
     sfn: OnceLock<aws_sdk_sfn::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
     ssm: OnceLock<aws_sdk_ssm::Client>,
+    secretsmanager: OnceLock<aws_sdk_secretsmanager::Client>,
 }
 
 /// Options that are not part of the standard AWS configuration chain.
@@ -147,6 +148,7 @@ impl Clients {
                 sfn: OnceLock::new(),
                 sns: OnceLock::new(),
                 ssm: OnceLock::new(),
+                secretsmanager: OnceLock::new(),
             }),
         }
     }
@@ -212,5 +214,9 @@ impl Clients {
     client!(
         /// The deployment's config parameter, read at init (`config_source`).
         ssm: aws_sdk_ssm
+    );
+    client!(
+        /// The chat and ticketing credentials, read at init (`secrets`).
+        secretsmanager: aws_sdk_secretsmanager
     );
 }

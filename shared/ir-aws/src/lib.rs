@@ -17,6 +17,7 @@ pub mod identity;
 pub mod locked;
 pub mod sdk;
 pub mod sealed;
+pub mod secrets;
 pub mod sha256;
 pub mod store;
 

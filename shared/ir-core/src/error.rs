@@ -33,12 +33,17 @@ pub enum ErrorName {
     NotApproved,
     /// The action's plan differs from the one approved. Nothing was changed; the gate asks again.
     PlanChanged,
+    /// A third-party service (Slack, Jira) refused the request or did not answer after the
+    /// client's own retries (429 after `Retry-After`, 5xx with backoff). Nothing in AWS was
+    /// changed. Not retried by the state machine: a message sent whose answer was lost would be
+    /// sent again.
+    DeliveryFailed,
     /// Anything else; a bug. Not retried.
     Internal,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 11] = [
+    pub const ALL: [ErrorName; 12] = [
         ErrorName::InvalidInput,
         ErrorName::NotFound,
         ErrorName::Conflict,
@@ -49,6 +54,7 @@ impl ErrorName {
         ErrorName::Configuration,
         ErrorName::NotApproved,
         ErrorName::PlanChanged,
+        ErrorName::DeliveryFailed,
         ErrorName::Internal,
     ];
 
@@ -64,6 +70,7 @@ impl ErrorName {
             ErrorName::Configuration => "Configuration",
             ErrorName::NotApproved => "NotApproved",
             ErrorName::PlanChanged => "PlanChanged",
+            ErrorName::DeliveryFailed => "DeliveryFailed",
             ErrorName::Internal => "Internal",
         }
     }

@@ -14,6 +14,7 @@ pub mod audit_writer;
 pub mod intake;
 pub mod listing;
 pub mod notify;
+pub mod outlets;
 pub mod recorder;
 pub mod release;
 pub mod report;

@@ -28,13 +28,16 @@ use ir_actions::action::{ActionError, ReportBuilder};
 use ir_aws::sdk::SdkFailure;
 use ir_aws::store::{AuditLog, Incident, IncidentStore, TableNames};
 use ir_aws::{Clients, log_sdk_error};
+use ir_chat::IncidentUpdate;
+use ir_chat::jira::client::NewIssue;
+
+use crate::outlets::Outlets;
 
 /// The function that sends a step's notification.
 pub const NOTIFY_ACTION: &str = "ir-notify";
 /// SNS refuses longer subjects.
 pub const MAX_SUBJECT_CHARS: usize = 100;
-/// What marks a notification sent by a step in dry-run.
-pub const DRY_RUN_MARK: &str = "[DRY RUN]";
+pub use ir_chat::update::{DRY_RUN_MARK, human_time};
 
 const PUBLISH: &str = "sns:Publish";
 
@@ -92,19 +95,6 @@ pub async fn publish(
 }
 
 // ------------------------------------------------------------------------------------ render
-
-/// `2026-04-20 14:32 UTC`.
-pub fn human_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
 
 fn capitalized(s: &str) -> String {
     let mut c = s.chars();
@@ -385,14 +375,18 @@ fn summary(incident: &Incident, scope: &Scope<'_>) -> String {
 }
 
 fn scope_lines(incident: &Incident, scope: &Scope<'_>) -> String {
+    scope_items(incident, scope)
+        .iter()
+        .map(|l| format!("- {l}\n"))
+        .collect()
+}
+
+fn scope_items(incident: &Incident, scope: &Scope<'_>) -> Vec<String> {
     let t = &incident.summary.timeline;
-    let mut out = String::new();
-    out.push_str(&format!(
-        "- Resource: {} ({})\n",
-        scope.resource, scope.place
-    ));
-    out.push_str(&format!(
-        "- Findings: {} ({}){}\n",
+    let mut out = Vec::new();
+    out.push(format!("Resource: {} ({})", scope.resource, scope.place));
+    out.push(format!(
+        "Findings: {} ({}){}",
         incident.finding_count,
         counted(incident.occurrences, "delivery", "deliveries"),
         if scope.titles.len() > 1 {
@@ -401,14 +395,14 @@ fn scope_lines(incident: &Incident, scope: &Scope<'_>) -> String {
             String::new()
         }
     ));
-    out.push_str(&format!(
-        "- Activity: first seen {}, last seen {}\n",
+    out.push(format!(
+        "Activity: first seen {}, last seen {}",
         t.first_seen
             .map_or_else(|| "unknown".to_owned(), human_time),
         human_time(incident.last_seen)
     ));
     if let Some(e) = &incident.last_error {
-        out.push_str(&format!("- Last error: {}: {}\n", e.step, e.message));
+        out.push(format!("Last error: {}: {}", e.step, e.message));
     }
     out
 }
@@ -488,30 +482,63 @@ fn how_to_decide(id: &str, ask: &ApprovalAsk<'_>) -> String {
 
 /// What the responders do next, for a channel message or a ticket.
 fn next_steps(incident: &Incident, mode: Mode, pending: &[String]) -> String {
-    let s = &incident.summary;
     let mut out = String::from("### Next Steps\n");
-    if mode == Mode::DryRun
+    for line in next_step_items(incident, mode, pending) {
+        out.push_str(&format!("- {line}\n"));
+    }
+    out
+}
+
+fn next_step_items(incident: &Incident, mode: Mode, pending: &[String]) -> Vec<String> {
+    let s = &incident.summary;
+    let mut out = Vec::new();
+    if is_dry_run(incident, mode) {
+        out.push("This playbook runs in dry-run: the plan above changed nothing. Review it; enforce by setting `mode: enforce` on the playbook.".to_owned());
+    }
+    out.push(if s.status == Status::Contained {
+        "Contained: collect and review the evidence, then resolve the incident or release the containment.".to_owned()
+    } else if !pending.is_empty() {
+        "Steps are still to run or waiting for approval (see Actions Planned).".to_owned()
+    } else {
+        "Review the actions taken and the evidence; decide on containment and resolution.".to_owned()
+    });
+    out.push(format!("Audit trail: `ir audit verify {}`", s.incident_id));
+    out
+}
+
+fn is_dry_run(incident: &Incident, mode: Mode) -> bool {
+    mode == Mode::DryRun
         || incident
             .decision
             .as_ref()
             .is_some_and(|d| d.playbook.mode == Mode::DryRun)
-    {
-        out.push_str("- This playbook runs in dry-run: the plan above changed nothing. Review it; enforce by setting `mode: enforce` on the playbook.\n");
+}
+
+/// The incident update as the chat and ticketing clients render it (Block Kit, ADF): the same
+/// sections as [`incident_update`]'s text, the planned steps under next steps.
+pub fn chat_update(incident: &Incident, chain: &[AuditRecord], mode: Mode) -> IncidentUpdate {
+    let events: Vec<(&AuditRecord, AuditEvent)> = chain
+        .iter()
+        .filter_map(|r| r.event().ok().map(|e| (r, e)))
+        .collect();
+    let scope = Scope::of(incident, &events);
+    let pending = planned(incident, &events);
+    let s = &incident.summary;
+    let mut next = next_step_items(incident, mode, &pending);
+    next.extend(pending.iter().map(|p| format!("Planned: {p}")));
+    IncidentUpdate {
+        incident_id: s.incident_id.clone(),
+        status: status_label(s.status),
+        severity: severity_label(s.severity),
+        time_detected: s.timeline.detected_at,
+        time_contained: s.timeline.contained_at,
+        summary: summary(incident, &scope).trim().to_owned(),
+        scope: scope_items(incident, &scope),
+        actions_taken: taken(&events),
+        next_steps: next,
+        links: Vec::new(),
+        dry_run: is_dry_run(incident, mode),
     }
-    if s.status == Status::Contained {
-        out.push_str("- Contained: collect and review the evidence, then resolve the incident or release the containment.\n");
-    } else if !pending.is_empty() {
-        out.push_str("- Steps are still to run or waiting for approval (see Actions Planned).\n");
-    } else {
-        out.push_str(
-            "- Review the actions taken and the evidence; decide on containment and resolution.\n",
-        );
-    }
-    out.push_str(&format!(
-        "- Audit trail: `ir audit verify {}`\n",
-        s.incident_id
-    ));
-    out
 }
 
 fn base_attributes(incident: &Incident, kind: &str) -> BTreeMap<String, String> {
@@ -655,15 +682,26 @@ pub fn step_message(
     }
 }
 
-/// `ir-notify`: renders the step's notification and publishes it to `topic_arn`.
+/// `ir-notify`: renders the step's notification and publishes it to `topic_arn`; then, when the
+/// deployment configured them ([`Outlets`]), posts a chat message to Slack as Block Kit (the
+/// step's channel) or creates the step's Jira issue (once per incident and step: a rerun finds
+/// the issue it made).
 ///
 /// Notifications change no resource, so a step in dry-run is still sent, its subject marked
-/// [`DRY_RUN_MARK`]; the report has one change, `notification` null → `{messageId}`, applied in
-/// either mode. Calls: `GetItem` (the incident), `Query` (its audit chain), `Publish`.
+/// [`DRY_RUN_MARK`]; the report has one change per outlet, applied in either mode:
+/// `notification` null → `{messageId}`, `message` null → `{channel, ts}` (Slack), `issue` null →
+/// `{key, url, alreadyExisted}` (Jira). Calls: `GetItem` (the incident), `Query` (its audit
+/// chain), `Publish`.
+///
+/// # Errors
+/// A Slack or Jira failure after the client's own retries is `DeliveryFailed`, after the
+/// topic's message went out (the error says so): the step fails and the incident shows it;
+/// `on_failure` decides whether the playbook goes on (it does by default for notifications).
 pub async fn notify_step(
     clients: &Clients,
     names: &TableNames,
     topic_arn: &str,
+    outlets: &Outlets,
     req: &NotifyRequest,
 ) -> Result<ActionReport, ActionError> {
     let mark = clients.calls().count();
@@ -717,9 +755,88 @@ pub async fn notify_step(
             "dry-run: the notification was sent anyway, its subject marked {DRY_RUN_MARK}; notifications change no resource"
         ));
     }
+    let delivered = deliver(outlets, &incident, &chain, req, &message, &mut b).await;
     let mut report = b.finish(clients.calls());
     report.outcome = Outcome::Applied;
-    Ok(report)
+    match delivered {
+        Ok(()) => Ok(report),
+        Err(e) => Err(e.after(&report)),
+    }
+}
+
+/// The step's Slack message or Jira issue, when those outlets are configured: one change each.
+async fn deliver(
+    outlets: &Outlets,
+    incident: &Incident,
+    chain: &[AuditRecord],
+    req: &NotifyRequest,
+    message: &Message,
+    b: &mut ReportBuilder,
+) -> Result<(), ActionError> {
+    let update = || chat_update(incident, chain, req.mode);
+    if let (Some(slack), Some(channel)) = (&outlets.slack, message.attributes.get("channel")) {
+        let posted = slack
+            .post_message(channel, &ir_chat::slack::blocks::incident_update(&update()))
+            .await
+            .map_err(|e| ActionError::Delivery {
+                service: "slack",
+                name: e.name(),
+                message: e.to_string(),
+            })?;
+        let after = match posted.message() {
+            Some(m) => json!({ "channel": m.channel, "ts": m.ts }),
+            None => json!({ "webhook": true }),
+        };
+        tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, %channel, "posted to Slack");
+        b.report_mut().changes.push(Change {
+            target: format!("slack:{channel}"),
+            attribute: "message".to_owned(),
+            before: Value::Null,
+            after,
+            status: ChangeStatus::Applied,
+        });
+    }
+    if let (Some(jira), Some(project)) = (&outlets.jira, message.attributes.get("project")) {
+        let update = update();
+        let issue = NewIssue {
+            incident_id: req.incident_id.clone(),
+            step_id: req.step_id.clone(),
+            project_key: project.clone(),
+            issue_type: jira.issue_type.clone(),
+            summary: format!(
+                "{}{} incident {}: {}",
+                if update.dry_run { "[DRY RUN] " } else { "" },
+                update.severity,
+                update.incident_id,
+                incident.resource.id()
+            ),
+            description: ir_chat::jira::adf::incident_description(&update, None),
+            labels: vec!["incident-response".to_owned()],
+            priority: message.attributes.get("priority").cloned(),
+        };
+        let created =
+            jira.client
+                .create_issue_once(&issue)
+                .await
+                .map_err(|e| ActionError::Delivery {
+                    service: "jira",
+                    name: e.name(),
+                    message: e.to_string(),
+                })?;
+        tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, key = %created.issue.key, already = created.already_existed, "Jira issue");
+        b.report_mut().changes.push(Change {
+            target: format!("jira:{project}"),
+            attribute: "issue".to_owned(),
+            before: Value::Null,
+            after: json!({
+                "key": created.issue.key,
+                "url": created.browse_url,
+                "alreadyExisted": created.already_existed,
+            }),
+            status: ChangeStatus::Applied,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -417,6 +417,13 @@ fn every_function_gets_the_variables_its_code_reads() {
                 None,
             ));
         }
+        // The SDK call timeouts every function's clients take (ir_aws::clients::Timeouts).
+        if own.contains("Clients::from_env") {
+            known.extend(literals(
+                &sources(&repo().join("shared/ir-aws/src/clients.rs")),
+                None,
+            ));
+        }
         let given: BTreeSet<String> = ir_variables(id).into_keys().collect();
         let missing: Vec<&String> = required.difference(&given).collect();
         assert!(missing.is_empty(), "{id} ({package}) lacks {missing:?}");
@@ -462,6 +469,21 @@ fn every_function_gets_the_variables_its_code_reads() {
                     continue;
                 }
                 "IR_TRAIL_BUCKET" => continue,
+                // Seconds, within the function's own timeout.
+                "IR_AWS_ATTEMPT_TIMEOUT_SECONDS" | "IR_AWS_OPERATION_TIMEOUT_SECONDS" => {
+                    let seconds: u64 = value.as_str().unwrap().parse().unwrap();
+                    let timeout = resource(id)["Properties"]["Timeout"]
+                        .as_u64()
+                        .or(template()["Globals"]["Function"]["Timeout"].as_u64())
+                        .unwrap();
+                    assert!(
+                        seconds < timeout,
+                        "{id} {name}: {seconds} s, timeout {timeout} s"
+                    );
+                    continue;
+                }
+                // The deployment's own secrets: notify_reads_only_the_chat_secrets_it_is_given.
+                "IR_SLACK_SECRET_ARN" | "IR_JIRA_SECRET_ARN" | "IR_JIRA_ISSUE_TYPE" => continue,
                 // The config's parameters: every_config_reader_gets_the_parameter_its_overlay_and_only_that_read.
                 ir_env::source::SSM_PARAMETER_VAR => continue,
                 n if is_overlay_variable(n) => continue,
@@ -1720,5 +1742,49 @@ fn the_shipped_policies_are_valid_json() {
     assert_eq!(
         statements[0]["Condition"]["StringEquals"]["sts:RoleSessionName"],
         "${aws:username}"
+    );
+}
+
+#[test]
+fn notify_reads_only_the_chat_secrets_it_is_given() {
+    // The secrets' ARNs are parameters; only ir-notify is given them, and only its role may
+    // read them, and only when given.
+    for (id, _) in of_type(FUNCTION) {
+        let vars = ir_variables(id);
+        let has =
+            vars.contains_key("IR_SLACK_SECRET_ARN") || vars.contains_key("IR_JIRA_SECRET_ARN");
+        assert_eq!(has, id == "NotifyFunction", "{id}");
+    }
+    let vars = ir_variables("NotifyFunction");
+    assert_eq!(
+        vars["IR_SLACK_SECRET_ARN"],
+        json!({"Fn::If": ["HasSlackSecret", {"Ref": "SlackSecretArn"}, {"Ref": "AWS::NoValue"}]})
+    );
+    assert_eq!(
+        vars["IR_JIRA_SECRET_ARN"],
+        json!({"Fn::If": ["HasJiraSecret", {"Ref": "JiraSecretArn"}, {"Ref": "AWS::NoValue"}]})
+    );
+    let text = serde_json::to_string(&template()["Resources"]).unwrap();
+    assert_eq!(
+        text.matches("secretsmanager:GetSecretValue").count(),
+        1,
+        "one statement in the whole template may read a secret"
+    );
+    let policies = &resource("NotifyRole")["Properties"]["Policies"];
+    let chat = policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p.to_string().contains("secretsmanager"))
+        .unwrap();
+    assert_eq!(chat["Fn::If"][0], "HasChatSecret");
+    let statement = &chat["Fn::If"][1]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Action"], "secretsmanager:GetSecretValue");
+    assert_eq!(
+        statement["Resource"],
+        json!([
+            {"Fn::If": ["HasSlackSecret", {"Ref": "SlackSecretArn"}, {"Ref": "AWS::NoValue"}]},
+            {"Fn::If": ["HasJiraSecret", {"Ref": "JiraSecretArn"}, {"Ref": "AWS::NoValue"}]}
+        ])
     );
 }

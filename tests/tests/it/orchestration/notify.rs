@@ -1,11 +1,15 @@
 //! ir-notify's code: the incident update published to the topic, with the attributes
 //! subscribers route on, as a subscriber receives it.
 
+use ir_chat::fake::{
+    FAKE_JIRA_EMAIL, FAKE_JIRA_TOKEN, FAKE_SLACK_TOKEN, FakeServer, RecordingSleep, Scripted,
+};
 use ir_core::Engine;
 use ir_core::action::Outcome;
 use ir_core::config::Mode;
 use ir_core::orchestration::{NotifyRequest, RecordRequest};
 use ir_core::playbook::PlannedStep;
+use ir_incident::outlets::{OutletSettings, Outlets};
 use ir_tests::TestResult;
 use serde_json::{Value, json};
 
@@ -32,7 +36,9 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         step,
     };
     let mark = f.mark();
-    let report = ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &req).await?;
+    let report =
+        ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &Outlets::default(), &req)
+            .await?;
     assert_eq!(
         f.calls(mark),
         ["DynamoDB:GetItem", "DynamoDB:Query", "SNS:Publish"]
@@ -94,6 +100,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         &f.clients,
         &f.names,
         &f.topic,
+        &Outlets::default(),
         &NotifyRequest {
             incident_id: id.clone(),
             step_id: ticket.id.clone(),
@@ -128,12 +135,244 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
         mode: Mode::DryRun,
         step: PlannedStep::clone(decision.plan()["isolate_instance"]),
     };
-    let e = ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &wrong)
-        .await
-        .unwrap_err();
+    let e = ir_incident::notify::notify_step(
+        &f.clients,
+        &f.names,
+        &f.topic,
+        &Outlets::default(),
+        &wrong,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         ir_core::Named::error_name(&e),
         ir_core::ErrorName::InvalidInput
+    );
+    Ok(())
+}
+
+/// A Secrets Manager secret (on the emulator) holding `value`; its ARN.
+async fn secret(f: &super::Fixture, value: serde_json::Value) -> String {
+    f.clients
+        .secretsmanager()
+        .create_secret()
+        .name(ir_tests::unique_name("ir-chat"))
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned()
+}
+
+/// The outlets a deployment with Slack (bot token) and Jira secrets in Secrets Manager gets,
+/// pointed at `fake`, waiting nowhere between retries.
+async fn outlets(
+    f: &super::Fixture,
+    fake: &FakeServer,
+) -> (Outlets, std::sync::Arc<RecordingSleep>) {
+    let slack = secret(
+        f,
+        json!({ "bot_token": FAKE_SLACK_TOKEN, "signing_secret": "s3cr3t" }),
+    )
+    .await;
+    let jira = secret(
+        f,
+        json!({ "base_url": fake.jira_url(), "email": FAKE_JIRA_EMAIL, "api_token": FAKE_JIRA_TOKEN }),
+    )
+    .await;
+    let mut o = Outlets::load(
+        &f.clients,
+        &OutletSettings {
+            slack_secret_arn: Some(slack),
+            slack_api_url: Some(fake.slack_api_url()),
+            jira_secret_arn: Some(jira),
+            jira_issue_type: None,
+        },
+    )
+    .await
+    .unwrap();
+    let sleep = RecordingSleep::new();
+    o.slack = o.slack.map(|s| s.with_sleep(sleep.clone()));
+    o.jira = o.jira.map(|mut j| {
+        j.client = j.client.with_sleep(sleep.clone());
+        j
+    });
+    (o, sleep)
+}
+
+fn channel_step(decision: &ir_core::Decision, id: &str) -> NotifyRequest {
+    let step = PlannedStep::clone(decision.plan()["notify_channel"]);
+    NotifyRequest {
+        incident_id: id.to_owned(),
+        step_id: step.id.clone(),
+        mode: Mode::Enforce,
+        step,
+    }
+}
+
+#[tokio::test]
+async fn a_channel_step_posts_the_incident_update_to_slack_as_block_kit() -> TestResult {
+    let f = fixture().await;
+    let fake = FakeServer::start().await?;
+    let (outlets, sleep) = outlets(&f, &fake).await;
+    let (input, decision) = stored_and_triaged(&f, Mode::Enforce).await;
+    let id = input.incident_id.clone();
+    // Slack is busy once: Retry-After is honoured, then the message goes.
+    fake.script(
+        "/api/chat.postMessage",
+        1,
+        Scripted::RateLimited {
+            retry_after_secs: 3,
+        },
+    );
+    let report = ir_incident::notify::notify_step(
+        &f.clients,
+        &f.names,
+        &f.topic,
+        &outlets,
+        &channel_step(&decision, &id),
+    )
+    .await?;
+    assert_eq!(sleep.waits(), [std::time::Duration::from_secs(3)]);
+    let posts = fake.requests_to("/api/chat.postMessage");
+    assert_eq!(posts.len(), 2, "the 429, then the message");
+    let post = &posts[1];
+    assert_eq!(
+        post.header("authorization"),
+        Some(format!("Bearer {FAKE_SLACK_TOKEN}").as_str())
+    );
+    let body = post.body.as_ref().unwrap();
+    assert_eq!(body["channel"], "#ir-critical");
+    let blocks = body["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(
+        blocks[0]["text"]["text"].as_str().unwrap().contains(&id),
+        "{:?}",
+        blocks[0]
+    );
+    let text = body.to_string();
+    for field in [
+        "Status",
+        "Severity",
+        "Time detected",
+        "Time contained",
+        "Summary",
+        "Scope",
+        "Actions taken",
+        "Next steps",
+    ] {
+        assert!(text.contains(field), "no {field} in {text}");
+    }
+    assert!(text.contains("Critical"), "{text}");
+    // The topic's message and the Slack message, each a change of the step.
+    let slack = report
+        .changes
+        .iter()
+        .find(|c| c.target == "slack:#ir-critical")
+        .unwrap();
+    assert_eq!(slack.attribute, "message");
+    let posted = fake.slack_messages();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(slack.after["ts"], posted[0].ts.as_str());
+    assert!(report.changes.iter().any(|c| c.attribute == "notification"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slack_refusal_fails_the_step_as_delivery_failed_after_the_topic_message() -> TestResult {
+    let f = fixture().await;
+    let fake = FakeServer::start().await?;
+    let (outlets, _) = outlets(&f, &fake).await;
+    let (input, decision) = stored_and_triaged(&f, Mode::Enforce).await;
+    fake.script(
+        "/api/chat.postMessage",
+        1,
+        Scripted::Json {
+            status: 200,
+            body: json!({ "ok": false, "error": "channel_not_found" }),
+        },
+    );
+    let e = ir_incident::notify::notify_step(
+        &f.clients,
+        &f.names,
+        &f.topic,
+        &outlets,
+        &channel_step(&decision, &input.incident_id),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        ir_core::Named::error_name(&e),
+        ir_core::ErrorName::DeliveryFailed
+    );
+    let text = e.to_string();
+    assert!(text.contains("channel_not_found"), "{text}");
+    // Not retried: Slack said no.
+    assert_eq!(fake.requests_to("/api/chat.postMessage").len(), 1);
+    // What went out before is in the error: the topic's message.
+    assert!(text.contains("notification"), "{text}");
+    assert!(!text.contains(FAKE_SLACK_TOKEN), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_ticket_step_creates_one_jira_issue_per_incident_and_step() -> TestResult {
+    let f = fixture().await;
+    let fake = FakeServer::start().await?;
+    let (outlets, _) = outlets(&f, &fake).await;
+    let (input, _) = stored_and_triaged(&f, Mode::Enforce).await;
+    let id = input.incident_id.clone();
+    let engine = Engine::embedded().unwrap();
+    let high = engine.decide(
+        &id,
+        &input.events,
+        &engine.enrich(&input.events, 0),
+        input.detected_at,
+    )?;
+    let ticket = PlannedStep::clone(high.plan()["create_ticket"]);
+    let req = NotifyRequest {
+        incident_id: id.clone(),
+        step_id: ticket.id.clone(),
+        mode: Mode::Enforce,
+        step: ticket,
+    };
+    // Jira fails once with a 500: retried.
+    fake.script("/rest/api/3/issue", 1, Scripted::Status(500));
+    let first =
+        ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &outlets, &req).await?;
+    let again =
+        ir_incident::notify::notify_step(&f.clients, &f.names, &f.topic, &outlets, &req).await?;
+    let issue = |r: &ir_core::action::ActionReport| {
+        r.changes
+            .iter()
+            .find(|c| c.target == "jira:SEC" && c.attribute == "issue")
+            .unwrap()
+            .after
+            .clone()
+    };
+    let (a, b) = (issue(&first), issue(&again));
+    assert_eq!(a["key"], b["key"]);
+    assert_eq!(a["alreadyExisted"], false);
+    assert_eq!(b["alreadyExisted"], true);
+    assert_eq!(fake.jira_issues().len(), 1);
+    let creates = fake.requests_to("/rest/api/3/issue");
+    assert_eq!(
+        creates.len(),
+        2,
+        "the 500, then the issue; none for the rerun"
+    );
+    let fields = &creates[1].body.as_ref().unwrap()["fields"];
+    assert_eq!(fields["project"]["key"], "SEC");
+    assert_eq!(fields["priority"]["name"], "High");
+    assert!(fields["summary"].as_str().unwrap().contains(&id));
+    assert_eq!(fields["description"]["type"], "doc");
+    assert!(
+        a["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/browse/{}", a["key"].as_str().unwrap()))
     );
     Ok(())
 }
