@@ -12,6 +12,8 @@
 //! - `needs-attention`: the playbook stopped, the incident says so with the failed step and its
 //!   error, and its containment records match the victim: an interface is isolated only if an
 //!   isolation record says so, the role holds the deny only if a record says so;
+//! - `STUCK: …`: the run did not end within the cell's time (the incident says what it says,
+//!   which is classified no further);
 //! - `LIE: …`: anything else: contained over a victim that is not, a change no record names, a
 //!   step with no record, an evidence manifest or snapshot the audit names that does not exist,
 //!   a snapshot of the incident no record names, an audit chain that does not verify.
@@ -166,27 +168,42 @@ async fn drive(off: &Offline, incident: &str, run: &str) -> Result<(ExecutionSta
             .await
             .map_err(|e| fail(format!("reading approvals: {e}")))?
         {
-            let key = (a.step_id.clone(), a.requested_at);
-            if !GATES.contains(&a.step_id.as_str()) || !approved.insert(key) {
+            if !GATES.contains(&a.step_id.as_str()) {
                 continue;
             }
             for who in [&off.people.alice, &off.people.bob] {
-                off.ir_as(
-                    who,
-                    &[
-                        "approve",
-                        incident,
-                        "--step",
-                        &a.step_id,
-                        "--reason",
-                        "fault matrix",
-                    ],
-                )
-                .await?;
+                let key = (a.step_id.clone(), a.requested_at, who.arn.clone());
+                if approved.contains(&key) {
+                    continue;
+                }
+                let out = off
+                    .ir_as(
+                        who,
+                        &[
+                            "approve",
+                            incident,
+                            "--step",
+                            &a.step_id,
+                            "--reason",
+                            "fault matrix",
+                        ],
+                    )
+                    .await?;
+                // Approved, or refused by policy (already decided, say): done. A failure (1)
+                // is asked again on the next round.
+                if out.status.success() || out.status.code() == Some(4) {
+                    approved.insert(key);
+                }
             }
         }
         if Instant::now() > deadline {
-            return Err(fail(format!("{run} still running after {CELL_WAIT:?}")));
+            if std::env::var_os("IR_MATRIX_DUMP").is_some() {
+                dump_history(off, run).await;
+            }
+            return Ok((
+                ExecutionStatus::Running,
+                format!("still running after {CELL_WAIT:?}"),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -264,6 +281,12 @@ async fn classify(
             "LIE: the audit chain does not verify: {}{}",
             String::from_utf8_lossy(&verify.stdout).trim(),
             String::from_utf8_lossy(&verify.stderr).trim()
+        ));
+    }
+    if run == ExecutionStatus::Running {
+        return Ok(format!(
+            "STUCK: the run is {why}; the incident says {}",
+            stored.summary.status
         ));
     }
     let steps = match steps_held(off, incident, &stored).await? {

@@ -15,6 +15,7 @@ use ir_aws::Clients;
 use ir_aws::store::TableNames;
 use ir_core::Named;
 use ir_incident::approval::{ApproverPolicy, DecideError, DecisionRequest, SignedDecision};
+use ir_incident::slack_decision::{SlackApprovals, SlackRequest, decide_from_slack};
 use ir_lambda::payload::Checked;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -29,6 +30,8 @@ pub struct Decider {
     pub clients: Clients,
     pub names: TableNames,
     pub policy: ApproverPolicy,
+    /// Decisions from Slack's buttons, when the deployment configured them.
+    pub slack: Option<SlackApprovals>,
 }
 
 /// The answer to a refusal or failure.
@@ -80,6 +83,9 @@ pub async fn handle(decider: &Decider, incoming: Incoming) -> Result<Value, Infa
             ))));
         }
     };
+    if let Some(request) = payload.get("slackRequest") {
+        return Ok(slack(decider, request, now).await);
+    }
     let signed: SignedDecision = match serde_json::from_value(payload.clone()) {
         Ok(s) => s,
         Err(why) => {
@@ -121,6 +127,36 @@ pub async fn handle(decider: &Decider, incoming: Incoming) -> Result<Value, Infa
             error_body(&e)
         }
     })
+}
+
+/// A click on a Slack approval message's button, relayed as Slack sent it:
+/// `{"slackRequest": {"headers", "body", "isBase64Encoded"}}`
+/// ([`ir_incident::slack_decision`]).
+async fn slack(decider: &Decider, request: &Value, now: OffsetDateTime) -> Value {
+    let request: SlackRequest = match serde_json::from_value(request.clone()) {
+        Ok(r) => r,
+        Err(why) => {
+            return error_body(&DecideError::InvalidInput(format!(
+                "slackRequest must be {{\"headers\", \"body\", \"isBase64Encoded\"}}: {why}"
+            )));
+        }
+    };
+    let done = decide_from_slack(
+        &decider.clients,
+        &decider.names,
+        &decider.policy,
+        decider.slack.as_ref(),
+        &request,
+        now,
+    )
+    .await;
+    match done {
+        Ok(d) => json!({"ok": true, "resumed": d.resumed}),
+        Err(e) => {
+            tracing::warn!(error_name = e.error_name().as_str(), status = e.http_status(), error = %e, "Slack decision not made");
+            error_body(&e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod handler;
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
 use ir_incident::approval::ApproverPolicy;
+use ir_incident::slack_decision::SlackApprovals;
 
 #[tokio::main]
 async fn main() -> Result<(), ir_lambda::Error> {
@@ -25,13 +26,42 @@ async fn main() -> Result<(), ir_lambda::Error> {
     let mut config = ir_aws::config_source::load(&clients).await?;
     config.protection.suite_principals = ir_lambda::env::suite_principals()?;
     let policy = ApproverPolicy::from_config(&config);
+    let slack = slack_approvals(&clients, &config).await?;
     let decider = handler::Decider {
         clients,
         names,
         policy,
+        slack,
     };
     ir_lambda::serve(decider, |decider, event: handler::Incoming| async move {
         handler::handle(&decider, event).await
     })
     .await
+}
+
+/// The Slack app's signing secret (`signing_secret` of the `IR_SLACK_SECRET_ARN` secret) and
+/// the config's `notifications.slack_approvers`: decisions from Slack's buttons. No secret: none
+/// are accepted.
+async fn slack_approvals(
+    clients: &Clients,
+    config: &ir_core::Config,
+) -> Result<Option<SlackApprovals>, ir_lambda::Error> {
+    #[derive(serde::Deserialize)]
+    struct SlackSecret {
+        signing_secret: Option<String>,
+    }
+    let Some(arn) = std::env::var("IR_SLACK_SECRET_ARN")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let secret: SlackSecret = ir_aws::secrets::read_json(clients, &arn).await?;
+    let Some(signing_secret) = secret.signing_secret.filter(|s| !s.is_empty()) else {
+        return Err(format!("secret {arn} has no signing_secret").into());
+    };
+    Ok(Some(SlackApprovals::new(
+        ir_chat::Secret::new(signing_secret),
+        config.notifications.slack_approvers.clone(),
+    )))
 }

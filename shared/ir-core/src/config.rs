@@ -413,6 +413,10 @@ pub struct Notifications {
     /// The person who asked for an approval cannot decide it (on by default).
     #[serde(default = "yes")]
     pub two_person_rule: bool,
+    /// Slack user id → the identity (an assumed-role session or IAM user ARN) a decision made
+    /// with Slack's buttons is made as. A Slack user not listed cannot decide.
+    #[serde(default)]
+    pub slack_approvers: BTreeMap<String, String>,
 }
 
 /// An escalation role and the identities that hold it.

@@ -19,3 +19,4 @@ pub mod recorder;
 pub mod release;
 pub mod report;
 pub mod retry;
+pub mod slack_decision;

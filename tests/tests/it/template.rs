@@ -1451,7 +1451,7 @@ fn only_the_terminate_role_terminates_and_only_instances_of_its_account() {
 }
 
 #[test]
-fn the_keys_table_is_written_by_isolation_and_the_recorder_each_on_its_own_keys() {
+fn the_keys_table_is_written_by_isolation_the_recorder_and_the_decision_each_on_its_own_keys() {
     let keys = get_att("KeysTable", "Arn");
     let writers: BTreeMap<&str, Value> = of_type("AWS::IAM::Role")
         .into_iter()
@@ -1470,9 +1470,15 @@ fn the_keys_table_is_written_by_isolation_and_the_recorder_each_on_its_own_keys(
     let ingest = role_of(function_of("ir-ingest"));
     let isolate = role_of(function_of("ir-isolate-instance"));
     let record = role_of(function_of("ir-record"));
+    let decide = role_of(function_of("ir-decide-approval"));
     assert_eq!(
         writers.keys().copied().collect::<BTreeSet<_>>(),
-        BTreeSet::from([ingest, isolate, record])
+        BTreeSet::from([ingest, isolate, record, decide])
+    );
+    assert_eq!(
+        writers[decide],
+        json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": "slack-request#*"}}),
+        "the decision function writes used Slack requests only"
     );
     assert_eq!(
         writers[record],
@@ -1480,7 +1486,7 @@ fn the_keys_table_is_written_by_isolation_and_the_recorder_each_on_its_own_keys(
         "the recorder writes the playbook slots only"
     );
     // Every other writer is held to its own key prefix, which the slots' key is not under.
-    for role in [ingest, isolate] {
+    for role in [ingest, isolate, decide] {
         let like = &writers[role]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
         let patterns: Vec<&str> = match like {
             Value::String(p) => vec![p.as_str()],
@@ -1747,14 +1753,34 @@ fn the_shipped_policies_are_valid_json() {
 
 #[test]
 fn notify_reads_only_the_chat_secrets_it_is_given() {
-    // The secrets' ARNs are parameters; only ir-notify is given them, and only its role may
-    // read them, and only when given.
+    // The secrets' ARNs are parameters; only ir-notify is given them (and the decision
+    // function the Slack one, for its signing secret), and only their roles may read them,
+    // and only when given.
     for (id, _) in of_type(FUNCTION) {
         let vars = ir_variables(id);
-        let has =
-            vars.contains_key("IR_SLACK_SECRET_ARN") || vars.contains_key("IR_JIRA_SECRET_ARN");
-        assert_eq!(has, id == "NotifyFunction", "{id}");
+        assert_eq!(
+            vars.contains_key("IR_JIRA_SECRET_ARN"),
+            id == "NotifyFunction",
+            "{id}"
+        );
+        assert_eq!(
+            vars.contains_key("IR_SLACK_SECRET_ARN"),
+            id == "NotifyFunction" || id == "DecideApprovalFunction",
+            "{id}"
+        );
     }
+    let decide = &resource("DecideApprovalRole")["Properties"]["Policies"];
+    let slack = decide
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p.to_string().contains("secretsmanager"))
+        .unwrap();
+    assert_eq!(slack["Fn::If"][0], "HasSlackSecret");
+    assert_eq!(
+        slack["Fn::If"][1]["PolicyDocument"]["Statement"][0]["Resource"],
+        json!({"Ref": "SlackSecretArn"})
+    );
     let vars = ir_variables("NotifyFunction");
     assert_eq!(
         vars["IR_SLACK_SECRET_ARN"],
@@ -1767,8 +1793,8 @@ fn notify_reads_only_the_chat_secrets_it_is_given() {
     let text = serde_json::to_string(&template()["Resources"]).unwrap();
     assert_eq!(
         text.matches("secretsmanager:GetSecretValue").count(),
-        1,
-        "one statement in the whole template may read a secret"
+        2,
+        "two statements in the whole template may read a secret"
     );
     let policies = &resource("NotifyRole")["Properties"]["Policies"];
     let chat = policies

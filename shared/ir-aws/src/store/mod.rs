@@ -38,6 +38,7 @@ mod expr;
 mod incidents;
 mod isolation;
 mod item;
+mod replays;
 mod retry;
 pub mod schema;
 mod slots;
@@ -56,6 +57,7 @@ pub use approvals::{
 pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
 pub use isolation::{HOLD_PREFIX, IsolationHold, IsolationHolds, hold_key};
+pub use replays::{Replays, SLACK_REQUEST_PREFIX};
 pub use schema::{TableNames, create_tables};
 pub use slots::{PlaybookSlots, SLOTS_KEY};
 

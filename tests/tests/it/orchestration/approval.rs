@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_sfn::Client as Sfn;
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_aws::store::{ApprovalRequest as StoredRequest, ApprovalStatus, ApprovalStore, TaskToken};
+use ir_chat::fake::{block_actions_payload, signed_interaction};
+use ir_chat::slack::blocks::APPROVE_ACTION_ID;
 use ir_core::Decision;
 use ir_core::config::Mode;
 use ir_core::orchestration::ApprovalRequest;
 use ir_incident::approval::{
     ApproverPolicy, DecideError, DecisionRequest, GateSettings, Verdict, decide, request,
 };
+use ir_incident::slack_decision::{SlackApprovals, SlackRequest, decide_from_slack};
 use ir_tests::{TestResult, clients, unique_name};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -851,5 +854,173 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
     let chain = serde_json::to_string(&f.chain(&id).await)?;
     assert!(!chain.contains("secret+Task"), "a token in the audit chain");
     assert!(!logs().contains("secret+Task"), "a token in the logs");
+    Ok(())
+}
+
+/// A Slack interaction request as the decision function receives it.
+fn slack_request(s: &ir_chat::fake::SignedRequest) -> SlackRequest {
+    SlackRequest {
+        headers: s
+            .headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        body: String::from_utf8(s.body.clone()).unwrap(),
+        is_base64_encoded: false,
+    }
+}
+
+#[tokio::test]
+async fn slack_buttons_decide_through_the_one_path_and_forged_stale_or_replayed_clicks_do_not()
+-> TestResult {
+    let f = fixture().await;
+    let (input, decision) = stored_and_triaged(&f, Mode::Enforce).await;
+    let id = input.incident_id.clone();
+    let sfn = &f.clients.sfn();
+    let (execution, req, _) = start_gate(sfn, &decision, "isolate_instance").await;
+    let now = OffsetDateTime::now_utc();
+    request(&f.clients, &f.names, &f.gate(), &req, now).await?;
+    let stored = ApprovalStore::new(f.clients.clone(), f.names.clone())
+        .get(&id, "isolate-instance")
+        .await?
+        .unwrap();
+    let plan = stored.plan_hash.clone().unwrap();
+
+    let secret = ir_chat::Secret::new("8f742231b10e8888abcd99yyyzzz85a5");
+    let slack = SlackApprovals::new(
+        secret.clone(),
+        [("U0ALICE", ALICE), ("U0BOB", BOB), ("U0EVE", EVE)]
+            .into_iter()
+            .map(|(u, a)| (u.to_owned(), a.to_owned()))
+            .collect(),
+    );
+    let policy = policy();
+    let button = |plan: &str| {
+        ir_chat::slack::blocks::ApprovalRef::new(&id, "isolate-instance", plan, 0)
+            .unwrap()
+            .encode()
+    };
+    let click = |user: &str, plan: &str| {
+        block_actions_payload(
+            user,
+            APPROVE_ACTION_ID,
+            &button(plan),
+            "C0IR",
+            "1733000000.000100",
+        )
+    };
+    let decide_slack = |r: SlackRequest| {
+        let (clients, names, policy, slack) = (
+            f.clients.clone(),
+            f.names.clone(),
+            policy.clone(),
+            slack.clone(),
+        );
+        async move {
+            decide_from_slack(
+                &clients,
+                &names,
+                &policy,
+                Some(&slack),
+                &r,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+        }
+    };
+    let unauthenticated = |e: &DecideError, why: &str| {
+        assert!(
+            matches!(e, DecideError::Unauthenticated(m) if m.contains(why)),
+            "{e}"
+        );
+        assert_eq!(e.http_status(), 401);
+    };
+    let t = now.unix_timestamp();
+
+    // Signed with another secret: nothing is read from it.
+    let forged = signed_interaction(
+        &ir_chat::Secret::new("not-the-apps-secret"),
+        t,
+        &click("U0ALICE", &plan),
+    );
+    unauthenticated(
+        &decide_slack(slack_request(&forged)).await.unwrap_err(),
+        "signature",
+    );
+    // Signed, then the body changed (another user).
+    let mut tampered = signed_interaction(&secret, t, &click("U0EVE", &plan));
+    tampered.body = signed_interaction(&secret, t, &click("U0ALICE", &plan)).body;
+    unauthenticated(
+        &decide_slack(slack_request(&tampered)).await.unwrap_err(),
+        "signature",
+    );
+    // Signed ten minutes ago, or ten minutes ahead.
+    for skew in [-600, 600] {
+        let stale = signed_interaction(&secret, t + skew, &click("U0ALICE", &plan));
+        unauthenticated(&decide_slack(slack_request(&stale)).await.unwrap_err(), "");
+    }
+    // Decisions from Slack not configured: refused.
+    let r = slack_request(&signed_interaction(&secret, t, &click("U0ALICE", &plan)));
+    let e = decide_from_slack(&f.clients, &f.names, &policy, None, &r, now)
+        .await
+        .unwrap_err();
+    unauthenticated(&e, "not configured");
+    // A Slack user nobody mapped to an identity: refused and audited on the incident.
+    let stranger = signed_interaction(&secret, t, &click("U0NOBODY", &plan));
+    unauthenticated(
+        &decide_slack(slack_request(&stranger)).await.unwrap_err(),
+        "not in notifications.slack_approvers",
+    );
+    let refused = f.chain(&id).await.pop().unwrap();
+    assert_eq!(refused.action, "approval-refused");
+    assert!(
+        refused.detail["why"].as_str().unwrap().contains("U0NOBODY"),
+        "{}",
+        refused.detail
+    );
+    // A mapped user who holds no approver role.
+    let eve = signed_interaction(&secret, t + 1, &click("U0EVE", &plan));
+    let e = decide_slack(slack_request(&eve)).await.unwrap_err();
+    assert!(matches!(e, DecideError::NotAnApprover { .. }), "{e}");
+    // A button naming another plan than the one waiting: the decision holds for that plan only.
+    let other = signed_interaction(&secret, t + 2, &click("U0ALICE", &"0".repeat(64)));
+    let e = decide_slack(slack_request(&other)).await.unwrap_err();
+    assert_eq!(e.http_status(), 409, "{e}");
+    assert_eq!(status(sfn, &execution).await.0, ExecutionStatus::Running);
+
+    // Alice approves in Slack: counted as her, through the same checks.
+    let alice = slack_request(&signed_interaction(
+        &secret,
+        t + 3,
+        &click("U0ALICE", &plan),
+    ));
+    let counted = decide_slack(alice.clone()).await?;
+    assert!(!counted.resumed.resumed);
+    assert_eq!(counted.resumed.approvals, ["alice@example.com"]);
+    assert_eq!(counted.resumed.decided_by, ALICE);
+    assert_eq!(counted.click.user_id, "U0ALICE");
+    // The same request again (a replay within the five minutes): refused.
+    unauthenticated(&decide_slack(alice).await.unwrap_err(), "already used");
+    // Bob approves in Slack: two people, the gate resumes.
+    let bob = slack_request(&signed_interaction(&secret, t + 4, &click("U0BOB", &plan)));
+    let done = decide_slack(bob).await?;
+    assert!(done.resumed.resumed);
+    assert_eq!(
+        done.resumed.approvals,
+        ["alice@example.com", "bob@example.com"]
+    );
+    let audited = f.chain(&id).await;
+    assert!(
+        audited.iter().any(|r| r.action == "approved"
+            && r.detail["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("decided in Slack by")),
+        "{audited:?}"
+    );
+    assert_eq!(
+        finished(sfn, &execution).await.0,
+        ExecutionStatus::Succeeded
+    );
     Ok(())
 }
