@@ -378,11 +378,11 @@ async fn steps_held(
         .filter_map(|r| AuditEvent::read(&r.action, &r.detail).ok())
         .collect();
     let mut steps = Steps::default();
-    let planned = stored
+    let planned: Vec<String> = stored
         .decision
         .as_ref()
         .map(|d| d.playbook.steps.iter().map(|s| s.id.clone()).collect())
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     for id in planned {
         let ends: Vec<&AuditEvent> = events
             .iter()

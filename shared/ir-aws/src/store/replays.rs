@@ -53,7 +53,7 @@ impl Replays {
         let item = Item::from([
             (
                 attr::KEY.to_owned(),
-                s(&format!("{SLACK_REQUEST_PREFIX}{replay_key}")),
+                s(format!("{SLACK_REQUEST_PREFIX}{replay_key}")),
             ),
             (
                 attr::USED_AT.to_owned(),
