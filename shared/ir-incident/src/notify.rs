@@ -249,10 +249,7 @@ pub fn incident_update(
     chain: &[AuditRecord],
     purpose: &Purpose<'_>,
 ) -> String {
-    let events: Vec<(&AuditRecord, AuditEvent)> = chain
-        .iter()
-        .filter_map(|r| r.event().ok().map(|e| (r, e)))
-        .collect();
+    let events = readable(chain);
     let scope = Scope::of(incident, &events);
     let pending = planned(incident, &events);
     let mut out = header(incident);
@@ -278,6 +275,14 @@ pub fn incident_update(
         }
     }
     out
+}
+
+/// The records of the chain this version can read, each with its event.
+fn readable(chain: &[AuditRecord]) -> Vec<(&AuditRecord, AuditEvent)> {
+    chain
+        .iter()
+        .filter_map(|r| r.event().ok().map(|e| (r, e)))
+        .collect()
 }
 
 /// Where the incident is and what it was first seen as, from its ingest records.
@@ -517,10 +522,7 @@ fn is_dry_run(incident: &Incident, mode: Mode) -> bool {
 /// The incident update as the chat and ticketing clients render it (Block Kit, ADF): the same
 /// sections as [`incident_update`]'s text, the planned steps under next steps.
 pub fn chat_update(incident: &Incident, chain: &[AuditRecord], mode: Mode) -> IncidentUpdate {
-    let events: Vec<(&AuditRecord, AuditEvent)> = chain
-        .iter()
-        .filter_map(|r| r.event().ok().map(|e| (r, e)))
-        .collect();
+    let events = readable(chain);
     let scope = Scope::of(incident, &events);
     let pending = planned(incident, &events);
     let s = &incident.summary;

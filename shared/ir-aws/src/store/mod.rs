@@ -187,6 +187,39 @@ pub(crate) fn check_incident_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Puts `item` into `table` if `condition`'s condition holds: `true` when written, `false` when
+/// the condition failed (another writer came first, the key is there).
+async fn put_if(
+    clients: &crate::Clients,
+    table: &str,
+    item: item::Item,
+    condition: &expr::Expr,
+) -> Result<bool, StoreError> {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    let put = clients
+        .dynamodb()
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.condition_expression())
+        .set_expression_attribute_names(condition.names())
+        .set_expression_attribute_values(condition.values())
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        Err(err)
+            if matches!(
+                err.as_service_error(),
+                Some(PutItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(StoreError::sdk("dynamodb:PutItem", &err)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

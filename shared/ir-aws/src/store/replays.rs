@@ -3,7 +3,6 @@
 //! sent again inside that window. Each one's replay key is written once to the keys table
 //! (`slack-request#<key>`, conditional on its absence); a second use finds it.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use time::OffsetDateTime;
 
 use super::StoreError;
@@ -11,8 +10,6 @@ use super::expr::Expr;
 use super::item::{Item, n, s};
 use super::schema::TableNames;
 use crate::Clients;
-
-const PUT: &str = "dynamodb:PutItem";
 
 /// The keys-table prefix of a used Slack request (the only keys the decision function writes).
 pub const SLACK_REQUEST_PREFIX: &str = "slack-request#";
@@ -60,27 +57,6 @@ impl Replays {
                 n(u64::try_from(now.unix_timestamp()).unwrap_or_default()),
             ),
         ]);
-        let put = self
-            .clients
-            .dynamodb()
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::sdk(PUT, &err)),
-        }
+        super::put_if(&self.clients, &self.table, item, &e).await
     }
 }

@@ -3,7 +3,6 @@
 //! item (strongly consistent), applies the rule, and writes it back on the condition that the
 //! version is still the one read; a writer that lost the race reads again.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use ir_core::slots::Slots;
 
 use super::StoreError;
@@ -13,7 +12,6 @@ use super::schema::TableNames;
 use crate::Clients;
 
 const GET: &str = "dynamodb:GetItem";
-const PUT: &str = "dynamodb:PutItem";
 
 /// The key of the slots item (the record role may touch only this key of the keys table).
 pub const SLOTS_KEY: &str = "playbook-slots";
@@ -106,28 +104,6 @@ impl PlaybookSlots {
             ),
             (attr::VERSION.to_owned(), n(read + 1)),
         ]);
-        let put = self
-            .clients
-            .dynamodb()
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::sdk(PUT, &err)),
-        }
+        super::put_if(&self.clients, &self.table, item, &e).await
     }
 }
