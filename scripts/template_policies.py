@@ -20,7 +20,11 @@ import yaml
 ACCOUNT = "123456789012"
 
 # Parameters as a deployment sets them, where the policies need a value of their shape.
-PARAMETERS = {"ConfigSsmParameter": "/ir/config"}
+PARAMETERS = {
+    "ConfigSsmParameter": "/ir/config",
+    "SlackSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:ir/slack-AbCdEf",
+    "JiraSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:ir/jira-AbCdEf",
+}
 
 
 class Tagged:
@@ -79,11 +83,15 @@ def resolve(v, resources):
             target = v.value.split(".")[0] if isinstance(v.value, str) else v.value[0]
             return placeholder_arn(resources, target)
         if v.tag == "Ref":
+            if v.value == "AWS::NoValue":
+                return None
             if v.value.startswith("AWS::"):
                 return {"AWS::AccountId": ACCOUNT, "AWS::Region": "us-east-1",
                         "AWS::Partition": "aws"}.get(v.value, "ir")
             if v.value in resources:
                 return placeholder_arn(resources, v.value)
+            if v.value in PARAMETERS:
+                return PARAMETERS[v.value]
             return f"placeholder-{v.value.lower()}"  # a parameter
         if v.tag == "If":
             return [resolve(b, resources) for b in v.value[1:]]
@@ -132,6 +140,13 @@ def documents(template):
             for s in statements(resolved):
                 if isinstance(s.get("Condition"), list):
                     s = dict(s, Condition=next((c for c in s["Condition"] if isinstance(c, dict)), {}))
+                # A list of resources some of which are under !If: both branches, flattened,
+                # without the AWS::NoValue ones.
+                if isinstance(s.get("Resource"), list):
+                    flat = []
+                    for r in s["Resource"]:
+                        flat.extend(r if isinstance(r, list) else [r])
+                    s = dict(s, Resource=[r for r in flat if r is not None])
                 stmts.append(s)
             yield f"{rid}.{name}", {"Version": "2012-10-17", "Statement": stmts}
 
