@@ -673,7 +673,9 @@ impl Offline {
     /// sandbox.
     async fn make_killable(&mut self, binary: &str) -> Result<()> {
         let lambda = self.lambda_endpoint();
-        let (relay, in_flight) = crate::relay::runtime_relay(&lambda).await;
+        let (relay, in_flight) = crate::relay::runtime_relay(&lambda)
+            .await
+            .ctx(format!("the runtime relay of {binary}"))?;
         let (bin_dir, run_dir) = (self.bin_dir.clone(), self.run_dir.clone());
         let (env, name) = (self.function_environment(binary), binary.to_owned());
         let child = spawn_function(&bin_dir, &run_dir, &relay, &env, &name, 0)?;

@@ -43,7 +43,7 @@ pub async fn one_at_a_time(upstream: &str) -> String {
         while let Ok((client, _)) = listener.accept().await {
             let (upstream, gate) = (upstream.clone(), gate.clone());
             tokio::spawn(async move {
-                if let Err(e) = relay(client, upstream, gate).await {
+                if let Err(e) = relay(client, upstream, Some(gate), |_, _| {}).await {
                     panic!("relay: {e}");
                 }
             });
@@ -64,18 +64,29 @@ pub async fn serialized_clients(cloud: &LocalCloud) -> Clients {
     clients_for(&sdk)
 }
 
-/// Relays the requests of one client connection, each while holding `gate`.
-async fn relay(client: TcpStream, upstream: String, gate: Arc<Mutex<()>>) -> std::io::Result<()> {
+/// Relays the requests of one client connection, each on a fresh upstream connection and, with
+/// a `gate`, while holding it; `observe` sees each request and its response before the client
+/// gets the response.
+async fn relay(
+    client: TcpStream,
+    upstream: String,
+    gate: Option<Arc<Mutex<()>>>,
+    observe: impl Fn(&[u8], &[u8]),
+) -> std::io::Result<()> {
     let mut client = BufReader::new(client);
     while let Some(request) = read_request(&mut client).await? {
         let response = {
-            let _one = gate.lock().await;
+            let _one = match &gate {
+                Some(g) => Some(g.lock().await),
+                None => None,
+            };
             let mut up = TcpStream::connect(&upstream).await?;
             up.write_all(&request).await?;
             let mut response = Vec::new();
             up.read_to_end(&mut response).await?;
             response
         };
+        observe(&request, &response);
         client.get_mut().write_all(&response).await?;
     }
     Ok(())
@@ -122,12 +133,12 @@ pub type InFlight = Arc<std::sync::Mutex<Option<String>>>;
 /// service does when a runtime exits mid-invocation ([`report_exit`]). Returns the relay's URL
 /// and the invocation in flight.
 ///
-/// # Panics
-/// If no local port can be bound.
-pub async fn runtime_relay(upstream: &str) -> (String, InFlight) {
+/// # Errors
+/// No local port could be bound.
+pub async fn runtime_relay(upstream: &str) -> std::io::Result<(String, InFlight)> {
     let upstream = upstream.trim_start_matches("http://").to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let in_flight: InFlight = Arc::default();
     let noted = Arc::clone(&in_flight);
     tokio::spawn(async move {
@@ -135,46 +146,32 @@ pub async fn runtime_relay(upstream: &str) -> (String, InFlight) {
             let (upstream, noted) = (upstream.clone(), Arc::clone(&noted));
             // A killed process drops its connection mid-request: that ends this task only.
             tokio::spawn(async move {
-                let _ = relay_runtime(client, upstream, noted).await;
+                let note =
+                    |request: &[u8], response: &[u8]| note_in_flight(&noted, request, response);
+                let _ = relay(client, upstream, None, note).await;
             });
         }
     });
-    (format!("http://{addr}"), in_flight)
+    Ok((format!("http://{addr}"), in_flight))
 }
 
-async fn relay_runtime(
-    client: TcpStream,
-    upstream: String,
-    in_flight: InFlight,
-) -> std::io::Result<()> {
-    let mut client = BufReader::new(client);
-    while let Some(request) = read_request(&mut client).await? {
-        let line = String::from_utf8_lossy(request.split(|b| *b == b'\n').next().unwrap_or(&[]))
-            .to_string();
-        let mut up = TcpStream::connect(&upstream).await?;
-        up.write_all(&request).await?;
-        let mut response = Vec::new();
-        up.read_to_end(&mut response).await?;
-        if line.contains("/invocation/next") {
-            let head = String::from_utf8_lossy(&response).to_string();
-            let id = head
-                .split("\r\n\r\n")
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim()
-                        .eq_ignore_ascii_case("lambda-runtime-aws-request-id")
-                        .then(|| v.trim().to_owned())
-                });
-            *in_flight.lock().unwrap() = id;
-        } else if line.contains("/response ") || line.contains("/error ") {
-            *in_flight.lock().unwrap() = None;
-        }
-        client.get_mut().write_all(&response).await?;
+/// The invocation a `/invocation/next` answer hands out is in flight until the process posts
+/// its `/response` or `/error`.
+fn note_in_flight(in_flight: &InFlight, request: &[u8], response: &[u8]) {
+    let line =
+        String::from_utf8_lossy(request.split(|b| *b == b'\n').next().unwrap_or(&[])).into_owned();
+    let now = if line.contains("/invocation/next") {
+        let text = String::from_utf8_lossy(response);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        crate::fault::header(head, "lambda-runtime-aws-request-id").map(str::to_owned)
+    } else if line.contains("/response ") || line.contains("/error ") {
+        None
+    } else {
+        return;
+    };
+    if let Ok(mut f) = in_flight.lock() {
+        *f = now;
     }
-    Ok(())
 }
 
 /// Reports invocation `request_id` of `function` failed with `Runtime.ExitError` on cargo

@@ -39,29 +39,18 @@ async fn main() -> Result<(), ir_lambda::Error> {
     .await
 }
 
-/// The Slack app's signing secret (`signing_secret` of the `IR_SLACK_SECRET_ARN` secret) and
-/// the config's `notifications.slack_approvers`: decisions from Slack's buttons. No secret: none
-/// are accepted.
+/// Decisions from Slack's buttons: the app's signing secret (the `IR_SLACK_SECRET_ARN` secret)
+/// and the config's `notifications.slack_approvers`. No secret: none are accepted.
 async fn slack_approvals(
     clients: &Clients,
     config: &ir_core::Config,
 ) -> Result<Option<SlackApprovals>, ir_lambda::Error> {
-    #[derive(serde::Deserialize)]
-    struct SlackSecret {
-        signing_secret: Option<String>,
-    }
     let Some(arn) = std::env::var("IR_SLACK_SECRET_ARN")
         .ok()
         .filter(|v| !v.trim().is_empty())
     else {
         return Ok(None);
     };
-    let secret: SlackSecret = ir_aws::secrets::read_json(clients, &arn).await?;
-    let Some(signing_secret) = secret.signing_secret.filter(|s| !s.is_empty()) else {
-        return Err(format!("secret {arn} has no signing_secret").into());
-    };
-    Ok(Some(SlackApprovals::new(
-        ir_chat::Secret::new(signing_secret),
-        config.notifications.slack_approvers.clone(),
-    )))
+    let users = config.notifications.slack_approvers.clone();
+    Ok(Some(SlackApprovals::load(clients, &arn, users).await?))
 }

@@ -766,6 +766,15 @@ pub async fn notify_step(
     }
 }
 
+/// A chat or ticketing failure, by the client error's stable name.
+fn delivery(service: &'static str, name: &'static str, e: &dyn std::fmt::Display) -> ActionError {
+    ActionError::Delivery {
+        service,
+        name,
+        message: e.to_string(),
+    }
+}
+
 /// The step's Slack message or Jira issue, when those outlets are configured: one change each.
 async fn deliver(
     outlets: &Outlets,
@@ -780,11 +789,7 @@ async fn deliver(
         let posted = slack
             .post_message(channel, &ir_chat::slack::blocks::incident_update(&update()))
             .await
-            .map_err(|e| ActionError::Delivery {
-                service: "slack",
-                name: e.name(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| delivery("slack", e.name(), &e))?;
         let after = match posted.message() {
             Some(m) => json!({ "channel": m.channel, "ts": m.ts }),
             None => json!({ "webhook": true }),
@@ -816,15 +821,11 @@ async fn deliver(
             labels: vec!["incident-response".to_owned()],
             priority: message.attributes.get("priority").cloned(),
         };
-        let created =
-            jira.client
-                .create_issue_once(&issue)
-                .await
-                .map_err(|e| ActionError::Delivery {
-                    service: "jira",
-                    name: e.name(),
-                    message: e.to_string(),
-                })?;
+        let created = jira
+            .client
+            .create_issue_once(&issue)
+            .await
+            .map_err(|e| delivery("jira", e.name(), &e))?;
         tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, key = %created.issue.key, already = created.already_existed, "Jira issue");
         b.report_mut().changes.push(Change {
             target: format!("jira:{project}"),

@@ -21,18 +21,17 @@ use serde::Deserialize;
 
 use ir_actions::action::ActionError;
 
-/// The Slack secret's fields.
+/// The Slack secret's fields: what posts (a bot token or a webhook URL) and what verifies
+/// Slack's requests (the app's signing secret, read by the decision function).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SlackSecret {
+pub(crate) struct SlackSecret {
     #[serde(default)]
     bot_token: Option<String>,
     #[serde(default)]
     webhook_url: Option<String>,
-    /// Read by the interactions endpoint, not here.
     #[serde(default)]
-    #[allow(dead_code)]
-    signing_secret: Option<String>,
+    pub(crate) signing_secret: Option<String>,
 }
 
 /// The Jira secret's fields.

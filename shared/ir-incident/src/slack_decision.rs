@@ -29,7 +29,9 @@ use time::OffsetDateTime;
 use crate::approval::{
     ApproverPolicy, DecideError, DecisionRequest, Resumed, decide, refuse_unauthenticated,
 };
+use crate::outlets::SlackSecret;
 use ir_aws::Clients;
+use ir_aws::secrets::read_json;
 use ir_aws::store::{Replays, TableNames};
 
 /// What the deployment set up for Slack decisions: the app's signing secret and who each Slack
@@ -46,6 +48,24 @@ impl SlackApprovals {
             signing_secret,
             users,
         }
+    }
+
+    /// The `signing_secret` of the Slack secret `arn` (the one `ir-notify` posts with, see
+    /// [`crate::outlets`]) and `users` (`notifications.slack_approvers`).
+    ///
+    /// # Errors
+    /// The secret cannot be read, has the wrong shape, or has no signing secret.
+    pub async fn load(
+        clients: &Clients,
+        arn: &str,
+        users: BTreeMap<String, String>,
+    ) -> Result<SlackApprovals, String> {
+        let secret: SlackSecret = read_json(clients, arn).await.map_err(|e| e.to_string())?;
+        let signing_secret = secret
+            .signing_secret
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("secret {arn} has no signing_secret"))?;
+        Ok(SlackApprovals::new(Secret::new(signing_secret), users))
     }
 }
 
