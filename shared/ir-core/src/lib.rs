@@ -27,6 +27,7 @@ pub mod lenient;
 pub mod normalize;
 pub mod orchestration;
 pub mod playbook;
+pub mod review;
 pub mod score;
 pub mod severity;
 pub mod sla;

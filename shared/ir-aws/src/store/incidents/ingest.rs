@@ -88,6 +88,7 @@ impl Incident {
             decision: None,
             records: Vec::new(),
             last_error: None,
+            review: None,
             revision: 0,
             version: 1,
             updated_at: d.detected_at,

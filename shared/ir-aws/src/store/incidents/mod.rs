@@ -50,6 +50,7 @@ use ir_core::action::ContainmentRecord;
 use ir_core::contracts::Decision;
 use ir_core::correlate::Correlation;
 use ir_core::incident::IncidentSummary;
+use ir_core::review::Review;
 use ir_core::{Resource, Severity};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -85,6 +86,7 @@ mod attr {
     pub const DECISION: &str = "decision";
     pub const RECORDS: &str = "records";
     pub const LAST_ERROR: &str = "lastError";
+    pub const REVIEW: &str = "review";
     pub const VERSION: &str = "version";
     pub const UPDATED_AT: &str = "updatedAt";
     pub const WRITE_TOKEN: &str = "writeToken";
@@ -122,6 +124,8 @@ pub struct Incident {
     pub decision: Option<Decision>,
     pub records: Vec<ContainmentRecord>,
     pub last_error: Option<LastError>,
+    /// The post-incident review, once opened (after resolution).
+    pub review: Option<Review>,
     /// The triage revision: 0 when opened, one more every time a later finding raised the
     /// severity of the open incident (which is then triaged again). Absent on items written
     /// before revisions: 0.

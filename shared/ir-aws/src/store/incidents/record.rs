@@ -48,6 +48,7 @@ impl Incident {
                 })
                 .collect::<Result<_, _>>()?,
             last_error: r.opt_json(attr::LAST_ERROR)?,
+            review: r.opt_json(attr::REVIEW)?,
             revision: r
                 .opt_u64(attr::REVISION)?
                 .map(u32::try_from)
@@ -111,6 +112,14 @@ impl Incident {
                 self.last_error
                     .as_ref()
                     .map(|e| json_text("last error", e))
+                    .transpose()?
+                    .map(s),
+            ),
+            (
+                attr::REVIEW,
+                self.review
+                    .as_ref()
+                    .map(|r| json_text("review", r))
                     .transpose()?
                     .map(s),
             ),
