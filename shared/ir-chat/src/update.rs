@@ -11,6 +11,9 @@ use time::OffsetDateTime;
 pub struct IncidentUpdate {
     /// `INC-…`, as the suite names incidents.
     pub incident_id: String,
+    /// What just happened, when the update is sent as it happens (`Step isolate-instance
+    /// applied`); shown first.
+    pub headline: Option<String>,
     /// As shown: `Open`, `Contained`, `Resolved`, …
     pub status: String,
     /// As shown: `Critical`, `High`, `Medium`, `Low`.

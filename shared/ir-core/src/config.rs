@@ -103,6 +103,46 @@ pub struct Config {
     pub evidence: EvidenceConfig,
     #[serde(default)]
     pub protection: Protection,
+    /// Regulatory notification deadlines by data classification, and their reminders.
+    #[serde(default)]
+    pub regulatory: Regulatory,
+    /// A summary of the open incidents for leadership, every so often.
+    #[serde(default)]
+    pub leadership_summary: Option<LeadershipSummary>,
+}
+
+/// Regulatory regimes: an incident on an asset of one of a regime's data classifications must
+/// be notified within the regime's deadline, counted from detection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Regulatory {
+    /// Where reminders and breaches go (the legal/compliance channel).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Remind when this fraction of the time is left (each in (0, 1)), e.g. 0.5 and 0.1.
+    #[serde(default)]
+    pub reminders: Vec<f64>,
+    #[serde(default)]
+    pub regimes: Vec<Regime>,
+}
+
+/// One regulatory regime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regime {
+    /// Short and stable (`gdpr`): it names the deadline everywhere.
+    pub id: String,
+    /// What responders read (`GDPR Art. 33: notify the supervisory authority`).
+    pub name: String,
+    pub deadline: ConfigDuration,
+    /// The asset data classifications (asset registry, else the resource's tag) it covers.
+    pub data_classifications: Vec<String>,
+}
+
+/// The leadership summary: scope, impact, containment status and estimated resolution of every
+/// open incident, to a channel, every `every` while any incident is open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadershipSummary {
+    pub channel: String,
+    pub every: ConfigDuration,
 }
 
 /// Evidence collection settings (bucket names come from the deployment).
@@ -177,6 +217,13 @@ pub struct TriageConfig {
     pub defaults: AssetDefaults,
     pub scoring: Scoring,
     pub response_sla: BTreeMap<Severity, Sla>,
+    /// How long an `immediate` response may take before the SLA counts as breached.
+    #[serde(default = "default_immediate_window")]
+    pub immediate_window: ConfigDuration,
+}
+
+fn default_immediate_window() -> ConfigDuration {
+    ConfigDuration::from_secs(15 * 60)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,6 +464,13 @@ pub struct Notifications {
     /// with Slack's buttons is made as. A Slack user not listed cannot decide.
     #[serde(default)]
     pub slack_approvers: BTreeMap<String, String>,
+    /// Where an incident's updates go as they happen when its playbook has no
+    /// `slack:post_message` step (that step's channel wins).
+    #[serde(default)]
+    pub updates_channel: Option<String>,
+    /// Where approval requests (with Approve/Reject buttons) go; unset: the incident's channel.
+    #[serde(default)]
+    pub approvals_channel: Option<String>,
 }
 
 /// An escalation role and the identities that hold it.
@@ -676,7 +730,49 @@ impl Config {
             }
         }
         self.check_roles(&mut problem);
+        self.check_clocks(&mut problem);
         out
+    }
+
+    /// Regimes named once, with a deadline and a classification; reminders inside the clock.
+    fn check_clocks(&self, problem: &mut impl FnMut(String, String)) {
+        let r = &self.regulatory;
+        for (i, f) in r.reminders.iter().enumerate() {
+            if !(*f > 0.0 && *f < 1.0) {
+                problem(
+                    format!("/regulatory/reminders/{i}"),
+                    format!("{f} is not a fraction of the time left between 0 and 1"),
+                );
+            }
+        }
+        for (i, g) in r.regimes.iter().enumerate() {
+            if r.regimes[..i].iter().any(|h| h.id == g.id) {
+                problem(
+                    format!("/regulatory/regimes/{i}/id"),
+                    format!("regime `{}` is listed twice", g.id),
+                );
+            }
+            if g.deadline.as_secs() == 0 {
+                problem(
+                    format!("/regulatory/regimes/{i}/deadline"),
+                    "a deadline must be longer than 0s".to_owned(),
+                );
+            }
+        }
+        if !r.regimes.is_empty() && r.channel.is_none() {
+            problem(
+                "/regulatory/channel".to_owned(),
+                "regimes need a channel for their reminders".to_owned(),
+            );
+        }
+        if let Some(l) = &self.leadership_summary
+            && l.every.as_secs() < 15 * 60
+        {
+            problem(
+                "/leadership_summary/every".to_owned(),
+                format!("{} is more often than every 15m", l.every),
+            );
+        }
     }
 
     /// Every role the escalation matrix names is held by someone, once.

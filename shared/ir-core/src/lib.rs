@@ -12,6 +12,7 @@ pub mod arn;
 pub mod asff;
 pub mod asl;
 pub mod audit;
+pub mod clocks;
 pub mod config;
 pub mod contracts;
 pub mod correlate;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime, Time, Weekday};
 
 use crate::config::Sla;
+use crate::duration::ConfigDuration;
 use crate::severity::Severity;
 
 /// Business days start at this hour, UTC.
@@ -22,11 +23,23 @@ pub struct SlaDecision {
     pub respond_by: OffsetDateTime,
 }
 
-/// The SLA for `severity` counted from `detected_at`. `next_business_day` is 09:00 UTC of the
+/// The SLA for `severity` counted from `detected_at`. `immediate` is due within
+/// `immediate_window` (`triage.immediate_window`); `next_business_day` is 09:00 UTC of the
 /// next Monday–Friday after the detection date.
-pub fn decide(severity: Severity, sla: Sla, detected_at: OffsetDateTime) -> SlaDecision {
+pub fn decide(
+    severity: Severity,
+    sla: Sla,
+    detected_at: OffsetDateTime,
+    immediate_window: ConfigDuration,
+) -> SlaDecision {
     let (description, respond_by) = match sla {
-        Sla::Immediate => ("immediate, all hands".to_owned(), detected_at),
+        Sla::Immediate => {
+            let secs = i64::try_from(immediate_window.as_secs()).unwrap_or(i64::MAX);
+            (
+                format!("immediate, all hands (within {immediate_window})"),
+                detected_at.saturating_add(Duration::seconds(secs)),
+            )
+        }
         Sla::Within(d) => {
             let secs = d.as_secs();
             let words = match secs {
@@ -67,14 +80,19 @@ mod tests {
     use crate::duration::ConfigDuration;
     use time::macros::datetime;
 
+    const W: ConfigDuration = ConfigDuration::from_secs(15 * 60);
+
     #[test]
     fn targets() {
         let t = datetime!(2026-11-20 10:00 UTC); // a Friday
-        assert_eq!(decide(Severity::Critical, Sla::Immediate, t).respond_by, t);
+        let now = decide(Severity::Critical, Sla::Immediate, t, W);
+        assert_eq!(now.respond_by, datetime!(2026-11-20 10:15 UTC));
+        assert_eq!(now.description, "immediate, all hands (within 15m)");
         let high = decide(
             Severity::High,
             Sla::Within(ConfigDuration::from_secs(3600)),
             t,
+            W,
         );
         assert_eq!(high.respond_by, datetime!(2026-11-20 11:00 UTC));
         assert_eq!(high.description, "within 1 hour");
@@ -82,20 +100,22 @@ mod tests {
             decide(
                 Severity::Medium,
                 Sla::Within(ConfigDuration::from_secs(4 * 3600)),
-                t
+                t,
+                W
             )
             .description,
             "within 4 hours"
         );
         assert_eq!(
-            decide(Severity::Low, Sla::NextBusinessDay, t).respond_by,
+            decide(Severity::Low, Sla::NextBusinessDay, t, W).respond_by,
             datetime!(2026-11-23 09:00 UTC)
         );
         assert_eq!(
             decide(
                 Severity::Low,
                 Sla::NextBusinessDay,
-                datetime!(2026-11-17 23:00 UTC)
+                datetime!(2026-11-17 23:00 UTC),
+                W
             )
             .respond_by,
             datetime!(2026-11-18 09:00 UTC)

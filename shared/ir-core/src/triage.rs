@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use std::collections::BTreeMap;
 
+use crate::clocks::{self, RegulatoryDeadline};
 use crate::config::{Config, Mode, OnExhausted};
 use crate::enrich::{self, AssetRegistry, Enrichment, ThreatIntel};
 use crate::error::{ErrorName, Named};
@@ -46,6 +47,9 @@ pub struct Decision {
     pub score: ScoreBreakdown,
     pub playbook: PlannedPlaybook,
     pub sla: SlaDecision,
+    /// The regulatory deadlines the asset's data classification brings (`regulatory`).
+    #[serde(default)]
+    pub deadlines: Vec<RegulatoryDeadline>,
     /// Every finding is a generated sample: the plan is forced to dry-run.
     #[serde(default)]
     pub samples_only: bool,
@@ -87,6 +91,8 @@ impl Serialize for Decision {
             score: &'a ScoreBreakdown,
             playbook: &'a PlannedPlaybook,
             sla: &'a SlaDecision,
+            #[serde(skip_serializing_if = "<[RegulatoryDeadline]>::is_empty")]
+            deadlines: &'a [RegulatoryDeadline],
             samples_only: bool,
             plan: BTreeMap<String, &'a playbook::PlannedStep>,
             escalation: &'a [EscalationLevel],
@@ -101,6 +107,7 @@ impl Serialize for Decision {
             score: &self.score,
             playbook: &self.playbook,
             sla: &self.sla,
+            deadlines: &self.deadlines,
             samples_only: self.samples_only,
             plan: self.plan(),
             escalation: &self.escalation,
@@ -221,7 +228,17 @@ impl Engine {
             finding_severity,
             score: breakdown,
             playbook: plan,
-            sla: sla::decide(severity, sla, detected_at),
+            sla: sla::decide(
+                severity,
+                sla,
+                detected_at,
+                self.config.triage.immediate_window,
+            ),
+            deadlines: clocks::deadlines(
+                &self.config,
+                &enrichment.data_classification.value,
+                detected_at,
+            ),
             samples_only: events.iter().all(|e| e.sample),
             escalation,
             on_exhausted: self.config.notifications.on_escalation_exhausted,

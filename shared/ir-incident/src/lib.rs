@@ -9,8 +9,10 @@
 //! every rule it applies is `ir-core`'s; every record it writes to the audit chain is an
 //! `ir_core::audit` event.
 
+pub mod announce;
 pub mod approval;
 pub mod audit_writer;
+pub mod clocks;
 pub mod intake;
 pub mod listing;
 pub mod notify;

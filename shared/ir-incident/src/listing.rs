@@ -10,6 +10,8 @@ use ir_aws::store::{
 use ir_core::Severity;
 use ir_core::approval::ApproverPolicy;
 use ir_core::config::{Config, OnExhausted, Sla};
+use ir_core::contracts::Decision;
+use ir_core::duration::ConfigDuration;
 use ir_core::incident::{IncidentSummary, Status};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -43,6 +45,36 @@ pub struct IncidentRow {
     pub age_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sla: Option<SlaState>,
+    /// The regulatory deadlines the incident carries, with the time left (negative: breached).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deadlines: Vec<DeadlineState>,
+}
+
+/// A regulatory deadline at `now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadlineState {
+    pub regime: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_at: OffsetDateTime,
+    pub seconds_left: i64,
+    /// `gdpr: 2d 23h left`, `gdpr: BREACHED 1h 0m ago`.
+    pub text: String,
+}
+
+/// The regulatory deadlines of an incident at `now` (none before its triage decision).
+pub fn deadline_states(decision: Option<&Decision>, now: OffsetDateTime) -> Vec<DeadlineState> {
+    decision
+        .map(|d| d.deadlines.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|d| DeadlineState {
+            regime: d.regime.clone(),
+            due_at: d.due_at,
+            seconds_left: d.seconds_left(now),
+            text: d.describe(now),
+        })
+        .collect()
 }
 
 /// Where an incident stands against its severity's response SLA (`triage.response_sla`):
@@ -70,9 +102,15 @@ pub enum SlaState {
 }
 
 /// The SLA state of an incident at `now`.
-pub fn sla_state(summary: &IncidentSummary, sla: Sla, now: OffsetDateTime) -> SlaState {
+pub fn sla_state(
+    summary: &IncidentSummary,
+    sla: Sla,
+    immediate_window: ConfigDuration,
+    now: OffsetDateTime,
+) -> SlaState {
     let t = &summary.timeline;
-    let respond_by = ir_core::sla::decide(summary.severity, sla, t.detected_at).respond_by;
+    let respond_by =
+        ir_core::sla::decide(summary.severity, sla, t.detected_at, immediate_window).respond_by;
     let responded = t.contained_at.or(t.resolved_at);
     match responded {
         Some(at) if at <= respond_by => SlaState::Met { respond_by },
@@ -92,7 +130,12 @@ pub fn sla_state(summary: &IncidentSummary, sla: Sla, now: OffsetDateTime) -> Sl
 }
 
 /// The row of an incident at `now`.
-pub fn row(summary: &IncidentSummary, config: &Config, now: OffsetDateTime) -> IncidentRow {
+pub fn row(
+    summary: &IncidentSummary,
+    decision: Option<&Decision>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> IncidentRow {
     let mut parts = summary.resource_key.splitn(3, '/');
     let (account, kind, id) = (
         parts.next().unwrap_or_default().to_owned(),
@@ -114,7 +157,8 @@ pub fn row(summary: &IncidentSummary, config: &Config, now: OffsetDateTime) -> I
             .triage
             .response_sla
             .get(&summary.severity)
-            .map(|sla| sla_state(summary, *sla, now)),
+            .map(|sla| sla_state(summary, *sla, config.triage.immediate_window, now)),
+        deadlines: deadline_states(decision, now),
     }
 }
 
@@ -139,7 +183,8 @@ pub async fn incidents(
     };
     let mut rows = Vec::new();
     for status in statuses {
-        for summary in store.by_status(status).await? {
+        for incident in store.in_status(status).await? {
+            let summary = &incident.summary;
             if !filter.severities.is_empty() && !filter.severities.contains(&summary.severity) {
                 continue;
             }
@@ -149,7 +194,7 @@ pub async fn incidents(
             {
                 continue;
             }
-            rows.push(row(&summary, config, now));
+            rows.push(row(summary, incident.decision.as_ref(), config, now));
         }
     }
     rows.sort_by(|a, b| {
@@ -308,10 +353,12 @@ mod tests {
         }
     }
 
+    const W: ConfigDuration = ConfigDuration::from_secs(900);
+
     #[test]
     fn the_sla_is_met_due_or_breached() {
         let hour = Sla::Within(ir_core::duration::ConfigDuration::from_secs(3600));
-        let due = sla_state(&summary(Severity::High, None), hour, at(20));
+        let due = sla_state(&summary(Severity::High, None), hour, W, at(20));
         assert_eq!(
             due,
             SlaState::Due {
@@ -319,7 +366,7 @@ mod tests {
                 seconds_left: 40 * 60
             }
         );
-        let breached = sla_state(&summary(Severity::High, None), hour, at(75));
+        let breached = sla_state(&summary(Severity::High, None), hour, W, at(75));
         assert_eq!(
             breached,
             SlaState::Breached {
@@ -327,9 +374,9 @@ mod tests {
                 seconds_over: 15 * 60
             }
         );
-        let met = sla_state(&summary(Severity::High, Some(30)), hour, at(500));
+        let met = sla_state(&summary(Severity::High, Some(30)), hour, W, at(500));
         assert_eq!(met, SlaState::Met { respond_by: at(60) });
-        let late = sla_state(&summary(Severity::High, Some(90)), hour, at(500));
+        let late = sla_state(&summary(Severity::High, Some(90)), hour, W, at(500));
         assert!(matches!(
             late,
             SlaState::Breached {
@@ -342,7 +389,7 @@ mod tests {
     #[test]
     fn a_row_splits_the_resource_key_and_takes_the_severitys_sla() {
         let config = Config::embedded().unwrap();
-        let r = row(&summary(Severity::Critical, None), &config, at(5));
+        let r = row(&summary(Severity::Critical, None), None, &config, at(5));
         assert_eq!(
             (
                 r.account.as_str(),
@@ -352,11 +399,19 @@ mod tests {
             ("123456789012", "ec2-instance", "i-0abc")
         );
         assert_eq!(r.age_seconds, 300);
-        // Critical is immediate: due at detection, breached five minutes later.
+        // Critical is immediate: due within triage.immediate_window (15m) of detection.
         assert!(matches!(
             r.sla,
+            Some(SlaState::Due {
+                seconds_left: 600,
+                ..
+            })
+        ));
+        let late = row(&summary(Severity::Critical, None), None, &config, at(16));
+        assert!(matches!(
+            late.sla,
             Some(SlaState::Breached {
-                seconds_over: 300,
+                seconds_over: 60,
                 ..
             })
         ));

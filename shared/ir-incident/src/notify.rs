@@ -530,6 +530,7 @@ pub fn chat_update(incident: &Incident, chain: &[AuditRecord], mode: Mode) -> In
     next.extend(pending.iter().map(|p| format!("Planned: {p}")));
     IncidentUpdate {
         incident_id: s.incident_id.clone(),
+        headline: None,
         status: status_label(s.status),
         severity: severity_label(s.severity),
         time_detected: s.timeline.detected_at,

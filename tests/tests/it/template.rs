@@ -946,6 +946,14 @@ fn every_table_matches_the_schema() {
             ),
             None => assert!(p["TimeToLiveSpecification"].is_null(), "{id}: no TTL"),
         }
+        match spec.stream {
+            Some(view) => assert_eq!(
+                p["StreamSpecification"],
+                json!({"StreamViewType": view}),
+                "{id}"
+            ),
+            None => assert!(p["StreamSpecification"].is_null(), "{id}: no stream"),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ mod expr;
 mod incidents;
 mod isolation;
 mod item;
+mod marks;
 mod replays;
 mod retry;
 pub mod schema;
@@ -57,6 +58,10 @@ pub use approvals::{
 pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
 pub use isolation::{HOLD_PREFIX, IsolationHold, IsolationHolds, hold_key};
+pub use marks::{
+    ANNOUNCED_PREFIX, CLOCK_PREFIX, LEADERSHIP_PREFIX, Marks, announced_key, clock_key,
+    leadership_key,
+};
 pub use replays::{Replays, SLACK_REQUEST_PREFIX};
 pub use schema::{TableNames, create_tables};
 pub use slots::{PlaybookSlots, SLOTS_KEY};

@@ -6,7 +6,7 @@
 //! |-----------|---------------------|------------------|-------------------------------------------------------------------------|-------------|
 //! | incidents | `incidentId` (S)    |                  | `by-resource` (`resourceKey`, `detectedAt`), `by-status` (`status`, `detectedAt`) |             |
 //! | keys      | `key` (S)           |                  |                                                                         |             |
-//! | audit     | `incidentId` (S)    | `seq` (N)        |                                                                         |             |
+//! | audit     | `incidentId` (S)    | `seq` (N)        | (stream: `KEYS_ONLY`, read by ir-announce)                              |             |
 //! | approvals | `incidentId` (S)    | `stepId` (S)     |                                                                         | `expiresAt` |
 //!
 //! Every table is on-demand (`PAY_PER_REQUEST`); every index projects all attributes, so a
@@ -18,7 +18,8 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use ir_core::ErrorName;
@@ -63,6 +64,8 @@ pub struct TableSpec {
     pub indexes: &'static [IndexSpec],
     /// The attribute DynamoDB's TTL deletes expired items by (epoch seconds).
     pub ttl_attribute: Option<&'static str>,
+    /// The table's stream view (`KEYS_ONLY`), when something reacts to its writes.
+    pub stream: Option<&'static str>,
 }
 
 const fn s(name: &'static str) -> KeyAttr {
@@ -103,6 +106,7 @@ pub const INCIDENTS: TableSpec = TableSpec {
         },
     ],
     ttl_attribute: None,
+    stream: None,
 };
 
 /// Correlation keys: `finding#<finding key>` → incident (forever), `open#<resource key>` → the
@@ -115,6 +119,7 @@ pub const KEYS: TableSpec = TableSpec {
     sort_key: None,
     indexes: &[],
     ttl_attribute: None,
+    stream: None,
 };
 
 /// The audit chain: one item per record.
@@ -125,6 +130,9 @@ pub const AUDIT: TableSpec = TableSpec {
     sort_key: Some(n("seq")),
     indexes: &[],
     ttl_attribute: None,
+    // ir-announce reads each new record from the table by these keys (what the stream says
+    // beyond them is never trusted).
+    stream: Some("KEYS_ONLY"),
 };
 
 /// Approval requests: one item per gated step.
@@ -135,6 +143,7 @@ pub const APPROVALS: TableSpec = TableSpec {
     sort_key: Some(s("stepId")),
     indexes: &[],
     ttl_attribute: Some("expiresAt"),
+    stream: None,
 };
 
 /// Every table.
@@ -267,6 +276,15 @@ pub async fn create_tables(clients: &Clients, names: &TableNames) -> Result<(), 
                             .projection_type(ProjectionType::All)
                             .build(),
                     )
+                    .build()
+                    .map_err(|e| StoreError::build(OP, e))?,
+            );
+        }
+        if let Some(view) = spec.stream {
+            create = create.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(view))
                     .build()
                     .map_err(|e| StoreError::build(OP, e))?,
             );

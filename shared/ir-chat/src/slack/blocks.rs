@@ -209,14 +209,17 @@ fn update_blocks(update: &IncidentUpdate, extra: Vec<Value>) -> Vec<Value> {
     if update.dry_run {
         fields.push(("Mode", "Dry run: nothing was changed".to_owned()));
     }
-    let mut blocks = vec![
-        header_block(&title(update)),
+    let mut blocks = vec![header_block(&title(update))];
+    if let Some(h) = update.headline.as_deref().filter(|h| !h.trim().is_empty()) {
+        blocks.push(section(&format!("*{}*", escape(h.trim()))));
+    }
+    blocks.extend([
         fields_section(&fields),
         section(&format!("*Summary*\n{}", escape(&update.summary))),
         list_section("Scope", &update.scope, false, "Not determined yet."),
         list_section("Actions taken", &update.actions_taken, true, "None yet."),
         list_section("Next steps", &update.next_steps, false, "None."),
-    ];
+    ]);
     if !update.links.is_empty() {
         blocks.push(links_section(&update.links));
     }
@@ -265,7 +268,7 @@ fn fallback(update: &IncidentUpdate, what: &str) -> String {
 /// with the incident id.
 pub fn incident_update(update: &IncidentUpdate) -> SlackMessage {
     SlackMessage {
-        text: fallback(update, "update"),
+        text: fallback(update, update.headline.as_deref().unwrap_or("update")),
         blocks: update_blocks(update, Vec::new()),
     }
 }
@@ -544,6 +547,72 @@ pub fn approval_decided(
     }
 }
 
+// -------------------------------------------------------------------------- leadership summary
+
+/// One open incident in the leadership summary. Plain text: the renderer escapes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenIncident {
+    pub incident_id: String,
+    pub severity: String,
+    /// Containment status in words (`Contained`, `Waiting for approval of isolate-instance`).
+    pub status: String,
+    /// Scope: the resource, its account and region.
+    pub scope: String,
+    /// Impact: the asset's criticality and data classification, the findings.
+    pub impact: String,
+    /// The response SLA and the regulatory clocks, in words.
+    pub clocks: String,
+    /// The estimated resolution, in words.
+    pub estimated_resolution: String,
+}
+
+/// The leadership summary: every open incident's scope, impact, containment status and
+/// estimated resolution (at most 20 incidents shown, Slack's 50 blocks; the rest counted).
+pub fn leadership_summary(incidents: &[OpenIncident], at: OffsetDateTime) -> SlackMessage {
+    const SHOWN: usize = 20;
+    let mut blocks = vec![
+        header_block(&format!(
+            "Leadership summary: {} open incident{}",
+            incidents.len(),
+            if incidents.len() == 1 { "" } else { "s" }
+        )),
+        context(&format!("As of {}", human_time(at))),
+    ];
+    for i in incidents.iter().take(SHOWN) {
+        blocks.push(divider());
+        blocks.push(section(&fit(
+            &format!(
+                "*{}* · {} · {}\n*Scope:* {}\n*Impact:* {}\n*Clocks:* {}\n*Estimated resolution:* {}",
+                escape(&i.incident_id),
+                escape(&i.severity),
+                escape(&i.status),
+                escape(&i.scope),
+                escape(&i.impact),
+                escape(&i.clocks),
+                escape(&i.estimated_resolution)
+            ),
+            MAX_SECTION_CHARS,
+        )));
+    }
+    if incidents.len() > SHOWN {
+        blocks.push(context(&format!(
+            "{} more open incidents not shown: `ir incidents list`",
+            incidents.len() - SHOWN
+        )));
+    }
+    SlackMessage {
+        text: fit(
+            &escape(&format!(
+                "Leadership summary: {} open incident(s) as of {}",
+                incidents.len(),
+                human_time(at)
+            )),
+            MAX_FALLBACK_CHARS,
+        ),
+        blocks: capped(blocks),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +621,7 @@ mod tests {
     fn update() -> IncidentUpdate {
         IncidentUpdate {
             incident_id: "INC-2026-042".to_owned(),
+            headline: None,
             status: "Contained".to_owned(),
             severity: "High".to_owned(),
             time_detected: datetime!(2026-04-20 14:32 UTC),
@@ -576,6 +646,26 @@ mod tests {
         assert!(!all.contains("<!channel>"), "{all}");
         assert!(all.contains("&lt;!channel&gt; &amp; more"));
         assert!(m.text.contains("&lt;!channel&gt;"));
+    }
+
+    #[test]
+    fn the_leadership_summary_escapes_what_it_shows_and_counts_what_it_does_not() {
+        let one = OpenIncident {
+            incident_id: "inc-0123456789abcdef0123".to_owned(),
+            severity: "Critical".to_owned(),
+            status: "Contained".to_owned(),
+            scope: "ec2-instance i-0abc <!channel>".to_owned(),
+            impact: "critical asset".to_owned(),
+            clocks: "gdpr: 2d left".to_owned(),
+            estimated_resolution: "no estimate recorded".to_owned(),
+        };
+        let m = leadership_summary(&vec![one; 42], datetime!(2026-04-20 14:32 UTC));
+        let text = serde_json::to_string(&m.blocks).unwrap();
+        assert!(text.contains("Leadership summary: 42 open incidents"));
+        assert!(!text.contains("<!channel>"), "{text}");
+        assert!(text.contains("&lt;!channel&gt;"));
+        assert!(text.contains("22 more open incidents not shown"));
+        assert!(m.blocks.len() <= 50);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub fn policy() -> RetryPolicy {
 pub fn update() -> IncidentUpdate {
     IncidentUpdate {
         incident_id: "INC-2026-042".to_owned(),
+        headline: None,
         status: "Contained".to_owned(),
         severity: "High".to_owned(),
         time_detected: datetime!(2026-04-20 14:32 UTC),

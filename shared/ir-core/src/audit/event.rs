@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 
 use crate::action::{Change, ChangeStatus, Outcome, SnapshotRef};
 use crate::approval::Verdict;
+use crate::clocks::RegulatoryDeadline;
 use crate::config::{Mode, OnExhausted};
 use crate::event::{ResourceKind, Source};
 use crate::incident::Status;
@@ -58,6 +59,7 @@ pub mod actions {
     pub const APPROVAL_NOT_DELIVERED: &str = "approval-not-delivered";
     pub const RESOLVED: &str = "resolved";
     pub const RELEASE_FAILED: &str = "release-failed";
+    pub const CLOCK_ALERT: &str = "clock-alert";
 }
 
 /// One audit event: what happened and its detail.
@@ -108,6 +110,9 @@ pub enum AuditEvent {
     Resolved(Resolved),
     /// `release-failed` (under the operator).
     ReleaseFailed(ReleaseFailed),
+    /// `clock-alert`: a regulatory deadline's reminder or breach, or the response SLA's breach
+    /// (the clocks checker; announced to the channels that must know).
+    ClockAlert(ClockAlert),
     /// An action this version does not know, kept as it was stored.
     Other { action: String, detail: Value },
 }
@@ -259,6 +264,9 @@ pub struct Triaged {
     /// Steps of the plan an earlier revision already applied: recorded as done, not run again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub done: Vec<String>,
+    /// The regulatory deadlines the incident carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deadlines: Vec<RegulatoryDeadline>,
 }
 
 impl Triaged {
@@ -288,6 +296,7 @@ impl Triaged {
                 .filter(|s| s.done.is_some())
                 .map(|s| s.id.clone())
                 .collect(),
+            deadlines: d.deadlines.clone(),
         }
     }
 }
@@ -690,6 +699,26 @@ pub struct ReleaseFailed {
     pub restored_before_the_failure: Option<StepAudit>,
 }
 
+/// `clock-alert`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockAlert {
+    /// `<clock>#<reminder>` (`gdpr#left-50`, `gdpr#breached`, `sla#breached`): one alert of each
+    /// per incident.
+    pub step: String,
+    /// `sla`, or the regulatory regime's id.
+    pub clock: String,
+    /// What the clock is, in words (the regime's name, `response SLA (within 1 hour)`).
+    pub name: String,
+    /// `left-50`, `left-10`, `breached`.
+    pub reminder: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_at: OffsetDateTime,
+}
+
+/// The response SLA's clock id in a [`ClockAlert`].
+pub const SLA_CLOCK: &str = "sla";
+
 fn read<T: DeserializeOwned>(action: &str, detail: &Value) -> Result<T, EventError> {
     T::deserialize(detail).map_err(|e| EventError::Unreadable {
         action: action.to_owned(),
@@ -740,6 +769,7 @@ impl AuditEvent {
             AuditEvent::ApprovalNotDelivered(_) => APPROVAL_NOT_DELIVERED,
             AuditEvent::Resolved(_) => RESOLVED,
             AuditEvent::ReleaseFailed(_) => RELEASE_FAILED,
+            AuditEvent::ClockAlert(_) => CLOCK_ALERT,
             AuditEvent::Other { action, .. } => return Cow::Borrowed(action.as_str()),
         })
     }
@@ -769,6 +799,7 @@ impl AuditEvent {
             AuditEvent::ApprovalNotDelivered(x) => serde_json::to_value(x),
             AuditEvent::Resolved(x) => serde_json::to_value(x),
             AuditEvent::ReleaseFailed(x) => serde_json::to_value(x),
+            AuditEvent::ClockAlert(x) => serde_json::to_value(x),
             AuditEvent::Other { detail, .. } => Ok(detail.clone()),
         };
         written.map_err(|e| EventError::Unwritable {
@@ -812,6 +843,7 @@ impl AuditEvent {
             APPROVAL_NOT_DELIVERED => AuditEvent::ApprovalNotDelivered(read(action, detail)?),
             RESOLVED => AuditEvent::Resolved(read(action, detail)?),
             RELEASE_FAILED => AuditEvent::ReleaseFailed(read(action, detail)?),
+            CLOCK_ALERT => AuditEvent::ClockAlert(read(action, detail)?),
             other => AuditEvent::Other {
                 action: other.to_owned(),
                 detail: detail.clone(),
@@ -835,6 +867,7 @@ impl AuditEvent {
             AuditEvent::ApprovalNotDelivered(n) => Some(&n.step),
             AuditEvent::Resolved(r) => Some(&r.step),
             AuditEvent::ReleaseFailed(r) => Some(&r.step),
+            AuditEvent::ClockAlert(c) => Some(&c.step),
             AuditEvent::PlaybookStopped(s) => Some(&s.step),
             AuditEvent::RetryStarted(r) => Some(&r.step),
             AuditEvent::Other { detail, .. } => detail.get("step").and_then(Value::as_str),

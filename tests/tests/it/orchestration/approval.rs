@@ -31,8 +31,9 @@ use super::{
 
 /// The identity the gate runs as (its role's Lambda session).
 const GATE: &str = "arn:aws:sts::123456789012:assumed-role/ir-request-approval/ir-request-approval";
-const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/alice@example.com";
-const BOB: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/bob@example.com";
+pub(super) const ALICE: &str =
+    "arn:aws:sts::123456789012:assumed-role/SecurityLead/alice@example.com";
+pub(super) const BOB: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/bob@example.com";
 const CAROL: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/carol@example.com";
 const EVE: &str = "arn:aws:sts::123456789012:assumed-role/Developer/eve@example.com";
 
@@ -42,7 +43,7 @@ fn logs() -> String {
 }
 
 impl Fixture {
-    fn gate(&self) -> GateSettings {
+    pub(super) fn gate(&self) -> GateSettings {
         GateSettings {
             requester: GATE.to_owned(),
             topic_arn: self.topic.clone(),
@@ -52,7 +53,7 @@ impl Fixture {
     }
 }
 
-fn policy() -> ApproverPolicy {
+pub(super) fn policy() -> ApproverPolicy {
     ir_tests::fixtures::lead_policy(&[
         "arn:aws:iam::123456789012:role/responders/SecurityLead",
         // Listed by mistake: the gate's own role (a deployment names it a suite role).
@@ -91,7 +92,7 @@ fn gate_machine(function: &str) -> Value {
 }
 
 /// Starts a gate for `step` and returns (execution, the request the gate function received).
-async fn start_gate(
+pub(super) async fn start_gate(
     sfn: &Sfn,
     decision: &Decision,
     step_key: &str,
@@ -858,7 +859,7 @@ async fn step_functions_refusals_are_plain_errors_and_never_show_the_token() -> 
 }
 
 /// A Slack interaction request as the decision function receives it.
-fn slack_request(s: &ir_chat::fake::SignedRequest) -> SlackRequest {
+pub(super) fn slack_request(s: &ir_chat::fake::SignedRequest) -> SlackRequest {
     SlackRequest {
         headers: s
             .headers()

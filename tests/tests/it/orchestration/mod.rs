@@ -15,6 +15,7 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod announce;
 mod approval;
 mod ingest;
 mod notify;

@@ -152,7 +152,7 @@ async fn notifications_publish_the_incident_update_with_routing_attributes() -> 
 }
 
 /// A Secrets Manager secret (on the emulator) holding `value`; its ARN.
-async fn secret(f: &super::Fixture, value: serde_json::Value) -> String {
+pub(super) async fn secret(f: &super::Fixture, value: serde_json::Value) -> String {
     f.clients
         .secretsmanager()
         .create_secret()
@@ -168,7 +168,7 @@ async fn secret(f: &super::Fixture, value: serde_json::Value) -> String {
 
 /// The outlets a deployment with Slack (bot token) and Jira secrets in Secrets Manager gets,
 /// pointed at `fake`, waiting nowhere between retries.
-async fn outlets(
+pub(super) async fn outlets(
     f: &super::Fixture,
     fake: &FakeServer,
 ) -> (Outlets, std::sync::Arc<RecordingSleep>) {

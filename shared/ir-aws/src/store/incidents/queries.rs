@@ -16,12 +16,27 @@ impl IncidentStore {
     /// Every incident ever opened on the resource, oldest first (`by-resource` index: eventually
     /// consistent, so an incident opened a moment ago may be missing).
     pub async fn history(&self, resource_key: &str) -> Result<Vec<IncidentSummary>, StoreError> {
-        self.query_index(BY_RESOURCE, attr::RESOURCE_KEY, resource_key)
-            .await
+        Ok(self
+            .query_index(BY_RESOURCE, attr::RESOURCE_KEY, resource_key)
+            .await?
+            .into_iter()
+            .map(|i| i.summary)
+            .collect())
     }
 
     /// Every incident in a status, oldest first (`by-status` index: eventually consistent).
     pub async fn by_status(&self, status: Status) -> Result<Vec<IncidentSummary>, StoreError> {
+        Ok(self
+            .in_status(status)
+            .await?
+            .into_iter()
+            .map(|i| i.summary)
+            .collect())
+    }
+
+    /// Every incident in a status, whole (the index projects every attribute), oldest first
+    /// (`by-status` index: eventually consistent).
+    pub async fn in_status(&self, status: Status) -> Result<Vec<Incident>, StoreError> {
         self.query_index(BY_STATUS, attr::STATUS, status.as_str())
             .await
     }
@@ -31,7 +46,7 @@ impl IncidentStore {
         index: &str,
         key_attr: &str,
         value: &str,
-    ) -> Result<Vec<IncidentSummary>, StoreError> {
+    ) -> Result<Vec<Incident>, StoreError> {
         let mut e = Expr::new();
         let k = e.name(key_attr);
         let v = e.value(s(value));
@@ -50,7 +65,7 @@ impl IncidentStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| StoreError::sdk(QUERY, &e))?;
             for item in page.items() {
-                out.push(Incident::from_item(item)?.summary);
+                out.push(Incident::from_item(item)?);
             }
         }
         Ok(out)
