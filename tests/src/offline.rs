@@ -151,6 +151,10 @@ pub struct Settings {
     pub approvers_overlay: Vec<(String, Vec<Holder>)>,
     /// The deployment's mode parameters: `IR_PLAYBOOK_MODE_<PLAYBOOK>` = `dry-run`|`enforce`.
     pub mode_overlay: Vec<(String, String)>,
+    /// Slack: a local Web API server, the app's secret (`IR_SLACK_SECRET_ARN`), the on-call
+    /// people's Slack ids in `notifications.slack_approvers`, and the audit table's stream
+    /// read into `ir-announce` ([`crate::chat`]).
+    pub slack: bool,
 }
 
 impl Default for Settings {
@@ -170,6 +174,7 @@ impl Default for Settings {
             config_from: ConfigFrom::File,
             approvers_overlay: Vec::new(),
             mode_overlay: Vec::new(),
+            slack: false,
         }
     }
 }
@@ -254,6 +259,10 @@ pub struct Offline {
     _functions: Vec<Child>,
     /// The processes of faulted functions, which a kill replaces.
     killable: BTreeMap<String, Arc<Mutex<KillSlot>>>,
+    /// Slack, when [`Settings::slack`].
+    pub slack: Option<crate::chat::Slack>,
+    /// `IR_SLACK_SECRET_ARN` and `IR_SLACK_API_URL`, when [`Settings::slack`].
+    slack_env: Option<(String, String)>,
 }
 
 /// The process of a faulted function and how many times it was started.
@@ -372,6 +381,17 @@ fn configure(settings: &Settings, people: &Responders) -> Result<String> {
         roles.push(Y::Mapping(m));
     }
     notifications.insert(Y::from("approver_roles"), Y::Sequence(roles));
+    if settings.slack {
+        let mut users = serde_yaml_ng::Mapping::new();
+        for (id, who) in [
+            (crate::chat::ALICE, &people.alice),
+            (crate::chat::BOB, &people.bob),
+            (crate::chat::CAROL, &people.carol),
+        ] {
+            users.insert(Y::from(id), Y::from(who.arn.as_str()));
+        }
+        notifications.insert(Y::from("slack_approvers"), Y::Mapping(users));
+    }
     if let Some(default) = &settings.on_exhausted {
         notifications.insert(
             Y::from("on_escalation_exhausted"),
@@ -535,6 +555,13 @@ impl Offline {
                 FaultProxy::start(cloud.endpoint_url(), rule).await?,
             );
         }
+        let slack = match settings.slack {
+            true => Some(crate::chat::Slack::start(&clients, &prefix).await?),
+            false => None,
+        };
+        let slack_env = slack
+            .as_ref()
+            .map(|(server, arn)| (arn.clone(), server.slack_api_url()));
         let watch = start_watch(&run_dir, lambda_port)?;
         let mut offline = Offline {
             cloud,
@@ -559,6 +586,8 @@ impl Offline {
             _watch: watch,
             _functions: Vec::new(),
             killable: BTreeMap::new(),
+            slack: None,
+            slack_env,
         };
         wait_for_lambda_api(&mut offline._watch, lambda_port, &offline.run_dir).await?;
         for binary in &binaries {
@@ -575,6 +604,15 @@ impl Offline {
                     offline._functions.push(child);
                 }
             }
+        }
+        if let Some((server, arn)) = slack {
+            offline.slack = Some(crate::chat::Slack::new(
+                server,
+                arn,
+                &offline.clients,
+                &offline.names.audit,
+                offline.lambda_endpoint(),
+            ));
         }
         Ok(offline)
     }
@@ -617,6 +655,8 @@ impl Offline {
                 "ir-decide-approval".to_owned(),
             ),
             ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint()),
+            // The Slack endpoint relays to the decision function.
+            ("IR_DECIDE_FUNCTION", "ir-decide-approval".to_owned()),
             // The suite's own roles, by exact ARN, as the template names each function's role.
             ("IR_SUITE_PRINCIPALS", suite_principals()),
         ];
@@ -630,6 +670,10 @@ impl Offline {
             ),
         });
         env.extend(self.overlay.iter().cloned());
+        if let Some((arn, url)) = &self.slack_env {
+            env.push(("IR_SLACK_SECRET_ARN".to_owned(), arn.clone()));
+            env.push(("IR_SLACK_API_URL".to_owned(), url.clone()));
+        }
         env
     }
 

@@ -12,8 +12,8 @@
 //! crash in between posts twice, never zero times).
 //!
 //! Channels: the incident's is its playbook's `slack:post_message` step's channel, else
-//! `notifications.updates_channel`; approval requests go to `notifications.approvals_channel`
-//! when set. No Slack bot token (or only a webhook, which has one channel and cannot update a
+//! `notifications.updates_channel` (so an incident's opening, before triage chose a playbook,
+//! goes there); approval requests go to `notifications.approvals_channel` when set. No Slack bot token (or only a webhook, which has one channel and cannot update a
 //! message): approval buttons need the Web API, so nothing is announced without it.
 
 use std::collections::BTreeMap;

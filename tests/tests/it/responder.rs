@@ -27,8 +27,9 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
         .wait_for_approval(&incident, GATES[0], 0, GATE_WAIT)
         .await?;
 
-    // The incident is listed, open, with its resource and SLA (critical: immediate, so due at
-    // detection and breached until contained).
+    // The incident is listed, open, with its resource, its SLA (critical: immediate, due within
+    // triage.immediate_window of detection) and its regulatory clock (the victim's asset is
+    // confidential: GDPR's 72 hours).
     let listed = json(
         &off.ir_as_responder(&["incidents", "list", "--json"])
             .await?,
@@ -42,7 +43,12 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     assert_eq!(row["status"], "containment");
     assert_eq!(row["resourceId"], off.victim.instance_id.as_str());
     assert_eq!(row["playbook"], "immediate-isolation");
-    assert_eq!(row["sla"]["state"], "breached", "{row}");
+    assert_eq!(row["sla"]["state"], "due", "{row}");
+    let left = row["sla"]["secondsLeft"].as_i64().unwrap();
+    assert!(left > 0 && left <= 15 * 60, "{row}");
+    assert_eq!(row["deadlines"][0]["regime"], "gdpr", "{row}");
+    let gdpr = row["deadlines"][0]["secondsLeft"].as_i64().unwrap();
+    assert!(gdpr > 71 * 3600 && gdpr <= 72 * 3600, "{row}");
     // Filters: another status, another severity, and a window it is outside of.
     for args in [["--status", "resolved"], ["--severity", "low"]] {
         let mut all = vec!["incidents", "list", "--json"];
@@ -63,7 +69,7 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     let text = off.ir_as_responder(&["incidents", "list"]).await?;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains(&incident) && text.contains("BREACHED by"),
+        text.contains(&incident) && text.contains("due in"),
         "{text}"
     );
 

@@ -482,6 +482,15 @@ fn every_function_gets_the_variables_its_code_reads() {
                     );
                     continue;
                 }
+                // The Slack endpoint relays to the decision function, and only to it.
+                "IR_DECIDE_FUNCTION" => {
+                    assert_eq!(
+                        value,
+                        get_att("DecideApprovalFunction", "Arn"),
+                        "{id} {name}"
+                    );
+                    continue;
+                }
                 // The deployment's own secrets: notify_reads_only_the_chat_secrets_it_is_given.
                 "IR_SLACK_SECRET_ARN" | "IR_JIRA_SECRET_ARN" | "IR_JIRA_ISSUE_TYPE" => continue,
                 // The config's parameters: every_config_reader_gets_the_parameter_its_overlay_and_only_that_read.
@@ -704,14 +713,18 @@ fn every_config_reader_gets_the_parameter_its_overlay_and_only_that_read() {
             "{role}: that parameter only"
         );
     }
-    // Every function but ingest (findings in) and notify (the message it is given) loads it.
+    // Every function but ingest (findings in), notify (the message it is given) and the Slack
+    // endpoint (it relays, the decision function decides) loads it.
     let all: BTreeSet<String> = packages().into_iter().collect();
     let others: BTreeSet<&str> = all
         .iter()
         .filter(|p| !readers.contains(*p))
         .map(String::as_str)
         .collect();
-    assert_eq!(others, BTreeSet::from(["ir-ingest", "ir-notify"]));
+    assert_eq!(
+        others,
+        BTreeSet::from(["ir-ingest", "ir-notify", "ir-slack-endpoint"])
+    );
     // No other role reads a parameter (the state machines' included).
     let reader_roles: BTreeSet<&str> = readers.iter().map(|p| role_of(function_of(p))).collect();
     for (role, _) in of_type(ROLE) {
@@ -721,21 +734,46 @@ fn every_config_reader_gets_the_parameter_its_overlay_and_only_that_read() {
     }
 }
 
+/// One public address, and only with Slack configured: the Slack endpoint's Function URL
+/// (`AuthType: NONE`: Slack cannot sign AWS requests), whose role may only invoke the decision
+/// function, which verifies Slack's signature.
 #[test]
-fn no_function_has_a_url_and_the_decision_function_is_an_output() {
+fn only_the_slack_endpoint_has_a_url_and_it_can_only_relay_to_the_decision_function() {
     let decide = function_of("ir-decide-approval");
+    let endpoint = function_of("ir-slack-endpoint");
     for (id, f) in of_type(FUNCTION) {
-        assert!(f["Properties"]["FunctionUrlConfig"].is_null(), "{id}");
+        if id == endpoint {
+            assert_eq!(f["Condition"], "HasSlackSecret");
+            assert_eq!(
+                f["Properties"]["FunctionUrlConfig"],
+                json!({"AuthType": "NONE"})
+            );
+            assert!(
+                f["Properties"]["ReservedConcurrentExecutions"]
+                    .as_u64()
+                    .is_some()
+            );
+        } else {
+            assert!(f["Properties"]["FunctionUrlConfig"].is_null(), "{id}");
+        }
     }
     assert!(of_type("AWS::Lambda::Url").is_empty());
+    let role = role_of(endpoint);
+    let statements: Vec<_> = role_statements(role)
+        .into_iter()
+        .filter(|s| !s.to_string().contains("logs:"))
+        .collect();
+    assert_eq!(statements.len(), 1, "{role}: {statements:?}");
+    assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+    assert_eq!(statements[0]["Resource"], get_att(decide, "Arn"));
     let outputs = template()["Outputs"].as_object().unwrap();
     assert_eq!(
         outputs["DecideApprovalFunctionName"]["Value"],
         reference(decide)
     );
-    assert!(
-        !canonical(&template()["Outputs"]).contains("FunctionUrl"),
-        "an output names a function URL"
+    assert_eq!(
+        outputs["SlackInteractivityUrl"]["Condition"],
+        "HasSlackSecret"
     );
 }
 
@@ -1105,12 +1143,26 @@ fn every_role_is_the_suites_and_only_functions_and_state_machines_have_one() {
     for (id, policy) in of_type(MANAGED_POLICY) {
         assert_eq!(policy["Properties"]["Path"], SUITE_PATH, "{id}");
     }
-    // Every role is one function's or one state machine's: none for anyone else to assume.
-    let used: BTreeSet<&str> = of_type(FUNCTION)
+    // Every role is one function's, one state machine's or the clocks schedule's: none for
+    // anyone else to assume.
+    let mut used: BTreeSet<&str> = of_type(FUNCTION)
         .into_iter()
         .chain(of_type(STATE_MACHINE))
         .map(|(id, _)| role_of(id))
         .collect();
+    for (id, schedule) in of_type("AWS::Scheduler::Schedule") {
+        let role = target(&schedule["Properties"]["Target"]["RoleArn"]).unwrap();
+        assert_eq!(type_of(role), ROLE, "{id}");
+        // The schedule's role may invoke its target and nothing else.
+        let statements = role_statements(role);
+        assert_eq!(statements.len(), 1, "{role}");
+        assert_eq!(statements[0]["Action"], "lambda:InvokeFunction", "{role}");
+        assert_eq!(
+            statements[0]["Resource"], schedule["Properties"]["Target"]["Arn"],
+            "{role}"
+        );
+        used.insert(role);
+    }
     let declared: BTreeSet<&str> = roles.iter().map(|(id, _)| *id).collect();
     assert_eq!(declared, used, "roles nothing runs under");
 }
@@ -1125,6 +1177,7 @@ fn resource_wildcards_are_only_the_documented_ones() {
             || action == "s3:GetEncryptionConfiguration"
             || action == "states:SendTaskSuccess"
             || action == "states:SendTaskFailure"
+            || action == "dynamodb:ListStreams"
             || [
                 "logs:CreateLogDelivery",
                 "logs:GetLogDelivery",
@@ -1479,9 +1532,21 @@ fn the_keys_table_is_written_by_isolation_the_recorder_and_the_decision_each_on_
     let isolate = role_of(function_of("ir-isolate-instance"));
     let record = role_of(function_of("ir-record"));
     let decide = role_of(function_of("ir-decide-approval"));
+    let announce = role_of(function_of("ir-announce"));
+    let clocks = role_of(function_of("ir-clocks"));
     assert_eq!(
         writers.keys().copied().collect::<BTreeSet<_>>(),
-        BTreeSet::from([ingest, isolate, record, decide])
+        BTreeSet::from([ingest, isolate, record, decide, announce, clocks])
+    );
+    assert_eq!(
+        writers[announce],
+        json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": "announced#*"}}),
+        "the announcer marks announced records only"
+    );
+    assert_eq!(
+        writers[clocks],
+        json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": "leadership#*"}}),
+        "the clocks mark leadership summaries only"
     );
     assert_eq!(
         writers[decide],
@@ -1494,7 +1559,7 @@ fn the_keys_table_is_written_by_isolation_the_recorder_and_the_decision_each_on_
         "the recorder writes the playbook slots only"
     );
     // Every other writer is held to its own key prefix, which the slots' key is not under.
-    for role in [ingest, isolate, decide] {
+    for role in [ingest, isolate, decide, announce, clocks] {
         let like = &writers[role]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
         let patterns: Vec<&str> = match like {
             Value::String(p) => vec![p.as_str()],
@@ -1773,7 +1838,13 @@ fn notify_reads_only_the_chat_secrets_it_is_given() {
         );
         assert_eq!(
             vars.contains_key("IR_SLACK_SECRET_ARN"),
-            id == "NotifyFunction" || id == "DecideApprovalFunction",
+            [
+                "NotifyFunction",
+                "DecideApprovalFunction",
+                "AnnounceFunction",
+                "ClocksFunction"
+            ]
+            .contains(&id),
             "{id}"
         );
     }
@@ -1801,9 +1872,23 @@ fn notify_reads_only_the_chat_secrets_it_is_given() {
     let text = serde_json::to_string(&template()["Resources"]).unwrap();
     assert_eq!(
         text.matches("secretsmanager:GetSecretValue").count(),
-        2,
-        "two statements in the whole template may read a secret"
+        4,
+        "four statements in the whole template may read a secret"
     );
+    // The announcer exists only with a Slack secret; the clocks read it only when given.
+    assert_eq!(resource("AnnounceRole")["Condition"], "HasSlackSecret");
+    assert_eq!(
+        allowed("AnnounceRole", "secretsmanager:GetSecretValue"),
+        BTreeSet::from([canonical(&json!({"Ref": "SlackSecretArn"}))])
+    );
+    let clocks = &resource("ClocksRole")["Properties"]["Policies"];
+    let slack = clocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p.to_string().contains("secretsmanager"))
+        .unwrap();
+    assert_eq!(slack["Fn::If"][0], "HasSlackSecret");
     let policies = &resource("NotifyRole")["Properties"]["Policies"];
     let chat = policies
         .as_array()

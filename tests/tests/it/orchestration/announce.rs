@@ -161,7 +161,7 @@ async fn every_update_reaches_its_channel_once_and_the_approval_message_says_who
         let click = block_actions_payload(
             user,
             APPROVE_ACTION_ID,
-            &buttons[0]["value"].as_str().unwrap().to_owned(),
+            buttons[0]["value"].as_str().unwrap(),
             "C0IR",
             "1733000000.000100",
         );
