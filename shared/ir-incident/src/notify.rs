@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use ir_actions::action::{ActionError, ReportBuilder};
 use ir_aws::sdk::SdkFailure;
-use ir_aws::store::{AuditLog, Incident, IncidentStore, TableNames};
+use ir_aws::store::{AuditLog, Incident, IncidentStore, Marks, TableNames, jira_issue_key};
 use ir_aws::{Clients, log_sdk_error};
 use ir_chat::IncidentUpdate;
 use ir_chat::jira::client::NewIssue;
@@ -758,7 +758,8 @@ pub async fn notify_step(
             "dry-run: the notification was sent anyway, its subject marked {DRY_RUN_MARK}; notifications change no resource"
         ));
     }
-    let delivered = deliver(outlets, &incident, &chain, req, &message, &mut b).await;
+    let marks = Marks::new(clients.clone(), names);
+    let delivered = deliver(outlets, &marks, &incident, &chain, req, &message, &mut b).await;
     let mut report = b.finish(clients.calls());
     report.outcome = Outcome::Applied;
     match delivered {
@@ -779,6 +780,7 @@ fn delivery(service: &'static str, name: &'static str, e: &dyn std::fmt::Display
 /// The step's Slack message or Jira issue, when those outlets are configured: one change each.
 async fn deliver(
     outlets: &Outlets,
+    marks: &Marks,
     incident: &Incident,
     chain: &[AuditRecord],
     req: &NotifyRequest,
@@ -822,20 +824,48 @@ async fn deliver(
             labels: vec!["incident-response".to_owned()],
             priority: message.attributes.get("priority").cloned(),
         };
-        let created = jira
-            .client
-            .create_issue_once(&issue)
-            .await
-            .map_err(|e| delivery("jira", e.name(), &e))?;
-        tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, key = %created.issue.key, already = created.already_existed, "Jira issue");
+        // The issue a run of this step made is recorded in the keys table, read strongly
+        // consistent: Jira's search (create_issue_once's own check) lags a creation by
+        // seconds, so a quick retry could otherwise make a second issue.
+        let mark = jira_issue_key(&req.incident_id, &req.step_id);
+        let (key, url, already) = match marks.get(&mark).await? {
+            Some(f) if f.contains_key("issueKey") => (
+                f.get("issueKey").cloned().unwrap_or_default(),
+                f.get("url").cloned().unwrap_or_default(),
+                true,
+            ),
+            _ => {
+                let created = jira
+                    .client
+                    .create_issue_once(&issue)
+                    .await
+                    .map_err(|e| delivery("jira", e.name(), &e))?;
+                marks
+                    .claim(
+                        &mark,
+                        &BTreeMap::from([
+                            ("issueKey".to_owned(), created.issue.key.clone()),
+                            ("url".to_owned(), created.browse_url.clone()),
+                        ]),
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?;
+                (
+                    created.issue.key,
+                    created.browse_url,
+                    created.already_existed,
+                )
+            }
+        };
+        tracing::info!(incident_id = %req.incident_id, step_id = %req.step_id, %key, already, "Jira issue");
         b.report_mut().changes.push(Change {
             target: format!("jira:{project}"),
             attribute: "issue".to_owned(),
             before: Value::Null,
             after: json!({
-                "key": created.issue.key,
-                "url": created.browse_url,
-                "alreadyExisted": created.already_existed,
+                "key": key,
+                "url": url,
+                "alreadyExisted": already,
             }),
             status: ChangeStatus::Applied,
         });

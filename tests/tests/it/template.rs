@@ -1534,9 +1534,15 @@ fn the_keys_table_is_written_by_isolation_the_recorder_and_the_decision_each_on_
     let decide = role_of(function_of("ir-decide-approval"));
     let announce = role_of(function_of("ir-announce"));
     let clocks = role_of(function_of("ir-clocks"));
+    let notify = role_of(function_of("ir-notify"));
     assert_eq!(
         writers.keys().copied().collect::<BTreeSet<_>>(),
-        BTreeSet::from([ingest, isolate, record, decide, announce, clocks])
+        BTreeSet::from([ingest, isolate, record, decide, announce, clocks, notify])
+    );
+    assert_eq!(
+        writers[notify],
+        json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": "jira-issue#*"}}),
+        "the notifier records the Jira issues it made only"
     );
     assert_eq!(
         writers[announce],
@@ -1559,7 +1565,7 @@ fn the_keys_table_is_written_by_isolation_the_recorder_and_the_decision_each_on_
         "the recorder writes the playbook slots only"
     );
     // Every other writer is held to its own key prefix, which the slots' key is not under.
-    for role in [ingest, isolate, decide, announce, clocks] {
+    for role in [ingest, isolate, decide, announce, clocks, notify] {
         let like = &writers[role]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
         let patterns: Vec<&str> = match like {
             Value::String(p) => vec![p.as_str()],

@@ -3,7 +3,9 @@
 //! - `announced#<incident>#<seq>`: an audit record was announced to chat; for an approval
 //!   request it holds the Slack message posted (`channel`, `ts`), which the decision updates;
 //! - `clock#<incident>#<clock>#<reminder>`: a clock's reminder or breach was raised;
-//! - `leadership#<period>`: the leadership summary of a period was sent.
+//! - `leadership#<period>`: the leadership summary of a period was sent;
+//! - `jira-issue#<incident>#<step>`: the Jira issue a ticket step created (`issueKey`, `url`): read
+//!   strongly consistent before Jira's search, whose index lags a creation by seconds.
 //!
 //! A mark is written once (conditional on its absence): of two writers, one learns it came
 //! second.
@@ -25,6 +27,8 @@ pub const ANNOUNCED_PREFIX: &str = "announced#";
 pub const CLOCK_PREFIX: &str = "clock#";
 /// A leadership summary sent.
 pub const LEADERSHIP_PREFIX: &str = "leadership#";
+/// A ticket step's Jira issue.
+pub const JIRA_ISSUE_PREFIX: &str = "jira-issue#";
 
 const GET: &str = "dynamodb:GetItem";
 const KEY: &str = "key";
@@ -38,6 +42,11 @@ pub fn announced_key(incident_id: &str, seq: u64) -> String {
 /// `clock#<incident>#<clock>#<reminder>`.
 pub fn clock_key(incident_id: &str, clock: &str, reminder: &str) -> String {
     format!("{CLOCK_PREFIX}{incident_id}#{clock}#{reminder}")
+}
+
+/// `jira-issue#<incident>#<step>`.
+pub fn jira_issue_key(incident_id: &str, step_id: &str) -> String {
+    format!("{JIRA_ISSUE_PREFIX}{incident_id}#{step_id}")
 }
 
 /// `leadership#<period>`.
@@ -60,8 +69,8 @@ impl Marks {
         }
     }
 
-    /// Writes the mark `key` with `fields` (strings) unless it exists: `true` when this call
-    /// wrote it.
+    /// Writes the mark `key` with `fields` (strings; `key` and `markedAt` are the mark's own
+    /// and not taken from them) unless it exists: `true` when this call wrote it.
     ///
     /// # Errors
     /// The write failed for another reason than the mark being there.

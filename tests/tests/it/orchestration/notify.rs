@@ -363,6 +363,9 @@ async fn a_ticket_step_creates_one_jira_issue_per_incident_and_step() -> TestRes
         2,
         "the 500, then the issue; none for the rerun"
     );
+    // The rerun found the issue in the suite's own record of it (read strongly consistent), not
+    // through Jira's search, whose index lags a creation: one search, the first run's.
+    assert_eq!(fake.requests_to(ir_chat::fake::JIRA_SEARCH_PATH).len(), 1);
     let fields = &creates[1].body.as_ref().unwrap()["fields"];
     assert_eq!(fields["project"]["key"], "SEC");
     assert_eq!(fields["priority"]["name"], "High");
