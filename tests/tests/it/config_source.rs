@@ -251,8 +251,8 @@ async fn every_function_that_reads_the_config_fails_init_on_a_refused_one() -> T
     let cloud = cloud().await;
     let clients = clients(cloud);
     let (loaders, others) = loaders();
-    assert_eq!(loaders.len(), 12, "{loaders:?}");
-    assert_eq!(others, ["ir-ingest", "ir-notify"]);
+    assert_eq!(loaders.len(), 14, "{loaders:?}");
+    assert_eq!(others, ["ir-ingest", "ir-notify", "ir-slack-endpoint"]);
 
     let invalid = put_parameter(&clients, &invalid_config(), ParameterType::SecureString).await;
     for binary in &loaders {

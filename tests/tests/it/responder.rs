@@ -44,7 +44,7 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     assert_eq!(row["resourceId"], off.victim.instance_id.as_str());
     assert_eq!(row["playbook"], "immediate-isolation");
     assert_eq!(row["sla"]["state"], "due", "{row}");
-    let left = row["sla"]["secondsLeft"].as_i64().unwrap();
+    let left = row["sla"]["seconds_left"].as_i64().unwrap();
     assert!(left > 0 && left <= 15 * 60, "{row}");
     assert_eq!(row["deadlines"][0]["regime"], "gdpr", "{row}");
     let gdpr = row["deadlines"][0]["secondsLeft"].as_i64().unwrap();
