@@ -21,6 +21,8 @@ pub struct IncidentUpdate {
     pub time_detected: OffsetDateTime,
     /// `None` while not contained.
     pub time_contained: Option<OffsetDateTime>,
+    /// The regulatory deadlines, with the time left (`GDPR …: due … (71h 59m left)`).
+    pub deadlines: Vec<String>,
     pub summary: String,
     pub scope: Vec<String>,
     pub actions_taken: Vec<String>,

@@ -346,7 +346,35 @@ fn header(incident: &Incident) -> String {
         t.contained_at
             .map_or_else(|| "not contained yet".to_owned(), human_time)
     ));
+    for line in deadline_lines(incident, OffsetDateTime::now_utc()) {
+        out.push_str(&format!("**Regulatory deadline:** {line}\n"));
+    }
     out
+}
+
+/// Each regulatory deadline the incident carries, with the time left at `now`:
+/// `GDPR Art. 33: …: due 2026-04-23 14:32 UTC (71h 59m left)`.
+pub fn deadline_lines(incident: &Incident, now: OffsetDateTime) -> Vec<String> {
+    incident
+        .decision
+        .as_ref()
+        .map(|d| d.deadlines.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            let left = d.seconds_left(now);
+            format!(
+                "{}: due {} ({})",
+                d.name,
+                human_time(d.due_at),
+                if left >= 0 {
+                    format!("{} left", ir_core::clocks::span(left))
+                } else {
+                    format!("BREACHED {} ago", ir_core::clocks::span(-left))
+                }
+            )
+        })
+        .collect()
 }
 
 fn summary(incident: &Incident, scope: &Scope<'_>) -> String {
@@ -531,6 +559,7 @@ pub fn chat_update(incident: &Incident, chain: &[AuditRecord], mode: Mode) -> In
     IncidentUpdate {
         incident_id: s.incident_id.clone(),
         headline: None,
+        deadlines: deadline_lines(incident, OffsetDateTime::now_utc()),
         status: status_label(s.status),
         severity: severity_label(s.severity),
         time_detected: s.timeline.detected_at,

@@ -177,6 +177,9 @@ pub fn incident_description(update: &IncidentUpdate, incident: Option<&Link>) ->
         )
         .heading(3, "Summary")
         .paragraph(&update.summary);
+    if !update.deadlines.is_empty() {
+        doc = section(doc, "Regulatory deadlines", &update.deadlines, false, "");
+    }
     doc = section(doc, "Scope", &update.scope, false, "Not determined yet.");
     doc = section(
         doc,

@@ -213,8 +213,16 @@ fn update_blocks(update: &IncidentUpdate, extra: Vec<Value>) -> Vec<Value> {
     if let Some(h) = update.headline.as_deref().filter(|h| !h.trim().is_empty()) {
         blocks.push(section(&format!("*{}*", escape(h.trim()))));
     }
+    blocks.push(fields_section(&fields));
+    if !update.deadlines.is_empty() {
+        blocks.push(list_section(
+            "Regulatory deadlines",
+            &update.deadlines,
+            false,
+            "",
+        ));
+    }
     blocks.extend([
-        fields_section(&fields),
         section(&format!("*Summary*\n{}", escape(&update.summary))),
         list_section("Scope", &update.scope, false, "Not determined yet."),
         list_section("Actions taken", &update.actions_taken, true, "None yet."),
@@ -622,6 +630,7 @@ mod tests {
         IncidentUpdate {
             incident_id: "INC-2026-042".to_owned(),
             headline: None,
+            deadlines: Vec::new(),
             status: "Contained".to_owned(),
             severity: "High".to_owned(),
             time_detected: datetime!(2026-04-20 14:32 UTC),

@@ -26,6 +26,7 @@ pub fn update() -> IncidentUpdate {
     IncidentUpdate {
         incident_id: "INC-2026-042".to_owned(),
         headline: None,
+        deadlines: Vec::new(),
         status: "Contained".to_owned(),
         severity: "High".to_owned(),
         time_detected: datetime!(2026-04-20 14:32 UTC),
