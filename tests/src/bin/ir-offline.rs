@@ -395,7 +395,11 @@ fn print_output(out: &std::process::Output) {
 async fn demo() -> Result<()> {
     println!("== Local cloud (no AWS account)");
     let started = Instant::now();
-    let off = Offline::start(Settings::default()).await?;
+    let off = Offline::start(Settings {
+        slack: true,
+        ..Settings::default()
+    })
+    .await?;
     println!(
         "  emulator  {} (moto; Step Functions executing statemachines/*.asl.json)",
         off.cloud.endpoint_url()
@@ -415,6 +419,12 @@ async fn demo() -> Result<()> {
         off.responder.arn
     );
     println!("  logs      {}", off.run_dir.display());
+    if let Some(slack) = &off.slack {
+        println!(
+            "  slack     {} (a local server speaking Slack's Web API; ir-announce reads the audit stream)",
+            slack.server.slack_api_url()
+        );
+    }
     println!("  ready in  {:.1} s", started.elapsed().as_secs_f64());
 
     let v = &off.victim;
@@ -431,6 +441,11 @@ async fn demo() -> Result<()> {
     );
 
     let run = story(&off, true).await?;
+
+    if let Some(slack) = &off.slack {
+        println!("\n== In Slack, as it happened");
+        print_slack(&slack.server);
+    }
 
     println!("\n== The incident");
     let report = off.ir_as_responder(&["report", &run.incident]).await?;
@@ -466,6 +481,35 @@ async fn demo() -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Each message Slack received: its channel, what happened, and whether a decision replaced it.
+fn print_slack(server: &ir_chat::fake::FakeServer) {
+    let updated: std::collections::BTreeMap<String, u32> = server
+        .slack_messages()
+        .into_iter()
+        .map(|m| (m.ts, m.updates))
+        .collect();
+    let posts = server.requests_to(ir_chat::fake::SLACK_POST_PATH);
+    let messages = server.slack_messages();
+    for (post, message) in posts.iter().filter_map(|p| p.body.as_ref()).zip(&messages) {
+        let channel = post["channel"].as_str().unwrap_or_default();
+        let headline = post["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_matches('*');
+        // No headline: the playbook's own slack:post_message step (ir-notify).
+        let headline = if headline.starts_with("*Status") || headline.is_empty() {
+            "Incident update (the playbook's notify-channel step)"
+        } else {
+            headline
+        };
+        let decided = match updated.get(&message.ts) {
+            Some(n) if *n > 0 => "  (buttons replaced: decided)",
+            _ => "",
+        };
+        println!("  {channel:<18} {headline}{decided}");
+    }
 }
 
 async fn bench(runs: usize) -> Result<()> {
