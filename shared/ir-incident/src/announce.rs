@@ -188,6 +188,25 @@ fn request_for<'a>(
     })
 }
 
+/// The approval message of `step`'s latest request (at `level`, or any) before the record at
+/// `index`, as `decision` ended it: the request's seq (whose mark holds the message) and the
+/// replacement.
+fn decided_request(
+    incident: &Incident,
+    chain: &[AuditRecord],
+    index: usize,
+    step: &str,
+    level: Option<u32>,
+    decision: &Decision,
+) -> Option<(u64, SlackMessage)> {
+    let (req_record, a) = request_for(chain, index, step, level)?;
+    let req = approval_request(incident, &chain[..=index], req_record, &a)?;
+    Some((
+        req_record.seq,
+        blocks::approval_decided(&req, decision, chain[index].at),
+    ))
+}
+
 /// What to announce for the record at `index` of `chain`.
 fn plan(config: &Config, incident: &Incident, chain: &[AuditRecord], index: usize) -> Plan {
     let record = &chain[index];
@@ -264,24 +283,17 @@ fn plan(config: &Config, incident: &Incident, chain: &[AuditRecord], index: usiz
         AuditEvent::Approved(d) | AuditEvent::Rejected(d) => {
             let approved = matches!(event, AuditEvent::Approved(_));
             let who = person(&d.approver, &d.person);
-            if let Some((req_record, a)) = request_for(chain, index, &d.step, Some(d.level))
-                && let Some(req) = approval_request(incident, &chain[..=index], req_record, &a)
-            {
-                let decision = if approved {
-                    Decision::Approved {
-                        by: Who::Name(who.clone()),
-                    }
-                } else {
-                    Decision::Rejected {
-                        by: Who::Name(who.clone()),
-                        reason: Some(d.reason.clone()),
-                    }
-                };
-                out.update = Some((
-                    req_record.seq,
-                    blocks::approval_decided(&req, &decision, record.at),
-                ));
-            }
+            let decision = if approved {
+                Decision::Approved {
+                    by: Who::Name(who.clone()),
+                }
+            } else {
+                Decision::Rejected {
+                    by: Who::Name(who.clone()),
+                    reason: Some(d.reason.clone()),
+                }
+            };
+            out.update = decided_request(incident, chain, index, &d.step, Some(d.level), &decision);
             to_incident(
                 &mut out,
                 format!(
@@ -333,14 +345,9 @@ fn plan(config: &Config, incident: &Incident, chain: &[AuditRecord], index: usiz
             let decided = chain[..index].iter().rev().any(|r| {
                 matches!(r.event(), Ok(AuditEvent::Approved(d) | AuditEvent::Rejected(d)) if d.step == f.step)
             });
-            if !decided
-                && let Some((req_record, a)) = request_for(chain, index, &f.step, None)
-                && let Some(req) = approval_request(incident, &chain[..=index], req_record, &a)
-            {
-                out.update = Some((
-                    req_record.seq,
-                    blocks::approval_decided(&req, &Decision::Expired, record.at),
-                ));
+            if !decided {
+                out.update =
+                    decided_request(incident, chain, index, &f.step, None, &Decision::Expired);
             }
             to_incident(
                 &mut out,
