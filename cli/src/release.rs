@@ -13,8 +13,13 @@
 //! roles need the EC2 and IAM calls of the restores (ARCHITECTURE.md lists them) and writes to
 //! the incidents and audit tables and the evidence bucket. No deployed function can restore.
 //!
+//! Once resolved, the incident's report is written as HTML and JSON, locked, to the evidence
+//! bucket (`incidents/<id>/report/report.{html,json}`); the output says where (bucket, key,
+//! version). On a terminal, without `--json`, a spinner on stderr shows the release is running.
+//!
 //! Exit 0: planned, or released and resolved. Exit 1: failed part-way (what was restored first
-//! is printed and audited; running it again is safe). Exit 2: malformed input or a missing
+//! is printed and audited; running it again is safe), or released and resolved but the report
+//! could not be stored (the resolution stands; the output says so). Exit 2: malformed input or a missing
 //! variable. Exit 3: no such incident, or a resource gone: nothing was restored, and
 //! `--enforce --force` restores the rest and resolves (what was not restored is audited), or
 //! `ir resolve` keeps everything. Exit 4: refused (not an approver, an incident not contained, already resolved).
@@ -29,6 +34,7 @@ use ir_core::{ErrorName, Named};
 use ir_incident::approval::ApproverPolicy;
 use ir_incident::recorder::RecorderSettings;
 use ir_incident::release::{IncidentRelease, ReleaseError, Released};
+use ir_incident::report::store::Filed;
 use time::OffsetDateTime;
 
 use crate::CliError;
@@ -139,14 +145,107 @@ where
     T: serde::Serialize,
     W: Write,
 {
-    if json {
-        print_json(out, key, &result, caller)?;
-    } else if let Ok(r) = &result {
-        render(r, out).map_err(write_error)?;
+    answer_filed(out, key, result, caller, json, |_| None, render)
+}
+
+/// [`answer`] for a command that resolves: an incident resolved whose report was not stored
+/// (`filed`) is exit 1, its JSON `ok: false` with the resolution under `key`.
+pub(crate) fn answer_filed<T, W>(
+    out: &mut W,
+    key: &str,
+    result: Result<T, ReleaseError>,
+    caller: &str,
+    json: bool,
+    filed: impl Fn(&T) -> Option<&Filed>,
+    render: impl Fn(&T, &mut W) -> std::io::Result<()>,
+) -> Result<(), CliError>
+where
+    T: serde::Serialize,
+    W: Write,
+{
+    let unfiled = result.as_ref().ok().and_then(|r| filing_error(filed(r)));
+    match (&result, &unfiled) {
+        (Ok(r), Some(e)) if json => print_unfiled(out, key, r, e)?,
+        _ if json => print_json(out, key, &result, caller)?,
+        (Ok(r), _) => render(r, out).map_err(write_error)?,
+        (Err(_), _) => {}
+    }
+    if let Some((_, e)) = unfiled {
+        return Err(e);
     }
     result
         .map(|_| ())
         .map_err(|e| CliError::named(e.error_name(), e.to_string()))
+}
+
+/// A resolution whose report was not stored, as one JSON object: `ok: false`, the failure, and
+/// the resolution under `key`.
+fn print_unfiled<T: serde::Serialize>(
+    out: &mut impl Write,
+    key: &str,
+    outcome: &T,
+    (name, e): &(ErrorName, CliError),
+) -> Result<(), CliError> {
+    let value = serde_json::json!({
+        "ok": false,
+        "error": name.as_str(),
+        "message": e.to_string(),
+        key: outcome,
+    });
+    writeln!(out, "{value}").map_err(write_error)
+}
+
+/// The exit of a resolution whose report was not stored (exit 1, saying what was done), with
+/// the failure's stable name.
+pub(crate) fn filing_error(filed: Option<&Filed>) -> Option<(ErrorName, CliError)> {
+    let filed = filed?;
+    let failure = filed.failure.as_ref()?;
+    let stored = if filed.copies.is_empty() {
+        "nothing stored".to_owned()
+    } else {
+        format!(
+            "stored before the failure: {}",
+            filed
+                .copies
+                .iter()
+                .map(|c| format!("{} version {}", c.uri(), c.version_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Some((
+        failure.error,
+        CliError::Failed(format!(
+            "the incident is resolved, but its report was not stored in the evidence bucket \
+             ({}: {}; {stored}); `ir report INCIDENT --format html --out FILE` renders it",
+            failure.error.as_str(),
+            failure.message
+        )),
+    ))
+}
+
+/// Where the incident's report was stored, or that it was not.
+pub(crate) fn render_filed(filed: &Filed, out: &mut impl Write) -> std::io::Result<()> {
+    for c in &filed.copies {
+        writeln!(
+            out,
+            "Incident report ({}) stored, locked {} until {}: {} version {}",
+            c.format,
+            c.lock_mode,
+            ir_incident::report::format::stamp(c.retain_until),
+            c.uri(),
+            c.version_id
+        )?;
+    }
+    if let Some(f) = &filed.failure {
+        writeln!(
+            out,
+            "Incident report NOT stored: {}: {}",
+            f.error.as_str(),
+            f.message
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) fn write_error(e: std::io::Error) -> CliError {
@@ -190,8 +289,15 @@ pub(crate) async fn release_as_caller(
     )
     .await;
     let write = write_error;
+    let unfiled = result
+        .as_ref()
+        .ok()
+        .and_then(|r| filing_error(r.incident_report.as_ref()));
     if args.json {
-        print_json(out, "released", &result, &caller)?;
+        match (&result, &unfiled) {
+            (Ok(r), Some(e)) => print_unfiled(out, "released", r, e)?,
+            _ => print_json(out, "released", &result, &caller)?,
+        }
     } else if let Ok(r) = &result {
         render(r, out).map_err(write)?;
     } else if let Err(ReleaseError::Action(ir_actions::ActionError::Incomplete { done, .. })) =
@@ -206,6 +312,9 @@ pub(crate) async fn release_as_caller(
             )
             .map_err(write)?;
         }
+    }
+    if let Some((_, e)) = unfiled {
+        return Err(e);
     }
     match result {
         Ok(_) => Ok(()),
@@ -277,6 +386,9 @@ pub fn render(r: &Released, out: &mut impl Write) -> std::io::Result<()> {
             }
         }
         None => writeln!(out, "Incident {}: still {}", r.incident_id, r.status)?,
+    }
+    if let Some(filed) = &r.incident_report {
+        render_filed(filed, out)?;
     }
     Ok(())
 }
