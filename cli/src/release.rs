@@ -15,7 +15,8 @@
 //!
 //! Once resolved, the incident's report is written as HTML and JSON, locked, to the evidence
 //! bucket (`incidents/<id>/report/report.{html,json}`); the output says where (bucket, key,
-//! version). On a terminal, without `--json`, a spinner on stderr shows the release is running.
+//! version). On a terminal, without `--json`, an enforced release shows a spinner on stderr
+//! while it runs ([`Progress`]).
 //!
 //! Exit 0: planned, or released and resolved. Exit 1: failed part-way (what was restored first
 //! is printed and audited; running it again is safe), or released and resolved but the report
@@ -24,7 +25,7 @@
 //! `--enforce --force` restores the rest and resolves (what was not restored is audited), or
 //! `ir resolve` keeps everything. Exit 4: refused (not an approver, an incident not contained, already resolved).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use ir_aws::Clients;
@@ -39,6 +40,82 @@ use time::OffsetDateTime;
 
 use crate::CliError;
 use crate::report::change_line;
+
+/// Progress on stderr while a command waits (an enforced release, a redrive): a spinner, or a
+/// bar over a known count. Shown only when stderr is a terminal and the output is not `--json`;
+/// otherwise inert. Cleared when dropped, so nothing of it stays in the terminal or reaches a
+/// pipe.
+#[derive(Debug)]
+pub(crate) struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// Whether progress is shown: stderr is a terminal and the output is not JSON.
+    pub(crate) fn shown(json: bool) -> bool {
+        !json && std::io::stderr().is_terminal()
+    }
+
+    /// A spinner saying `message`, when `show`.
+    pub(crate) fn spinner(show: bool, message: String) -> Progress {
+        if !show {
+            return Progress(None);
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    /// A bar over `len` items, when `show`.
+    pub(crate) fn bar(show: bool, len: u64, message: String) -> Progress {
+        if !show {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(len),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    /// What is being done now.
+    pub(crate) fn say(&self, message: String) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message);
+        }
+    }
+
+    /// One item done.
+    pub(crate) fn done_one(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+
+    /// Whether anything is drawn.
+    #[cfg(test)]
+    fn is_drawn(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// The environment `ir release` reads.
 pub const ENV_HELP: &str = concat!(
@@ -278,6 +355,13 @@ pub(crate) async fn release_as_caller(
         reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
         force: args.force,
     };
+    let waiting = Progress::spinner(
+        args.enforce && Progress::shown(args.json),
+        format!(
+            "releasing {}: restoring what containment changed, resolving, storing the report",
+            args.incident
+        ),
+    );
     let result = ir_incident::release::release_incident(
         clients,
         &ending.names,
@@ -288,6 +372,7 @@ pub(crate) async fn release_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
+    drop(waiting);
     let write = write_error;
     let unfiled = result
         .as_ref()
@@ -391,4 +476,26 @@ pub fn render(r: &Released, out: &mut impl Write) -> std::io::Result<()> {
         render_filed(filed, out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_never_shown_with_json_and_is_inert_when_not_shown() {
+        assert!(!Progress::shown(true));
+        let hidden = Progress::spinner(false, "x".into());
+        assert!(!hidden.is_drawn());
+        hidden.say("y".into());
+        hidden.done_one();
+        let bar = Progress::bar(true, 2, "redriving".into());
+        assert!(bar.is_drawn());
+        bar.say("m-1".into());
+        bar.done_one();
+        assert_eq!(
+            bar.0.as_ref().map(indicatif::ProgressBar::position),
+            Some(1)
+        );
+    }
 }
