@@ -20,6 +20,9 @@
 //! safe to repeat: ingest recognises a finding it already has and records a repeat, never a
 //! second incident.
 //!
+//! On a terminal, without `--json`, a redrive shows a progress bar on stderr (one step per
+//! message invoked), cleared when it ends.
+//!
 //! Permissions: `sqs:ReceiveMessage`, `sqs:ChangeMessageVisibility` (list, redrive),
 //! `sqs:DeleteMessage` and `lambda:InvokeFunction` on the ingest function (redrive).
 //!
@@ -689,8 +692,14 @@ async fn redrive(
         .collect();
     let kept = release(&sqs, url, &idle).await?;
 
+    let progress = crate::release::Progress::bar(
+        crate::release::Progress::shown(args.json),
+        u64::try_from(parsed.len()).unwrap_or(u64::MAX),
+        format!("redriving into {function}"),
+    );
     let mut results: Vec<Redriven> = Vec::new();
     for (m, p) in &parsed {
+        progress.say(m.message_id.clone());
         results.push(match p {
             Err(u) => Redriven {
                 error_message: Some(u.reason.clone()),
@@ -698,7 +707,9 @@ async fn redrive(
             },
             Ok(d) => redrive_one(&sqs, &lambda, url, function, m, d).await,
         });
+        progress.done_one();
     }
+    drop(progress);
 
     let not_done = results
         .iter()

@@ -13,13 +13,19 @@
 //! roles need the EC2 and IAM calls of the restores (ARCHITECTURE.md lists them) and writes to
 //! the incidents and audit tables and the evidence bucket. No deployed function can restore.
 //!
+//! Once resolved, the incident's report is written as HTML and JSON, locked, to the evidence
+//! bucket (`incidents/<id>/report/report.{html,json}`); the output says where (bucket, key,
+//! version). On a terminal, without `--json`, an enforced release shows a spinner on stderr
+//! while it runs ([`Progress`]).
+//!
 //! Exit 0: planned, or released and resolved. Exit 1: failed part-way (what was restored first
-//! is printed and audited; running it again is safe). Exit 2: malformed input or a missing
+//! is printed and audited; running it again is safe), or released and resolved but the report
+//! could not be stored (the resolution stands; the output says so). Exit 2: malformed input or a missing
 //! variable. Exit 3: no such incident, or a resource gone: nothing was restored, and
 //! `--enforce --force` restores the rest and resolves (what was not restored is audited), or
 //! `ir resolve` keeps everything. Exit 4: refused (not an approver, an incident not contained, already resolved).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use ir_aws::Clients;
@@ -29,10 +35,87 @@ use ir_core::{ErrorName, Named};
 use ir_incident::approval::ApproverPolicy;
 use ir_incident::recorder::RecorderSettings;
 use ir_incident::release::{IncidentRelease, ReleaseError, Released};
+use ir_incident::report::store::Filed;
 use time::OffsetDateTime;
 
 use crate::CliError;
 use crate::report::change_line;
+
+/// Progress on stderr while a command waits (an enforced release, a redrive): a spinner, or a
+/// bar over a known count. Shown only when stderr is a terminal and the output is not `--json`;
+/// otherwise inert. Cleared when dropped, so nothing of it stays in the terminal or reaches a
+/// pipe.
+#[derive(Debug)]
+pub(crate) struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// Whether progress is shown: stderr is a terminal and the output is not JSON.
+    pub(crate) fn shown(json: bool) -> bool {
+        !json && std::io::stderr().is_terminal()
+    }
+
+    /// A spinner saying `message`, when `show`.
+    pub(crate) fn spinner(show: bool, message: String) -> Progress {
+        if !show {
+            return Progress(None);
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    /// A bar over `len` items, when `show`.
+    pub(crate) fn bar(show: bool, len: u64, message: String) -> Progress {
+        if !show {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(len),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    /// What is being done now.
+    pub(crate) fn say(&self, message: String) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message);
+        }
+    }
+
+    /// One item done.
+    pub(crate) fn done_one(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+
+    /// Whether anything is drawn.
+    #[cfg(test)]
+    fn is_drawn(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// The environment `ir release` reads.
 pub const ENV_HELP: &str = concat!(
@@ -139,14 +222,107 @@ where
     T: serde::Serialize,
     W: Write,
 {
-    if json {
-        print_json(out, key, &result, caller)?;
-    } else if let Ok(r) = &result {
-        render(r, out).map_err(write_error)?;
+    answer_filed(out, key, result, caller, json, |_| None, render)
+}
+
+/// [`answer`] for a command that resolves: an incident resolved whose report was not stored
+/// (`filed`) is exit 1, its JSON `ok: false` with the resolution under `key`.
+pub(crate) fn answer_filed<T, W>(
+    out: &mut W,
+    key: &str,
+    result: Result<T, ReleaseError>,
+    caller: &str,
+    json: bool,
+    filed: impl Fn(&T) -> Option<&Filed>,
+    render: impl Fn(&T, &mut W) -> std::io::Result<()>,
+) -> Result<(), CliError>
+where
+    T: serde::Serialize,
+    W: Write,
+{
+    let unfiled = result.as_ref().ok().and_then(|r| filing_error(filed(r)));
+    match (&result, &unfiled) {
+        (Ok(r), Some(e)) if json => print_unfiled(out, key, r, e)?,
+        _ if json => print_json(out, key, &result, caller)?,
+        (Ok(r), _) => render(r, out).map_err(write_error)?,
+        (Err(_), _) => {}
+    }
+    if let Some((_, e)) = unfiled {
+        return Err(e);
     }
     result
         .map(|_| ())
         .map_err(|e| CliError::named(e.error_name(), e.to_string()))
+}
+
+/// A resolution whose report was not stored, as one JSON object: `ok: false`, the failure, and
+/// the resolution under `key`.
+fn print_unfiled<T: serde::Serialize>(
+    out: &mut impl Write,
+    key: &str,
+    outcome: &T,
+    (name, e): &(ErrorName, CliError),
+) -> Result<(), CliError> {
+    let value = serde_json::json!({
+        "ok": false,
+        "error": name.as_str(),
+        "message": e.to_string(),
+        key: outcome,
+    });
+    writeln!(out, "{value}").map_err(write_error)
+}
+
+/// The exit of a resolution whose report was not stored (exit 1, saying what was done), with
+/// the failure's stable name.
+pub(crate) fn filing_error(filed: Option<&Filed>) -> Option<(ErrorName, CliError)> {
+    let filed = filed?;
+    let failure = filed.failure.as_ref()?;
+    let stored = if filed.copies.is_empty() {
+        "nothing stored".to_owned()
+    } else {
+        format!(
+            "stored before the failure: {}",
+            filed
+                .copies
+                .iter()
+                .map(|c| format!("{} version {}", c.uri(), c.version_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Some((
+        failure.error,
+        CliError::Failed(format!(
+            "the incident is resolved, but its report was not stored in the evidence bucket \
+             ({}: {}; {stored}); `ir report INCIDENT --format html --out FILE` renders it",
+            failure.error.as_str(),
+            failure.message
+        )),
+    ))
+}
+
+/// Where the incident's report was stored, or that it was not.
+pub(crate) fn render_filed(filed: &Filed, out: &mut impl Write) -> std::io::Result<()> {
+    for c in &filed.copies {
+        writeln!(
+            out,
+            "Incident report ({}) stored, locked {} until {}: {} version {}",
+            c.format,
+            c.lock_mode,
+            ir_incident::report::format::stamp(c.retain_until),
+            c.uri(),
+            c.version_id
+        )?;
+    }
+    if let Some(f) = &filed.failure {
+        writeln!(
+            out,
+            "Incident report NOT stored: {}: {}",
+            f.error.as_str(),
+            f.message
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) fn write_error(e: std::io::Error) -> CliError {
@@ -179,6 +355,13 @@ pub(crate) async fn release_as_caller(
         reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
         force: args.force,
     };
+    let waiting = Progress::spinner(
+        args.enforce && Progress::shown(args.json),
+        format!(
+            "releasing {}: restoring what containment changed, resolving, storing the report",
+            args.incident
+        ),
+    );
     let result = ir_incident::release::release_incident(
         clients,
         &ending.names,
@@ -189,9 +372,17 @@ pub(crate) async fn release_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
+    drop(waiting);
     let write = write_error;
+    let unfiled = result
+        .as_ref()
+        .ok()
+        .and_then(|r| filing_error(r.incident_report.as_ref()));
     if args.json {
-        print_json(out, "released", &result, &caller)?;
+        match (&result, &unfiled) {
+            (Ok(r), Some(e)) => print_unfiled(out, "released", r, e)?,
+            _ => print_json(out, "released", &result, &caller)?,
+        }
     } else if let Ok(r) = &result {
         render(r, out).map_err(write)?;
     } else if let Err(ReleaseError::Action(ir_actions::ActionError::Incomplete { done, .. })) =
@@ -206,6 +397,9 @@ pub(crate) async fn release_as_caller(
             )
             .map_err(write)?;
         }
+    }
+    if let Some((_, e)) = unfiled {
+        return Err(e);
     }
     match result {
         Ok(_) => Ok(()),
@@ -278,5 +472,30 @@ pub fn render(r: &Released, out: &mut impl Write) -> std::io::Result<()> {
         }
         None => writeln!(out, "Incident {}: still {}", r.incident_id, r.status)?,
     }
+    if let Some(filed) = &r.incident_report {
+        render_filed(filed, out)?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_never_shown_with_json_and_is_inert_when_not_shown() {
+        assert!(!Progress::shown(true));
+        let hidden = Progress::spinner(false, "x".into());
+        assert!(!hidden.is_drawn());
+        hidden.say("y".into());
+        hidden.done_one();
+        let bar = Progress::bar(true, 2, "redriving".into());
+        assert!(bar.is_drawn());
+        bar.say("m-1".into());
+        bar.done_one();
+        assert_eq!(
+            bar.0.as_ref().map(indicatif::ProgressBar::position),
+            Some(1)
+        );
+    }
 }

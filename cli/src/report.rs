@@ -1,17 +1,31 @@
-//! `ir report INCIDENT [--json]`: the incident as an on-call engineer reads it — status and
-//! resource, the timeline with MTTD and MTTC, the triage decision, every step with its changes
-//! before → after and its approvals, the evidence manifests read back from the bucket, and the
-//! audit chain verified against its anchors ([`ir_incident::report::build`]). Reads only.
+//! `ir report INCIDENT [--format text|md|json|html] [--out FILE [--force]]`: the incident as an
+//! on-call engineer reads it — status and resource, the timeline with MTTD and MTTC, the triage
+//! decision, every step with its changes before → after and its approvals, the evidence
+//! manifests read back from the bucket, and the audit chain verified against its anchors
+//! ([`ir_incident::report::build`]). Reads only.
 //!
-//! Exit 0 when everything holds; exit 1 after printing the whole report when the audit chain
-//! does not verify or a manifest cannot be read (the last line on stderr says what); exit 2 for
-//! an unknown incident (`no incident inc-… in table …`), a malformed id or a missing variable.
+//! `text` (the default) is for a terminal; `md` is seed 000's incident update followed by the
+//! investigation detail and the post-incident review; `json` is the report as one object
+//! (`--json` is the same); `html` is one self-contained page with an SVG timeline. The renderings
+//! are ir-incident's ([`ir_incident::report::markdown`], [`ir_incident::report::html`]).
+//! `--out FILE` writes the rendering to FILE instead of stdout, never over an existing file
+//! unless `--force`.
+//!
+//! Exit 0 when everything holds; exit 1 after printing (or writing) the whole report when the
+//! audit chain does not verify or a manifest cannot be read (the last line on stderr says what);
+//! exit 2 for a malformed id, a missing variable, or an `--out` path that cannot be written (an
+//! existing file without `--force`, a missing directory); exit 3 for an unknown incident
+//! (`no incident inc-… in table …`).
 
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use ir_aws::Clients;
 use ir_aws::store::TableNames;
 use ir_core::Named;
+pub use ir_incident::report::format::human_duration;
+use ir_incident::report::format::{stamp, value_text};
 use ir_incident::report::{
     ApprovalEvent, ApprovalKind, IncidentReport, ReportError, StepArtifacts, StepReport, StepState,
     Verification,
@@ -32,15 +46,65 @@ pub const ENV_HELP: &str = concat!(
     aws_env_help!()
 );
 
+/// How the report is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a terminal.
+    Text,
+    /// Markdown: the incident update (seed 000's template), the detail, the review.
+    Md,
+    /// The report as one JSON object.
+    Json,
+    /// One self-contained HTML page with an SVG timeline.
+    Html,
+}
+
+impl Format {
+    fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Md => "md",
+            Format::Json => "json",
+            Format::Html => "html",
+        }
+    }
+}
+
 /// `ir report`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = ENV_HELP)]
 pub struct Args {
     /// The incident (`inc-` followed by 20 hex digits).
     incident: String,
-    /// Print the report as one JSON object.
-    #[arg(long)]
+    /// How to render it.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// Write the report to FILE instead of stdout (refused if FILE exists, unless --force).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// With --out: replace FILE if it exists.
+    #[arg(long, requires = "out")]
+    force: bool,
+}
+
+impl Args {
+    fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+}
+
+/// Where the rendering goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'a> {
+    Stdout,
+    /// A file; replaced only when `force`.
+    File {
+        path: &'a Path,
+        force: bool,
+    },
 }
 
 /// Runs `ir report`.
@@ -50,6 +114,16 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
             ReportError::InvalidInput(args.incident.clone()).to_string(),
         ));
     }
+    let destination = match &args.out {
+        Some(path) => {
+            check_out(path, args.force)?;
+            Destination::File {
+                path,
+                force: args.force,
+            }
+        }
+        None => Destination::Stdout,
+    };
     // Only the incidents and audit tables are read.
     let names = TableNames {
         incidents: crate::aws::var("IR_INCIDENTS_TABLE")?,
@@ -57,12 +131,50 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<(), CliError> {
         ..TableNames::with_prefix("unused")
     };
     let bucket = crate::aws::var("IR_EVIDENCE_BUCKET")?;
+    let format = args.format();
     crate::aws::with_clients(async |clients| {
-        report(&clients, &names, &bucket, &args.incident, args.json, out).await
+        report_as(
+            &clients,
+            &names,
+            &bucket,
+            &args.incident,
+            format,
+            destination,
+            out,
+        )
+        .await
     })
 }
 
-/// `ir report` with these clients: the report built, printed, and the exit decided.
+/// An `--out` path checked before anything is read: its directory exists, and it is not a
+/// file already (unless `force`) nor a directory.
+fn check_out(path: &Path, force: bool) -> Result<(), CliError> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(CliError::Invalid("--out: an empty path".to_owned()));
+    }
+    if path.is_dir() {
+        return Err(CliError::Invalid(format!("--out {shown}: is a directory")));
+    }
+    if path.exists() && !force {
+        return Err(CliError::Invalid(format!(
+            "--out {shown}: the file exists (--force replaces it)"
+        )));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(CliError::Invalid(format!(
+            "--out {shown}: no directory {}",
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `ir report` with these clients, as text or JSON on `out` (`ir incidents show` prints it so).
 pub async fn report(
     clients: &Clients,
     names: &TableNames,
@@ -71,17 +183,67 @@ pub async fn report(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
+    let format = if json { Format::Json } else { Format::Text };
+    report_as(
+        clients,
+        names,
+        bucket,
+        incident,
+        format,
+        Destination::Stdout,
+        out,
+    )
+    .await
+}
+
+/// The report rendered in `format`, at the time of the call.
+pub fn rendering(report: &IncidentReport, format: Format) -> Result<Vec<u8>, CliError> {
+    let now = OffsetDateTime::now_utc();
+    Ok(match format {
+        Format::Text => {
+            let mut text = Vec::new();
+            render(report, &mut text).map_err(write_error)?;
+            text
+        }
+        Format::Md => ir_incident::report::markdown::render(report, now).into_bytes(),
+        Format::Html => ir_incident::report::html::render(report, now).into_bytes(),
+        Format::Json => {
+            let mut text = serde_json::to_vec_pretty(report)
+                .map_err(|e| CliError::Failed(format!("the report as JSON: {e}")))?;
+            text.push(b'\n');
+            text
+        }
+    })
+}
+
+/// `ir report` with these clients: the report built, rendered, written, and the exit decided.
+pub async fn report_as(
+    clients: &Clients,
+    names: &TableNames,
+    bucket: &str,
+    incident: &str,
+    format: Format,
+    destination: Destination<'_>,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
     let report = ir_incident::report::build(clients, names, bucket, incident)
         .await
         .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
-    let written = if json {
-        serde_json::to_string_pretty(&report)
-            .map_err(|e| CliError::Failed(format!("the report as JSON: {e}")))
-            .and_then(|text| writeln!(out, "{text}").map_err(write_error))
-    } else {
-        render(&report, out).map_err(write_error)
-    };
-    written?;
+    let bytes = rendering(&report, format)?;
+    match destination {
+        Destination::Stdout => out.write_all(&bytes).map_err(write_error)?,
+        Destination::File { path, force } => {
+            write_file(path, force, &bytes)?;
+            writeln!(
+                out,
+                "report of {incident} ({}) written to {} ({} bytes)",
+                format.as_str(),
+                path.display(),
+                bytes.len()
+            )
+            .map_err(write_error)?;
+        }
+    }
     out.flush().map_err(write_error)?;
     let problems = report.problems();
     if problems.is_empty() {
@@ -91,59 +253,35 @@ pub async fn report(
     }
 }
 
+/// Writes `bytes` to `path`: created (never over an existing file unless `force`). A path that
+/// cannot be opened is the user's input (exit 2); a write that fails after it is a failure.
+fn write_file(path: &Path, force: bool, bytes: &[u8]) -> Result<(), CliError> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        CliError::Invalid(match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "--out {}: the file exists (--force replaces it)",
+                path.display()
+            ),
+            _ => format!("--out {}: {e}", path.display()),
+        })
+    })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))
+}
+
 fn write_error(e: std::io::Error) -> CliError {
     CliError::Failed(format!("writing output: {e}"))
 }
 
 // ------------------------------------------------------------------------------------ text
-
-/// `2026-11-20T10:05:00Z` (whole seconds, UTC).
-fn stamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// `3.1s`, `12s`, `1m2s`, `2h5m`, `3d4h`.
-pub fn human_duration(d: Duration) -> String {
-    if d.is_negative() {
-        return format!("-{}", human_duration(d.abs()));
-    }
-    let secs = d.whole_seconds();
-    if secs < 60 {
-        let text = format!("{:.1}", d.as_seconds_f64());
-        return format!("{}s", text.strip_suffix(".0").unwrap_or(&text));
-    }
-    let (days, hours, minutes, seconds) =
-        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if days > 0 {
-        format!("{days}d{hours}h")
-    } else if hours > 0 {
-        format!("{hours}h{minutes}m")
-    } else {
-        format!("{minutes}m{seconds}s")
-    }
-}
-
-/// A change's value as read: `[sg-a, sg-b]`, `true`, `stop`, compact JSON for the rest.
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "none".to_owned(),
-        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => format!(
-            "[{}]",
-            items.iter().map(value_text).collect::<Vec<_>>().join(", ")
-        ),
-        other => other.to_string(),
-    }
-}
 
 /// One change as printed: `eni-0a: security-groups [sg-web] -> [sg-iso] (applied)`.
 pub fn change_line(
@@ -431,7 +569,7 @@ pub fn render(r: &IncidentReport, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(
                 out,
                 "  {}  version {}  sha256 {}  {} bytes",
-                o.key, o.version_id, o.sha256, o.size
+                o.object.key, o.object.version_id, o.object.sha256, o.object.size
             )?;
         }
     }
@@ -458,8 +596,8 @@ mod tests {
     use ir_core::config::Mode;
     use ir_core::incident::{Status, Timeline};
     use ir_incident::report::{
-        AuditReport, EvidenceArtifacts, ManifestReport, PlaybookEnd, ResourceRef, StepResult,
-        TimelineReport,
+        AuditReport, EvidenceArtifacts, EvidenceItem, ManifestReport, PlaybookEnd, ResourceRef,
+        StepResult, TimelineReport, UpdateSections,
     };
     use serde_json::json;
     use time::macros::datetime;
@@ -582,16 +720,20 @@ mod tests {
                 bucket: "ev".into(),
                 key: manifest_key.into(),
                 version_id: "v1".into(),
-                objects: vec![EvidenceObject {
-                    key: "incidents/inc-0123456789abcdef0123/finding/f1.json".into(),
-                    version_id: "v0".into(),
-                    sha256: "ab".repeat(32),
-                    size: 42,
-                    collected_at: at,
-                    collected_by: "arn:aws:sts::123456789012:assumed-role/ir-collect-evidence/x"
-                        .into(),
-                    source: None,
-                }],
+                object_lock: None,
+                objects: vec![EvidenceItem::new(
+                    EvidenceObject {
+                        key: "incidents/inc-0123456789abcdef0123/finding/f1.json".into(),
+                        version_id: "v0".into(),
+                        sha256: "ab".repeat(32),
+                        size: 42,
+                        collected_at: at,
+                        collected_by:
+                            "arn:aws:sts::123456789012:assumed-role/ir-collect-evidence/x".into(),
+                        source: None,
+                    },
+                    None,
+                )],
                 error: None,
             }],
             audit: AuditReport {
@@ -606,6 +748,18 @@ mod tests {
                 }),
             },
             notes: vec![],
+            update: UpdateSections {
+                status: "Contained".into(),
+                severity: "Critical".into(),
+                time_detected: datetime!(2026-11-20 10:01:02 UTC),
+                time_contained: Some(datetime!(2026-11-20 10:01:05.1 UTC)),
+                summary: "Critical severity incident.".into(),
+                scope: vec![],
+                actions_taken: vec![],
+                next_steps: vec![],
+                dry_run: false,
+            },
+            review: None,
         }
     }
 

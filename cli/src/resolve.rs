@@ -12,7 +12,12 @@
 //! The incident must be `contained`, in `containment` with its playbook finished (a dry-run,
 //! rejected or partly contained incident), or in `triage` whose triage failed.
 //!
-//! Exit 0: resolved. Exit 1: failed. Exit 2: malformed input, no reason, or a missing
+//! Once resolved, the incident's report is written as HTML and JSON, locked, to the evidence
+//! bucket (`incidents/<id>/report/report.{html,json}`); the output says where (bucket, key,
+//! version).
+//!
+//! Exit 0: resolved. Exit 1: failed, or resolved but the report could not be stored (the
+//! resolution stands; the output says so). Exit 2: malformed input, no reason, or a missing
 //! variable. Exit 3: no such incident. Exit 4: refused (not an approver, a playbook still
 //! running, already resolved).
 
@@ -79,7 +84,15 @@ pub(crate) async fn resolve_as_caller(
         OffsetDateTime::now_utc(),
     )
     .await;
-    crate::release::answer(out, "resolved", result, &caller, args.json, render)
+    crate::release::answer_filed(
+        out,
+        "resolved",
+        result,
+        &caller,
+        args.json,
+        |r: &Resolution| Some(&r.incident_report),
+        render,
+    )
 }
 
 /// The resolution as text.
@@ -96,5 +109,5 @@ pub fn render(r: &Resolution, out: &mut impl Write) -> std::io::Result<()> {
             a.hash, a.seq
         )?;
     }
-    Ok(())
+    crate::release::render_filed(&r.incident_report, out)
 }

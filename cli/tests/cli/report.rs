@@ -1,6 +1,7 @@
 //! `ir report` against the local cloud: an incident recorded through the suite's own code,
-//! printed as text and as JSON; its audit chain edited: printed again, exit 1; an unknown
-//! incident: exit 2 with one line.
+//! printed as text, as JSON (`--json` and `--format json` alike), as Markdown, and written as
+//! HTML with `--out` (never over an existing file without `--force`; a bad path is exit 2); its
+//! audit chain edited: printed again, exit 1; an unknown incident: exit 3 with one line.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -156,6 +157,12 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["incidentId"], json!(id));
     assert_eq!(v["audit"]["verification"]["records"], json!(3));
+    assert_eq!(v["update"]["status"], json!("Contained"));
+    let out = env.ir(&["report", &id, "--format", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), v);
+
+    formats(&env, &id).await;
 
     // Record 0 (triaged) edited: the whole report still printed, then exit 1.
     clients
@@ -189,4 +196,91 @@ async fn prints_a_recorded_incident_and_fails_on_a_broken_chain() {
         stderr(&out),
         format!("ir: no incident {unknown} in table {}\n", names.incidents)
     );
+}
+
+/// `--format md`, `--format html --out FILE` (and `--force`), and what is refused before
+/// anything is read: an existing file, a missing directory, `--json` with another format.
+async fn formats(env: &Env, id: &str) {
+    let out = env.ir(&["report", id, "--format", "md"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(
+        md.starts_with(&format!(
+            "## Incident Update: {id}\n**Status:** Contained  \n**Severity:** Critical  \n**Time detected:** "
+        )),
+        "{md}"
+    );
+    for part in [
+        "### Summary\n",
+        "### Scope\n",
+        "### Actions Taken\n",
+        "### Next Steps\n",
+        "### Timeline\n",
+        "| eni-0abc | security-groups | \\[sg-0app, sg-0ssh\\] | \\[sg-0isolation\\] | applied |",
+        "## Post-Incident Review\nReview not held yet.\n",
+    ] {
+        assert!(md.contains(part), "{part}: {md}");
+    }
+
+    let dir = std::env::temp_dir().join(unique_name("ir-report-out"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("report.html");
+    let path = file.to_str().unwrap();
+    let out = env
+        .ir(&["report", id, "--format", "html", "--out", path])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("report of {id} (html) written to {path} (")),
+        "{}",
+        stdout(&out)
+    );
+    let page = std::fs::read_to_string(&file).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("id=\"timeline\""), "{page}");
+    assert!(page.contains("class=\"mark mark-contained\""), "{page}");
+
+    // Not over the file without --force (exit 2, the file as it was); with it, replaced.
+    std::fs::write(&file, "mine").unwrap();
+    let out = env
+        .ir(&["report", id, "--format", "html", "--out", path])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the file exists (--force replaces it)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    let out = env
+        .ir(&["report", id, "--format", "md", "--out", path, "--force"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("## Incident Update: ")
+    );
+
+    // A directory that does not exist, a directory as the file, --json with another format,
+    // --force without --out: exit 2.
+    let missing = dir.join("no-such-dir").join("r.html");
+    for args in [
+        vec![
+            "report",
+            id,
+            "--format",
+            "html",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+        vec!["report", id, "--out", dir.to_str().unwrap()],
+        vec!["report", id, "--json", "--format", "md"],
+        vec!["report", id, "--force"],
+    ] {
+        let out = env.ir(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!missing.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,6 +4,11 @@
 //! [`resolve_incident`] is `ir resolve`: nothing undone (the resource was rebuilt, terminated, or
 //! the risk accepted), the incident resolved with the reason and its chain anchored
 //! ([`Recorder::resolved_as_is`]).
+//!
+//! Once an incident is resolved, either way, its report is written as HTML and JSON, locked, to
+//! the evidence bucket ([`crate::report::store`]). That write comes after the resolution is
+//! recorded and anchored and never undoes it: its outcome, where the copies are or why they are
+//! not, is part of what the command returns ([`Filed`]).
 
 use ir_core::action::{ActionReport, ContainmentRecord, ReleaseRequest};
 use ir_core::config::Mode;
@@ -16,6 +21,7 @@ use time::OffsetDateTime;
 
 use crate::approval::ApproverPolicy;
 use crate::recorder::{RecordError, Recorded, Recorder, RecorderSettings};
+use crate::report::store::{Filed, store_report};
 use ir_actions::ActionError;
 use ir_aws::Clients;
 use ir_aws::store::{AuditLog, IncidentStore, IsolationHolds, StoreError, TableNames};
@@ -58,6 +64,9 @@ pub struct Released {
     /// Enforce: the `resolved` record and the anchor written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Recorded>,
+    /// Enforce: the incident's report written, locked, to the evidence bucket (or why not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_report: Option<Filed>,
 }
 
 /// Why a release was refused or failed.
@@ -160,6 +169,7 @@ pub async fn release_incident(
         force: req.force,
     };
     let holds = IsolationHolds::new(clients.clone(), names);
+    let (bucket, evidence) = (settings.evidence_bucket.clone(), settings.evidence.clone());
     let recorder = Recorder::new(clients.clone(), names.clone(), settings);
     // Without consent, an enforced release is planned first: a resource gone refuses it before
     // anything is restored, so the incident is never half-released by surprise.
@@ -225,6 +235,7 @@ pub async fn release_incident(
             report,
             not_restored,
             recorded: None,
+            incident_report: None,
         });
     }
     for key in &hold_keys {
@@ -233,6 +244,7 @@ pub async fn release_incident(
     let recorded = recorder
         .released(id, caller_arn, &report, &not_restored, &reason, now)
         .await?;
+    let filed = store_report(clients, names, &bucket, &evidence, id, now).await;
     Ok(Released {
         incident_id: id.to_owned(),
         mode: req.mode,
@@ -242,6 +254,7 @@ pub async fn release_incident(
         report,
         not_restored,
         recorded: Some(recorded),
+        incident_report: Some(filed),
     })
 }
 
@@ -411,6 +424,8 @@ pub struct Resolution {
     /// The containment changes left in place (the incident's records, for whoever rebuilds).
     pub kept: usize,
     pub recorded: Recorded,
+    /// The incident's report written, locked, to the evidence bucket (or why not).
+    pub incident_report: Filed,
 }
 
 /// The step id of an operator's resolution in reports and the audit chain.
@@ -435,9 +450,11 @@ pub async fn resolve_incident(
     let id = req.incident_id.as_str();
     let from = incident.summary.status;
     ended(clients, names, &incident, Ending::Resolve).await?;
+    let (bucket, evidence) = (settings.evidence_bucket.clone(), settings.evidence.clone());
     let recorded = Recorder::new(clients.clone(), names.clone(), settings)
         .resolved_as_is(id, caller_arn, RESOLVE_STEP, reason, now)
         .await?;
+    let filed = store_report(clients, names, &bucket, &evidence, id, now).await;
     tracing::info!(
         incident_id = id,
         by = caller_arn,
@@ -451,5 +468,6 @@ pub async fn resolve_incident(
         status: recorded.status,
         kept: incident.records.len(),
         recorded,
+        incident_report: filed,
     })
 }

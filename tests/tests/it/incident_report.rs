@@ -6,6 +6,10 @@
 //! `ir_incident::release::release_incident` releases: a failure recorded, then the release that
 //! resolves it.
 //!
+//! At resolution (`ir resolve`, an enforced `ir release`) the report is written, locked, to the
+//! evidence bucket: read back, its versions are locked and their content is the report; a key
+//! already holding a report leaves the incident resolved and says so.
+//!
 //! Every test makes its own tables, evidence bucket, topic, state machines and instance under a
 //! `unique_name`, and its own finding id (so its own incident id).
 
@@ -654,10 +658,30 @@ async fn the_report_tells_the_incident_and_survives_a_tampered_chain() -> TestRe
         (&listed.bucket, &listed.key, &listed.version_id),
         (&m.bucket, &m.manifest_key, &m.manifest_version_id)
     );
-    assert_eq!(listed.objects, m.objects);
+    let objects: Vec<_> = listed.objects.iter().map(|o| o.object.clone()).collect();
+    assert_eq!(objects, m.objects);
+    // Each object's retain-until date, as the report computes it, is the one S3 holds.
+    for o in &listed.objects {
+        let head = f
+            .clients
+            .s3()
+            .head_object()
+            .bucket(&f.bucket)
+            .key(&o.object.key)
+            .version_id(&o.object.version_id)
+            .send()
+            .await?;
+        assert_eq!(
+            head.object_lock_retain_until_date().map(|d| d.secs()),
+            o.retain_until.map(OffsetDateTime::unix_timestamp),
+            "{}",
+            o.object.key
+        );
+    }
     let in_manifest: BTreeSet<(String, String, String, u64)> = listed
         .objects
         .iter()
+        .map(|o| &o.object)
         .map(|o| {
             (
                 o.key.clone(),
@@ -929,5 +953,138 @@ async fn a_failed_release_is_recorded_and_the_next_one_resolves_the_incident() -
     assert_eq!(r.status, Status::Resolved);
     let v = r.audit.verification.verified().unwrap();
     assert_eq!((v.records, v.anchors_checked), (chain.len(), 3));
+
+    // And it was stored with the resolution, locked: the same report.
+    let filed = done.incident_report.unwrap();
+    assert!(filed.is_complete(), "{filed:?}");
+    let (page, json) = stored_report(&f, &filed).await;
+    assert_eq!(json, serde_json::to_value(&r)?);
+    assert_eq!(page, report::html::render(&r, now));
+    Ok(())
+}
+
+/// The two copies `filed` names, each read back by version: locked (COMPLIANCE, until the
+/// retention after the write), the bytes their SHA-256 says; returns (HTML, JSON).
+async fn stored_report(f: &Fixture, filed: &report::store::Filed) -> (String, serde_json::Value) {
+    let formats: Vec<&str> = filed.copies.iter().map(|c| c.format.as_str()).collect();
+    assert_eq!(formats, ["html", "json"]);
+    let mut bodies = Vec::new();
+    for c in &filed.copies {
+        assert_eq!(c.bucket, f.bucket);
+        let got = f
+            .clients
+            .s3()
+            .get_object()
+            .bucket(&c.bucket)
+            .key(&c.key)
+            .version_id(&c.version_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.object_lock_mode(),
+            Some(&aws_sdk_s3::types::ObjectLockMode::Compliance),
+            "{}",
+            c.key
+        );
+        let until = got.object_lock_retain_until_date().unwrap().secs();
+        assert_eq!(until, c.retain_until.unix_timestamp(), "{}", c.key);
+        let in_a_day = (OffsetDateTime::now_utc() + Duration::days(1)).unix_timestamp();
+        assert!(
+            (in_a_day - until).abs() < 300,
+            "retention of one day: {until}"
+        );
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(sha256_hex(&bytes), c.sha256, "{}", c.key);
+        assert_eq!(bytes.len() as u64, c.size);
+        bodies.push(String::from_utf8(bytes.to_vec()).unwrap());
+    }
+    let json = serde_json::from_str(&bodies[1]).unwrap();
+    (bodies.swap_remove(0), json)
+}
+
+#[tokio::test]
+async fn a_resolution_stores_the_report_locked_and_a_failure_to_store_it_undoes_nothing()
+-> TestResult {
+    use ir_incident::release::{IncidentResolution, resolve_incident};
+
+    let f = fixture().await;
+    let settings = RecorderSettings {
+        evidence_bucket: f.bucket.clone(),
+        evidence: evidence_config(),
+        slots: ir_incident::recorder::SlotSettings::default(),
+    };
+    let policy = ir_tests::fixtures::lead_policy(&[
+        "arn:aws:iam::123456789012:role/responders/SecurityLead",
+    ]);
+    let incidents = IncidentStore::new(f.clients.clone(), f.names.clone());
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    let resolve = |id: String| {
+        let (clients, names, settings, policy) = (
+            f.clients.clone(),
+            f.names.clone(),
+            settings.clone(),
+            policy.clone(),
+        );
+        async move {
+            let req = IncidentResolution {
+                incident_id: id,
+                reason: "rebuilt from infrastructure code".into(),
+            };
+            resolve_incident(&clients, &names, settings, &policy, &req, ALICE, now).await
+        }
+    };
+
+    // Resolved: both copies stored, locked, and they are the report of the resolved incident.
+    let b = contained_incident(&f).await;
+    let done = resolve(b.incident_id.clone()).await?;
+    assert_eq!(done.status, Status::Resolved);
+    let filed = &done.incident_report;
+    assert!(filed.is_complete(), "{filed:?}");
+    assert_eq!(
+        filed.copies[0].key,
+        format!("incidents/{}/report/report.html", b.incident_id)
+    );
+    let (page, json) = stored_report(&f, filed).await;
+    let r = report::build(&f.clients, &f.names, &f.bucket, &b.incident_id).await?;
+    assert_eq!(r.status, Status::Resolved);
+    assert_eq!(json, serde_json::to_value(&r)?);
+    assert_eq!(json["update"]["status"], "Resolved");
+    assert_eq!(page, report::html::render(&r, now));
+    assert!(page.contains("<svg") && page.contains("id=\"timeline\""));
+    assert!(page.contains("class=\"mark mark-resolved\""), "{page}");
+
+    // A key already holding a report: the incident is resolved all the same, the outcome says
+    // the report was not stored and why, and nothing else was written.
+    let c = contained_incident(&f).await;
+    let taken = report::store::key(&c.incident_id, "html");
+    f.clients
+        .s3()
+        .put_object()
+        .bucket(&f.bucket)
+        .key(&taken)
+        .body(b"someone else's page".to_vec().into())
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .send()
+        .await?;
+    let done = resolve(c.incident_id.clone()).await?;
+    assert_eq!(done.status, Status::Resolved);
+    let stored = incidents.get(&c.incident_id).await?.unwrap();
+    assert_eq!(stored.summary.status, Status::Resolved);
+    let filed = &done.incident_report;
+    assert!(filed.copies.is_empty(), "{filed:?}");
+    let failure = filed.failure.as_ref().unwrap();
+    assert_eq!(failure.error, ErrorName::Conflict);
+    assert!(failure.message.contains(&taken), "{}", failure.message);
+    let json_key = report::store::key(&c.incident_id, "json");
+    let absent = f
+        .clients
+        .s3()
+        .head_object()
+        .bucket(&f.bucket)
+        .key(&json_key)
+        .send()
+        .await;
+    assert!(absent.is_err(), "{json_key} was written: {absent:?}");
     Ok(())
 }

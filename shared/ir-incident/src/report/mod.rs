@@ -1,8 +1,9 @@
 //! The incident as an operator reads it (`ir report INCIDENT`): the incident record, its
 //! timeline and response metrics, the triage decision, every step as the audit chain recorded
 //! it (results with their changes before → after, failures, approval requests and decisions),
-//! the evidence manifests read back from the bucket, and the audit chain verified against its
-//! anchors.
+//! the evidence manifests read back from the bucket, the audit chain verified against its
+//! anchors, the incident update (the seed's template, as notifications build it) and the
+//! post-incident review once one is held.
 //!
 //! [`build`] only reads: `GetItem` on the incidents table, the incident's audit chain (`Query`,
 //! twice: once to read the steps, once inside [`AuditLog::verify`] with the anchors'
@@ -13,6 +14,18 @@
 //! A chain that does not verify, a record that cannot be read and a manifest that cannot be read
 //! are part of the report, stated plainly ([`IncidentReport::problems`]); only an incident that
 //! cannot be read at all is an error.
+//!
+//! The renderings are pure functions of the report (and of a given `now` where time matters):
+//! [`markdown`], [`html`] (one self-contained page) with its SVG [`timeline`]; the JSON is the
+//! report serialized. [`store`] writes the HTML and JSON, locked, to the evidence bucket when an
+//! incident is resolved. Every text that came from a finding, a tag or a person is escaped by
+//! the renderer that prints it.
+
+pub mod format;
+pub mod html;
+pub mod markdown;
+pub mod store;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 
@@ -22,8 +35,10 @@ use ir_core::audit::event::{self, AuditEvent, PlaybookFinished, StepAudit, StepF
 pub use ir_core::audit::event::{EvidenceArtifacts, SnapshotArtifacts, StepArtifacts};
 use ir_core::audit::{AuditRecord, Verified};
 use ir_core::config::Mode;
+use ir_core::evidence::ObjectLockSummary;
 use ir_core::incident::{Status, Timeline};
 use ir_core::playbook::NotApplicable;
+use ir_core::review::Review;
 use ir_core::{Decision, ErrorName, Named, Severity};
 use serde::Serialize;
 use thiserror::Error;
@@ -94,6 +109,52 @@ pub struct IncidentReport {
     pub audit: AuditReport,
     /// Audit records that could not be read as what their action says they are.
     pub notes: Vec<String>,
+    /// The incident update as notifications send it (seed 000's template: status, severity,
+    /// times, summary, scope, actions taken, next steps), built by [`crate::notify::chat_update`].
+    pub update: UpdateSections,
+    /// The post-incident review, once opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// The incident update's sections ([`ir_chat::IncidentUpdate`], as data the report serializes).
+/// Every text is plain, as recorded (finding titles included): renderers escape it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSections {
+    /// As shown: `Contained`, `Resolved`, …
+    pub status: String,
+    /// As shown: `Critical`, `High`, …
+    pub severity: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time_detected: OffsetDateTime,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_contained: Option<OffsetDateTime>,
+    pub summary: String,
+    pub scope: Vec<String>,
+    pub actions_taken: Vec<String>,
+    pub next_steps: Vec<String>,
+    /// The playbook ran in dry-run: nothing was changed.
+    pub dry_run: bool,
+}
+
+impl From<ir_chat::IncidentUpdate> for UpdateSections {
+    fn from(u: ir_chat::IncidentUpdate) -> UpdateSections {
+        UpdateSections {
+            status: u.status,
+            severity: u.severity,
+            time_detected: u.time_detected,
+            time_contained: u.time_contained,
+            summary: u.summary,
+            scope: u.scope,
+            actions_taken: u.actions_taken,
+            next_steps: u.next_steps,
+            dry_run: u.dry_run,
+        }
+    }
 }
 
 /// The incident's resource.
@@ -387,11 +448,43 @@ pub struct ManifestReport {
     pub bucket: String,
     pub key: String,
     pub version_id: String,
+    /// The lock the manifest says its objects were written under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLockSummary>,
     /// The objects the manifest lists (empty when it could not be read).
-    pub objects: Vec<EvidenceObject>,
+    pub objects: Vec<EvidenceItem>,
     /// Why the manifest could not be read, or does not say what the audit chain says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// One evidence object, as its manifest lists it, with the date its lock ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceItem {
+    #[serde(flatten)]
+    pub object: EvidenceObject,
+    /// The retain-until date the object was written with: `collected_at` (the write) plus the
+    /// manifest's retention days, in whole seconds, as the one locked writer computes it.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retain_until: Option<OffsetDateTime>,
+}
+
+impl EvidenceItem {
+    /// `object` with the retain-until date `lock` gives it.
+    pub fn new(object: EvidenceObject, lock: Option<&ObjectLockSummary>) -> EvidenceItem {
+        let retain_until = lock.filter(|l| l.retention_days > 0).and_then(|l| {
+            let until = object.collected_at + time::Duration::days(i64::from(l.retention_days));
+            until.replace_nanosecond(0).ok()
+        });
+        EvidenceItem {
+            object,
+            retain_until,
+        }
+    }
 }
 
 impl ManifestReport {
@@ -521,6 +614,8 @@ pub async fn build(
         Err(e) => return Err(e.into()),
     };
     let digest = digest(&chain, incident.decision.as_ref());
+    // The update as notifications build it; the mode only marks a dry-run playbook.
+    let update = crate::notify::chat_update(&incident, &chain, Mode::Enforce).into();
     let verification = match log.verify(incident_id, bucket).await {
         Ok(v) => Verification::Verified(v),
         Err(e) => Verification::Failed {
@@ -566,6 +661,8 @@ pub async fn build(
             verification,
         },
         notes: digest.notes,
+        update,
+        review: incident.review.clone(),
     })
 }
 
@@ -859,6 +956,7 @@ async fn manifest(
         bucket: a.bucket.clone(),
         key: a.manifest_key.clone(),
         version_id: a.manifest_version_id.clone(),
+        object_lock: None,
         objects: Vec::new(),
         error: None,
     };
@@ -881,7 +979,13 @@ async fn manifest(
             if !wrong.is_empty() {
                 report.error = Some(wrong.join("; "));
             }
-            report.objects = stored.objects;
+            let lock = Some(stored.object_lock).filter(|l| !l.mode.is_empty());
+            report.objects = stored
+                .objects
+                .into_iter()
+                .map(|o| EvidenceItem::new(o, lock.as_ref()))
+                .collect();
+            report.object_lock = lock;
         }
         Err(e) => report.error = Some(e),
     }
