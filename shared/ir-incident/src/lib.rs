@@ -19,4 +19,5 @@ pub mod recorder;
 pub mod release;
 pub mod report;
 pub mod retry;
+pub mod review;
 pub mod slack_decision;
