@@ -29,6 +29,7 @@ use ir_core::review::{
 };
 use ir_core::{ErrorName, Named, Severity};
 use serde::Serialize;
+use thiserror::Error;
 use time::{Date, OffsetDateTime};
 
 use ir_aws::Clients;
@@ -103,6 +104,12 @@ enum Checked {
 }
 
 impl ReviewChange {
+    /// Whether every field is well formed (`InvalidInput` naming the field otherwise): what a
+    /// caller checks before asking AWS anything. [`change_review`] checks again.
+    pub fn check(&self) -> Result<(), ReviewFailure> {
+        self.checked().map(drop).map_err(refused)
+    }
+
     /// Every field checked, before anything is read.
     fn checked(&self) -> Result<Checked, ReviewError> {
         Ok(match self {
@@ -178,12 +185,70 @@ pub struct Reviewed {
     pub anchor: Option<Anchor>,
 }
 
-/// A review refusal as the operator commands' error (exit codes by stable name).
-fn refused(e: ReviewError) -> ReleaseError {
+/// Why a review change was refused or failed.
+#[derive(Debug, Error)]
+pub enum ReviewFailure {
+    /// A malformed incident id, date, item id, Jira key, or text.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The caller holds no role of `notifications.approver_roles`.
+    #[error("{caller} may not change post-incident reviews: {why}")]
+    NotAnApprover { caller: String, why: String },
+    /// No such incident, or no such action item.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The incident or its review is not in a state that allows the change.
+    #[error("refused: {0}")]
+    Conflict(String),
+    /// The incident store, the audit log or the anchor failed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The review was written, but its audit record could not be appended (after the audit
+    /// writer's own retries): the message says what changed.
+    #[error("{0}")]
+    Unaudited(String),
+}
+
+impl Named for ReviewFailure {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            ReviewFailure::InvalidInput(_) => ErrorName::InvalidInput,
+            ReviewFailure::NotAnApprover { .. } => ErrorName::AccessDenied,
+            ReviewFailure::NotFound(_) => ErrorName::NotFound,
+            ReviewFailure::Conflict(_) => ErrorName::Conflict,
+            ReviewFailure::Record(e) => e.error_name(),
+            ReviewFailure::Unaudited(_) => ErrorName::Internal,
+        }
+    }
+}
+
+impl From<ReleaseError> for ReviewFailure {
+    /// The caller's authorization and the incident's read, as `ir resolve` does them.
+    fn from(e: ReleaseError) -> ReviewFailure {
+        match e {
+            ReleaseError::InvalidInput(m) => ReviewFailure::InvalidInput(m),
+            ReleaseError::NotAnApprover { caller, why } => {
+                ReviewFailure::NotAnApprover { caller, why }
+            }
+            ReleaseError::NotFound(m) => ReviewFailure::NotFound(m),
+            ReleaseError::Record(r) => ReviewFailure::Record(r),
+            other @ (ReleaseError::Conflict(_)
+            | ReleaseError::Action(_)
+            | ReleaseError::Gone { .. }) => ReviewFailure::Conflict(other.to_string()),
+        }
+    }
+}
+
+fn store_failed(e: StoreError) -> ReviewFailure {
+    ReviewFailure::Record(RecordError::Store(e))
+}
+
+/// A review refusal as the change's error (exit codes by stable name).
+fn refused(e: ReviewError) -> ReviewFailure {
     match e.error_name() {
-        ErrorName::InvalidInput => ReleaseError::InvalidInput(e.to_string()),
-        ErrorName::NotFound => ReleaseError::NotFound(e.to_string()),
-        _ => ReleaseError::Conflict(e.to_string()),
+        ErrorName::InvalidInput => ReviewFailure::InvalidInput(e.to_string()),
+        ErrorName::NotFound => ReviewFailure::NotFound(e.to_string()),
+        _ => ReviewFailure::Conflict(e.to_string()),
     }
 }
 
@@ -196,14 +261,14 @@ struct Planned {
 }
 
 /// The UTC day the incident was resolved.
-fn resolved_on(incident: &Incident) -> Result<Date, ReleaseError> {
+fn resolved_on(incident: &Incident) -> Result<Date, ReviewFailure> {
     incident
         .summary
         .timeline
         .resolved_at
         .map(|t| t.to_offset(time::UtcOffset::UTC).date())
         .ok_or_else(|| {
-            ReleaseError::Conflict(format!(
+            ReviewFailure::Conflict(format!(
                 "incident {} has no resolution time: no review can be scheduled",
                 incident.summary.incident_id
             ))
@@ -217,7 +282,7 @@ fn plan(
     settings: &PostIncidentReview,
     caller: &str,
     now: OffsetDateTime,
-) -> Result<(Option<(Status, Review)>, Planned), ReleaseError> {
+) -> Result<(Option<(Status, Review)>, Planned), ReviewFailure> {
     let id = current.summary.incident_id.as_str();
     let status = current.summary.status;
     let mut planned = Planned::default();
@@ -230,7 +295,7 @@ fn plan(
                     "incident {id} is {status}: a review is opened once the incident is resolved"
                 )
             };
-            return Err(ReleaseError::Conflict(why));
+            return Err(ReviewFailure::Conflict(why));
         }
         let resolved = resolved_on(current)?;
         let review_date =
@@ -247,12 +312,12 @@ fn plan(
         return Ok((Some((Status::Postmortem, review)), planned));
     }
     let Some(mut review) = current.review.clone() else {
-        return Err(ReleaseError::Conflict(format!(
+        return Err(ReviewFailure::Conflict(format!(
             "incident {id} has no review: open it with `ir review open {id}` once the incident is resolved"
         )));
     };
     if status != Status::Postmortem {
-        return Err(ReleaseError::Conflict(format!(
+        return Err(ReviewFailure::Conflict(format!(
             "incident {id} is {status}, not postmortem: its review cannot change"
         )));
     }
@@ -327,10 +392,10 @@ pub async fn change_review(
     req: &ReviewRequest,
     caller_arn: &str,
     now: OffsetDateTime,
-) -> Result<Reviewed, ReleaseError> {
+) -> Result<Reviewed, ReviewFailure> {
     let (incident_id, change) = (req.incident_id.as_str(), &req.change);
     if !ir_core::correlate::is_incident_id(incident_id) {
-        return Err(ReleaseError::InvalidInput(format!(
+        return Err(ReviewFailure::InvalidInput(format!(
             "`{incident_id}` is not an incident id (inc- followed by 20 hex digits)"
         )));
     }
@@ -339,7 +404,7 @@ pub async fn change_review(
     let store = IncidentStore::new(clients.clone(), names.clone());
     let mut planned = Planned::default();
     // The refusal of the last planning, carried out of the store's update.
-    let mut refusal: Option<ReleaseError> = None;
+    let mut refusal: Option<ReviewFailure> = None;
     let written = store
         .write_review(incident_id, now, |current| {
             match plan(current, &checked, &settings.review, caller_arn, now) {
@@ -361,16 +426,16 @@ pub async fn change_review(
             return Err(match refusal {
                 Some(r) => r,
                 None => match e {
-                    StoreError::NotFound(what) => ReleaseError::NotFound(what),
-                    other => ReleaseError::Record(RecordError::Store(other)),
+                    StoreError::NotFound(what) => ReviewFailure::NotFound(what),
+                    other => store_failed(other),
                 },
             });
         }
     };
     let review = incident.review.clone().ok_or_else(|| {
-        ReleaseError::Record(RecordError::Store(StoreError::Verification(format!(
+        store_failed(StoreError::Verification(format!(
             "incident {incident_id} was written without its review"
-        ))))
+        )))
     })?;
     let Planned {
         event,
@@ -405,9 +470,9 @@ pub async fn change_review(
         .await
         .map_err(|e| {
             tracing::error!(incident_id, by = caller_arn, action, error = %e, "the review changed but its audit record was not written");
-            ReleaseError::Record(RecordError::Store(StoreError::Conflict(format!(
+            ReviewFailure::Unaudited(format!(
                 "the review of {incident_id} changed ({action}) but its audit record was not written: {e}"
-            ))))
+            ))
         })?;
     let anchor_reason = match change {
         ReviewChange::Open { .. } => Some(REVIEW_OPENED),
@@ -426,7 +491,7 @@ pub async fn change_review(
                     now,
                 )
                 .await
-                .map_err(|e| ReleaseError::Record(RecordError::Store(e)))?,
+                .map_err(store_failed)?,
         ),
         None => None,
     };
