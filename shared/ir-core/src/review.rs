@@ -468,6 +468,18 @@ impl Closing {
     }
 }
 
+/// What closing an item says, checked: one line of at most [`MAX_NOTE_CHARS`]; required to drop
+/// an item (why).
+pub fn closing_note(closing: Closing, note: Option<&str>) -> Result<Option<String>, ReviewError> {
+    let note = note
+        .map(|n| one_line("note", n, MAX_NOTE_CHARS))
+        .transpose()?;
+    if closing == Closing::Dropped && note.is_none() {
+        return Err(invalid("note", "say why the item is dropped (--note)"));
+    }
+    Ok(note)
+}
+
 impl Review {
     /// A review opened by `by` at `at`, held on `review_date`, nothing written yet.
     pub fn open(by: &str, at: OffsetDateTime, review_date: Date) -> Review {
@@ -552,12 +564,7 @@ impl Review {
         at: OffsetDateTime,
     ) -> Result<&ActionItem, ReviewError> {
         check_item_id(id)?;
-        let note = note
-            .map(|n| one_line("note", &n, MAX_NOTE_CHARS))
-            .transpose()?;
-        if closing == Closing::Dropped && note.is_none() {
-            return Err(invalid("note", "say why the item is dropped (--note)"));
-        }
+        let note = closing_note(closing, note.as_deref())?;
         let item = self
             .items
             .iter_mut()

@@ -149,7 +149,7 @@ impl ReviewChange {
                 Checked::CloseItem {
                     id: id.clone(),
                     closing: *closing,
-                    note: note.clone(),
+                    note: review::closing_note(*closing, note.as_deref())?,
                 }
             }
             ReviewChange::Close => Checked::Close,
@@ -636,6 +636,16 @@ mod tests {
                 id: "1".into(),
                 closing: Closing::Done,
                 note: None,
+            },
+            ReviewChange::CloseItem {
+                id: "A1".into(),
+                closing: Closing::Dropped,
+                note: None,
+            },
+            ReviewChange::CloseItem {
+                id: "A1".into(),
+                closing: Closing::Done,
+                note: Some("two\nlines".into()),
             },
         ];
         for change in bad {
