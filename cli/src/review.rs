@@ -36,6 +36,8 @@ use ir_incident::review::{
 };
 use time::{Date, OffsetDateTime};
 
+use ir_incident::notify::human_time;
+
 use crate::CliError;
 use crate::release::{print_json, write_error};
 
@@ -495,9 +497,14 @@ pub fn render_review(s: &ReviewShown, today: Date, out: &mut impl Write) -> std:
         "Post-incident review of {} ({}): held on {}",
         s.incident_id, s.status, r.review_date
     )?;
-    writeln!(out, "  opened by {} at {}", r.opened_by, r.opened_at)?;
-    match (&r.closed_at, &r.closed_by) {
-        (Some(at), Some(by)) => writeln!(out, "  closed by {by} at {at}")?,
+    writeln!(
+        out,
+        "  opened by {} at {}",
+        r.opened_by,
+        human_time(r.opened_at)
+    )?;
+    match (r.closed_at, &r.closed_by) {
+        (Some(at), Some(by)) => writeln!(out, "  closed by {by} at {}", human_time(at))?,
         _ => writeln!(out, "  open")?,
     }
     for section in Section::ALL {
