@@ -3,8 +3,9 @@
 //! `ir incidents list [--status S]... [--severity S]... [--since DURATION] [--config FILE]
 //! [--json]`: id, severity, status, resource, account, playbook, age and the response SLA (due
 //! in, breached by, met), from the incidents table's `by-status` index (every open status unless
-//! `--status` says which). `ir incidents show ID [--json]`: the incident report (`ir report`)
-//! and the approvals waiting on it.
+//! `--status` says which). `ir incidents show ID [--json]`: the incident report (`ir report`),
+//! the approvals waiting on it, and its post-incident review: the review date and the open
+//! action items, overdue ones marked.
 //!
 //! Exit 0: listed or shown. Exit 1: a table could not be read, or the shown incident's audit
 //! chain does not verify. Exit 2: a malformed id, status, severity or duration, or a missing
@@ -14,10 +15,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use comfy_table::{Table, presets};
+use ir_aws::store::IncidentStore;
 use ir_aws::store::TableNames;
 use ir_core::incident::Status;
 use ir_core::{Named, Severity};
 use ir_incident::listing::{IncidentFilter, IncidentRow, SlaState};
+use ir_incident::review::ReviewShown;
 use time::{Duration, OffsetDateTime};
 
 use crate::CliError;
@@ -48,7 +51,8 @@ enum Sub {
     /// response SLA. Open ones unless --status says which.
     #[command(after_help = ENV_HELP)]
     List(ListArgs),
-    /// One incident in full (as `ir report`) and the approvals waiting on it.
+    /// One incident in full (as `ir report`), the approvals waiting on it, and its post-incident
+    /// review's date and open action items (overdue ones marked).
     #[command(after_help = ENV_HELP)]
     Show(ShowArgs),
 }
@@ -77,7 +81,7 @@ struct ListArgs {
 struct ShowArgs {
     /// The incident (`inc-` followed by 20 hex digits).
     incident: String,
-    /// Print one JSON object (`report`, `approvals`).
+    /// Print one JSON object (`report`, `approvals`, `review`: null when none is open).
     #[arg(long)]
     json: bool,
 }
@@ -184,11 +188,17 @@ fn show(a: &ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
             ir_incident::listing::waiting_on(&clients, &names, &config, &a.incident, None, now)
                 .await
                 .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
+        let review = IncidentStore::new(clients.clone(), names.clone())
+            .get(&a.incident)
+            .await
+            .map_err(|e| CliError::named(e.error_name(), e.to_string()))?
+            .and_then(|i| ReviewShown::of(&i, now.date()));
         if a.json {
             let report = ir_incident::report::build(&clients, &names, &bucket, &a.incident)
                 .await
                 .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
-            let value = serde_json::json!({ "report": report, "approvals": waiting });
+            let value =
+                serde_json::json!({ "report": report, "approvals": waiting, "review": review });
             let text = serde_json::to_string_pretty(&value)
                 .map_err(|e| CliError::Failed(format!("the incident as JSON: {e}")))?;
             writeln!(out, "{text}").map_err(write_error)?;
@@ -208,6 +218,35 @@ fn show(a: &ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
             writeln!(out, "Approvals waiting:").map_err(write_error)?;
             writeln!(out, "{}", crate::approvals::table(&waiting)).map_err(write_error)?;
         }
+        review_lines(review.as_ref(), now.date(), out).map_err(write_error)?;
         reported
     })
+}
+
+/// The review's date and its open action items, overdue ones marked.
+fn review_lines(
+    review: Option<&ReviewShown>,
+    today: time::Date,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let Some(s) = review else {
+        return writeln!(out, "Post-incident review: none");
+    };
+    let r = &s.review;
+    let state = if r.closed_at.is_some() {
+        "closed"
+    } else {
+        "open"
+    };
+    writeln!(
+        out,
+        "Post-incident review: held on {} ({state}); {} open action item(s), {} overdue",
+        r.review_date,
+        s.open_items.len(),
+        s.overdue_items.len()
+    )?;
+    if !s.open_items.is_empty() {
+        writeln!(out, "{}", crate::review::items_table(r.open_items(), today))?;
+    }
+    Ok(())
 }

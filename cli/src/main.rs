@@ -25,6 +25,7 @@ mod release;
 mod report;
 mod resolve;
 mod retry;
+mod review;
 mod simulate;
 
 use std::io::Write;
@@ -82,6 +83,10 @@ enum Command {
     /// The ingest dead-letter queue: `ir dlq list` shows what could not be ingested and why,
     /// `ir dlq redrive` sends it back to the ingest function.
     Dlq(dlq::Args),
+    /// The post-incident review of a resolved incident, as yourself (an approver): `open`
+    /// (the incident becomes postmortem), `write` its sections, `item add|close` its action
+    /// items, `close` it; `show` one, list the `overdue` action items.
+    Review(review::Args),
 }
 
 /// A failure of a command, with the exit code it maps to (stable; README, "Exit codes"):
@@ -163,6 +168,7 @@ fn main() -> ExitCode {
         Command::Dlq(args) => dlq::run(&args, &mut out),
         Command::Incidents(args) => incidents::run(&args, &mut out),
         Command::Approvals(args) => approvals::run(&args, &mut out),
+        Command::Review(args) => review::run(&args, &mut out),
     };
     match result.and_then(|()| {
         out.flush()

@@ -10,4 +10,5 @@ mod dlq;
 mod playbooks;
 mod report;
 mod resolve;
+mod review;
 mod simulate;

@@ -109,6 +109,8 @@ pub struct Config {
     /// A summary of the open incidents for leadership, every so often.
     #[serde(default)]
     pub leadership_summary: Option<LeadershipSummary>,
+    #[serde(default)]
+    pub post_incident_review: PostIncidentReview,
 }
 
 /// Regulatory regimes: an incident on an asset of one of a regime's data classifications must
@@ -143,6 +145,31 @@ pub struct Regime {
 pub struct LeadershipSummary {
     pub channel: String,
     pub every: ConfigDuration,
+}
+
+/// The post-incident review (`post_incident_review`): when it is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostIncidentReview {
+    /// The review is held this many days after the incident was resolved (1 to 30; the seed
+    /// says 3 to 5), unless `ir review open --date` names the day.
+    #[serde(default = "d_after_days")]
+    pub after_days: u32,
+}
+
+/// The shortest and longest wait, in days, before a post-incident review.
+pub const REVIEW_AFTER_DAYS: std::ops::RangeInclusive<u32> = 1..=30;
+
+fn d_after_days() -> u32 {
+    3
+}
+
+impl Default for PostIncidentReview {
+    fn default() -> Self {
+        PostIncidentReview {
+            after_days: d_after_days(),
+        }
+    }
 }
 
 /// Evidence collection settings (bucket names come from the deployment).
@@ -731,6 +758,17 @@ impl Config {
         }
         self.check_roles(&mut problem);
         self.check_clocks(&mut problem);
+        let after = self.post_incident_review.after_days;
+        if !REVIEW_AFTER_DAYS.contains(&after) {
+            problem(
+                "/post_incident_review/after_days".into(),
+                format!(
+                    "the review is held {} to {} days after resolution, not {after}",
+                    REVIEW_AFTER_DAYS.start(),
+                    REVIEW_AFTER_DAYS.end()
+                ),
+            );
+        }
         out
     }
 
@@ -928,6 +966,50 @@ mod tests {
             p.iter()
                 .any(|p| p.path == "/orchestrator" && p.message.contains("dry_run_defualt")),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn the_review_wait_is_one_to_thirty_days_and_says_where() {
+        let c = Config::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+        assert_eq!(c.post_incident_review.after_days, 3);
+        // Absent: the default.
+        let without = DEFAULT_CONFIG_YAML
+            .split("\npost_incident_review:")
+            .next()
+            .unwrap();
+        let c = Config::from_yaml(without).unwrap();
+        assert_eq!(c.post_incident_review, PostIncidentReview::default());
+        let c = Config::from_yaml(&with("  after_days: 3", "  after_days: 30")).unwrap();
+        assert_eq!(c.post_incident_review.after_days, 30);
+        for bad in ["0", "31", "-2", "three"] {
+            let p = problems(&with("  after_days: 3", &format!("  after_days: {bad}")));
+            assert!(
+                p.iter()
+                    .any(|p| p.path == "/post_incident_review/after_days"),
+                "{bad}: {p:?}"
+            );
+        }
+        let p = problems(&with(
+            "  after_days: 3",
+            "  after_days: 3\n  before_days: 1",
+        ));
+        assert!(
+            p.iter()
+                .any(|p| p.path == "/post_incident_review" && p.message.contains("before_days")),
+            "{p:?}"
+        );
+        // Without the schema pass (the embedded config's path), the meaning check still refuses.
+        let text = with("  after_days: 3", "  after_days: 45");
+        let value: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let refused = Config::checked(value, false).unwrap_err();
+        assert!(
+            refused
+                .problems()
+                .iter()
+                .any(|p| p.path == "/post_incident_review/after_days"
+                    && p.message.contains("1 to 30")),
+            "{refused}"
         );
     }
 

@@ -1,7 +1,8 @@
 //! Announcements: every incident update goes to its Slack channel as it happens — opened,
 //! triaged, approval requested (with the plan and Approve/Reject buttons), each escalation, each
 //! decision (the approval message is updated with who decided), each step done or failed,
-//! contained or stopped, resolved — and each clock alert to the channel that must know
+//! contained or stopped, resolved, the post-incident review opened, its action items, closed —
+//! and each clock alert to the channel that must know
 //! (regulatory reminders to the legal/compliance channel, an SLA breach to the incident's and
 //! the leadership channel).
 //!
@@ -421,7 +422,41 @@ fn plan(config: &Config, incident: &Incident, chain: &[AuditRecord], index: usiz
                 });
             }
         }
-        AuditEvent::Repeated(_)
+        AuditEvent::ReviewOpened(r) => to_incident(
+            &mut out,
+            format!(
+                "Post-incident review opened by {}: held {}",
+                person(&r.by, ""),
+                r.review_date
+            ),
+        ),
+        AuditEvent::ReviewItemAdded(a) => to_incident(
+            &mut out,
+            format!(
+                "Action item {}: {} (owner {}, due {})",
+                a.item.id, a.item.title, a.item.owner, a.item.due
+            ),
+        ),
+        AuditEvent::ReviewItemClosed(c) => to_incident(
+            &mut out,
+            format!(
+                "Action item {} {} by {}",
+                c.id,
+                c.status.as_str(),
+                person(&c.by, "")
+            ),
+        ),
+        AuditEvent::ReviewClosed(c) => to_incident(
+            &mut out,
+            format!(
+                "Post-incident review closed by {}: {} action item(s), {} still open",
+                person(&c.by, ""),
+                c.items,
+                c.open_items.len()
+            ),
+        ),
+        AuditEvent::ReviewWritten(_)
+        | AuditEvent::Repeated(_)
         | AuditEvent::Attached(_)
         | AuditEvent::TriageStarted(_)
         | AuditEvent::PlaybookQueued(_)

@@ -21,4 +21,5 @@ pub mod recorder;
 pub mod release;
 pub mod report;
 pub mod retry;
+pub mod review;
 pub mod slack_decision;

@@ -33,6 +33,7 @@ mod queue;
 mod red_team;
 mod release_containment;
 mod responder;
+mod review;
 mod slack_session;
 mod snapshot_volumes;
 mod state_machines;

@@ -20,7 +20,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use thiserror::Error;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::action::{Change, ChangeStatus, Outcome, SnapshotRef};
 use crate::approval::Verdict;
@@ -29,6 +29,7 @@ use crate::config::{Mode, OnExhausted};
 use crate::event::{ResourceKind, Source};
 use crate::incident::Status;
 use crate::playbook::{NotApplicable, PlannedStep};
+use crate::review::{ActionItem, ItemStatus, Section};
 use crate::score::ScoreBreakdown;
 use crate::severity::Severity;
 use crate::sla::SlaDecision;
@@ -60,6 +61,11 @@ pub mod actions {
     pub const RESOLVED: &str = "resolved";
     pub const RELEASE_FAILED: &str = "release-failed";
     pub const CLOCK_ALERT: &str = "clock-alert";
+    pub const REVIEW_OPENED: &str = "review-opened";
+    pub const REVIEW_WRITTEN: &str = "review-written";
+    pub const REVIEW_ITEM_ADDED: &str = "review-item-added";
+    pub const REVIEW_ITEM_CLOSED: &str = "review-item-closed";
+    pub const REVIEW_CLOSED: &str = "review-closed";
 }
 
 /// One audit event: what happened and its detail.
@@ -113,6 +119,17 @@ pub enum AuditEvent {
     /// `clock-alert`: a regulatory deadline's reminder or breach, or the response SLA's breach
     /// (the clocks checker; announced to the channels that must know).
     ClockAlert(ClockAlert),
+    /// `review-opened`: the post-incident review scheduled, the incident in postmortem (under
+    /// the operator).
+    ReviewOpened(ReviewOpened),
+    /// `review-written`: sections of the review written (under the operator).
+    ReviewWritten(ReviewWritten),
+    /// `review-item-added`: an action item (under the operator).
+    ReviewItemAdded(ReviewItemAdded),
+    /// `review-item-closed`: an action item done or dropped (under the operator).
+    ReviewItemClosed(ReviewItemClosed),
+    /// `review-closed`: every section written, the review final (under the operator).
+    ReviewClosed(ReviewClosed),
     /// An action this version does not know, kept as it was stored.
     Other { action: String, detail: Value },
 }
@@ -719,6 +736,84 @@ pub struct ClockAlert {
 /// The response SLA's clock id in a [`ClockAlert`].
 pub const SLA_CLOCK: &str = "sla";
 
+/// `review-opened`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewOpened {
+    pub by: String,
+    /// The day the review is held.
+    #[serde(with = "crate::review::iso_date")]
+    pub review_date: Date,
+    /// The day the incident was resolved.
+    #[serde(with = "crate::review::iso_date")]
+    pub resolved_on: Date,
+    /// The review date was named by the operator (`--date`), not computed from
+    /// `post_incident_review.after_days`.
+    pub date_given: bool,
+    /// The status the incident was moved from (`resolved`) and to (`postmortem`).
+    pub from: Status,
+    pub status: Status,
+}
+
+/// One section as written: its name, the SHA-256 of its text and its length (the text itself
+/// is on the incident).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenSection {
+    pub section: Section,
+    pub sha256: String,
+    pub chars: usize,
+}
+
+impl WrittenSection {
+    /// `text` written in `section`.
+    pub fn of(section: Section, text: &str) -> WrittenSection {
+        use sha2::{Digest, Sha256};
+        WrittenSection {
+            section,
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            chars: text.chars().count(),
+        }
+    }
+}
+
+/// `review-written`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewWritten {
+    pub by: String,
+    /// The sections whose text changed.
+    pub sections: Vec<WrittenSection>,
+}
+
+/// `review-item-added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItemAdded {
+    pub by: String,
+    pub item: ActionItem,
+}
+
+/// `review-item-closed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItemClosed {
+    pub by: String,
+    pub id: String,
+    /// `done` or `dropped`.
+    pub status: ItemStatus,
+    /// What closing it says (done how, or why dropped).
+    #[serde(default)]
+    pub resolution: Option<String>,
+}
+
+/// `review-closed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewClosed {
+    pub by: String,
+    /// The items still open, tracked on after the review (their ids).
+    pub open_items: Vec<String>,
+    /// How many items the review holds.
+    pub items: usize,
+}
+
 fn read<T: DeserializeOwned>(action: &str, detail: &Value) -> Result<T, EventError> {
     T::deserialize(detail).map_err(|e| EventError::Unreadable {
         action: action.to_owned(),
@@ -770,6 +865,11 @@ impl AuditEvent {
             AuditEvent::Resolved(_) => RESOLVED,
             AuditEvent::ReleaseFailed(_) => RELEASE_FAILED,
             AuditEvent::ClockAlert(_) => CLOCK_ALERT,
+            AuditEvent::ReviewOpened(_) => REVIEW_OPENED,
+            AuditEvent::ReviewWritten(_) => REVIEW_WRITTEN,
+            AuditEvent::ReviewItemAdded(_) => REVIEW_ITEM_ADDED,
+            AuditEvent::ReviewItemClosed(_) => REVIEW_ITEM_CLOSED,
+            AuditEvent::ReviewClosed(_) => REVIEW_CLOSED,
             AuditEvent::Other { action, .. } => return Cow::Borrowed(action.as_str()),
         })
     }
@@ -800,6 +900,11 @@ impl AuditEvent {
             AuditEvent::Resolved(x) => serde_json::to_value(x),
             AuditEvent::ReleaseFailed(x) => serde_json::to_value(x),
             AuditEvent::ClockAlert(x) => serde_json::to_value(x),
+            AuditEvent::ReviewOpened(x) => serde_json::to_value(x),
+            AuditEvent::ReviewWritten(x) => serde_json::to_value(x),
+            AuditEvent::ReviewItemAdded(x) => serde_json::to_value(x),
+            AuditEvent::ReviewItemClosed(x) => serde_json::to_value(x),
+            AuditEvent::ReviewClosed(x) => serde_json::to_value(x),
             AuditEvent::Other { detail, .. } => Ok(detail.clone()),
         };
         written.map_err(|e| EventError::Unwritable {
@@ -844,6 +949,11 @@ impl AuditEvent {
             RESOLVED => AuditEvent::Resolved(read(action, detail)?),
             RELEASE_FAILED => AuditEvent::ReleaseFailed(read(action, detail)?),
             CLOCK_ALERT => AuditEvent::ClockAlert(read(action, detail)?),
+            REVIEW_OPENED => AuditEvent::ReviewOpened(read(action, detail)?),
+            REVIEW_WRITTEN => AuditEvent::ReviewWritten(read(action, detail)?),
+            REVIEW_ITEM_ADDED => AuditEvent::ReviewItemAdded(read(action, detail)?),
+            REVIEW_ITEM_CLOSED => AuditEvent::ReviewItemClosed(read(action, detail)?),
+            REVIEW_CLOSED => AuditEvent::ReviewClosed(read(action, detail)?),
             other => AuditEvent::Other {
                 action: other.to_owned(),
                 detail: detail.clone(),
@@ -878,7 +988,12 @@ impl AuditEvent {
             | AuditEvent::Triaged(_)
             | AuditEvent::PlaybookFinished(_)
             | AuditEvent::PlaybookQueued(_)
-            | AuditEvent::PlaybookDequeued(_) => None,
+            | AuditEvent::PlaybookDequeued(_)
+            | AuditEvent::ReviewOpened(_)
+            | AuditEvent::ReviewWritten(_)
+            | AuditEvent::ReviewItemAdded(_)
+            | AuditEvent::ReviewItemClosed(_)
+            | AuditEvent::ReviewClosed(_) => None,
         }
     }
 
@@ -930,6 +1045,51 @@ mod tests {
         round_trip(
             "approval-refused",
             json!({"step": "s", "decision": "approved", "why": "two-person rule", "requester": "r"}),
+        );
+    }
+
+    #[test]
+    fn the_review_events_read_back_as_written() {
+        let e = round_trip(
+            "review-opened",
+            json!({"by": "arn:aws:sts::1:assumed-role/R/alice", "reviewDate": "2026-04-27", "resolvedOn": "2026-04-24", "dateGiven": false, "from": "resolved", "status": "postmortem"}),
+        );
+        assert!(
+            matches!(&e, AuditEvent::ReviewOpened(o) if o.review_date.day() == 27 && o.status == Status::Postmortem)
+        );
+        assert_eq!(e.step(), None);
+        let written = AuditEvent::ReviewWritten(ReviewWritten {
+            by: "b".into(),
+            sections: vec![WrittenSection::of(Section::RootCause, "an open port")],
+        });
+        let detail = written.detail().unwrap();
+        assert_eq!(detail["sections"][0]["section"], "root-cause");
+        assert_eq!(detail["sections"][0]["chars"], 12);
+        assert_eq!(
+            detail["sections"][0]["sha256"].as_str().map(str::len),
+            Some(64)
+        );
+        round_trip("review-written", detail);
+        let e = round_trip(
+            "review-item-added",
+            json!({"by": "b", "item": {"id": "A1", "title": "Close port 22", "owner": "team-web", "due": "2026-05-01", "status": "open", "jiraKey": "SEC-42", "addedBy": "b", "addedAt": "2026-04-27T10:00:00Z", "closedAt": null, "closedBy": null, "resolution": null}}),
+        );
+        assert!(matches!(&e, AuditEvent::ReviewItemAdded(a) if a.item.id == "A1"));
+        round_trip(
+            "review-item-closed",
+            json!({"by": "b", "id": "A1", "status": "dropped", "resolution": "moved to SEC-43"}),
+        );
+        round_trip(
+            "review-closed",
+            json!({"by": "b", "openItems": ["A2"], "items": 2}),
+        );
+        let wrong = AuditEvent::read(
+            "review-item-closed",
+            &json!({"by": "b", "id": "A1", "status": "finished"}),
+        );
+        assert!(
+            matches!(wrong, Err(EventError::Unreadable { .. })),
+            "{wrong:?}"
         );
     }
 

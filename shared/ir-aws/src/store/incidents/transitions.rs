@@ -1,5 +1,5 @@
-//! An incident's life: status transitions, the triage decision, containment records and the
-//! last error, each one optimistic update.
+//! An incident's life: status transitions, the triage decision, containment records, the last
+//! error and the post-incident review, each one optimistic update.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -9,6 +9,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ir_core::action::ContainmentRecord;
 use ir_core::contracts::Decision;
 use ir_core::incident::Status;
+use ir_core::review::Review;
 use time::OffsetDateTime;
 
 use super::tx::{TX, TxError, update_in_tx};
@@ -151,6 +152,41 @@ impl IncidentStore {
                 step: step.to_owned(),
                 message: message.to_owned(),
             });
+            Ok(Some(next))
+        })
+        .await
+    }
+
+    /// Writes the incident's post-incident review as `plan` computes it from the incident as read
+    /// (strongly consistent), with the status `plan` says, in one write conditional on the
+    /// version read. A lost race reads the incident again and plans again from what the other
+    /// writer left, so a concurrent change (another's item, a section) is never overwritten.
+    /// `plan` returning `None`, or what is stored already, writes nothing. A status change
+    /// `Status::can_become` refuses is `IllegalTransition`; the review never resolves an incident.
+    pub async fn write_review<F>(
+        &self,
+        incident_id: &str,
+        at: OffsetDateTime,
+        mut plan: F,
+    ) -> Result<Incident, StoreError>
+    where
+        F: FnMut(&Incident) -> Result<Option<(Status, Review)>, StoreError>,
+    {
+        self.update(incident_id, at, |current| {
+            let Some((status, review)) = plan(current)? else {
+                return Ok(None);
+            };
+            let from = current.summary.status;
+            if status != from && (!from.can_become(status) || status == Status::Resolved) {
+                return Err(StoreError::IllegalTransition {
+                    incident_id: incident_id.to_owned(),
+                    from,
+                    to: status,
+                });
+            }
+            let mut next = current.clone();
+            next.summary.status = status;
+            next.review = Some(review);
             Ok(Some(next))
         })
         .await
