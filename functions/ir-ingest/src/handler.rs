@@ -151,6 +151,28 @@ mod tests {
     }
 
     #[test]
+    fn guardduty_status_events_are_refused_by_name_and_the_ocsf_copy_is_a_duplicate() {
+        let health = sample("guardduty-ssh-bruteforce.json").replacen(
+            "\"GuardDuty Finding\"",
+            "\"GuardDuty Runtime Protection Unhealthy\"",
+            1,
+        );
+        let e = run(&health).unwrap_err();
+        assert!(
+            matches!(&e, IngestError::Input(i) if i.code() == "not-a-finding"),
+            "{e}"
+        );
+        assert_eq!(ir_lambda::failure(&e).error_type, "InvalidInput");
+        let direct = run(&sample("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+        let ocsf = run(&sample("securityhub-ocsf-guardduty-bitcoin.json")).unwrap();
+        assert!(ocsf.incidents.is_empty());
+        assert_eq!(
+            ocsf.skipped[0].incident_id.as_deref(),
+            Some(direct.incidents[0].incident_id.as_str())
+        );
+    }
+
+    #[test]
     fn store_and_step_functions_failures_keep_their_names() {
         use ir_aws::store::StoreError;
         let cases = [

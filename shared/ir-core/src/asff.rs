@@ -311,8 +311,10 @@ pub(crate) fn normalize_batch(
             });
             continue;
         }
+        // Keyed in the resource's account (`AwsAccountId`), as the direct copy is on its
+        // `accountId`: the ARN of an organization's finding may name the administrator's.
         if is_guardduty(&f)
-            && let Some(key) = guardduty::key_from_arn(&id)
+            && let Some(key) = guardduty::key_from_arn(&id, f.aws_account_id.as_deref())
         {
             let incident = incident_id(&key);
             skipped.push(Skipped {
@@ -390,6 +392,7 @@ fn event(
         count: 1,
         indicators,
         sample: f.sample.is_some_and(|s| s.0),
+        notes: Vec::new(),
         raw: raw.to_owned(),
     })
 }

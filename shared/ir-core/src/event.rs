@@ -269,6 +269,10 @@ pub struct SecurityEvent {
     /// A generated sample finding (`service.additionalInfo.sample: true`, or ASFF `Sample: true`).
     #[serde(default)]
     pub sample: bool,
+    /// What the normalizer noticed and tolerated (a finding ARN naming another account than the
+    /// resource's, a network interface with no id left out, …). Carried to triage with the event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The finding exactly as delivered.
     pub raw: Box<RawValue>,
 }

@@ -253,33 +253,65 @@ pub fn finding_key(account: &str, region: &str, finding_id: &str) -> String {
     format!("guardduty:{account}:{region}:{finding_id}")
 }
 
-/// The canonical key from a GuardDuty finding ARN
+/// The parts of a GuardDuty finding ARN
 /// (`arn:aws:guardduty:<region>:<account>:detector/<detector>/finding/<id>`), if it is one.
-pub fn key_from_arn(arn: &str) -> Option<String> {
-    let Some(Arn {
-        service: "guardduty",
-        region,
-        account,
-        resource,
-        ..
-    }) = Arn::parse(arn)
-    else {
-        return None;
-    };
-    let mut segments = resource.split('/');
-    let (Some("detector"), Some(_detector), Some("finding"), Some(id), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
-        return None;
-    };
-    if region.is_empty() || account.is_empty() || id.is_empty() {
-        return None;
+///
+/// In an organization the ARN of a finding delivered to the GuardDuty administrator account may
+/// name another account and detector than the resource's (`accountId`); correlation keys are
+/// therefore built from the resource's account, region and the finding id (see
+/// [`finding_key`]), never from the ARN's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FindingArn<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub detector: &'a str,
+    pub finding_id: &'a str,
+}
+
+impl<'a> FindingArn<'a> {
+    pub fn parse(arn: &'a str) -> Option<FindingArn<'a>> {
+        let Some(Arn {
+            service: "guardduty",
+            region,
+            account,
+            resource,
+            ..
+        }) = Arn::parse(arn)
+        else {
+            return None;
+        };
+        let mut segments = resource.split('/');
+        let (Some("detector"), Some(detector), Some("finding"), Some(finding_id), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return None;
+        };
+        if region.is_empty() || account.is_empty() || detector.is_empty() || finding_id.is_empty() {
+            return None;
+        }
+        Some(FindingArn {
+            region,
+            account,
+            detector,
+            finding_id,
+        })
     }
-    Some(finding_key(account, region, id))
+}
+
+/// The canonical key of a GuardDuty finding named by its ARN, in the resource's account when
+/// the copy says which (`resource_account`: ASFF `AwsAccountId`, OCSF `cloud.account.uid`) and
+/// the ARN's account otherwise. `None` when `arn` is not a GuardDuty finding ARN.
+pub fn key_from_arn(arn: &str, resource_account: Option<&str>) -> Option<String> {
+    let parts = FindingArn::parse(arn)?;
+    let account = resource_account
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .unwrap_or(parts.account);
+    Some(finding_key(account, parts.region, parts.finding_id))
 }
 
 const LOC: &str = "detail";
@@ -295,14 +327,12 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
         .ok_or_else(|| InputError::finding("detail.severity", "missing required field"))?;
     let label =
         Severity::from_guardduty(value).map_err(|m| InputError::finding("detail.severity", m))?;
-    if let Some(arn) = f.arn.as_deref()
-        && let Some(key) = key_from_arn(arn)
-        && key != finding_key(account, region, finding_id)
-    {
-        return Err(InputError::finding(
-            "detail.arn",
-            format!("`{arn}` does not name finding `{finding_id}`"),
-        ));
+    // The ARN is not needed: the finding is triaged and keyed on `accountId` (the resource's
+    // account). A delegated administrator's copy names its own account and detector; anything
+    // else that disagrees is noted, never a reason to drop the finding.
+    let mut notes = Vec::new();
+    if let Some(arn) = f.arn.as_deref() {
+        notes.extend(arn_note(arn, account, region, finding_id));
     }
     if f.service
         .as_ref()
@@ -319,7 +349,7 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
     let res = f
         .resource
         .ok_or_else(|| InputError::finding("detail.resource", "missing required field"))?;
-    let (resource, tags) = resource(res)?;
+    let (resource, tags) = resource(res, finding_id, &mut notes)?;
     let service = f.service;
     let (count, first_seen, last_seen, sample, indicators) = match &service {
         Some(s) => (
@@ -359,8 +389,29 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
         count,
         indicators,
         sample,
+        notes,
         raw: detail.to_owned(),
     }))
+}
+
+/// What a finding ARN that disagrees with the finding says, if it does.
+fn arn_note(arn: &str, account: &str, region: &str, finding_id: &str) -> Option<String> {
+    let Some(parts) = FindingArn::parse(arn) else {
+        return Some(format!(
+            "detail.arn `{arn}` is not a GuardDuty finding ARN: ignored"
+        ));
+    };
+    if parts.finding_id != finding_id || parts.region != region {
+        return Some(format!(
+            "detail.arn `{arn}` does not name finding `{finding_id}` in {region}: ignored, the finding is keyed on its id, accountId and region"
+        ));
+    }
+    (parts.account != account).then(|| {
+        format!(
+            "finding ARN names account {} (detector {}), not the resource's account {account}: a copy delivered to a GuardDuty administrator account; triaged in {account}",
+            parts.account, parts.detector
+        )
+    })
 }
 
 fn tags(list: Option<Vec<Tag<'_>>>) -> BTreeMap<String, String> {
@@ -379,7 +430,23 @@ fn owned(s: Str<'_>) -> Option<String> {
     s.map(Cow::into_owned).filter(|s| !s.is_empty())
 }
 
-fn resource(r: GdResource<'_>) -> Result<(Resource, BTreeMap<String, String>), InputError> {
+/// A resource the finding names without saying which: kept under the finding's own id, so that
+/// it never correlates with another finding's unidentified resource.
+fn unidentified(resource_type: &str, finding_id: &str, notes: &mut Vec<String>) -> Resource {
+    notes.push(format!(
+        "resource of type {resource_type} carries no identifier: kept as `finding/{finding_id}`"
+    ));
+    Resource::Other(OtherResource {
+        resource_type: resource_type.to_owned(),
+        id: format!("finding/{finding_id}"),
+    })
+}
+
+fn resource(
+    r: GdResource<'_>,
+    finding_id: &str,
+    notes: &mut Vec<String>,
+) -> Result<(Resource, BTreeMap<String, String>), InputError> {
     let resource_type = required(
         r.resource_type.as_deref(),
         "detail.resource",
@@ -388,35 +455,52 @@ fn resource(r: GdResource<'_>) -> Result<(Resource, BTreeMap<String, String>), I
     .to_owned();
     match resource_type.as_str() {
         "Instance" => {
-            let d = r.instance_details.ok_or_else(|| {
-                InputError::finding(
-                    "detail.resource.instanceDetails",
-                    "missing for resourceType Instance",
-                )
-            })?;
-            Ok((
-                Resource::Ec2Instance(instance(
-                    d.instance_id,
+            let Some(d) = r.instance_details else {
+                return Ok((
+                    unidentified(&resource_type, finding_id, notes),
+                    BTreeMap::new(),
+                ));
+            };
+            let tags = tags(d.tags);
+            let resource = match owned(d.instance_id) {
+                Some(instance_id) => Resource::Ec2Instance(instance(
+                    instance_id,
                     d.image_id,
                     d.launch_time,
                     d.iam_instance_profile,
                     d.network_interfaces,
-                )?),
-                tags(d.tags),
-            ))
+                    notes,
+                )),
+                None => unidentified(&resource_type, finding_id, notes),
+            };
+            Ok((resource, tags))
         }
         "AccessKey" => {
-            let d = r.access_key_details.ok_or_else(|| {
-                InputError::finding(
-                    "detail.resource.accessKeyDetails",
-                    "missing for resourceType AccessKey",
-                )
-            })?;
-            let loc = "detail.resource.accessKeyDetails";
-            let user_name = required(d.user_name.as_deref(), loc, "userName")?.to_owned();
+            let tags = r.instance_details.map(|i| tags(i.tags)).unwrap_or_default();
+            let Some(d) = r.access_key_details else {
+                return Ok((unidentified(&resource_type, finding_id, notes), tags));
+            };
             let access_key_id = owned(d.access_key_id);
             let principal_id = owned(d.principal_id);
-            let tags = r.instance_details.map(|i| tags(i.tags)).unwrap_or_default();
+            let Some(user_name) = owned(d.user_name) else {
+                // No name to act on: kept under the key or principal the finding gives.
+                let resource = match access_key_id.clone().or(principal_id.clone()) {
+                    Some(id) => {
+                        notes.push(format!(
+                            "access key details carry no userName: kept as `{id}`"
+                        ));
+                        Resource::Other(OtherResource {
+                            resource_type: format!(
+                                "AccessKey/{}",
+                                d.user_type.as_deref().unwrap_or("unknown")
+                            ),
+                            id,
+                        })
+                    }
+                    None => unidentified(&resource_type, finding_id, notes),
+                };
+                return Ok((resource, tags));
+            };
             let resource = match d.user_type.as_deref() {
                 Some("IAMUser") => Resource::IamUser(IamUser {
                     user_name,
@@ -436,50 +520,44 @@ fn resource(r: GdResource<'_>) -> Result<(Resource, BTreeMap<String, String>), I
             Ok((resource, tags))
         }
         "S3Bucket" => {
-            let first = r
-                .s3_bucket_details
-                .and_then(|v| v.into_iter().next())
-                .ok_or_else(|| {
-                    InputError::finding(
-                        "detail.resource.s3BucketDetails",
-                        "missing for resourceType S3Bucket",
-                    )
-                })?;
-            let bucket_name = required(
-                first.name.as_deref(),
-                "detail.resource.s3BucketDetails[0]",
-                "name",
-            )?
-            .to_owned();
-            Ok((
-                Resource::S3Bucket(S3Bucket {
-                    bucket_name,
-                    arn: owned(first.arn),
-                }),
-                tags(first.tags),
-            ))
+            let first = r.s3_bucket_details.and_then(|v| v.into_iter().next());
+            match first {
+                Some(b) => match owned(b.name) {
+                    Some(bucket_name) => Ok((
+                        Resource::S3Bucket(S3Bucket {
+                            bucket_name,
+                            arn: owned(b.arn),
+                        }),
+                        tags(b.tags),
+                    )),
+                    None => Ok((
+                        unidentified(&resource_type, finding_id, notes),
+                        tags(b.tags),
+                    )),
+                },
+                None => Ok((
+                    unidentified(&resource_type, finding_id, notes),
+                    BTreeMap::new(),
+                )),
+            }
         }
         "EKSCluster" => {
-            let d = r.eks_cluster_details.ok_or_else(|| {
-                InputError::finding(
-                    "detail.resource.eksClusterDetails",
-                    "missing for resourceType EKSCluster",
-                )
-            })?;
-            let cluster_name = required(
-                d.name.as_deref(),
-                "detail.resource.eksClusterDetails",
-                "name",
-            )?
-            .to_owned();
-            Ok((
-                Resource::EksCluster(EksCluster {
+            let Some(d) = r.eks_cluster_details else {
+                return Ok((
+                    unidentified(&resource_type, finding_id, notes),
+                    BTreeMap::new(),
+                ));
+            };
+            let tags = tags(d.tags);
+            let resource = match owned(d.name) {
+                Some(cluster_name) => Resource::EksCluster(EksCluster {
                     cluster_name,
                     arn: owned(d.arn),
                     vpc_id: owned(d.vpc_id),
                 }),
-                tags(d.tags),
-            ))
+                None => unidentified(&resource_type, finding_id, notes),
+            };
+            Ok((resource, tags))
         }
         _ => {
             let id = r
@@ -491,34 +569,35 @@ fn resource(r: GdResource<'_>) -> Result<(Resource, BTreeMap<String, String>), I
                         .as_ref()
                         .and_then(|d| d.user_name.as_deref())
                 })
-                .unwrap_or("unknown")
-                .to_owned();
-            Ok((
-                Resource::Other(OtherResource { resource_type, id }),
-                BTreeMap::new(),
-            ))
+                .filter(|id| !id.trim().is_empty())
+                .map(str::to_owned);
+            let resource = match id {
+                Some(id) => Resource::Other(OtherResource { resource_type, id }),
+                None => unidentified(&resource_type, finding_id, notes),
+            };
+            Ok((resource, BTreeMap::new()))
         }
     }
 }
 
 fn instance(
-    instance_id: Str<'_>,
+    instance_id: String,
     image_id: Str<'_>,
     launch_time: Option<LenientTime>,
     profile: Option<InstanceProfile<'_>>,
     enis: Option<Vec<Eni<'_>>>,
-) -> Result<Ec2Instance, InputError> {
-    let loc = "detail.resource.instanceDetails";
-    let instance_id = required(instance_id.as_deref(), loc, "instanceId")?.to_owned();
+    notes: &mut Vec<String>,
+) -> Ec2Instance {
     let mut network_interfaces = Vec::new();
     for (i, e) in enis.unwrap_or_default().into_iter().enumerate() {
-        let eni_loc = format!("{loc}.networkInterfaces[{i}]");
-        let network_interface_id = required(
-            e.network_interface_id.as_deref(),
-            &eni_loc,
-            "networkInterfaceId",
-        )?
-        .to_owned();
+        // An interface with no id cannot be isolated by id: left out, and said so. Every other
+        // field of an interface is optional.
+        let Some(network_interface_id) = owned(e.network_interface_id) else {
+            notes.push(format!(
+                "detail.resource.instanceDetails.networkInterfaces[{i}] has no networkInterfaceId: left out"
+            ));
+            continue;
+        };
         network_interfaces.push(NetworkInterface {
             network_interface_id,
             vpc_id: owned(e.vpc_id),
@@ -541,18 +620,19 @@ fn instance(
                 .unwrap_or_default()
                 .into_iter()
                 .map(Cow::into_owned)
+                .filter(|a| !a.is_empty())
                 .collect(),
         });
     }
-    Ok(Ec2Instance {
+    Ec2Instance {
         instance_id,
-        vpc_id: network_interfaces.first().and_then(|n| n.vpc_id.clone()),
-        subnet_id: network_interfaces.first().and_then(|n| n.subnet_id.clone()),
+        vpc_id: network_interfaces.iter().find_map(|n| n.vpc_id.clone()),
+        subnet_id: network_interfaces.iter().find_map(|n| n.subnet_id.clone()),
         network_interfaces,
         instance_profile_arn: profile.and_then(|p| owned(p.arn)),
         image_id: owned(image_id),
         launch_time: launch_time.map(|t| t.0),
-    })
+    }
 }
 
 fn indicators(action: &Action<'_>) -> Vec<Indicator> {
@@ -632,7 +712,13 @@ mod tests {
     fn arn_keys_match_direct_keys() {
         let arn = "arn:aws:guardduty:us-east-1:111122223333:detector/12abc/finding/d4b6";
         assert_eq!(
-            key_from_arn(arn).unwrap(),
+            key_from_arn(arn, None).unwrap(),
+            finding_key("111122223333", "us-east-1", "d4b6")
+        );
+        // A delegated administrator's copy: keyed in the resource's account.
+        let admin = "arn:aws:guardduty:us-east-1:999988887777:detector/99fff/finding/d4b6";
+        assert_eq!(
+            key_from_arn(admin, Some("111122223333")).unwrap(),
             finding_key("111122223333", "us-east-1", "d4b6")
         );
         for not in [
@@ -641,7 +727,7 @@ mod tests {
             "d4b6",
             "arn:aws:guardduty:us-east-1:111122223333:detector/12abc/finding/d4b6/extra",
         ] {
-            assert!(key_from_arn(not).is_none(), "{not}");
+            assert!(key_from_arn(not, None).is_none(), "{not}");
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod guardduty;
 pub mod incident;
 pub mod lenient;
 pub mod normalize;
+pub mod ocsf;
 pub mod orchestration;
 pub mod playbook;
 pub mod review;

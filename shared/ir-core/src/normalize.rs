@@ -1,8 +1,10 @@
 //! From an EventBridge envelope to normalized [`SecurityEvent`]s.
 //!
-//! Supported: `aws.guardduty` / `GuardDuty Finding` (the finding in `detail`, camelCase) and
-//! `aws.securityhub` / `Security Hub Findings - Imported` (ASFF, `detail.findings[]`, PascalCase).
-//! The OCSF feed (`Findings Imported V2`) is a different shape and is refused by name.
+//! Supported: `aws.guardduty` / `GuardDuty Finding` (the finding in `detail`, camelCase),
+//! `aws.securityhub` / `Security Hub Findings - Imported` (ASFF, `detail.findings[]`, PascalCase)
+//! and `aws.securityhub` / `Findings Imported V2` (OCSF, `detail.findings[]`, snake_case). The
+//! other detail-types GuardDuty sends (runtime agent health, malware scan results and plan
+//! status) are not findings and are refused by name ([`InputError::NotAFinding`]).
 //!
 //! A batch is all or nothing: one malformed finding fails the whole event with an error naming
 //! the finding and the field, so that the event is retried or dead-lettered whole, never half
@@ -19,7 +21,7 @@ use time::OffsetDateTime;
 use crate::error::{ErrorName, Named};
 use crate::event::{SecurityEvent, Skipped};
 use crate::lenient::LenientTime;
-use crate::{asff, guardduty};
+use crate::{asff, guardduty, ocsf};
 
 /// EventBridge refuses events larger than 256 KB; so does the suite.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -28,7 +30,19 @@ pub const GUARDDUTY_SOURCE: &str = "aws.guardduty";
 pub const GUARDDUTY_DETAIL_TYPE: &str = "GuardDuty Finding";
 pub const SECURITYHUB_SOURCE: &str = "aws.securityhub";
 pub const SECURITYHUB_DETAIL_TYPE: &str = "Security Hub Findings - Imported";
-const SECURITYHUB_OCSF_DETAIL_TYPE: &str = "Findings Imported V2";
+pub const SECURITYHUB_OCSF_DETAIL_TYPE: &str = "Findings Imported V2";
+
+/// The detail-types GuardDuty sends to EventBridge besides `GuardDuty Finding` (EventBridge's
+/// reference, "Amazon GuardDuty events"): status and scan results, never findings.
+pub const GUARDDUTY_NON_FINDING_DETAIL_TYPES: [&str; 7] = [
+    "GuardDuty Runtime Protection Healthy",
+    "GuardDuty Runtime Protection Unhealthy",
+    "GuardDuty Malware Protection Object Scan Result",
+    "GuardDuty Malware Protection Resource Status Active",
+    "GuardDuty Malware Protection Resource Status Warning",
+    "GuardDuty Malware Protection Resource Status Error",
+    "GuardDuty Malware Protection Post Scan Action Failed",
+];
 
 /// Why an input could not be normalized. Every variant is `InvalidInput`.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -48,6 +62,15 @@ pub enum InputError {
         event_source: String,
         detail_type: String,
         supported: &'static str,
+    },
+    /// A known GuardDuty event that is not a finding (agent health, a malware scan result):
+    /// the rule should not have delivered it.
+    #[error(
+        "`{detail_type}` from `{event_source}` is a status event, not a finding: nothing to ingest (the findings rule matches `GuardDuty Finding` only)"
+    )]
+    NotAFinding {
+        event_source: String,
+        detail_type: String,
     },
     #[error("Security Hub event has no findings (detail.findings is empty)")]
     EmptyFindings,
@@ -70,6 +93,7 @@ impl InputError {
             InputError::TooLarge { .. } => "too-large",
             InputError::UnsupportedSource(_) => "unsupported-source",
             InputError::UnsupportedDetailType { .. } => "unsupported-detail-type",
+            InputError::NotAFinding { .. } => "not-a-finding",
             InputError::EmptyFindings => "empty-findings",
             InputError::InvalidFinding { .. } => "invalid-finding",
         }
@@ -173,6 +197,12 @@ pub fn normalize_detail(
             One::Event(e) => (vec![e], Vec::new()),
             One::Skip(s) => (Vec::new(), vec![s]),
         },
+        (GUARDDUTY_SOURCE, other) if GUARDDUTY_NON_FINDING_DETAIL_TYPES.contains(&other) => {
+            return Err(InputError::NotAFinding {
+                event_source: GUARDDUTY_SOURCE.into(),
+                detail_type: other.into(),
+            });
+        }
         (GUARDDUTY_SOURCE, other) => {
             return Err(InputError::UnsupportedDetailType {
                 event_source: GUARDDUTY_SOURCE.into(),
@@ -181,16 +211,12 @@ pub fn normalize_detail(
             });
         }
         (SECURITYHUB_SOURCE, SECURITYHUB_DETAIL_TYPE) => asff::normalize_batch(meta, detail)?,
+        (SECURITYHUB_SOURCE, SECURITYHUB_OCSF_DETAIL_TYPE) => ocsf::normalize_batch(meta, detail)?,
         (SECURITYHUB_SOURCE, other) => {
-            let supported = if other == SECURITYHUB_OCSF_DETAIL_TYPE {
-                "Security Hub Findings - Imported (ASFF); the OCSF feed is not supported"
-            } else {
-                SECURITYHUB_DETAIL_TYPE
-            };
             return Err(InputError::UnsupportedDetailType {
                 event_source: SECURITYHUB_SOURCE.into(),
                 detail_type: other.into(),
-                supported,
+                supported: "Security Hub Findings - Imported (ASFF), Findings Imported V2 (OCSF)",
             });
         }
         (other, _) => return Err(InputError::UnsupportedSource(other.into())),
@@ -273,9 +299,25 @@ mod tests {
         );
         assert_eq!(err(r#"{"source":"aws.ec2()","detail-type":"EC2 Instance State-change Notification","detail":{}}"#).code(), "unsupported-source");
         assert_eq!(err(r#"{"source":"aws.guardduty","detail-type":"GuardDuty Malware Protection","detail":{}}"#).code(), "unsupported-detail-type");
-        let ocsf =
-            err(r#"{"source":"aws.securityhub","detail-type":"Findings Imported V2","detail":{}}"#);
-        assert!(ocsf.to_string().contains("OCSF"), "{ocsf}");
+        for detail_type in GUARDDUTY_NON_FINDING_DETAIL_TYPES {
+            let e = err(&format!(
+                r#"{{"source":"aws.guardduty","detail-type":"{detail_type}","detail":{{"schemaVersion":"1.0"}}}}"#
+            ));
+            assert_eq!(e.code(), "not-a-finding", "{detail_type}");
+            assert_eq!(e.error_name(), ErrorName::InvalidInput);
+            assert!(e.to_string().contains(detail_type), "{e}");
+        }
+        assert_eq!(
+            err(
+                r#"{"source":"aws.securityhub","detail-type":"Findings Imported V2","detail":{"findings":[]}}"#
+            ),
+            InputError::EmptyFindings
+        );
+        assert_eq!(
+            err(r#"{"source":"aws.securityhub","detail-type":"Findings Imported V2","detail":{}}"#)
+                .code(),
+            "invalid-finding"
+        );
         assert_eq!(
             err(
                 r#"{"source":"aws.securityhub","detail-type":"Security Hub Findings - Imported","detail":{"findings":[]}}"#

@@ -75,6 +75,47 @@ const EXPECTED: &[Expect] = &[
         incidents: &[(Severity::Medium, "queue-for-review")],
     },
     Expect {
+        // The SSH brute force again, as a GuardDuty delegated administrator (444455556666)
+        // receives it: the ARN names the administrator's account and detector.
+        file: "guardduty-delegated-admin-ssh-bruteforce.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60002",
+            Severity::Low,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::Medium, "queue-for-review")],
+    },
+    Expect {
+        file: "guardduty-partial-eni-no-action.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60002",
+            Severity::Medium,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::Medium, "queue-for-review")],
+    },
+    Expect {
+        file: "guardduty-resource-without-details.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Other,
+            "finding/c3d5e7f9a1b2c4d6e8f0a2b4c6d8e0f2",
+            Severity::High,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::High, "investigate-and-notify")],
+    },
+    Expect {
+        file: "securityhub-ocsf-guardduty-bitcoin.json",
+        events: &[],
+        skipped: &[SkipCode::GuarddutyDuplicate],
+        incidents: &[],
+    },
+    Expect {
         file: "guardduty-instance-credential-exfiltration.json",
         events: &[(
             Source::Guardduty,
@@ -446,15 +487,6 @@ fn invalid_findings_name_the_field() {
             }),
         ),
         (
-            "detail.resource.instanceDetails",
-            Box::new(|v| {
-                v["detail"]["resource"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("instanceDetails");
-            }),
-        ),
-        (
             "detail.service.count",
             Box::new(|v| v["detail"]["service"]["count"] = serde_json::json!(-2)),
         ),
@@ -476,4 +508,187 @@ fn invalid_findings_name_the_field() {
     );
     v["detail"]["findings"][0]["Severity"] = serde_json::json!({});
     assert!(normalize(v.to_string().as_bytes()).is_err());
+}
+
+#[test]
+fn a_delegated_administrators_copy_is_triaged_in_the_resources_account_and_noted() {
+    let n = normalize(&load("guardduty-delegated-admin-ssh-bruteforce.json")).unwrap();
+    let e = &n.events[0];
+    assert_eq!(e.account, "111122223333");
+    assert_eq!(
+        e.finding_key,
+        "guardduty:111122223333:us-east-1:e7a1c3b5d9f2468ab0c1d2e3f4a5b6c7"
+    );
+    assert_eq!(
+        e.resource_key(),
+        "111122223333/ec2-instance/i-0a1b2c3d4e5f60002"
+    );
+    assert_eq!(e.notes.len(), 1, "{:?}", e.notes);
+    assert!(
+        e.notes[0].contains("444455556666")
+            && e.notes[0].contains("9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
+        "{:?}",
+        e.notes
+    );
+    // The note travels with the event to triage.
+    let wire = serde_json::to_value(e).unwrap();
+    assert_eq!(wire["notes"][0], e.notes[0].as_str());
+    // A matching ARN carries no note.
+    let direct = normalize(&load("guardduty-ssh-bruteforce.json")).unwrap();
+    assert!(direct.events[0].notes.is_empty());
+    assert!(
+        serde_json::to_value(&direct.events[0])
+            .unwrap()
+            .get("notes")
+            .is_none()
+    );
+    // An ARN naming another finding is noted too, never a refusal.
+    let text = String::from_utf8(load("guardduty-ssh-bruteforce.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["detail"]["arn"] = serde_json::json!("not-an-arn");
+    let odd = normalize(v.to_string().as_bytes()).unwrap();
+    assert!(odd.events[0].notes[0].contains("not-an-arn"));
+}
+
+/// The Security Hub copies (ASFF and OCSF) of a finding delivered to an administrator account.
+fn hub_copies_as_administrator() -> (serde_json::Value, serde_json::Value) {
+    let admin_arn = "arn:aws:guardduty:us-east-1:444455556666:detector/9f8e7d6c5b4a39281706f5e4d3c2b1a0/finding/d4b6f4f0e3c1a2b3c4d5e6f7a8b9c0d1";
+    let mut asff: serde_json::Value =
+        serde_json::from_slice(&load("securityhub-guardduty-duplicate.json")).unwrap();
+    asff["account"] = serde_json::json!("444455556666");
+    asff["detail"]["findings"][0]["Id"] = serde_json::json!(admin_arn);
+    let mut ocsf: serde_json::Value =
+        serde_json::from_slice(&load("securityhub-ocsf-guardduty-bitcoin.json")).unwrap();
+    ocsf["account"] = serde_json::json!("444455556666");
+    ocsf["detail"]["findings"][0]["finding_info"]["uid"] = serde_json::json!(admin_arn);
+    (asff, ocsf)
+}
+
+#[test]
+fn direct_asff_and_ocsf_copies_of_one_guardduty_finding_make_one_incident() {
+    let direct = normalize(&load("guardduty-cryptocurrency-bitcointool-dns.json")).unwrap();
+    let asff = normalize(&load("securityhub-guardduty-duplicate.json")).unwrap();
+    let ocsf = normalize(&load("securityhub-ocsf-guardduty-bitcoin.json")).unwrap();
+    let id = incident_id(&direct.events[0].finding_key);
+    for copy in [&asff, &ocsf] {
+        assert!(copy.events.is_empty());
+        assert_eq!(copy.skipped.len(), 1);
+        assert_eq!(copy.skipped[0].code, SkipCode::GuarddutyDuplicate);
+        assert_eq!(copy.skipped[0].incident_id.as_deref(), Some(id.as_str()));
+    }
+    assert!(ocsf.skipped[0].reason.contains("OCSF"));
+    // Delivered to an administrator account, whose ARNs name its own account: the same incident.
+    let (asff, ocsf) = hub_copies_as_administrator();
+    for copy in [asff, ocsf] {
+        let n = normalize(copy.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            n.skipped[0].incident_id.as_deref(),
+            Some(id.as_str()),
+            "{copy}"
+        );
+    }
+}
+
+#[test]
+fn ocsf_findings_of_other_products_become_events() {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&load("securityhub-ocsf-guardduty-bitcoin.json")).unwrap();
+    let f = &mut v["detail"]["findings"][0];
+    f["metadata"]["product"] = serde_json::json!({
+        "name": "Inspector",
+        "uid": "arn:aws:securityhub:us-east-1::productv2/aws/inspector",
+        "vendor_name": "AWS"
+    });
+    f["finding_info"]["uid"] =
+        serde_json::json!("arn:aws:inspector2:us-east-1:111122223333:finding/0a1b2c3d4e5f");
+    f["finding_info"]["types"] =
+        serde_json::json!(["Software and Configuration Checks/Vulnerabilities/CVE"]);
+    f["severity_id"] = serde_json::json!(5);
+    f["evidences"] = serde_json::json!([{"dst_endpoint": {"ip": "198.51.100.23"}}, {"query": {"hostname": "XMR.pool.example.net"}}]);
+    let n = normalize(v.to_string().as_bytes()).unwrap();
+    assert!(n.skipped.is_empty());
+    let e = &n.events[0];
+    assert_eq!(e.source, Source::Securityhub);
+    assert_eq!(e.product, "Inspector");
+    assert_eq!(e.severity.label, Severity::Critical);
+    assert_eq!(
+        e.resource_key(),
+        "111122223333/ec2-instance/i-0a1b2c3d4e5f60001"
+    );
+    assert_eq!(
+        e.resource_tags.get("Name").map(String::as_str),
+        Some("web-prod-1")
+    );
+    assert_eq!(e.first_seen.unwrap().unix_timestamp(), 1_795_144_365);
+    assert_eq!(e.indicators[0].value, "198.51.100.23");
+    assert!(
+        e.indicators
+            .iter()
+            .any(|i| i.value == "xmr.pool.example.net")
+    );
+    assert!(
+        e.finding_key.starts_with(
+            "securityhub-ocsf:arn:aws:securityhub:us-east-1::productv2/aws/inspector|"
+        )
+    );
+    // A closed or already handled finding is skipped with its reason; no severity refuses it.
+    let mut closed = v.clone();
+    closed["detail"]["findings"][0]["status_id"] = serde_json::json!(4);
+    let c = normalize(closed.to_string().as_bytes()).unwrap();
+    assert_eq!(c.skipped[0].code, SkipCode::WorkflowNotNew);
+    let mut unrated = v.clone();
+    let f = unrated["detail"]["findings"][0].as_object_mut().unwrap();
+    f.remove("severity_id");
+    f.remove("severity");
+    let e = normalize(unrated.to_string().as_bytes()).unwrap_err();
+    assert!(
+        e.to_string().starts_with("detail.findings[0].severity_id"),
+        "{e}"
+    );
+}
+
+#[test]
+fn optional_parts_of_a_finding_are_not_required() {
+    // A network interface with only an address and a VPC, the other with no subnet or
+    // groups, and no `service.action`: triaged with what is there.
+    let n = normalize(&load("guardduty-partial-eni-no-action.json")).unwrap();
+    let e = &n.events[0];
+    let Resource::Ec2Instance(i) = &e.resource else {
+        panic!("{:?}", e.resource)
+    };
+    assert_eq!(i.network_interfaces.len(), 1);
+    let eni = &i.network_interfaces[0];
+    assert_eq!(eni.network_interface_id, "eni-0a1b2c3d4e5f60021");
+    assert!(eni.subnet_id.is_none() && eni.security_groups.is_empty() && eni.public_ipv4.is_none());
+    assert_eq!(i.vpc_id.as_deref(), Some("vpc-0a1b2c3d4e5f60100"));
+    assert!(e.indicators.is_empty());
+    assert!(
+        e.notes.iter().any(|n| n.contains("networkInterfaces[1]")),
+        "{:?}",
+        e.notes
+    );
+    // No resource details: kept under the finding's own id, never another finding's.
+    let n = normalize(&load("guardduty-resource-without-details.json")).unwrap();
+    let e = &n.events[0];
+    assert_eq!(
+        e.resource_key(),
+        "111122223333/other/finding/c3d5e7f9a1b2c4d6e8f0a2b4c6d8e0f2"
+    );
+    assert_eq!(e.indicators[0].value, "198.51.100.77");
+    assert!(e.notes[0].contains("no identifier"), "{:?}", e.notes);
+    // Access key details with no user name, S3 and EKS resources with no details.
+    let text = String::from_utf8(load("guardduty-recon-malicious-ip-caller.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["detail"]["resource"]["accessKeyDetails"]
+        .as_object_mut()
+        .unwrap()
+        .remove("userName");
+    let n = normalize(v.to_string().as_bytes()).unwrap();
+    assert_eq!(n.events[0].resource.id(), "AKIAEXAMPLEKEY000001");
+    for rtype in ["S3Bucket", "EKSCluster", "AccessKey", "Lambda"] {
+        v["detail"]["resource"] = serde_json::json!({ "resourceType": rtype });
+        let n = normalize(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{rtype}: {e}"));
+        assert_eq!(n.events[0].resource.kind(), ResourceKind::Other, "{rtype}");
+        assert!(n.events[0].resource.id().starts_with("finding/"), "{rtype}");
+    }
 }

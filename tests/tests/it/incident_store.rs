@@ -86,6 +86,7 @@ fn finding(finding: &str, instance: &str, severity: Severity, count: u64) -> Sec
         count,
         indicators: Vec::new(),
         sample: false,
+        notes: Vec::new(),
         raw: RawValue::from_string("{}".into()).unwrap(),
     }
 }

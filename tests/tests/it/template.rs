@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 use ir_aws::store::schema::{self, AttrType, KeyAttr};
 use ir_core::asl;
 use ir_core::normalize::{
-    GUARDDUTY_DETAIL_TYPE, GUARDDUTY_SOURCE, SECURITYHUB_DETAIL_TYPE, SECURITYHUB_SOURCE,
+    GUARDDUTY_DETAIL_TYPE, GUARDDUTY_SOURCE, SECURITYHUB_DETAIL_TYPE, SECURITYHUB_OCSF_DETAIL_TYPE,
+    SECURITYHUB_SOURCE,
 };
 use serde_json::{Map, Value, json};
 
@@ -1028,6 +1029,14 @@ fn findings_rules_feed_ingest_with_retries_and_a_dead_letter_queue() {
     .unwrap();
     let guardduty_product = &sample["detail"]["findings"][0]["ProductName"];
     assert_eq!(*guardduty_product, "GuardDuty");
+    let ocsf: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events/securityhub-ocsf-guardduty-bitcoin.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let ocsf_product = &ocsf["detail"]["findings"][0]["metadata"]["product"]["name"];
+    assert_eq!(ocsf_product, guardduty_product);
+    assert_eq!(ocsf["detail"]["findings"][0]["status_id"], 1);
 
     let pattern_of = |source: &str| -> (&'static str, &'static Value) {
         let found: Vec<_> = rules
@@ -1048,12 +1057,24 @@ fn findings_rules_feed_ingest_with_retries_and_a_dead_letter_queue() {
         *pattern,
         json!({
             "source": [SECURITYHUB_SOURCE],
-            "detail-type": [SECURITYHUB_DETAIL_TYPE],
-            "detail": {"findings": {
-                "Workflow": {"Status": ["NEW"]},
-                "RecordState": ["ACTIVE"],
-                "ProductName": [{"anything-but": guardduty_product}],
-            }},
+            "$or": [
+                {
+                    "detail-type": [SECURITYHUB_DETAIL_TYPE],
+                    "detail": {"findings": {
+                        "Workflow": {"Status": ["NEW"]},
+                        "RecordState": ["ACTIVE"],
+                        "ProductName": [{"anything-but": guardduty_product}],
+                    }},
+                },
+                {
+                    // OCSF: new findings only; GuardDuty's come from the GuardDuty rule.
+                    "detail-type": [SECURITYHUB_OCSF_DETAIL_TYPE],
+                    "detail": {"findings": {
+                        "status_id": [1],
+                        "metadata": {"product": {"name": [{"anything-but": ocsf_product}]}},
+                    }},
+                },
+            ],
         }),
         "{securityhub}"
     );
