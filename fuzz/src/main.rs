@@ -8,8 +8,9 @@
 //! ir-fuzz --list                                 the targets, their shares and seeds
 //! ```
 //!
-//! Prints per target the cases, the thread time they took and cases per second (per thread),
-//! then the total and the wall time; each crasher as (target, seed, index) with its file.
+//! Prints per target the cases, the thread time they took, cases per second (per thread) and
+//! the share of cases the parser accepted (the rest it refused), then the total and the wall
+//! time; each crasher as (target, seed, index) with its file.
 //! Exit 0 when nothing failed, 1 on any panic or broken property, 2 on a usage error, 3 when
 //! a case hung.
 
@@ -100,7 +101,8 @@ fn selected(name: &str) -> Result<Vec<&'static Target>, String> {
 
 fn describe(v: &Verdict) -> String {
     match v {
-        Verdict::Ok => "ok".to_owned(),
+        Verdict::Accepted => "ok (accepted)".to_owned(),
+        Verdict::Refused => "ok (refused with a typed error)".to_owned(),
         Verdict::Violation(why) => format!("property broken: {why}"),
         Verdict::Panic(why) => format!("PANIC: {why}"),
     }
@@ -146,6 +148,7 @@ fn main() -> ExitCode {
         jobs: args.jobs,
         crashers: args.crashers,
         timeout: Duration::from_secs(args.timeout),
+        progress: Some(Duration::from_secs(60)),
     };
     println!(
         "ir-fuzz: {} cases over {} targets, seed {}, {} threads",
@@ -156,17 +159,25 @@ fn main() -> ExitCode {
     );
     let report = runner::run(&plan);
     println!(
-        "{:<22} {:>12} {:>10} {:>12} {:>8}",
-        "target", "cases", "thread s", "cases/s", "failed"
+        "{:<22} {:>11} {:>9} {:>9} {:>9} {:>7}",
+        "target", "cases", "thread s", "cases/s", "accepted", "failed"
     );
-    for (name, cases, busy, failed) in &report.per_target {
-        let secs = busy.as_secs_f64();
+    for t in &report.per_target {
+        let secs = t.busy.as_secs_f64();
         let rate = if secs > 0.0 {
-            *cases as f64 / secs
+            t.cases as f64 / secs
         } else {
             0.0
         };
-        println!("{name:<22} {cases:>12} {secs:>10.1} {rate:>12.0} {failed:>8}");
+        let accepted = if t.cases > 0 {
+            100.0 * t.accepted as f64 / t.cases as f64
+        } else {
+            0.0
+        };
+        println!(
+            "{:<22} {:>11} {secs:>9.1} {rate:>9.0} {accepted:>8.1}% {:>7}",
+            t.name, t.cases, t.failures
+        );
     }
     let wall = report.wall.as_secs_f64();
     println!(

@@ -11,12 +11,16 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use crate::rng::Rng;
+use crate::targets::run::Parsed;
 use crate::targets::{Pool, Target};
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Ok,
+    /// The parser read the input, and what the suite does next with the result ran.
+    Accepted,
+    /// The parser refused the input with a typed error.
+    Refused,
     /// The parser returned, but its result broke a property.
     Violation(String),
     /// The parser (or the generator) panicked, with the message and location.
@@ -25,7 +29,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn is_failure(&self) -> bool {
-        !matches!(self, Verdict::Ok)
+        matches!(self, Verdict::Violation(_) | Verdict::Panic(_))
     }
 }
 
@@ -68,35 +72,32 @@ fn install_hook() {
     });
 }
 
-/// Runs `f` as one case: its result, or the panic it raised.
-fn guarded(f: impl FnOnce() -> Result<(), String>) -> Verdict {
+/// Runs `f` as one case: what it returned, or the message of the panic it raised.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
     CAUGHT.with(|c| *c.borrow_mut() = Some(None));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     let caught = CAUGHT.with(|c| c.borrow_mut().take()).flatten();
-    match result {
-        Ok(Ok(())) => Verdict::Ok,
-        Ok(Err(why)) => Verdict::Violation(why),
-        Err(_) => Verdict::Panic(caught.unwrap_or_else(|| "(no message)".to_owned())),
-    }
+    result.map_err(|_| caught.unwrap_or_else(|| "(no message)".to_owned()))
 }
 
 /// The input of case `index` of `target` under `seed`.
 pub fn input(target: &Target, pool: &Pool, seed: u64, index: u64) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    match guarded(|| {
+    guarded(|| {
         let mut rng = Rng::for_case(target.name, seed, index);
-        out = (target.generate)(&mut rng, pool);
-        Ok(())
-    }) {
-        Verdict::Ok => Ok(out),
-        other => Err(format!("the generator failed: {other:?}")),
-    }
+        (target.generate)(&mut rng, pool)
+    })
+    .map_err(|why| format!("the generator panicked: {why}"))
 }
 
 /// Runs a target's parser on one input.
 pub fn check(target: &Target, input: &[u8]) -> Verdict {
-    guarded(|| (target.run)(input))
+    match guarded(|| (target.run)(input)) {
+        Ok(Ok(Parsed::Accepted)) => Verdict::Accepted,
+        Ok(Ok(Parsed::Refused)) => Verdict::Refused,
+        Ok(Err(why)) => Verdict::Violation(why),
+        Err(why) => Verdict::Panic(why),
+    }
 }
 
 /// A crasher: what failed, and how to make it again.
@@ -116,6 +117,7 @@ pub struct Tally {
     pub cases: AtomicU64,
     /// Nanoseconds spent in this target's cases, over all threads.
     pub busy_nanos: AtomicU64,
+    pub accepted: AtomicU64,
     pub failures: AtomicU64,
 }
 
@@ -130,12 +132,26 @@ pub struct Plan {
     pub crashers: Option<PathBuf>,
     /// A case running longer than this stops the run as a hang.
     pub timeout: Duration,
+    /// Print the cases done to stderr every this often (`None`: quiet).
+    pub progress: Option<Duration>,
+}
+
+/// One target's part of a run.
+#[derive(Debug, Clone)]
+pub struct TargetReport {
+    pub name: &'static str,
+    pub cases: u64,
+    /// Thread time spent in its cases.
+    pub busy: Duration,
+    /// Cases the parser accepted (the rest it refused, or they failed).
+    pub accepted: u64,
+    pub failures: u64,
 }
 
 /// What a run found.
 #[derive(Debug)]
 pub struct Report {
-    pub per_target: Vec<(&'static str, u64, Duration, u64)>,
+    pub per_target: Vec<TargetReport>,
     pub total: u64,
     pub wall: Duration,
     pub crashers: Vec<Crasher>,
@@ -253,6 +269,9 @@ pub fn run(plan: &Plan) -> Report {
                                 Ok(bytes) => (check(target, &bytes), Some(bytes)),
                                 Err(why) => (Verdict::Panic(why), None),
                             };
+                            if verdict.0 == Verdict::Accepted {
+                                tally.accepted.fetch_add(1, Ordering::Relaxed);
+                            }
                             if let (v, bytes) = verdict
                                 && v.is_failure()
                             {
@@ -294,8 +313,23 @@ pub fn run(plan: &Plan) -> Report {
         // The watchdog: a case past the timeout is a hang; the run stops there.
         let watchdog = s.spawn(|| {
             let limit = u64::try_from(plan.timeout.as_millis()).unwrap_or(u64::MAX);
+            let mut said = Instant::now();
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
+                if let Some(every) = plan.progress
+                    && said.elapsed() >= every
+                {
+                    said = Instant::now();
+                    let n: u64 = tallies
+                        .iter()
+                        .map(|t| t.cases.load(Ordering::Relaxed))
+                        .sum();
+                    eprintln!(
+                        "ir-fuzz: {n} of {} cases, {:.0} s",
+                        plan.cases,
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 for slot in slots.iter() {
                     let since = slot.0.load(Ordering::Relaxed);
@@ -345,16 +379,15 @@ pub fn run(plan: &Plan) -> Report {
         .targets
         .iter()
         .zip(&tallies)
-        .map(|(t, tally)| {
-            (
-                t.name,
-                tally.cases.load(Ordering::Relaxed),
-                Duration::from_nanos(tally.busy_nanos.load(Ordering::Relaxed)),
-                tally.failures.load(Ordering::Relaxed),
-            )
+        .map(|(t, tally)| TargetReport {
+            name: t.name,
+            cases: tally.cases.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(tally.busy_nanos.load(Ordering::Relaxed)),
+            accepted: tally.accepted.load(Ordering::Relaxed),
+            failures: tally.failures.load(Ordering::Relaxed),
         })
         .collect::<Vec<_>>();
-    let total = per_target.iter().map(|(_, n, _, _)| n).sum();
+    let total = per_target.iter().map(|t| t.cases).sum();
     Report {
         per_target,
         total,

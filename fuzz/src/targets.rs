@@ -10,7 +10,8 @@
 //!
 //! (the samples starting with that prefix are its seeds; [`run::normalize`] holds any envelope
 //! `ir_core::normalize` reads to the normalizer's properties). Another kind of input needs its
-//! run function (input bytes → `Ok`, or `Err` naming the property broken) and that one line.
+//! run function (input bytes → accepted or refused, or `Err` naming the property broken) and
+//! that one line.
 
 use std::sync::OnceLock;
 
@@ -44,9 +45,9 @@ pub struct Target {
     pub seeds: Seeds,
     /// One case's input from the seeds.
     pub generate: fn(&mut crate::rng::Rng, &Pool) -> Vec<u8>,
-    /// The parser on one input: `Ok`, or the property the result broke. A panic is caught by
-    /// the runner.
-    pub run: fn(&[u8]) -> Result<(), String>,
+    /// The parser on one input: whether it accepted or refused it, or the property its result
+    /// broke. A panic is caught by the runner.
+    pub run: fn(&[u8]) -> run::Out,
 }
 
 /// Every target.
@@ -711,6 +712,19 @@ pub mod run {
     use super::engine;
     use crate::parts;
 
+    /// What a parser made of an input (a broken property is the `Err`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Parsed {
+        /// Read, and what follows it in the suite ran on the result.
+        Accepted,
+        /// Refused with a typed error (or not a case for this parser: a torn frame).
+        Refused,
+    }
+    use Parsed::{Accepted, Refused};
+
+    /// A run's result.
+    pub type Out = Result<Parsed, String>;
+
     /// The stable codes of `ir_core::InputError`.
     const INPUT_ERROR_CODES: &[&str] = &[
         "not-json",
@@ -722,9 +736,9 @@ pub mod run {
         "invalid-finding",
     ];
 
-    fn known(name: &str, names: &[&str], what: &str) -> Result<(), String> {
+    fn known(name: &str, names: &[&str], what: &str) -> Out {
         if names.contains(&name) {
-            Ok(())
+            Ok(Refused)
         } else {
             Err(format!("{what} `{name}` is not one of the stable names"))
         }
@@ -740,7 +754,7 @@ pub mod run {
     /// event has an incident id, and its raw finding, alone in an envelope of its own,
     /// normalizes to the same finding key; the ingest output reads back as the next state's
     /// input.
-    pub fn normalize(bytes: &[u8]) -> Result<(), String> {
+    pub fn normalize(bytes: &[u8]) -> Out {
         let n = match ir_core::normalize(bytes) {
             Ok(n) => n,
             Err(e) => return known(e.code(), INPUT_ERROR_CODES, "InputError code"),
@@ -818,7 +832,7 @@ pub mod run {
 
     /// The ingest output as the triage state machine passes it on: every incident reads back
     /// as the enrich function's input.
-    fn next_state(output: IngestOutput) -> Result<(), String> {
+    fn next_state(output: IngestOutput) -> Out {
         let text = serde_json::to_string(&output)
             .map_err(|e| format!("the ingest output does not serialize: {e}"))?;
         let back: Incidents = serde_json::from_str(&text)
@@ -827,7 +841,7 @@ pub mod run {
             serde_json::from_str::<EnrichInput>(incident.get())
                 .map_err(|e| format!("an ingested incident is no enrich input: {e}"))?;
         }
-        Ok(())
+        Ok(Accepted)
     }
 
     /// A payload as the Lambda runtime hands it to a function (serde_path_to_error over a
@@ -846,15 +860,15 @@ pub mod run {
 
     /// `ir-ingest`: `Checked<EventBridgeEvent<Box<RawValue>>>`, then what its handler's pure
     /// part does (size, envelope time, `normalize_detail`, grouping), then the next state.
-    pub fn ingest(bytes: &[u8]) -> Result<(), String> {
+    pub fn ingest(bytes: &[u8]) -> Out {
         let Some(incoming) = checked::<EventBridgeEvent<Box<RawValue>>>(bytes)? else {
-            return Ok(());
+            return Ok(Refused);
         };
         if incoming.raw.get().len() > ir_core::normalize::MAX_EVENT_BYTES {
-            return Ok(());
+            return Ok(Refused);
         }
         let Ok(envelope) = incoming.value else {
-            return Ok(());
+            return Ok(Refused);
         };
         let time = match envelope.time {
             Some(t) => match t
@@ -862,7 +876,7 @@ pub mod run {
                 .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok())
             {
                 Some(t) => Some(t),
-                None => return Ok(()),
+                None => return Ok(Refused),
             },
             None => None,
         };
@@ -881,9 +895,9 @@ pub mod run {
 
     /// The config through `ir_env::config_from_text` (an SSM or S3 config: overlay, schema,
     /// meaning, deployed state machines); a refusal names the origin.
-    pub fn config(bytes: &[u8]) -> Result<(), String> {
+    pub fn config(bytes: &[u8]) -> Out {
         let Some(p) = parts::decode(bytes) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let text = String::from_utf8_lossy(p.first().copied().unwrap_or_default());
         let vars = parts::pairs(p.get(1).copied().unwrap_or_default());
@@ -891,7 +905,7 @@ pub mod run {
             Ok(o) => o,
             Err(e) => {
                 return if e.to_string().contains("IR_") {
-                    Ok(())
+                    Ok(Refused)
                 } else {
                     Err(format!("an overlay refusal names no variable: {e}"))
                 };
@@ -901,10 +915,10 @@ pub mod run {
             Ok(config) => {
                 // What every function does next with a config it loaded.
                 let _ = ir_core::asl::render(&config);
-                Ok(())
+                Ok(Accepted)
             }
             Err(e) if e.to_string().contains("ssm:/ir/fuzz") || e.to_string().contains("IR_") => {
-                Ok(())
+                Ok(Refused)
             }
             Err(e) => Err(format!(
                 "a config refusal names neither origin nor variable: {e}"
@@ -913,22 +927,24 @@ pub mod run {
     }
 
     /// The asset registry; one that parses enriches every sample incident.
-    pub fn assets(bytes: &[u8]) -> Result<(), String> {
+    pub fn assets(bytes: &[u8]) -> Out {
         let text = String::from_utf8_lossy(bytes);
         let Ok(registry) = ir_core::enrich::AssetRegistry::from_yaml(&text) else {
-            return Ok(());
+            return Ok(Refused);
         };
-        let Some(e) = engine() else { return Ok(()) };
+        let Some(e) = engine() else {
+            return Ok(Refused);
+        };
         for events in sample_events() {
             let _ =
                 ir_core::enrich::enrich(events, &registry, &e.intel, &e.config.triage.defaults, 0);
         }
-        Ok(())
+        Ok(Accepted)
     }
 
     /// The intel list; one that parses is looked up with every token of the input and the
     /// sample indicators, and scores stay in [0, 1].
-    pub fn intel(bytes: &[u8]) -> Result<(), String> {
+    pub fn intel(bytes: &[u8]) -> Out {
         let text = String::from_utf8_lossy(bytes);
         let intel = match ir_core::enrich::ThreatIntel::parse(&text) {
             Ok(i) => i,
@@ -937,7 +953,7 @@ pub mod run {
                     ir_core::enrich::EnrichmentDataError::Intel { line, .. }
                         if line >= 1 && line <= text.lines().count() =>
                     {
-                        Ok(())
+                        Ok(Refused)
                     }
                     other => Err(format!(
                         "an intel refusal names no line of the list: {other}"
@@ -970,7 +986,7 @@ pub mod run {
                 return Err(format!("intel scored {} {score}, outside [0, 1]", i.value));
             }
         }
-        Ok(())
+        Ok(Accepted)
     }
 
     /// The events of every sample, normalized once.
@@ -986,37 +1002,41 @@ pub mod run {
     }
 
     /// `ir-enrich`: the payload, the incident id check, and the enrichment.
-    pub fn enrich(bytes: &[u8]) -> Result<(), String> {
+    pub fn enrich(bytes: &[u8]) -> Out {
         let Some(Ok(input)) = checked::<EnrichInput>(bytes)?.map(|c| c.value) else {
-            return Ok(());
+            return Ok(Refused);
         };
         if !is_incident_id(&input.incident_id) || input.events.is_empty() {
-            return Ok(());
+            return Ok(Refused);
         }
-        let Some(e) = engine() else { return Ok(()) };
+        let Some(e) = engine() else {
+            return Ok(Refused);
+        };
         let out = e.enrich(&input.events, input.history_count);
         serde_json::to_string(&out)
-            .map(|_| ())
+            .map(|_| Accepted)
             .map_err(|e| format!("an enrichment does not serialize: {e}"))
     }
 
     /// `ir-score`: the payload, the incident id check, the decision; a decision reads back
     /// (the recorder stores it) and makes a playbook input.
-    pub fn score(bytes: &[u8]) -> Result<(), String> {
+    pub fn score(bytes: &[u8]) -> Out {
         let Some(Ok(input)) = checked::<ScoreInput>(bytes)?.map(|c| c.value) else {
-            return Ok(());
+            return Ok(Refused);
         };
         if !is_incident_id(&input.incident_id) {
-            return Ok(());
+            return Ok(Refused);
         }
-        let Some(e) = engine() else { return Ok(()) };
+        let Some(e) = engine() else {
+            return Ok(Refused);
+        };
         let Ok(decision) = e.decide(
             &input.incident_id,
             &input.events,
             &input.enrichment,
             input.detected_at,
         ) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let text = serde_json::to_string(&decision)
             .map_err(|e| format!("a decision does not serialize: {e}"))?;
@@ -1026,13 +1046,13 @@ pub mod run {
             return Err("a decision reads back different".to_owned());
         }
         let _ = PlaybookInput::new(&input.events, decision, input.detected_at);
-        Ok(())
+        Ok(Accepted)
     }
 
     /// `ir-record`: the payload; a triage decision makes its playbook input.
-    pub fn record(bytes: &[u8]) -> Result<(), String> {
+    pub fn record(bytes: &[u8]) -> Out {
         let Some(Ok(request)) = checked::<RecordRequest>(bytes)?.map(|c| c.value) else {
-            return Ok(());
+            return Ok(Refused);
         };
         if let RecordRequest::Triaged {
             events,
@@ -1044,14 +1064,14 @@ pub mod run {
             let _ = PlaybookInput::new(events, decision.clone(), *detected_at);
         }
         serde_json::to_string(&request)
-            .map(|_| ())
+            .map(|_| Accepted)
             .map_err(|e| format!("a record request does not serialize: {e}"))
     }
 
     /// `ir-request-approval`: the payload and its plan's hash.
-    pub fn approval(bytes: &[u8]) -> Result<(), String> {
+    pub fn approval(bytes: &[u8]) -> Out {
         let Some(Ok(request)) = checked::<ApprovalRequest>(bytes)?.map(|c| c.value) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let hash = ir_core::action::plan_hash(&request.plan.changes);
         if hash.len() != 64 {
@@ -1067,38 +1087,38 @@ pub mod run {
         if token.len() >= 4 && !elsewhere && format!("{request:?}").contains(token) {
             return Err("the task token shows in Debug".to_owned());
         }
-        Ok(())
+        Ok(Accepted)
     }
 
     /// The action functions' payloads (`ir_lambda::perform`: the payload, the incident id).
     fn action<T: DeserializeOwned + ir_core::action::ActionInput + serde::Serialize>(
         bytes: &[u8],
-    ) -> Result<(), String> {
+    ) -> Out {
         let Some(Ok(request)) = checked::<T>(bytes)?.map(|c| c.value) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let _ = is_incident_id(request.incident_id());
         serde_json::to_string(&request)
-            .map(|_| ())
+            .map(|_| Accepted)
             .map_err(|e| format!("an action request does not serialize: {e}"))
     }
 
-    pub fn containment(bytes: &[u8]) -> Result<(), String> {
+    pub fn containment(bytes: &[u8]) -> Out {
         action::<ir_core::action::ContainmentRequest>(bytes)
     }
 
-    pub fn evidence(bytes: &[u8]) -> Result<(), String> {
+    pub fn evidence(bytes: &[u8]) -> Out {
         action::<ir_core::action::EvidenceRequest>(bytes)
     }
 
-    pub fn notify(bytes: &[u8]) -> Result<(), String> {
+    pub fn notify(bytes: &[u8]) -> Out {
         action::<NotifyRequest>(bytes)
     }
 
     /// The dead-letter reader: a dead letter's event is a JSON object, and it serializes.
-    pub fn dead_letter(bytes: &[u8]) -> Result<(), String> {
+    pub fn dead_letter(bytes: &[u8]) -> Out {
         let Some(p) = parts::decode(bytes) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let body = String::from_utf8_lossy(p.first().copied().unwrap_or_default());
         let attrs: BTreeMap<String, String> = parts::pairs(p.get(1).copied().unwrap_or_default())
@@ -1110,11 +1130,11 @@ pub mod run {
                     .map_err(|e| format!("a dead letter's event is no JSON object: {e}"))?;
                 let _ = dl.origin.name();
                 serde_json::to_string(&dl)
-                    .map(|_| ())
+                    .map(|_| Accepted)
                     .map_err(|e| format!("a dead letter does not serialize: {e}"))
             }
             Err(u) if u.reason.is_empty() => Err("an unrecognized message without a reason".into()),
-            Err(_) => Ok(()),
+            Err(_) => Ok(Refused),
         }
     }
 
@@ -1122,7 +1142,7 @@ pub mod run {
 
     /// Slack's interactions body: stable error names; an approval button's reference is
     /// checked (non-empty parts without control characters).
-    pub fn slack_interaction(bytes: &[u8]) -> Result<(), String> {
+    pub fn slack_interaction(bytes: &[u8]) -> Out {
         let click = match ir_chat::slack::parse_interaction(bytes) {
             Ok(c) => c,
             Err(e) => return known(e.name(), PAYLOAD_ERRORS, "PayloadError name"),
@@ -1134,7 +1154,7 @@ pub mod run {
                         return Err(format!("an approval reference part `{part:?}` passed"));
                     }
                 }
-                Ok(())
+                Ok(Accepted)
             }
             Err(e) => known(e.name(), PAYLOAD_ERRORS, "PayloadError name"),
         }
@@ -1151,16 +1171,16 @@ pub mod run {
     /// Slack's signature check, held to an oracle: it passes exactly when the secret is set,
     /// each header is given once, the timestamp is within five minutes, and the signature is
     /// the HMAC of the request.
-    pub fn slack_verify(bytes: &[u8]) -> Result<(), String> {
+    pub fn slack_verify(bytes: &[u8]) -> Out {
         let Some(p) = parts::decode(bytes) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let secret = String::from_utf8_lossy(p.first().copied().unwrap_or_default()).into_owned();
         let now: i64 = String::from_utf8_lossy(p.get(1).copied().unwrap_or_default())
             .parse()
             .unwrap_or(0);
         let Ok(now) = OffsetDateTime::from_unix_timestamp(now) else {
-            return Ok(());
+            return Ok(Refused);
         };
         let body = p.get(2).copied().unwrap_or_default();
         let header_text =
@@ -1208,11 +1228,11 @@ pub mod run {
         let should_pass =
             !secret.is_empty() && ts.len() == 1 && sig.len() == 1 && in_window && matches;
         match (&result, should_pass) {
-            (Ok(v), true) if v.replay_key.len() == 64 => Ok(()),
+            (Ok(v), true) if v.replay_key.len() == 64 => Ok(Accepted),
             (Ok(_), true) => Err("a replay key is not a SHA-256".to_owned()),
             (Ok(_), false) => Err("a request passed that the oracle refuses".to_owned()),
             (Err(e), true) => Err(format!("a request the oracle passes was refused: {e}")),
-            (Err(_), false) => Ok(()),
+            (Err(_), false) => Ok(Refused),
         }
     }
 }
