@@ -2,6 +2,7 @@
 //! the function payloads made from them by the suite's own code (normalize → enrich → score →
 //! plan), so that every seed is an input the suite really sees.
 
+use ir_core::action::ActionReport;
 use ir_core::orchestration::{PlaybookInput, RecordRequest};
 use ir_core::{Engine, IngestOutput};
 use serde_json::{Value, json};
@@ -150,6 +151,15 @@ fn recorded_reports() -> Vec<Value> {
             for (k, v) in detail {
                 if !matches!(k.as_str(), "step" | "function") {
                     report[k] = v.clone();
+                }
+            }
+            // The chain keeps a summary of the artifacts (a count of the evidence objects, not
+            // the objects): leave out what does not read as a report's, so the seed is one.
+            for summarized in ["artifacts", "record"] {
+                if serde_json::from_value::<ActionReport>(report.clone()).is_err()
+                    && let Some(o) = report.as_object_mut()
+                {
+                    o.remove(summarized);
                 }
             }
             out.push(report);

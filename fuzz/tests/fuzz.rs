@@ -34,6 +34,26 @@ fn every_target_has_seeds() {
     }
 }
 
+/// The payload seeds are payloads the functions accept: mutation starts from the real shape.
+#[test]
+fn every_payload_seed_is_accepted() {
+    for name in [
+        "enrich-payload",
+        "score-payload",
+        "record-payload",
+        "approval-payload",
+        "containment-payload",
+        "evidence-payload",
+        "notify-payload",
+    ] {
+        let t = targets::find(name).unwrap();
+        for seed in Pool::of(t).seeds {
+            let verdict = runner::check(t, &seed.bytes);
+            assert_eq!(verdict, Verdict::Accepted, "{name} seed from {}", seed.name);
+        }
+    }
+}
+
 #[test]
 fn a_case_is_the_same_input_every_time() {
     for t in TARGETS {
