@@ -124,7 +124,8 @@ impl<'de> Deserialize<'de> for LenientBool {
 }
 
 /// A point in time given as RFC 3339 / ISO-8601 text, or as a number of epoch milliseconds
-/// (numbers at or above 10^11 are milliseconds; smaller ones are seconds).
+/// (numbers at or above 10^11 are milliseconds; smaller ones are seconds). Only a time RFC 3339
+/// can write (years 0000 to 9999) is accepted: the suite writes every time it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LenientTime(pub OffsetDateTime);
 
@@ -138,14 +139,25 @@ impl LenientTime {
     }
 
     fn from_epoch(v: f64) -> Result<OffsetDateTime, String> {
+        if !v.is_finite() {
+            return Err(format!("`{v}` is not an epoch time"));
+        }
         let nanos = if v.abs() >= EPOCH_MS_FLOOR {
             v * 1.0e6
         } else {
             v * 1.0e9
         };
         #[allow(clippy::cast_possible_truncation)]
-        OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
-            .map_err(|e| format!("`{v}` is not an epoch time: {e}"))
+        let t = OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+            .map_err(|e| format!("`{v}` is not an epoch time: {e}"))?;
+        // `time` reaches year -9999; RFC 3339, in which the suite writes it back, does not.
+        if !(0..=9999).contains(&t.year()) {
+            return Err(format!(
+                "`{v}` is an epoch time in year {}, outside RFC 3339's 0000 to 9999",
+                t.year()
+            ));
+        }
+        Ok(t)
     }
 }
 
@@ -238,6 +250,29 @@ mod tests {
         assert_eq!(iso.0, ms.0);
         assert_eq!(ms.0, ms_text.0);
         assert!(serde_json::from_str::<LenientTime>("\"yesterday\"").is_err());
+    }
+
+    /// Found by ir-fuzz (fuzz/crashers/guardduty.s1.i37000.case): a `launchTime` of
+    /// -62167219201 seconds is year -1, which `time` holds but RFC 3339 cannot write, so the
+    /// ingest output carrying it did not serialize. And "NaN" read as the epoch itself.
+    #[test]
+    fn epoch_times_rfc3339_cannot_write_are_refused() {
+        for bad in [
+            "-62167219201",
+            "\"-62167219201\"",
+            "-62167219201000",
+            "\"NaN\"",
+            "\"inf\"",
+        ] {
+            let got = serde_json::from_str::<LenientTime>(bad);
+            assert!(got.is_err(), "{bad}: {got:?}");
+        }
+        let first: LenientTime = serde_json::from_str("-62167219200").unwrap();
+        assert_eq!(first.0.year(), 0);
+        let t = first.0.format(&Rfc3339).unwrap();
+        assert_eq!(t, "0000-01-01T00:00:00Z");
+        let last: LenientTime = serde_json::from_str("253402300799999").unwrap();
+        assert_eq!(last.0.year(), 9999);
     }
 
     #[test]
