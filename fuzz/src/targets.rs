@@ -67,6 +67,13 @@ pub const TARGETS: &[Target] = &[
         run: run::normalize,
     },
     Target {
+        name: "ocsf",
+        share: 10,
+        seeds: Seeds::Files("events/securityhub-ocsf-", Kind::Json),
+        generate: make::json,
+        run: run::normalize,
+    },
+    Target {
         name: "ingest-payload",
         share: 8,
         seeds: Seeds::Files("events/", Kind::Json),
