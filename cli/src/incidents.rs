@@ -156,11 +156,31 @@ pub fn sla_cell(sla: Option<&SlaState>) -> String {
 }
 
 /// The incidents as a table.
+/// Each regulatory deadline with the time left (`gdpr: 2d 23h left`), or `-`.
+fn deadlines_cell(deadlines: &[ir_incident::listing::DeadlineState]) -> String {
+    if deadlines.is_empty() {
+        return "-".to_owned();
+    }
+    deadlines
+        .iter()
+        .map(|d| d.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn table(rows: &[IncidentRow]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED);
     t.set_header([
-        "incident", "severity", "status", "resource", "account", "playbook", "age", "SLA",
+        "incident",
+        "severity",
+        "status",
+        "resource",
+        "account",
+        "playbook",
+        "age",
+        "SLA",
+        "regulatory",
     ]);
     for r in rows {
         t.add_row([
@@ -172,6 +192,7 @@ pub fn table(rows: &[IncidentRow]) -> Table {
             r.playbook.clone().unwrap_or_else(|| "-".to_owned()),
             human_duration(Duration::seconds(r.age_seconds)),
             sla_cell(r.sla.as_ref()),
+            deadlines_cell(&r.deadlines),
         ]);
     }
     t

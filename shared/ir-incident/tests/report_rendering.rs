@@ -391,6 +391,10 @@ fn fixture() -> IncidentReport {
             severity: "Critical".into(),
             time_detected: detected,
             time_contained: Some(datetime!(2026-11-20 03:31:10 UTC)),
+            deadlines: vec![
+                "GDPR Art. 33: notify the supervisory authority: due 2026-11-23 03:14 UTC (2d 23h left)"
+                    .into(),
+            ],
             summary: format!(
                 "Critical severity incident on ec2-instance {INSTANCE} (account {ACCOUNT}, us-east-1): 1 finding, first: The EC2 instance {INSTANCE} is querying a domain name that is associated with Bitcoin-related activity. Triage score 0.91; playbook immediate-isolation in enforce mode."
             ),

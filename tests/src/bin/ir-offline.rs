@@ -3,8 +3,10 @@
 //! `ir-offline demo`: starts the local cloud ([`ir_tests::offline`]), provisions it, feeds the
 //! bundled GuardDuty finding to `ir-ingest`, waits at each approval gate and approves with
 //! `ir approve` as two on-call engineers (alice, then bob: a critical step needs two people),
-//! then prints the incident (`ir report`), verifies
-//! its audit chain (`ir audit verify`) and plans its release (`ir release`, dry-run).
+//! with Slack (a local server speaking its Web API) receiving every update as it happens; then
+//! prints what Slack received, the incident (`ir report`), verifies its audit chain
+//! (`ir audit verify`), plans its release (`ir release`, dry-run), lists the incidents and writes
+//! the report as one HTML page (`ir report --format html --out`), printing where to open it.
 //!
 //! `ir-offline bench [--runs N]`: the same path with the responders approving as soon as asked;
 //! prints, per run and as medians, the wall time from the finding's delivery to the instance
@@ -464,6 +466,25 @@ async fn demo() -> Result<()> {
     println!("  $ ir incidents list");
     let listed = off.ir_as_responder(&["incidents", "list"]).await?;
     print_output(&listed);
+    println!("\n== The report, for people (one self-contained page with its SVG timeline)");
+    let html = off.run_dir.join(format!("report-{}.html", run.incident));
+    let html_arg = html.display().to_string();
+    println!(
+        "  $ ir report {} --format html --out {html_arg}",
+        run.incident
+    );
+    let written = off
+        .ir_as_responder(&[
+            "report",
+            &run.incident,
+            "--format",
+            "html",
+            "--out",
+            &html_arg,
+        ])
+        .await?;
+    print_output(&written);
+    println!("  open file://{html_arg}");
     println!(
         "\n== Finding in -> contained: {:.2} s, {} state transitions (triage {}, playbook {})",
         run.delivered_to_contained.as_secs_f64(),
@@ -475,9 +496,11 @@ async fn demo() -> Result<()> {
         || !verified.status.success()
         || !release.status.success()
         || !listed.status.success()
+        || !written.status.success()
+        || !html.is_file()
     {
         return Err(fail(
-            "the report, the audit verification or the release plan failed (see above)",
+            "the report, the audit verification, the release plan or the HTML report failed (see above)",
         ));
     }
     Ok(())

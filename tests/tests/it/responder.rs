@@ -69,7 +69,7 @@ async fn a_responder_lists_the_open_incidents_and_what_waits_on_whom() -> TestRe
     let text = off.ir_as_responder(&["incidents", "list"]).await?;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains(&incident) && text.contains("due in"),
+        text.contains(&incident) && text.contains("due in") && text.contains("gdpr: 2d 23h left"),
         "{text}"
     );
 

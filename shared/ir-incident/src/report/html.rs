@@ -153,6 +153,9 @@ fn update(out: &mut String, r: &IncidentReport) {
         r.occurrences,
         esc(&human_time(r.last_seen))
     );
+    for d in &u.deadlines {
+        put!(out, "<dt>Regulatory deadline</dt><dd>{}</dd>\n", esc(d));
+    }
     if !r.finding_ids.is_empty() {
         put!(
             out,

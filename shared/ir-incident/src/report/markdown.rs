@@ -109,10 +109,15 @@ fn update(out: &mut String, r: &IncidentReport) {
     line!(out, "**Time detected:** {}  ", human_time(u.time_detected));
     line!(
         out,
-        "**Time contained:** {}",
+        "**Time contained:** {}{}",
         u.time_contained
-            .map_or_else(|| "not contained yet".to_owned(), human_time)
+            .map_or_else(|| "not contained yet".to_owned(), human_time),
+        if u.deadlines.is_empty() { "" } else { "  " }
     );
+    for (i, d) in u.deadlines.iter().enumerate() {
+        let end = if i + 1 < u.deadlines.len() { "  " } else { "" };
+        line!(out, "**Regulatory deadline:** {}{end}", text(d));
+    }
     line!(out, "### Summary");
     line!(out, "{}", text(&u.summary));
     line!(out, "### Scope");

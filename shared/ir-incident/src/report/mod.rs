@@ -133,6 +133,9 @@ pub struct UpdateSections {
         skip_serializing_if = "Option::is_none"
     )]
     pub time_contained: Option<OffsetDateTime>,
+    /// The regulatory deadlines with the time left when the report was made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deadlines: Vec<String>,
     pub summary: String,
     pub scope: Vec<String>,
     pub actions_taken: Vec<String>,
@@ -148,6 +151,7 @@ impl From<ir_chat::IncidentUpdate> for UpdateSections {
             severity: u.severity,
             time_detected: u.time_detected,
             time_contained: u.time_contained,
+            deadlines: u.deadlines,
             summary: u.summary,
             scope: u.scope,
             actions_taken: u.actions_taken,
