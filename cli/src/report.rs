@@ -753,6 +753,7 @@ mod tests {
                 severity: "Critical".into(),
                 time_detected: datetime!(2026-11-20 10:01:02 UTC),
                 time_contained: Some(datetime!(2026-11-20 10:01:05.1 UTC)),
+                deadlines: vec![],
                 summary: "Critical severity incident.".into(),
                 scope: vec![],
                 actions_taken: vec![],
