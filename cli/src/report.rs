@@ -604,17 +604,6 @@ mod tests {
 
     const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/SecurityLead/alice";
 
-    #[test]
-    fn durations_read_like_a_clock() {
-        assert_eq!(human_duration(Duration::milliseconds(400)), "0.4s");
-        assert_eq!(human_duration(Duration::milliseconds(3100)), "3.1s");
-        assert_eq!(human_duration(Duration::seconds(12)), "12s");
-        assert_eq!(human_duration(Duration::seconds(62)), "1m2s");
-        assert_eq!(human_duration(Duration::minutes(125)), "2h5m");
-        assert_eq!(human_duration(Duration::hours(76)), "3d4h");
-        assert_eq!(human_duration(Duration::seconds(-90)), "-1m30s");
-    }
-
     fn report() -> IncidentReport {
         let at = datetime!(2026-11-20 10:05:03 UTC);
         let manifest_key = "incidents/inc-0123456789abcdef0123/manifests/collect-evidence.json";
