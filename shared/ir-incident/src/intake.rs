@@ -93,6 +93,7 @@ fn delivery_event(
             last_seen: e.last_seen,
             count: e.count,
             sample: e.sample,
+            notes: e.notes.clone(),
         }),
         Correlation::Repeat { .. } => AuditEvent::Repeated(Repeated {
             finding_id: e.finding_id.clone(),
@@ -112,6 +113,7 @@ fn delivery_event(
             resource: resource(),
             first_seen: e.first_seen,
             last_seen: e.last_seen,
+            notes: e.notes.clone(),
         }),
     }
 }

@@ -292,6 +292,8 @@ struct Scope<'a> {
     place: String,
     /// The titles of the findings that opened or attached to it, in order.
     titles: Vec<&'a str>,
+    /// What the normalizer noticed about those findings.
+    notes: Vec<&'a str>,
 }
 
 impl<'a> Scope<'a> {
@@ -307,6 +309,15 @@ impl<'a> Scope<'a> {
                 AuditEvent::Attached(a) => Some(a.title.as_str()),
                 _ => None,
             })
+            .collect();
+        let notes = events
+            .iter()
+            .flat_map(|(_, e)| match e {
+                AuditEvent::Opened(o) => o.notes.as_slice(),
+                AuditEvent::Attached(a) => a.notes.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
             .collect();
         let account_from_key = incident.summary.resource_key.split('/').next();
         let account = opened
@@ -325,6 +336,7 @@ impl<'a> Scope<'a> {
             ),
             place,
             titles,
+            notes,
         }
     }
 }
@@ -434,6 +446,9 @@ fn scope_items(incident: &Incident, scope: &Scope<'_>) -> Vec<String> {
             .map_or_else(|| "unknown".to_owned(), human_time),
         human_time(incident.last_seen)
     ));
+    for n in &scope.notes {
+        out.push(format!("Note: {n}"));
+    }
     if let Some(e) = &incident.last_error {
         out.push(format!("Last error: {}: {}", e.step, e.message));
     }

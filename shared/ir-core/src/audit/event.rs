@@ -173,6 +173,10 @@ pub struct Opened {
     pub last_seen: Option<OffsetDateTime>,
     pub count: u64,
     pub sample: bool,
+    /// What the normalizer noticed about the finding (an ARN naming another account than the
+    /// resource's, a part left out): absent on records written before notes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `repeated`.
@@ -206,6 +210,9 @@ pub struct Attached {
     pub first_seen: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_seen: Option<OffsetDateTime>,
+    /// What the normalizer noticed about the finding (see [`Opened::notes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `triage-started`.

@@ -206,3 +206,61 @@ async fn a_repeat_starts_nothing_unless_the_triage_start_was_lost() -> TestResul
     );
     Ok(())
 }
+
+/// A GuardDuty finding delivered to the organization's administrator account: its ARN names the
+/// administrator's account and detector, its `accountId` the member's. It is triaged on the
+/// member's account, and the mismatch is noted on the incident: in its opening audit record and
+/// in every incident update's scope.
+#[tokio::test]
+async fn a_delegated_administrators_copy_is_triaged_on_the_resources_account_and_noted()
+-> TestResult {
+    let f = fixture().await;
+    let machine = create_machine(
+        f.clients.sfn(),
+        &json!({"StartAt": "Triage", "States": {"Triage": {"Type": "Pass", "End": true}}}),
+    )
+    .await;
+    let text = std::fs::read_to_string(
+        ir_tests::repo_root().join("events/guardduty-delegated-admin-ssh-bruteforce.json"),
+    )?;
+    let input = batch(&text);
+    let event = &input.incidents[0].events[0];
+    let (member, id) = (
+        event.account.clone(),
+        input.incidents[0].incident_id.clone(),
+    );
+    Intake::new(f.clients.clone(), f.names.clone(), &machine)
+        .ingest(input)
+        .await?;
+    let chain = f.chain(&id).await;
+    let opened = chain.iter().find(|r| r.action == "opened").unwrap();
+    assert_eq!(opened.detail["account"], member.as_str());
+    let notes = opened.detail["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains(&format!("not the resource's account {member}"))),
+        "{notes:?}"
+    );
+    let incident = ir_aws::store::IncidentStore::new(f.clients.clone(), f.names.clone())
+        .get(&id)
+        .await?
+        .unwrap();
+    assert!(
+        incident
+            .summary
+            .resource_key
+            .starts_with(&format!("{member}/"))
+    );
+    let update = ir_incident::notify::chat_update(&incident, &chain, ir_core::config::Mode::DryRun);
+    assert!(
+        update
+            .scope
+            .iter()
+            .any(|s| s.starts_with("Note: finding ARN names account")),
+        "{:?}",
+        update.scope
+    );
+    Ok(())
+}
