@@ -23,6 +23,7 @@ mod error_mapping;
 mod escalation;
 mod failure;
 mod faults;
+mod feeds;
 mod iam_actions;
 mod incident_report;
 mod incident_store;
