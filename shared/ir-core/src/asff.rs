@@ -6,23 +6,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::correlate::incident_id;
 use crate::event::{
     Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, NetworkInterface,
     OtherResource, Resource, S3Bucket, SecurityEvent, SkipCode, Skipped, Source,
 };
 use crate::guardduty;
 use crate::lenient::{LenientBool, LenientF64};
-use crate::normalize::{EnvelopeMeta, InputError, parse_at, parse_time, required};
+use crate::normalize::{EnvelopeMeta, InputError, hub_findings, parse_at, parse_time, required};
 use crate::severity::{FindingSeverity, Severity, SeverityScale};
 
 type Str<'a> = Option<Cow<'a, str>>;
-
-#[derive(Deserialize)]
-struct Detail<'a> {
-    #[serde(borrow, default)]
-    findings: Option<Vec<&'a RawValue>>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -261,24 +254,11 @@ fn finding_key(product_arn: &str, id: &str) -> String {
     format!("securityhub:{product_arn}|{id}")
 }
 
-fn is_guardduty(f: &Finding<'_>) -> bool {
-    f.product_name.as_deref() == Some("GuardDuty")
-        || f.product_arn
-            .as_deref()
-            .is_some_and(|a| a.ends_with("/aws/guardduty"))
-}
-
 pub(crate) fn normalize_batch(
     meta: &EnvelopeMeta<'_>,
     detail: &RawValue,
 ) -> Result<(Vec<SecurityEvent>, Vec<Skipped>), InputError> {
-    let d: Detail<'_> = parse_at(detail, "detail")?;
-    let findings = d
-        .findings
-        .ok_or_else(|| InputError::finding("detail.findings", "missing required field"))?;
-    if findings.is_empty() {
-        return Err(InputError::EmptyFindings);
-    }
+    let findings = hub_findings(detail)?;
     let mut events = Vec::with_capacity(findings.len());
     let mut skipped = Vec::new();
     for (i, raw) in findings.into_iter().enumerate() {
@@ -311,20 +291,11 @@ pub(crate) fn normalize_batch(
             });
             continue;
         }
-        // Keyed in the resource's account (`AwsAccountId`), as the direct copy is on its
-        // `accountId`: the ARN of an organization's finding may name the administrator's.
-        if is_guardduty(&f)
-            && let Some(key) = guardduty::key_from_arn(&id, f.aws_account_id.as_deref())
+        if guardduty::is_product(f.product_name.as_deref(), f.product_arn.as_deref())
+            && let Some(copy) =
+                guardduty::imported_copy(&id, f.aws_account_id.as_deref(), "Security Hub")
         {
-            let incident = incident_id(&key);
-            skipped.push(Skipped {
-                    reason: format!(
-                        "GuardDuty finding imported into Security Hub: it is ingested from the GuardDuty event and belongs to incident {incident}"
-                    ),
-                    finding_id: id,
-                    code: SkipCode::GuarddutyDuplicate,
-                    incident_id: Some(incident),
-                });
+            skipped.push(copy);
             continue;
         }
         events.push(event(meta, f, id, raw, &loc)?);

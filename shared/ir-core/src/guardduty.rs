@@ -302,6 +302,33 @@ impl<'a> FindingArn<'a> {
     }
 }
 
+/// Whether a Security Hub finding's product is GuardDuty: its name, or a product ARN (ASFF
+/// `ProductArn`, OCSF `metadata.product.uid`) ending `/aws/guardduty`.
+pub(crate) fn is_product(name: Option<&str>, product: Option<&str>) -> bool {
+    name == Some("GuardDuty") || product.is_some_and(|p| p.ends_with("/aws/guardduty"))
+}
+
+/// A Security Hub copy (`shape`: `Security Hub`, `Security Hub (OCSF)`) of the GuardDuty
+/// finding `arn`: skipped, naming the incident of the direct copy, keyed in the resource's
+/// account (`resource_account`) as the direct copy is on its `accountId` (the ARN of an
+/// organization's finding may name the administrator's). `None` when `arn` is not a GuardDuty
+/// finding ARN.
+pub(crate) fn imported_copy(
+    arn: &str,
+    resource_account: Option<&str>,
+    shape: &str,
+) -> Option<Skipped> {
+    let incident = crate::correlate::incident_id(&key_from_arn(arn, resource_account)?);
+    Some(Skipped {
+        reason: format!(
+            "GuardDuty finding imported into {shape}: it is ingested from the GuardDuty event and belongs to incident {incident}"
+        ),
+        finding_id: arn.to_owned(),
+        code: SkipCode::GuarddutyDuplicate,
+        incident_id: Some(incident),
+    })
+}
+
 /// The canonical key of a GuardDuty finding named by its ARN, in the resource's account when
 /// the copy says which (`resource_account`: ASFF `AwsAccountId`, OCSF `cloud.account.uid`) and
 /// the ARN's account otherwise. `None` when `arn` is not a GuardDuty finding ARN.

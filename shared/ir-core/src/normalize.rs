@@ -230,6 +230,24 @@ pub fn normalize_detail(
 
 /// Deserializes `raw` into `T`, reporting the JSON path of the first problem under `location`.
 /// The fast path parses without tracking paths; only a failure is parsed again to locate it.
+/// A Security Hub event's `detail.findings[]` (ASFF or OCSF), each left raw for its format's
+/// reader: missing or empty is refused.
+pub(crate) fn hub_findings(detail: &RawValue) -> Result<Vec<&RawValue>, InputError> {
+    #[derive(Deserialize)]
+    struct Detail<'a> {
+        #[serde(borrow, default)]
+        findings: Option<Vec<&'a RawValue>>,
+    }
+    let d: Detail<'_> = parse_at(detail, "detail")?;
+    let findings = d
+        .findings
+        .ok_or_else(|| InputError::finding("detail.findings", "missing required field"))?;
+    if findings.is_empty() {
+        return Err(InputError::EmptyFindings);
+    }
+    Ok(findings)
+}
+
 pub(crate) fn parse_at<'a, T: Deserialize<'a>>(
     raw: &'a RawValue,
     location: &str,

@@ -14,23 +14,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::correlate::incident_id;
 use crate::event::{
     Ec2Instance, EksCluster, IamRole, IamUser, Indicator, IndicatorKind, OtherResource, Resource,
     S3Bucket, SecurityEvent, SkipCode, Skipped, Source,
 };
 use crate::guardduty;
 use crate::lenient::{LenientTime, LenientU64};
-use crate::normalize::{EnvelopeMeta, InputError, parse_at, required};
+use crate::normalize::{EnvelopeMeta, InputError, hub_findings, parse_at, required};
 use crate::severity::{FindingSeverity, Severity, SeverityScale};
 
 type Str<'a> = Option<Cow<'a, str>>;
-
-#[derive(Deserialize)]
-struct Detail<'a> {
-    #[serde(borrow, default)]
-    findings: Option<Vec<&'a RawValue>>,
-}
 
 #[derive(Deserialize)]
 struct Finding<'a> {
@@ -191,26 +184,11 @@ fn finding_key(product_uid: &str, uid: &str) -> String {
     format!("securityhub-ocsf:{product_uid}|{uid}")
 }
 
-fn is_guardduty(product: Option<&Product<'_>>) -> bool {
-    product.is_some_and(|p| {
-        p.name.as_deref() == Some("GuardDuty")
-            || p.uid
-                .as_deref()
-                .is_some_and(|u| u.ends_with("/aws/guardduty"))
-    })
-}
-
 pub(crate) fn normalize_batch(
     meta: &EnvelopeMeta<'_>,
     detail: &RawValue,
 ) -> Result<(Vec<SecurityEvent>, Vec<Skipped>), InputError> {
-    let d: Detail<'_> = parse_at(detail, "detail")?;
-    let findings = d
-        .findings
-        .ok_or_else(|| InputError::finding("detail.findings", "missing required field"))?;
-    if findings.is_empty() {
-        return Err(InputError::EmptyFindings);
-    }
+    let findings = hub_findings(detail)?;
     let mut events = Vec::with_capacity(findings.len());
     let mut skipped = Vec::new();
     for (i, raw) in findings.into_iter().enumerate() {
@@ -246,18 +224,13 @@ pub(crate) fn normalize_batch(
             continue;
         }
         let account = account(&f);
-        if is_guardduty(f.metadata.as_ref().and_then(|m| m.product.as_ref()))
-            && let Some(key) = guardduty::key_from_arn(&id, account)
+        let product = f.metadata.as_ref().and_then(|m| m.product.as_ref());
+        if guardduty::is_product(
+            product.and_then(|p| p.name.as_deref()),
+            product.and_then(|p| p.uid.as_deref()),
+        ) && let Some(copy) = guardduty::imported_copy(&id, account, "Security Hub (OCSF)")
         {
-            let incident = incident_id(&key);
-            skipped.push(Skipped {
-                reason: format!(
-                    "GuardDuty finding imported into Security Hub (OCSF): it is ingested from the GuardDuty event and belongs to incident {incident}"
-                ),
-                finding_id: id,
-                code: SkipCode::GuarddutyDuplicate,
-                incident_id: Some(incident),
-            });
+            skipped.push(copy);
             continue;
         }
         events.push(event(meta, f, id, raw, &loc)?);
