@@ -2,7 +2,6 @@
 //! `dynamodb:LeadingKeys` condition gives each writer only its prefixes):
 //! - `announced#<incident>#<seq>`: an audit record was announced to chat; for an approval
 //!   request it holds the Slack message posted (`channel`, `ts`), which the decision updates;
-//! - `clock#<incident>#<clock>#<reminder>`: a clock's reminder or breach was raised;
 //! - `leadership#<period>`: the leadership summary of a period was sent;
 //! - `jira-issue#<incident>#<step>`: the Jira issue a ticket step created (`issueKey`, `url`): read
 //!   strongly consistent before Jira's search, whose index lags a creation by seconds.
@@ -23,8 +22,6 @@ use crate::Clients;
 
 /// An audit record announced.
 pub const ANNOUNCED_PREFIX: &str = "announced#";
-/// A clock's reminder raised.
-pub const CLOCK_PREFIX: &str = "clock#";
 /// A leadership summary sent.
 pub const LEADERSHIP_PREFIX: &str = "leadership#";
 /// A ticket step's Jira issue.
@@ -37,11 +34,6 @@ const AT: &str = "markedAt";
 /// `announced#<incident>#<seq>`.
 pub fn announced_key(incident_id: &str, seq: u64) -> String {
     format!("{ANNOUNCED_PREFIX}{incident_id}#{seq}")
-}
-
-/// `clock#<incident>#<clock>#<reminder>`.
-pub fn clock_key(incident_id: &str, clock: &str, reminder: &str) -> String {
-    format!("{CLOCK_PREFIX}{incident_id}#{clock}#{reminder}")
 }
 
 /// `jira-issue#<incident>#<step>`.
@@ -134,10 +126,6 @@ mod tests {
         assert_eq!(
             announced_key("inc-0123456789abcdef0123", 7),
             "announced#inc-0123456789abcdef0123#7"
-        );
-        assert_eq!(
-            clock_key("inc-0123456789abcdef0123", "gdpr", "left-50"),
-            "clock#inc-0123456789abcdef0123#gdpr#left-50"
         );
         assert_eq!(leadership_key(123), "leadership#123");
     }

@@ -59,8 +59,8 @@ pub use audit::{AuditLog, VerifyError};
 pub use incidents::{Incident, IncidentPatch, IncidentStore, Ingested, LastError};
 pub use isolation::{HOLD_PREFIX, IsolationHold, IsolationHolds, hold_key};
 pub use marks::{
-    ANNOUNCED_PREFIX, CLOCK_PREFIX, JIRA_ISSUE_PREFIX, LEADERSHIP_PREFIX, Marks, announced_key,
-    clock_key, jira_issue_key, leadership_key,
+    ANNOUNCED_PREFIX, JIRA_ISSUE_PREFIX, LEADERSHIP_PREFIX, Marks, announced_key, jira_issue_key,
+    leadership_key,
 };
 pub use replays::{Replays, SLACK_REQUEST_PREFIX};
 pub use schema::{TableNames, create_tables};
