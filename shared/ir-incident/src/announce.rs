@@ -105,6 +105,24 @@ pub fn incident_channel(config: &Config, incident: &Incident) -> Option<String> 
         .filter(|c| !c.trim().is_empty())
 }
 
+/// The channel of a record: the incident's once the chain up to it holds the triage, else the
+/// config's updates channel. Read from the chain, not the incident's present state, so that an
+/// opening announced after the triage happened still goes where it would have gone at once.
+fn channel_at(config: &Config, incident: &Incident, upto: &[AuditRecord]) -> Option<String> {
+    let triaged = upto
+        .iter()
+        .any(|r| matches!(r.event(), Ok(AuditEvent::Triaged(_))));
+    if triaged {
+        incident_channel(config, incident)
+    } else {
+        config
+            .notifications
+            .updates_channel
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+    }
+}
+
 fn mode_of(incident: &Incident) -> Mode {
     incident
         .decision
@@ -215,7 +233,7 @@ fn plan(config: &Config, incident: &Incident, chain: &[AuditRecord], index: usiz
     let Ok(event) = record.event() else {
         return Plan::default();
     };
-    let channel = incident_channel(config, incident);
+    let channel = channel_at(config, incident, upto);
     let mut out = Plan::default();
     let update = |headline: String| {
         let mut u = chat_update(incident, upto, mode_of(incident));
