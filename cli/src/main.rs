@@ -125,10 +125,15 @@ impl CliError {
         match name {
             N::InvalidInput => CliError::Invalid(message),
             N::NotFound => CliError::NotFound(message),
-            N::AccessDenied | N::Conflict | N::Protected | N::NotApproved | N::PlanChanged => {
-                CliError::Refused(message)
-            }
-            N::Retryable
+            N::AccessDenied
+            | N::Conflict
+            | N::Protected
+            | N::NotApproved
+            | N::PlanChanged
+            | N::AccountNotAllowed
+            | N::MemberAccessDenied => CliError::Refused(message),
+            N::RegionDisabled
+            | N::Retryable
             | N::VerificationFailed
             | N::Configuration
             | N::DeliveryFailed
@@ -141,7 +146,7 @@ impl CliError {
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failure (AWS, a store, a chain that does not verify); \
 2 bad usage or input; 3 not found (incident, step, request); 4 refused by policy (not an \
 approver, not at this level, the two-person rule, already decided, plan changed, an incident \
-not in a state that allows it).";
+not in a state that allows it, an account the suite may not act in).";
 
 /// Reads a file the user named; a missing or unreadable file is invalid input.
 pub fn read_input(path: &PathBuf, what: &str) -> Result<Vec<u8>, CliError> {

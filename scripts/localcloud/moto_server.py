@@ -35,9 +35,15 @@ What it does, in order:
    answers 500, which the engine would take for a failed call, not a catchable error). The hook is
    internal to moto, which is why moto is pinned: if it is missing or changed, this launcher
    exits with status 3 and says so. On success it logs ``lambda routing -> URL`` to stderr;
-6. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
+6. makes ``sts:AssumeRole`` refuse as AWS does where the suite's cross-account behaviour
+   depends on it: moto 5.2.5 issues credentials for any role ARN, existing or not. AWS answers
+   ``AccessDenied`` when the role does not exist in its account, and when the role's trust
+   policy requires an external id (``sts:ExternalId`` under ``StringEquals``) that the request
+   does not carry. Other trust conditions are not evaluated (moto does not evaluate them);
+   patched on ``moto.sts.models.STSBackend.assume_role``, exit 3 if it is not as expected;
+7. prints exactly one line ``READY http://<host>:<port>`` to stdout and flushes. From then on
    stdout is redirected to stderr, so the parent may close its end of the pipe;
-7. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
+8. serves until SIGTERM/SIGINT or until stdin reaches EOF (the parent keeps a pipe to our stdin
    open, so the server dies with the parent). Pass ``--no-stdin-watch`` when running it by hand
    in the background with stdin at /dev/null.
 
@@ -357,6 +363,69 @@ def install_sfn_parameter_mapping() -> None:
         changed(f"probe mapped to {params} / {response}")
 
 
+def install_assume_role_checks() -> None:
+    """Refuse ``sts:AssumeRole`` for a missing role or a missing/wrong external id (module doc)."""
+    import json  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    import moto  # noqa: PLC0415
+
+    try:
+        from moto.iam.models import iam_backends  # noqa: PLC0415
+        from moto.sts.exceptions import STSClientError  # noqa: PLC0415
+        from moto.sts.models import STSBackend  # noqa: PLC0415
+    except ImportError as exc:
+        die(f"moto {moto.__version__}: cannot check sts:AssumeRole: {exc}", 3)
+    original = getattr(STSBackend, "assume_role", None)
+    if not callable(original):
+        die(f"moto {moto.__version__}: STSBackend.assume_role is missing", 3)
+
+    arn_re = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role(/.*)?/([^/]+)$")
+
+    def required_external_ids(document: str) -> list[str] | None:
+        """The external ids the trust requires (None when it requires none)."""
+        try:
+            doc = json.loads(document)
+        except (TypeError, ValueError):
+            return None
+        statements = doc.get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        wanted: list[str] = []
+        for st in statements:
+            cond = (st.get("Condition") or {}).get("StringEquals") or {}
+            value = cond.get("sts:ExternalId")
+            if isinstance(value, str):
+                wanted.append(value)
+            elif isinstance(value, list):
+                wanted.extend(v for v in value if isinstance(v, str))
+        return wanted or None
+
+    def assume_role(self: Any, *args: Any, **kwargs: Any) -> Any:
+        role_arn = kwargs.get("role_arn")
+        external_id = kwargs.get("external_id")
+        match = arn_re.match(role_arn or "")
+        if match is None:
+            raise STSClientError("ValidationError", f"{role_arn} is not a role ARN")
+        partition, account = match.group(1), match.group(2)
+        role = next(
+            (r for r in iam_backends[account][partition].get_roles() if r.arn == role_arn),
+            None,
+        )
+        refusal = STSClientError(
+            "AccessDenied",
+            f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+        )
+        if role is None:
+            raise refusal
+        wanted = required_external_ids(role.assume_role_policy_document)
+        if wanted is not None and external_id not in wanted:
+            raise refusal
+        return original(self, *args, **kwargs)
+
+    STSBackend.assume_role = assume_role
+
+
 class SerializedApp:
     """A WSGI app that lets one request at a time into `app` (see the module doc, point 3).
 
@@ -399,6 +468,7 @@ def main(argv: list[str]) -> int:
 
     enable_state_machine_execution()
     install_sfn_parameter_mapping()
+    install_assume_role_checks()
 
     try:
         server = make_server(

@@ -37,6 +37,7 @@ pub mod chat;
 pub mod fake_lambda;
 pub mod fault;
 pub mod matrix;
+pub mod member;
 pub mod offline;
 pub mod relay;
 pub mod request_log;

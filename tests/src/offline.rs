@@ -155,6 +155,12 @@ pub struct Settings {
     /// people's Slack ids in `notifications.slack_approvers`, and the audit table's stream
     /// read into `ir-announce` ([`crate::chat`]).
     pub slack: bool,
+    /// The config's `accounts` (the embedded default's otherwise: the security account only).
+    pub accounts: Option<ir_core::accounts::Accounts>,
+    /// Where the victim lives: `(account, region)` of a member account, where what
+    /// `member-account.yaml` deploys is created first ([`crate::member`]); the suite's own
+    /// account and region otherwise.
+    pub victim_in: Option<(String, String)>,
 }
 
 impl Default for Settings {
@@ -175,6 +181,8 @@ impl Default for Settings {
             approvers_overlay: Vec::new(),
             mode_overlay: Vec::new(),
             slack: false,
+            accounts: None,
+            victim_in: None,
         }
     }
 }
@@ -243,6 +251,9 @@ pub struct Offline {
     pub people: Responders,
     /// The instance the story is about (in the asset registry as the sample's `web-prod-1`).
     pub victim: Victim,
+    /// Clients acting where the victim is, as that account's own administrator (the suite's
+    /// clients when it is in the suite's account): to read the victim back.
+    pub victim_clients: Clients,
     /// The configuration, asset registry and function logs of this run.
     pub run_dir: PathBuf,
     pub config_file: PathBuf,
@@ -417,6 +428,12 @@ fn configure(settings: &Settings, people: &Responders) -> Result<String> {
                 .insert(Y::from("timeout"), Y::from(timeout.as_str()));
         }
     }
+    if let Some(accounts) = &settings.accounts {
+        let value = serde_yaml_ng::to_value(accounts).ctx("the accounts section")?;
+        doc.as_mapping_mut()
+            .ctx("the config mapping")?
+            .insert(Y::from("accounts"), value);
+    }
     let text = serde_yaml_ng::to_string(&doc).ctx("writing the config")?;
     let config = ir_core::Config::from_yaml(&text).ctx("the derived config")?;
     for (file, rendered) in asl::render(&config) {
@@ -512,7 +529,21 @@ impl Offline {
         let machines = state_machines(&clients, &prefix, &binaries).await?;
         let people = responders(&clients, &prefix).await?;
         let responder = people.alice.clone();
-        let victim = Victim::create(&clients, "victim").await?;
+        let victim_clients = match &settings.victim_in {
+            Some((account, region)) => {
+                let member = crate::member::clients_in(&clients, account, region);
+                crate::member::deploy_member_stack(&member)
+                    .await
+                    .map_err(OfflineError)?;
+                member
+            }
+            None => clients.clone(),
+        };
+        let mut victim = Victim::create(&victim_clients, "victim").await?;
+        if let Some((account, region)) = &settings.victim_in {
+            victim.account.clone_from(account);
+            victim.region.clone_from(region);
+        }
 
         let config_text = configure(&settings, &people)?;
         let config_file = run_dir.join("incident-response.yaml");
@@ -575,6 +606,7 @@ impl Offline {
             responder,
             people,
             victim,
+            victim_clients,
             run_dir,
             config_file,
             config_parameter,
@@ -922,14 +954,26 @@ impl Offline {
     /// # Errors
     /// A store write failed.
     pub async fn seed_history(&self, count: u32, now: OffsetDateTime) -> Result<Vec<String>> {
+        self.seed_history_for(&self.victim, count, now).await
+    }
+
+    /// [`Offline::seed_history`] of another victim (the victim's instance in another account,
+    /// say).
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub async fn seed_history_for(
+        &self,
+        victim: &Victim,
+        count: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>> {
         let store = IncidentStore::new(self.clients.clone(), self.names.clone());
         let mut ids = Vec::new();
         for i in 1..=count {
             let at = now - time::Duration::days(7 * i64::from(i));
             let finding_id = format!("{:032x}", 0xe0_u128 + u128::from(i));
-            let bytes = self
-                .victim
-                .finding(&finding_id, at, time::Duration::minutes(3))?;
+            let bytes = victim.finding(&finding_id, at, time::Duration::minutes(3))?;
             let normalized = ir_core::normalize(&bytes).ctx("an earlier finding")?;
             let event = normalized
                 .events
@@ -965,6 +1009,8 @@ pub fn cloud_environment(cloud: &LocalCloud) -> Vec<(String, String)> {
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
         ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        // The template's: the security account is the emulator's default account.
+        ("IR_SECURITY_ACCOUNT_ID", ACCOUNT_ID.to_owned()),
         ("IR_S3_FORCE_PATH_STYLE", "true".to_owned()),
         ("AWS_LAMBDA_LOG_LEVEL", "info".to_owned()),
     ]
@@ -1401,10 +1447,14 @@ pub struct Victim {
     pub role: String,
     pub profile: String,
     pub profile_arn: String,
+    /// The account and region the victim is in (the findings about it say so).
+    pub account: String,
+    pub region: String,
 }
 
 /// The sample's identities, in the order [`Victim::substitutions`] replaces them.
 const SAMPLE_ACCOUNT: &str = "111122223333";
+const SAMPLE_REGION: &str = "us-east-1";
 const SAMPLE_INSTANCE: &str = "i-0a1b2c3d4e5f60001";
 const SAMPLE_ENIS: [&str; 2] = ["eni-0a1b2c3d4e5f60011", "eni-0a1b2c3d4e5f60012"];
 const SAMPLE_GROUPS: [(&str, &str); 3] = [
@@ -1564,6 +1614,8 @@ impl Victim {
             role,
             profile,
             profile_arn,
+            account: ACCOUNT_ID.to_owned(),
+            region: REGION.to_owned(),
         })
     }
 
@@ -1571,7 +1623,8 @@ impl Victim {
     /// but the profile ARN contains the profile name).
     fn substitutions(&self, finding_id: &str) -> Vec<(String, String)> {
         let mut subs = vec![
-            (SAMPLE_ACCOUNT.to_owned(), ACCOUNT_ID.to_owned()),
+            (SAMPLE_ACCOUNT.to_owned(), self.account.clone()),
+            (SAMPLE_REGION.to_owned(), self.region.clone()),
             (SAMPLE_INSTANCE.to_owned(), self.instance_id.clone()),
             (SAMPLE_SUBNET.to_owned(), self.subnet_id.clone()),
             (SAMPLE_VPC.to_owned(), self.vpc_id.clone()),

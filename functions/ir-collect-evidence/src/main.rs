@@ -19,7 +19,7 @@ async fn main() -> Result<(), ir_lambda::Error> {
     let clients = Clients::from_env().await;
     let config = ir_aws::config_source::load(&clients).await?;
     let settings = EvidenceSettings::from_env(config.evidence.clone())?;
-    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let guard = ir_actions::guard::Guard::from_env(&clients, config, evidence::ACTION).await?;
     let names = ir_aws::store::TableNames::from_env()?;
     let state = (clients, settings, guard, names);
     ir_lambda::serve_action(
@@ -28,10 +28,14 @@ async fn main() -> Result<(), ir_lambda::Error> {
         |s, req: EvidenceRequest| async move {
             let (c, settings, guard, names) = &*s;
             guard
-                .run(c, req, |r| async move {
+                .run(c, req, |at, mut r| async move {
                     // The step's own log window (its recorded `retention`), else the default.
                     let settings = settings.for_step(c, names, &r).await?;
-                    evidence::collect_evidence(c, &settings, &r).await
+                    // The source account and region the evidence records are where the session
+                    // acts: the incident's, not the payload's.
+                    r.account.clone_from(&at.place.account);
+                    r.region.clone_from(&at.place.region);
+                    evidence::collect_evidence_at(c, &at.clients, &settings, &r).await
                 })
                 .await
         },

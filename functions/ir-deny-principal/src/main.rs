@@ -29,11 +29,17 @@ async fn main() -> Result<(), ir_lambda::Error> {
         )
         .into());
     }
+    let guard = ir_actions::guard::Guard::from_env(
+        &clients,
+        config,
+        ir_actions::iam::DENY_PRINCIPAL_ACTION,
+    )
+    .await?;
     let state = State {
         clients,
         protection,
         deny_policy_arn,
-        guard: ir_actions::guard::Guard::from_env(config)?,
+        guard,
     };
     ir_lambda::serve_action(
         ir_actions::iam::DENY_PRINCIPAL_ACTION,
@@ -41,14 +47,12 @@ async fn main() -> Result<(), ir_lambda::Error> {
         |s, req: ContainmentRequest| async move {
             let s = &*s;
             s.guard
-                .run(&s.clients, req, |r| async move {
-                    ir_actions::iam::deny_principal(
-                        &s.clients,
-                        &s.protection,
-                        &s.deny_policy_arn,
-                        &r,
-                    )
-                    .await
+                .run(&s.clients, req, |at, r| async move {
+                    // In a member account: its own deny-all policy, and its member role is one
+                    // of the suite's own.
+                    let protection = ir_actions::guard::protection_for(&at, &s.protection);
+                    let policy = ir_actions::guard::deny_policy_for(&at, &s.deny_policy_arn);
+                    ir_actions::iam::deny_principal(&at.clients, &protection, &policy, &r).await
                 })
                 .await
         },

@@ -11,7 +11,12 @@ async fn main() -> Result<(), ir_lambda::Error> {
     let config = ir_aws::config_source::load(&clients).await?;
     // The config's protected principals and the suite's own roles (IR_SUITE_PRINCIPALS).
     let protection = ir_lambda::env::protection(&config)?;
-    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let guard = ir_actions::guard::Guard::from_env(
+        &clients,
+        config,
+        ir_actions::iam::DISABLE_ACCESS_KEYS_ACTION,
+    )
+    .await?;
     let state = (clients, protection, guard);
     ir_lambda::serve_action(
         ir_actions::iam::DISABLE_ACCESS_KEYS_ACTION,
@@ -19,8 +24,10 @@ async fn main() -> Result<(), ir_lambda::Error> {
         |s, req: ContainmentRequest| async move {
             let (c, protection, guard) = &*s;
             guard
-                .run(c, req, |r| async move {
-                    ir_actions::iam::disable_access_keys(c, protection, &r).await
+                .run(c, req, |at, r| async move {
+                    // Acting through a member role, that role is one of the suite's own.
+                    let protection = ir_actions::guard::protection_for(&at, protection);
+                    ir_actions::iam::disable_access_keys(&at.clients, &protection, &r).await
                 })
                 .await
         },

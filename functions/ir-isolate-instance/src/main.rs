@@ -15,15 +15,17 @@ async fn main() -> Result<(), ir_lambda::Error> {
     let clients = Clients::from_env().await;
     let config = ir_aws::config_source::load(&clients).await?;
     let holds = IsolationHolds::new(clients.clone(), &names);
-    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let guard =
+        ir_actions::guard::Guard::from_env(&clients, config, ir_actions::ec2::ISOLATE_ACTION)
+            .await?;
     ir_lambda::serve_action(
         ir_actions::ec2::ISOLATE_ACTION,
         (clients, holds, guard),
         |s, req: ContainmentRequest| async move {
             let (c, holds, guard) = &*s;
             guard
-                .run(c, req, |r| async move {
-                    ir_actions::ec2::isolate_instance(c, holds, &r).await
+                .run(c, req, |at, r| async move {
+                    ir_actions::ec2::isolate_instance(&at.clients, holds, &r).await
                 })
                 .await
         },

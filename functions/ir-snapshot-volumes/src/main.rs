@@ -9,7 +9,9 @@ async fn main() -> Result<(), ir_lambda::Error> {
     // Read once at init: a bad setting fails the start, never an invocation.
     let clients = Clients::from_env().await;
     let config = ir_aws::config_source::load(&clients).await?;
-    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let guard =
+        ir_actions::guard::Guard::from_env(&clients, config, ir_actions::ec2::SNAPSHOT_ACTION)
+            .await?;
     let state = (clients, guard);
     ir_lambda::serve_action(
         ir_actions::ec2::SNAPSHOT_ACTION,
@@ -17,8 +19,8 @@ async fn main() -> Result<(), ir_lambda::Error> {
         |s, req: ContainmentRequest| async move {
             let (c, guard) = &*s;
             guard
-                .run(c, req, |r| async move {
-                    ir_actions::ec2::snapshot_volumes(c, &r).await
+                .run(c, req, |at, r| async move {
+                    ir_actions::ec2::snapshot_volumes(&at.clients, &r).await
                 })
                 .await
         },

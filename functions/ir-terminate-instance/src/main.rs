@@ -19,15 +19,17 @@ async fn main() -> Result<(), ir_lambda::Error> {
     let names = TableNames::from_env()?;
     let clients = Clients::from_env().await;
     let config = ir_aws::config_source::load(&clients).await?;
-    let guard = ir_actions::guard::Guard::from_env(config)?;
+    let guard =
+        ir_actions::guard::Guard::from_env(&clients, config, ir_actions::ec2::TERMINATE_ACTION)
+            .await?;
     ir_lambda::serve_action(
         ir_actions::ec2::TERMINATE_ACTION,
         (clients, names, guard),
         |s, req: ContainmentRequest| async move {
             let (c, names, guard) = &*s;
             guard
-                .run(c, req, |r| async move {
-                    ir_actions::ec2::terminate_instance(c, names, &r).await
+                .run(c, req, |at, r| async move {
+                    ir_actions::ec2::terminate_instance(c, &at.clients, names, &r).await
                 })
                 .await
         },

@@ -48,6 +48,10 @@ pub enum ActionError {
         name: &'static str,
         message: String,
     },
+    /// No session where the resource is: its account is not allowed, the member role could not
+    /// be assumed, the region is not enabled. Nothing was read or changed there.
+    #[error(transparent)]
+    Member(#[from] ir_aws::member::MemberError),
     /// A failure after some changes were made: the report says exactly which.
     #[error("{cause}; changes already made: {}", summary(done))]
     Incomplete {
@@ -83,6 +87,7 @@ impl Named for ActionError {
             ActionError::NotApproved(_) => ErrorName::NotApproved,
             ActionError::PlanChanged(_) => ErrorName::PlanChanged,
             ActionError::Delivery { .. } => ErrorName::DeliveryFailed,
+            ActionError::Member(e) => e.error_name(),
             ActionError::Incomplete { cause, .. } => cause.error_name(),
         }
     }

@@ -22,17 +22,26 @@
 //! step fails `PlanChanged` (the state machine asks again with the new plan).
 //!
 //! A dry-run request needs none of this: it changes nothing.
+//!
+//! Where every run acts, dry-run included, is the suite's record too: the resource's account
+//! and region as the incident holds them (ingest recorded them from the finding; a payload
+//! names neither). An account the config does not allow is refused (`AccountNotAllowed`)
+//! before anything is read there; a member account is acted in through its member role,
+//! assumed for this run ([`ir_aws::member`]). A dry-run for an incident the suite has no
+//! record of reads in the security account and region.
 
 use std::future::Future;
 
+use ir_aws::member::{MemberAccess, Place, Run, Session};
 use ir_aws::store::{
-    Approval, ApprovalStatus, ApprovalStore, AuditLog, IncidentStore, StoreError, TableNames,
+    Approval, ApprovalStatus, ApprovalStore, AuditLog, Incident, IncidentStore, StoreError,
+    TableNames,
 };
 use ir_core::ErrorName;
 use ir_core::action::{ActionReport, Guarded, plan_hash};
 use ir_core::audit::AuditEvent;
 use ir_core::audit::event::StepFailure;
-use ir_core::config::{Config, Mode, OnExhausted};
+use ir_core::config::{Config, Mode, OnExhausted, Protection};
 use ir_core::incident::Status;
 use time::OffsetDateTime;
 
@@ -41,11 +50,15 @@ use crate::ActionError;
 /// The actor of the audit record a refusal writes.
 const GUARD_ACTOR: &str = "ir-action-guard";
 
-/// What the guard reads: the suite's tables and the deployed config.
+/// What the guard reads: the suite's tables and the deployed config; and what it knows to act
+/// where the resource is (the accounts allow-list, the security account, the function's name
+/// that picks the session policy).
 #[derive(Debug, Clone)]
 pub struct Guard {
     names: TableNames,
     config: Config,
+    member: MemberAccess,
+    function: &'static str,
 }
 
 /// What an authorized enforce request was allowed by.
@@ -65,15 +78,72 @@ pub enum Authority {
 }
 
 impl Guard {
-    pub fn new(names: TableNames, config: Config) -> Guard {
-        Guard { names, config }
+    pub fn new(
+        names: TableNames,
+        config: Config,
+        member: MemberAccess,
+        function: &'static str,
+    ) -> Guard {
+        Guard {
+            names,
+            config,
+            member,
+            function,
+        }
     }
 
-    /// The guard of a deployed function: the tables (`IR_INCIDENTS_TABLE`, `IR_KEYS_TABLE`,
-    /// `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`) and the deployed config (loaded once at init by
-    /// `ir_aws::config_source`).
-    pub fn from_env(config: Config) -> Result<Guard, ir_env::InitError> {
-        Ok(Guard::new(TableNames::from_env()?, config))
+    /// The guard of deployed function `function`: the tables (`IR_INCIDENTS_TABLE`,
+    /// `IR_KEYS_TABLE`, `IR_AUDIT_TABLE`, `IR_APPROVALS_TABLE`), the deployed config (loaded
+    /// once at init by `ir_aws::config_source`) and its `accounts`, the security account
+    /// (`IR_SECURITY_ACCOUNT_ID`, else STS) and the function's region.
+    pub async fn from_env(
+        home: &ir_aws::Clients,
+        config: Config,
+        function: &'static str,
+    ) -> Result<Guard, ir_env::InitError> {
+        let member = MemberAccess::from_env(home, config.accounts.clone())
+            .await
+            .map_err(|message| ir_env::InitError::Var {
+                name: "IR_SECURITY_ACCOUNT_ID",
+                message,
+            })?;
+        Ok(Guard::new(
+            TableNames::from_env()?,
+            config,
+            member,
+            function,
+        ))
+    }
+
+    /// Where the request acts and with what: the incident's recorded account and region, the
+    /// session there (see the module docs).
+    pub async fn session<R: Guarded>(
+        &self,
+        home: &ir_aws::Clients,
+        req: &R,
+        incident: Option<&Incident>,
+    ) -> Result<Session, ActionError> {
+        let own = self.member.home();
+        let place = incident.map_or_else(
+            || own.clone(),
+            |i| Place {
+                account: i.account.clone(),
+                // Incidents stored before the region was: their actions acted here.
+                region: i.region.clone().unwrap_or_else(|| own.region.clone()),
+            },
+        );
+        let run = Run {
+            function: self.function,
+            incident_id: req.incident_id(),
+            step_id: req.step_id(),
+        };
+        self.member
+            .session_for(home, &place, run)
+            .await
+            .map_err(|e| {
+                tracing::warn!(incident_id = req.incident_id(), step_id = req.step_id(), account = %place.account, region = %place.region, error = %e, "no session where the resource is");
+                ActionError::Member(e)
+            })
     }
 
     /// Whether `req` may run as it asks (see the module docs). A refusal is audited.
@@ -83,10 +153,34 @@ impl Guard {
         req: &R,
         now: OffsetDateTime,
     ) -> Result<Authority, ActionError> {
+        let incident = self.incident(clients, req).await?;
+        self.authorize_with(clients, req, incident.as_ref(), now)
+            .await
+    }
+
+    /// The incident the request names, as the suite recorded it.
+    async fn incident<R: Guarded>(
+        &self,
+        clients: &ir_aws::Clients,
+        req: &R,
+    ) -> Result<Option<Incident>, ActionError> {
+        IncidentStore::new(clients.clone(), self.names.clone())
+            .get(req.incident_id())
+            .await
+            .map_err(store_error)
+    }
+
+    async fn authorize_with<R: Guarded>(
+        &self,
+        clients: &ir_aws::Clients,
+        req: &R,
+        incident: Option<&Incident>,
+        now: OffsetDateTime,
+    ) -> Result<Authority, ActionError> {
         if req.mode() == Mode::DryRun {
             return Ok(Authority::DryRun);
         }
-        match self.check(clients, req, now).await {
+        match self.check(clients, req, incident, now).await {
             Ok(a) => Ok(a),
             Err(Refused::Store(e)) => Err(store_error(e)),
             Err(Refused::Not(why)) => {
@@ -102,11 +196,11 @@ impl Guard {
         &self,
         clients: &ir_aws::Clients,
         req: &R,
+        incident: Option<&Incident>,
         now: OffsetDateTime,
     ) -> Result<Authority, Refused> {
         let (id, step_id) = (req.incident_id(), req.step_id());
-        let incidents = IncidentStore::new(clients.clone(), self.names.clone());
-        let Some(incident) = incidents.get(id).await? else {
+        let Some(incident) = incident else {
             return Err(Refused::Not(format!(
                 "no incident {id} in the suite's records"
             )));
@@ -246,8 +340,10 @@ impl Guard {
         }
     }
 
-    /// Runs `action` as authorized: a dry-run request as asked; an enforce request only when
-    /// [`Guard::authorize`] allows it, after a dry-run plan whose hash must be the approved one.
+    /// Runs `action` as authorized, where the resource is (`session`, see the module docs): a
+    /// dry-run request as asked; an enforce request only when [`Guard::authorize`] allows it,
+    /// after a dry-run plan whose hash must be the approved one. `clients` are the function's
+    /// own, for the suite's records.
     pub async fn run<R, F, Fut>(
         &self,
         clients: &ir_aws::Clients,
@@ -256,20 +352,24 @@ impl Guard {
     ) -> Result<ActionReport, ActionError>
     where
         R: Guarded,
-        F: Fn(R) -> Fut,
+        F: Fn(Session, R) -> Fut,
         Fut: Future<Output = Result<ActionReport, ActionError>>,
     {
         let now = OffsetDateTime::now_utc();
-        let authority = self.authorize(clients, &req, now).await?;
+        let incident = self.incident(clients, &req).await?;
+        let authority = self
+            .authorize_with(clients, &req, incident.as_ref(), now)
+            .await?;
+        let session = self.session(clients, &req, incident.as_ref()).await?;
         let approved_hash = match &authority {
-            Authority::DryRun => return action(req).await,
+            Authority::DryRun => return action(session, req).await,
             Authority::Approved {
                 plan_hash: Some(h), ..
             } => Some(h.clone()),
             _ => None,
         };
         if let Some(approved) = approved_hash {
-            let plan = action(req.with_mode(Mode::DryRun)).await?;
+            let plan = action(session.clone(), req.with_mode(Mode::DryRun)).await?;
             let fresh = plan_hash(&plan.changes);
             if fresh != approved {
                 let why = format!(
@@ -282,7 +382,7 @@ impl Guard {
                 return Err(ActionError::PlanChanged(why));
             }
         }
-        action(req).await
+        action(session, req).await
     }
 
     /// The refusal in the incident's audit chain. The refusal stands when the chain cannot be
@@ -307,6 +407,27 @@ impl Guard {
         {
             tracing::warn!(incident_id = req.incident_id(), error = %e, "refusal not audited");
         }
+    }
+}
+
+/// The protection of a run: `base` and, acting through a member role, that role (the suite's
+/// own in that account: never contained).
+pub fn protection_for(session: &Session, base: &Protection) -> Protection {
+    let mut p = base.clone();
+    if let Some(role) = &session.member_role {
+        p.suite_principals.push(role.clone());
+    }
+    p
+}
+
+/// The deny-all policy a run attaches: the suite's own (`home`) in the security account, the one
+/// `member-account.yaml` creates in a member account.
+pub fn deny_policy_for(session: &Session, home: &str) -> String {
+    match session.member_role {
+        Some(_) => {
+            ir_core::accounts::member_deny_policy_arn(&session.partition, &session.place.account)
+        }
+        None => home.to_owned(),
     }
 }
 

@@ -29,6 +29,7 @@ struct Inner {
     iam: OnceLock<aws_sdk_iam::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
+    organizations: OnceLock<aws_sdk_organizations::Client>,
     kms: OnceLock<aws_sdk_kms::Client>,
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
     sfn: OnceLock<aws_sdk_sfn::Client>,
@@ -134,15 +135,20 @@ macro_rules! client {
 impl Clients {
     /// Clients from an SDK configuration; none is built yet.
     pub fn new(sdk: &SdkConfig, options: ClientOptions) -> Clients {
+        Clients::with_log(sdk, options, CallLog::default())
+    }
+
+    fn with_log(sdk: &SdkConfig, options: ClientOptions, calls: CallLog) -> Clients {
         Clients {
             inner: Arc::new(Inner {
                 sdk: sdk.clone(),
                 options,
-                calls: CallLog::default(),
+                calls,
                 ec2: OnceLock::new(),
                 iam: OnceLock::new(),
                 s3: OnceLock::new(),
                 sts: OnceLock::new(),
+                organizations: OnceLock::new(),
                 kms: OnceLock::new(),
                 dynamodb: OnceLock::new(),
                 sfn: OnceLock::new(),
@@ -161,6 +167,13 @@ impl Clients {
             .load()
             .await;
         Clients::new(&sdk, ClientOptions::from_env())
+    }
+
+    /// Clients of another SDK configuration (another account's credentials, another region)
+    /// that share these clients' options and call log: an action acting in a member account
+    /// counts its calls there with its calls at home. None is built yet.
+    pub fn derived(&self, sdk: &SdkConfig) -> Clients {
+        Clients::with_log(sdk, self.inner.options, self.inner.calls.clone())
     }
 
     /// The SDK configuration the clients are built from (for a client with interceptors of its
@@ -201,6 +214,10 @@ impl Clients {
         s3: aws_sdk_s3, |b, o| b.force_path_style(o.s3_force_path_style)
     );
     client!(sts: aws_sdk_sts);
+    client!(
+        /// An account's organizational units (the accounts allow-list).
+        organizations: aws_sdk_organizations
+    );
     client!(
         /// The approval-token key (tokens sealed at rest).
         kms: aws_sdk_kms

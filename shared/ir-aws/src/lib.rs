@@ -15,6 +15,7 @@ pub mod clients;
 pub mod config_source;
 pub mod identity;
 pub mod locked;
+pub mod member;
 pub mod sdk;
 pub mod sealed;
 pub mod secrets;

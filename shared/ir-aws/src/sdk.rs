@@ -53,6 +53,9 @@ const ACCESS_CODES: &[&str] = &[
     "InvalidClientTokenId",
 ];
 
+/// The region is not enabled for the account (an opt-in region), or STS is deactivated there.
+const REGION_CODES: &[&str] = &["RegionDisabledException", "OptInRequired"];
+
 const NOT_FOUND_CODES: &[&str] = &[
     "NoSuchEntity",
     "ResourceNotFoundException",
@@ -69,6 +72,7 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorName {
     match code {
         Some(c) if RETRYABLE_CODES.contains(&c) => ErrorName::Retryable,
         Some(c) if CONFLICT_CODES.contains(&c) => ErrorName::Conflict,
+        Some(c) if REGION_CODES.contains(&c) => ErrorName::RegionDisabled,
         Some(c) if ACCESS_CODES.contains(&c) => ErrorName::AccessDenied,
         Some(c) if NOT_FOUND_CODES.contains(&c) || c.ends_with(".NotFound") => ErrorName::NotFound,
         Some(c)

@@ -111,6 +111,9 @@ pub struct Config {
     pub leadership_summary: Option<LeadershipSummary>,
     #[serde(default)]
     pub post_incident_review: PostIncidentReview,
+    /// The accounts whose resources the suite may act on, and the role it assumes in each.
+    #[serde(default)]
+    pub accounts: crate::accounts::Accounts,
 }
 
 /// Regulatory regimes: an incident on an asset of one of a regime's data classifications must

@@ -33,6 +33,11 @@ impl Named for EnrichmentDataError {
 #[serde(deny_unknown_fields)]
 pub struct AssetRecord {
     pub resource_id: String,
+    /// The account the resource is in. An entry without one is about that id in any account;
+    /// one with it only in that account, and wins there (the same instance id in two accounts
+    /// is two resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default)]
     pub owner: Option<String>,
     #[serde(default)]
@@ -43,10 +48,11 @@ pub struct AssetRecord {
     pub data_classification: Option<String>,
 }
 
-/// The asset registry: resource id → record.
+/// The asset registry: (account, resource id) → record; an entry without an account is about
+/// the id in any account.
 #[derive(Debug, Clone, Default)]
 pub struct AssetRegistry {
-    by_id: HashMap<String, AssetRecord>,
+    by_id: HashMap<(Option<String>, String), AssetRecord>,
 }
 
 impl AssetRegistry {
@@ -65,18 +71,33 @@ impl AssetRegistry {
                     "[{i}].resource_id: empty"
                 )));
             }
-            if let Some(prev) = by_id.insert(r.resource_id.clone(), r) {
+            if let Some(a) = &r.account
+                && !crate::accounts::is_account_id(a)
+            {
                 return Err(EnrichmentDataError::Registry(format!(
-                    "[{i}].resource_id: duplicate `{}`",
-                    prev.resource_id
+                    "[{i}].account: `{a}` is not an account id (twelve digits)"
+                )));
+            }
+            if let Some(prev) = by_id.insert((r.account.clone(), r.resource_id.clone()), r) {
+                return Err(EnrichmentDataError::Registry(format!(
+                    "[{i}].resource_id: duplicate `{}`{}",
+                    prev.resource_id,
+                    prev.account
+                        .as_deref()
+                        .map(|a| format!(" in account {a}"))
+                        .unwrap_or_default()
                 )));
             }
         }
         Ok(AssetRegistry { by_id })
     }
 
-    pub fn get(&self, resource_id: &str) -> Option<&AssetRecord> {
-        self.by_id.get(resource_id)
+    /// The record of `resource_id` in `account`: the entry naming that account, else the one
+    /// naming none.
+    pub fn get(&self, account: &str, resource_id: &str) -> Option<&AssetRecord> {
+        self.by_id
+            .get(&(Some(account.to_owned()), resource_id.to_owned()))
+            .or_else(|| self.by_id.get(&(None, resource_id.to_owned())))
     }
 
     pub fn len(&self) -> usize {
@@ -296,7 +317,11 @@ pub fn enrich(
 ) -> Enrichment {
     let mut notes = Vec::new();
     let resource_id = events.first().map(|e| e.resource.id()).unwrap_or_default();
-    let record = registry.get(resource_id);
+    let account = events
+        .first()
+        .map(|e| e.account.as_str())
+        .unwrap_or_default();
+    let record = registry.get(account, resource_id);
     let empty = BTreeMap::new();
     let tags = events
         .iter()
@@ -453,6 +478,33 @@ mod tests {
         assert!(AssetRegistry::from_yaml("- resource_id: a\n- resource_id: a\n").is_err());
         assert_eq!(AssetRegistry::from_yaml("").unwrap().len(), 0);
         let r = AssetRegistry::from_yaml("- resource_id: a\n  criticality: high\n").unwrap();
-        assert_eq!(r.get("a").unwrap().criticality, Some(Severity::High));
+        assert_eq!(
+            r.get("111122223333", "a").unwrap().criticality,
+            Some(Severity::High)
+        );
+    }
+
+    #[test]
+    fn the_same_id_in_two_accounts_is_two_assets() {
+        let r = AssetRegistry::from_yaml(
+            "- resource_id: i-1\n  account: '111111111111'\n  criticality: critical\n\
+             - resource_id: i-1\n  account: '222222222222'\n  criticality: low\n\
+             - resource_id: i-1\n  criticality: medium\n",
+        )
+        .unwrap();
+        let of = |a: &str| r.get(a, "i-1").and_then(|x| x.criticality);
+        assert_eq!(of("111111111111"), Some(Severity::Critical));
+        assert_eq!(of("222222222222"), Some(Severity::Low));
+        // An account no entry names: the entry naming none.
+        assert_eq!(of("333333333333"), Some(Severity::Medium));
+        // Duplicates are per account; an account must be one.
+        assert!(
+            AssetRegistry::from_yaml(
+                "- resource_id: i-1\n  account: '111111111111'\n\
+                 - resource_id: i-1\n  account: '111111111111'\n"
+            )
+            .is_err()
+        );
+        assert!(AssetRegistry::from_yaml("- resource_id: i-1\n  account: prod\n").is_err());
     }
 }

@@ -38,12 +38,22 @@ pub enum ErrorName {
     /// changed. Not retried by the state machine: a message sent whose answer was lost would be
     /// sent again.
     DeliveryFailed,
+    /// The resource's account is not one the config allows the suite to act in
+    /// (`accounts`). Nothing was read or changed there. Not retried.
+    AccountNotAllowed,
+    /// STS refused the member execution role: it does not exist in that account, or its trust
+    /// does not let this function's role assume it (AWS answers the same for both). Nothing was
+    /// changed. Not retried: the member account's stack must be deployed or fixed.
+    MemberAccessDenied,
+    /// STS or the service is not enabled in the region the resource is in (an opt-in region
+    /// not enabled for the account, STS's regional endpoint deactivated). Not retried.
+    RegionDisabled,
     /// Anything else; a bug. Not retried.
     Internal,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 12] = [
+    pub const ALL: [ErrorName; 15] = [
         ErrorName::InvalidInput,
         ErrorName::NotFound,
         ErrorName::Conflict,
@@ -55,6 +65,9 @@ impl ErrorName {
         ErrorName::NotApproved,
         ErrorName::PlanChanged,
         ErrorName::DeliveryFailed,
+        ErrorName::AccountNotAllowed,
+        ErrorName::MemberAccessDenied,
+        ErrorName::RegionDisabled,
         ErrorName::Internal,
     ];
 
@@ -71,6 +84,9 @@ impl ErrorName {
             ErrorName::NotApproved => "NotApproved",
             ErrorName::PlanChanged => "PlanChanged",
             ErrorName::DeliveryFailed => "DeliveryFailed",
+            ErrorName::AccountNotAllowed => "AccountNotAllowed",
+            ErrorName::MemberAccessDenied => "MemberAccessDenied",
+            ErrorName::RegionDisabled => "RegionDisabled",
             ErrorName::Internal => "Internal",
         }
     }

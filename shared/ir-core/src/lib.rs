@@ -6,6 +6,7 @@
 //! Invariants: this crate performs no I/O, depends on no AWS SDK crate and on no Lambda runtime.
 //! Everything here is a function of its arguments, so it is tested with plain data.
 
+pub mod accounts;
 pub mod action;
 pub mod approval;
 pub mod arn;

@@ -14,6 +14,7 @@
 
 mod captured_log;
 
+mod accounts;
 mod approval_store;
 mod audit_log;
 mod collect_evidence;

@@ -407,6 +407,14 @@ fn every_function_gets_the_variables_its_code_reads() {
         if tables {
             known.extend(table_vars.iter().cloned());
         }
+        // The action guard acts where the resource is (ir_aws::member): the security account.
+        if own.contains("Guard::from_env") {
+            required.insert("IR_SECURITY_ACCOUNT_ID".to_owned());
+            known.extend(literals(
+                &sources(&repo().join("shared/ir-aws/src/member.rs")),
+                None,
+            ));
+        }
         for module in suite_modules(&own) {
             known.extend(literals(&sources(&module), None));
         }
@@ -470,6 +478,10 @@ fn every_function_gets_the_variables_its_code_reads() {
                     continue;
                 }
                 "IR_TRAIL_BUCKET" => continue,
+                "IR_SECURITY_ACCOUNT_ID" => {
+                    assert_eq!(value, json!({"Ref": "AWS::AccountId"}), "{id} {name}");
+                    continue;
+                }
                 // Seconds, within the function's own timeout.
                 "IR_AWS_ATTEMPT_TIMEOUT_SECONDS" | "IR_AWS_OPERATION_TIMEOUT_SECONDS" => {
                     let seconds: u64 = value.as_str().unwrap().parse().unwrap();
@@ -1933,4 +1945,198 @@ fn notify_reads_only_the_chat_secrets_it_is_given() {
             {"Fn::If": ["HasJiraSecret", {"Ref": "JiraSecretArn"}, {"Ref": "AWS::NoValue"}]}
         ])
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// member-account.yaml: the role the suite's actions assume in a member account.
+
+fn member_template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = repo().join("member-account.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let yaml: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        to_json(yaml)
+    })
+}
+
+/// `v` with `!Sub` strings filled from `params` (and the partition `aws`), and `!If` resolved by
+/// `conditions`: the document as CloudFormation would deploy it with those parameters.
+fn rendered(v: &Value, params: &[(&str, &str)], conditions: &[(&str, bool)]) -> Value {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => {
+            let mut text = m["Fn::Sub"].as_str().unwrap().to_owned();
+            text = text.replace("${AWS::Partition}", "aws");
+            for (name, value) in params {
+                text = text.replace(&format!("${{{name}}}"), value);
+            }
+            assert!(!text.contains("${"), "unresolved: {text}");
+            Value::String(text)
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
+            let name = m["Ref"].as_str().unwrap();
+            let value = params
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no parameter {name}"));
+            Value::String(value.1.to_owned())
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::If") => {
+            let branches = m["Fn::If"].as_array().unwrap();
+            let name = branches[0].as_str().unwrap();
+            let holds = conditions
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no condition {name}"))
+                .1;
+            rendered(&branches[if holds { 1 } else { 2 }], params, conditions)
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), rendered(v, params, conditions)))
+                .collect(),
+        ),
+        Value::Array(a) => {
+            Value::Array(a.iter().map(|v| rendered(v, params, conditions)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn member_role() -> &'static Value {
+    &member_template()["Resources"]["MemberResponderRole"]["Properties"]
+}
+
+#[test]
+fn the_member_role_is_the_one_the_suite_assumes_and_trusts_only_its_action_roles() {
+    use ir_core::accounts::{MEMBER_DENY_POLICY_NAME, MEMBER_PATH, MEMBER_ROLE_NAME};
+    let role = member_role();
+    assert_eq!(role["RoleName"], MEMBER_ROLE_NAME);
+    assert_eq!(role["Path"], MEMBER_PATH);
+    let policy = &member_template()["Resources"]["MemberDenyAllPolicy"]["Properties"];
+    assert_eq!(policy["ManagedPolicyName"], MEMBER_DENY_POLICY_NAME);
+    assert_eq!(policy["Path"], MEMBER_PATH);
+    assert!(ir_actions::iam::is_suite_deny_policy_arn(
+        &ir_core::accounts::member_deny_policy_arn("aws", "222233334444")
+    ));
+
+    // Rendered with an external id only: exactly the trust the offline suite's member account
+    // holds (ir_tests::member), so the cross-account tests assume what the template deploys.
+    let trust = rendered(
+        &role["AssumeRolePolicyDocument"],
+        &[
+            ("SecurityAccountId", ir_tests::ACCOUNT_ID),
+            ("SuiteStackName", ir_tests::member::SUITE_STACK),
+            ("ExternalId", ir_tests::member::EXTERNAL_ID),
+        ],
+        &[
+            ("HasBoth", false),
+            ("HasOrganization", false),
+            ("HasExternalId", true),
+        ],
+    );
+    assert_eq!(
+        trust,
+        ir_tests::member::trust_policy(ir_tests::ACCOUNT_ID, ir_tests::member::EXTERNAL_ID)
+    );
+    // The principals it trusts are the suite's action roles, as template.yaml names them.
+    for package in ACTION_PACKAGES {
+        let short = role_short_name(role_of(function_of(package)));
+        assert!(
+            ir_tests::member::TRUSTED_ACTIONS.contains(&short),
+            "{package}'s role {short} is not trusted by the member role"
+        );
+    }
+    // With an organization id: the caller's organization is required too.
+    let both = rendered(
+        &role["AssumeRolePolicyDocument"],
+        &[
+            ("SecurityAccountId", ir_tests::ACCOUNT_ID),
+            ("SuiteStackName", "ir"),
+            ("OrganizationId", "o-abcdefghij"),
+            ("ExternalId", "x1"),
+        ],
+        &[
+            ("HasBoth", true),
+            ("HasOrganization", true),
+            ("HasExternalId", true),
+        ],
+    );
+    assert_eq!(
+        both["Statement"][0]["Condition"]["StringEquals"],
+        json!({"aws:PrincipalOrgID": "o-abcdefghij", "sts:ExternalId": "x1"})
+    );
+}
+
+/// The actions a member-role statement list or a suite role allows, of the services an action
+/// calls where the resource is (EC2, IAM, S3 bucket reads; not the evidence bucket's Object Lock
+/// check, which is the security account's).
+fn acting_calls(statements: &[&Value]) -> BTreeSet<String> {
+    statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| items(&s["Action"]))
+        .filter_map(Value::as_str)
+        .filter(|a| {
+            a.starts_with("ec2:")
+                || a.starts_with("iam:")
+                || a.starts_with("s3:GetBucket")
+                || *a == "s3:GetEncryptionConfiguration"
+        })
+        .filter(|a| *a != "s3:GetBucketObjectLockConfiguration")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn each_actions_session_may_do_what_its_role_does_at_home_and_the_member_role_holds_them_all() {
+    let mut member_statements = Vec::new();
+    for p in items(&member_role()["Policies"]) {
+        document_statements(&p["PolicyDocument"], &mut member_statements);
+    }
+    let member = acting_calls(&member_statements);
+    let mut union = BTreeSet::new();
+    for package in ACTION_PACKAGES {
+        let session: BTreeSet<String> = ir_core::accounts::session_actions(package)
+            .unwrap_or_else(|| panic!("{package} has no session policy"))
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        let at_home = acting_calls(&role_statements(role_of(function_of(package))));
+        assert_eq!(
+            session, at_home,
+            "{package}: its member session's calls differ from its role's at home"
+        );
+        let missing: Vec<&String> = session.difference(&member).collect();
+        assert!(
+            missing.is_empty(),
+            "the member role lacks {missing:?} for {package}"
+        );
+        union.extend(session);
+    }
+    let extra: Vec<&String> = member.difference(&union).collect();
+    assert!(
+        extra.is_empty(),
+        "the member role allows {extra:?}, which no action calls"
+    );
+    // It changes no role of the suite in its account, itself included.
+    assert!(member_statements.iter().any(|s| s["Effect"] == "Deny"
+        && items(&s["Resource"]).iter().any(|r| {
+            r["Fn::Sub"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(":role/ir-suite/*"))
+        })));
+    // The suite's action roles may assume exactly that role, in any account.
+    for package in ACTION_PACKAGES {
+        let role = role_of(function_of(package));
+        let assumable = allowed(role, "sts:AssumeRole");
+        assert_eq!(
+            assumable,
+            BTreeSet::from([canonical(&sub(
+                "arn:${AWS::Partition}:iam::*:role/ir-suite/ir-member-responder"
+            ))]),
+            "{role}"
+        );
+    }
 }

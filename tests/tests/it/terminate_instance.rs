@@ -565,7 +565,17 @@ async fn enforce_without_approval_is_not_approved_and_changes_nothing() {
     {
         step.requires_approval = false;
     }
-    let guard = ir_actions::guard::Guard::new(s.stores.names.clone(), ungated_config);
+    let member = ir_aws::member::MemberAccess::new(
+        ungated_config.accounts.clone(),
+        ir_tests::ACCOUNT_ID,
+        ir_tests::REGION,
+    );
+    let guard = ir_actions::guard::Guard::new(
+        s.stores.names.clone(),
+        ungated_config,
+        member,
+        ir_actions::ec2::TERMINATE_ACTION,
+    );
     let e = guard
         .authorize(
             s.clients(),

@@ -46,7 +46,11 @@ const TERMINATED: &str = "terminated";
 /// `Verification` when EC2 does not answer the termination with a shutting-down or terminated
 /// instance; AWS failures as classified. A failure after the protection was lifted is
 /// `Incomplete`, carrying that change.
+///
+/// `records` reads the suite's tables (the security account's); `clients` act on the instance
+/// (in its account and region).
 pub async fn terminate_instance(
+    records: &Clients,
     clients: &Clients,
     names: &TableNames,
     req: &ContainmentRequest,
@@ -63,7 +67,7 @@ pub async fn terminate_instance(
 
     // Another incident's isolation hold: its release restores this instance, not ours to end.
     let key = instance_hold_key(clients, instance_id, owner.as_deref())?;
-    if let Some(other) = IsolationHolds::new(clients.clone(), names)
+    if let Some(other) = IsolationHolds::new(records.clone(), names)
         .get(&key)
         .await?
         .filter(|h| h.incident_id != req.incident_id)
@@ -78,7 +82,7 @@ pub async fn terminate_instance(
     }
 
     let attached = attached_volumes(clients, &instance).await?;
-    let backing = backed(clients, names, req, instance_id, &attached).await?;
+    let backing = backed(records, clients, names, req, instance_id, &attached).await?;
 
     let state = instance
         .state()
@@ -218,6 +222,7 @@ async fn attached_volumes(
 /// The snapshot backing each attached volume, from the incident's records and EC2, or
 /// `Protected` naming every volume without one.
 async fn backed(
+    records: &Clients,
     clients: &Clients,
     names: &TableNames,
     req: &ContainmentRequest,
@@ -225,7 +230,7 @@ async fn backed(
     attached: &[VolumeAttachment],
 ) -> Result<Vec<Backing>, ActionError> {
     let id = req.incident_id.as_str();
-    let incident = IncidentStore::new(clients.clone(), names.clone())
+    let incident = IncidentStore::new(records.clone(), names.clone())
         .get(id)
         .await?
         .ok_or_else(|| {
@@ -234,7 +239,7 @@ async fn backed(
                  instance {instance_id}"
             ))
         })?;
-    let chain = AuditLog::new(clients.clone(), names.clone())
+    let chain = AuditLog::new(records.clone(), names.clone())
         .chain(id)
         .await?;
     let recorded = termination::recorded_snapshots(&chain, instance_id);

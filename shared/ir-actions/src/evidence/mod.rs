@@ -288,6 +288,18 @@ pub async fn collect_evidence(
     settings: &EvidenceSettings,
     req: &EvidenceRequest,
 ) -> Result<ActionReport, ActionError> {
+    collect_evidence_at(clients, clients, settings, req).await
+}
+
+/// [`collect_evidence`] of a resource elsewhere: `clients` write the evidence, list the trail
+/// and say who collected (the security account's), `at` describe the resource (in its account
+/// and region, through the member role for a member account).
+pub async fn collect_evidence_at(
+    clients: &Clients,
+    at: &Clients,
+    settings: &EvidenceSettings,
+    req: &EvidenceRequest,
+) -> Result<ActionReport, ActionError> {
     validate(req)?;
     let mode = settings.lock_mode().map_err(ActionError::Configuration)?;
     let trail = settings.trail().map_err(ActionError::Configuration)?;
@@ -331,7 +343,7 @@ pub async fn collect_evidence(
     );
     let regions = trail_regions(req);
     let (description, listing, collector) =
-        read_phase(clients, settings, req, trail.as_ref(), &regions, window).await?;
+        read_phase(clients, at, settings, req, trail.as_ref(), &regions, window).await?;
 
     // What to collect.
     let mut items = vec![Item::Inline {
@@ -670,6 +682,7 @@ type ReadPhase = (Option<Description>, Option<Listing>, Option<String>);
 
 async fn read_phase(
     clients: &Clients,
+    at: &Clients,
     settings: &EvidenceSettings,
     req: &EvidenceRequest,
     trail: Option<&TrailLocation>,
@@ -677,7 +690,7 @@ async fn read_phase(
     window: Window,
 ) -> Result<ReadPhase, ActionError> {
     let describe = async {
-        describe::describe(clients, &req.resource)
+        describe::describe(at, &req.resource)
             .await
             .map(ReadPart::Description)
     };

@@ -82,6 +82,8 @@ impl Incident {
                 },
             },
             resource: d.event.resource.clone(),
+            account: d.event.account.clone(),
+            region: Some(d.event.region.clone()),
             finding_count: 1,
             occurrences: 1,
             last_seen: d.last_seen,

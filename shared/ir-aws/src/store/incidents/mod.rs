@@ -74,6 +74,8 @@ mod attr {
     pub const PLAYBOOK: &str = "playbook";
     pub const RESOURCE_KEY: &str = "resourceKey";
     pub const RESOURCE: &str = "resource";
+    pub const ACCOUNT: &str = "account";
+    pub const REGION: &str = "region";
     pub const FINDING_IDS: &str = "findingIds";
     pub const FINDING_COUNT: &str = "findingCount";
     pub const FIRST_SEEN: &str = "firstSeen";
@@ -114,6 +116,12 @@ pub struct Incident {
     pub summary: IncidentSummary,
     /// The resource as the opening finding described it.
     pub resource: Resource,
+    /// The resource's account, as the opening finding named it (`accountId`): where every
+    /// action of the incident acts. Items written before it was stored: the resource key's.
+    pub account: String,
+    /// The resource's region, as the opening finding named it; `None` on items written before
+    /// it was stored (their actions acted in the functions' own region).
+    pub region: Option<String>,
     /// Distinct findings correlated to the incident (`summary.finding_ids` keeps the first
     /// [`MAX_FINDING_IDS`]).
     pub finding_count: u64,

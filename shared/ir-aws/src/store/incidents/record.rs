@@ -33,6 +33,16 @@ impl Incident {
                 },
             },
             resource: r.json(attr::RESOURCE)?,
+            account: match r.opt_s(attr::ACCOUNT)? {
+                Some(a) => a.to_owned(),
+                None => r
+                    .s(attr::RESOURCE_KEY)?
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            region: r.opt_s(attr::REGION)?.map(str::to_owned),
             finding_count: r.u64(attr::FINDING_COUNT)?,
             occurrences: r.u64(attr::OCCURRENCES)?,
             last_seen: r.time(attr::LAST_SEEN)?,
@@ -141,6 +151,10 @@ impl Incident {
             attr::RESOURCE.into(),
             s(json_text("resource", &self.resource)?),
         );
+        item.insert(attr::ACCOUNT.into(), s(self.account.clone()));
+        if let Some(region) = &self.region {
+            item.insert(attr::REGION.into(), s(region.clone()));
+        }
         item.insert(
             attr::DETECTED_AT.into(),
             s(stamp(self.summary.timeline.detected_at)?),
