@@ -65,6 +65,9 @@ const NOT_FOUND_CODES: &[&str] = &[
     "StateMachineDoesNotExist",
     "ExecutionDoesNotExist",
     "TaskDoesNotExist",
+    // AWS Organizations: an account or OU it does not know.
+    "AccountNotFoundException",
+    "ChildNotFoundException",
 ];
 
 /// The stable name for an error code and HTTP status.

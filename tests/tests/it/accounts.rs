@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 
+use ir_core::Named;
 use ir_core::accounts::Accounts;
 use ir_core::correlate;
 use ir_core::incident::Status;
@@ -226,5 +227,112 @@ async fn findings_from_an_account_not_allowed_or_without_its_member_role_are_rec
     assert_eq!(a.account, ACCOUNT_ID);
     assert_eq!(b.account, OUTSIDE_ACCOUNT);
     assert_eq!((a.finding_count, b.finding_count), (1, 1));
+    Ok(())
+}
+
+/// The allow-list by organizational unit reads the account's parents from AWS Organizations
+/// (the emulator's): an account two OUs below an allowed one is allowed, one elsewhere in the
+/// organization is not, and one the organization does not know is refused.
+#[tokio::test]
+async fn an_account_under_an_allowed_ou_is_allowed_at_any_depth_and_no_other() -> TestResult {
+    use ir_aws::member::MemberAccess;
+    use ir_core::accounts::Allowance;
+
+    let cloud = ir_tests::LocalCloud::shared().await?;
+    let clients = ir_aws::Clients::new(
+        &cloud.sdk_config(),
+        ir_aws::ClientOptions {
+            s3_force_path_style: true,
+        },
+    );
+    let org = clients.organizations();
+    // One organization per emulator, shared by every test: made once, then found.
+    if org.describe_organization().send().await.is_err() {
+        org.create_organization().send().await?;
+    }
+    let root = org.list_roots().send().await?.roots()[0]
+        .id()
+        .unwrap()
+        .to_owned();
+    let ou = |parent: String, name: String| {
+        let org = org.clone();
+        async move {
+            org.create_organizational_unit()
+                .parent_id(parent)
+                .name(name)
+                .send()
+                .await
+                .unwrap()
+                .organizational_unit()
+                .unwrap()
+                .id()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let workloads = ou(root.clone(), ir_tests::unique_name("workloads")).await;
+    let team = ou(workloads.clone(), ir_tests::unique_name("team")).await;
+    let sandbox = ou(root.clone(), ir_tests::unique_name("sandbox")).await;
+    let account_in = |parent: String, name: String| {
+        let org = org.clone();
+        async move {
+            let created = org
+                .create_account()
+                .account_name(&name)
+                .email(format!("{name}@example.com"))
+                .send()
+                .await
+                .unwrap();
+            let id = created
+                .create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_owned();
+            let from = org
+                .list_parents()
+                .child_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .parents()[0]
+                .id()
+                .unwrap()
+                .to_owned();
+            org.move_account()
+                .account_id(&id)
+                .source_parent_id(from)
+                .destination_parent_id(parent)
+                .send()
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let deep = account_in(team, ir_tests::unique_name("deep")).await;
+    let elsewhere = account_in(sandbox, ir_tests::unique_name("else")).await;
+
+    let member = MemberAccess::new(
+        Accounts {
+            allowed_organizational_units: vec![workloads.clone()],
+            ..Accounts::default()
+        },
+        ACCOUNT_ID,
+        REGION,
+    );
+    assert_eq!(
+        member.allowance(&clients, &deep).await?,
+        Allowance::OrganizationalUnit(workloads)
+    );
+    assert!(matches!(
+        member.allowance(&clients, &elsewhere).await?,
+        Allowance::Refused(_)
+    ));
+    // Not in the organization at all: refused as not allowed, not a failure.
+    let unknown = member.allowance(&clients, "999988887777").await;
+    assert!(
+        matches!(&unknown, Err(e) if e.error_name() == ir_core::ErrorName::AccountNotAllowed),
+        "{unknown:?}"
+    );
     Ok(())
 }
