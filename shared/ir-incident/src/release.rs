@@ -24,7 +24,7 @@ use crate::recorder::{RecordError, Recorded, Recorder, RecorderSettings};
 use crate::report::store::{Filed, store_report};
 use ir_actions::ActionError;
 use ir_aws::Clients;
-use ir_aws::store::{AuditLog, IncidentStore, IsolationHolds, StoreError, TableNames};
+use ir_aws::store::{AuditLog, Incident, IncidentStore, IsolationHolds, StoreError, TableNames};
 
 pub use ir_actions::release::ACTION;
 /// The step id of an operator's release in reports and the audit chain.
@@ -161,6 +161,7 @@ pub async fn release_incident(
     let id = req.incident_id.as_str();
     let from = incident.summary.status;
     ended(clients, names, &incident, Ending::Release).await?;
+    here(clients, &incident, caller_arn)?;
     let request = ReleaseRequest {
         incident_id: id.to_owned(),
         step_id: RELEASE_STEP.to_owned(),
@@ -295,6 +296,29 @@ enum Ending {
     Release,
     /// `ir resolve`: everything kept as it is.
     Resolve,
+}
+
+/// A release restores with the caller's own credentials, where they act: the incident's resource
+/// must be in the caller's account and the clients' region (an incident in a member account or
+/// another region is refused before anything is planned).
+fn here(clients: &Clients, incident: &Incident, caller_arn: &str) -> Result<(), ReleaseError> {
+    let account = caller_arn.split(':').nth(4).unwrap_or_default();
+    let region = clients
+        .sdk_config()
+        .region()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let wanted_region = incident.region.as_deref().unwrap_or(region.as_str());
+    if incident.account == account && wanted_region == region {
+        return Ok(());
+    }
+    Err(ReleaseError::Conflict(format!(
+        "incident {}'s resource is in account {}, region {wanted_region}, and `ir release` \
+         restores with your own credentials, which act in account {account}, region {region}; \
+         nothing was changed: undo the changes `ir incidents show` lists in that account, then \
+         `ir resolve`",
+        incident.summary.incident_id, incident.account
+    )))
 }
 
 /// The caller may end incidents (holds an escalation role), with a reason of a sane length.

@@ -157,6 +157,21 @@ async fn a_victim_in_another_account_and_region_is_contained_through_its_member_
             "{step}: {actions:?}"
         );
     }
+
+    // `ir release` restores with the operator's own credentials, in the security account: it
+    // refuses a member account's incident (exit 4) and changes nothing.
+    let out = off
+        .ir_as(
+            &off.people.carol,
+            &["release", &incident, "--reason", "done"],
+        )
+        .await?;
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(MEMBER_ACCOUNT),
+        "{out:?}"
+    );
+    assert_eq!(off.victim.state(&off.victim_clients).await?, after);
     Ok(())
 }
 
