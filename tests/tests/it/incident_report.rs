@@ -154,6 +154,8 @@ fn envelope(instance: &str, received: OffsetDateTime) -> String {
     let changed = text
         .replace(SAMPLE_FINDING, finding)
         .replace(SAMPLE_INSTANCE, instance)
+        // The emulator's account: where the instance is, and where `ir release` acts.
+        .replace("111122223333", ir_tests::ACCOUNT_ID)
         .replacen(SAMPLE_TIME, &format!("\"time\": \"{stamp}\""), 1);
     assert!(!changed.contains(SAMPLE_INSTANCE) && changed.contains(&stamp));
     changed
