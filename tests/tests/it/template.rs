@@ -92,15 +92,18 @@ fn to_json(v: serde_yaml_ng::Value) -> Value {
     }
 }
 
+/// A template of the repository as JSON, its short-form tags in their long form.
+fn load(file: &str) -> Value {
+    let path = repo().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    to_json(yaml)
+}
+
 fn template() -> &'static Value {
     static TEMPLATE: OnceLock<Value> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let path = repo().join("template.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let yaml: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        to_json(yaml)
-    })
+    TEMPLATE.get_or_init(|| load("template.yaml"))
 }
 
 fn resources() -> &'static Map<String, Value> {
@@ -1952,13 +1955,7 @@ fn notify_reads_only_the_chat_secrets_it_is_given() {
 
 fn member_template() -> &'static Value {
     static TEMPLATE: OnceLock<Value> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let path = repo().join("member-account.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let yaml: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        to_json(yaml)
-    })
+    TEMPLATE.get_or_init(|| load("member-account.yaml"))
 }
 
 /// `v` with `!Sub` strings filled from `params` (and the partition `aws`), and `!If` resolved by
