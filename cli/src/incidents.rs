@@ -209,17 +209,22 @@ fn show(a: &ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
             ir_incident::listing::waiting_on(&clients, &names, &config, &a.incident, None, now)
                 .await
                 .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
-        let review = IncidentStore::new(clients.clone(), names.clone())
+        let stored = IncidentStore::new(clients.clone(), names.clone())
             .get(&a.incident)
             .await
-            .map_err(|e| CliError::named(e.error_name(), e.to_string()))?
-            .and_then(|i| ReviewShown::of(&i, now.date()));
+            .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
+        let review = stored.as_ref().and_then(|i| ReviewShown::of(i, now.date()));
+        let resources = stored.as_ref().map(ResourceShown::of).unwrap_or_default();
         if a.json {
             let report = ir_incident::report::build(&clients, &names, &bucket, &a.incident)
                 .await
                 .map_err(|e| CliError::named(e.error_name(), e.to_string()))?;
-            let value =
-                serde_json::json!({ "report": report, "approvals": waiting, "review": review });
+            let value = serde_json::json!({
+                "report": report,
+                "resources": resources,
+                "approvals": waiting,
+                "review": review,
+            });
             let text = serde_json::to_string_pretty(&value)
                 .map_err(|e| CliError::Failed(format!("the incident as JSON: {e}")))?;
             writeln!(out, "{text}").map_err(write_error)?;
@@ -233,6 +238,7 @@ fn show(a: &ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
         let reported =
             crate::report::report(&clients, &names, &bucket, &a.incident, false, out).await;
         writeln!(out).map_err(write_error)?;
+        resource_lines(&resources, out).map_err(write_error)?;
         if waiting.is_empty() {
             writeln!(out, "Approvals waiting: none").map_err(write_error)?;
         } else {
@@ -242,6 +248,100 @@ fn show(a: &ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
         review_lines(review.as_ref(), now.date(), out).map_err(write_error)?;
         reported
     })
+}
+
+/// One resource of an incident and its containment plan: the incident's own, on which the
+/// playbook runs, or one more an attack sequence named, planned for a responder and never run
+/// by the playbook (the action guard refuses any resource but the incident's).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceShown {
+    resource_key: String,
+    kind: &'static str,
+    id: String,
+    /// `runs`: the playbook's steps; `planned`: a responder's plan, not run.
+    plan: &'static str,
+    steps: Vec<ir_core::playbook::ResourceStep>,
+}
+
+impl ResourceShown {
+    fn of(i: &ir_aws::store::Incident) -> Vec<ResourceShown> {
+        let decision = i.decision.as_ref();
+        let own = ResourceShown {
+            resource_key: i.summary.resource_key.clone(),
+            kind: i.resource.kind().as_str(),
+            id: i.resource.id().to_owned(),
+            plan: "runs",
+            steps: decision
+                .map(|d| {
+                    d.playbook
+                        .steps
+                        .iter()
+                        .map(|s| ir_core::playbook::ResourceStep {
+                            id: s.id.clone(),
+                            action: s.action.clone(),
+                            target: s.target.clone(),
+                            destructive: s.destructive,
+                            requires_approval: s.requires_approval,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let related = i.related_resources.iter().map(|r| {
+            let key = r.key();
+            ResourceShown {
+                steps: decision
+                    .and_then(|d| d.resource_plans.iter().find(|p| p.resource_key == key))
+                    .map(|p| p.steps.clone())
+                    .unwrap_or_default(),
+                resource_key: key,
+                kind: r.resource.kind().as_str(),
+                id: r.resource.id().to_owned(),
+                plan: "planned",
+            }
+        });
+        std::iter::once(own).chain(related).collect()
+    }
+}
+
+/// The incident's resources and their plans, when it has more than its own.
+fn resource_lines(resources: &[ResourceShown], out: &mut impl Write) -> std::io::Result<()> {
+    if resources.len() < 2 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Resources ({}): the playbook runs on the first; the others' steps are planned for a responder, not run",
+        resources.len()
+    )?;
+    for r in resources {
+        let steps: Vec<String> = r
+            .steps
+            .iter()
+            .map(|s| {
+                if s.requires_approval {
+                    format!("{} (approval)", s.id)
+                } else {
+                    s.id.clone()
+                }
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {} {} {} [{}]: {}",
+            r.plan,
+            r.kind,
+            r.id,
+            r.resource_key,
+            if steps.is_empty() {
+                "no step".to_owned()
+            } else {
+                steps.join(", ")
+            }
+        )?;
+    }
+    writeln!(out)
 }
 
 /// The review's date and its open action items, overdue ones marked.

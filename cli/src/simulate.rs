@@ -7,7 +7,7 @@ use ir_core::config::{Config, DEFAULT_ASSETS_YAML, DEFAULT_CONFIG_YAML, DEFAULT_
 use ir_core::contracts::IngestOutput;
 use ir_core::enrich::{AssetRegistry, Enrichment, Origin, ThreatIntel};
 use ir_core::event::{Resource, SecurityEvent, Skipped};
-use ir_core::playbook::{NotApplicable, PlannedStep};
+use ir_core::playbook::{NotApplicable, PlannedStep, ResourcePlan};
 use ir_core::score::Components;
 use ir_core::{Decision, Engine};
 use serde::Serialize;
@@ -131,6 +131,9 @@ struct Report<'a> {
     mode: Option<&'a str>,
     steps: Vec<Step<'a>>,
     not_applicable: &'a [NotApplicable],
+    /// The plan for each other resource the findings name (an attack sequence's): planned for
+    /// a responder, never run by the playbook.
+    resource_plans: &'a [ResourcePlan],
     sla: Option<Sla<'a>>,
     enrichment: Option<&'a Enrichment>,
     events: Vec<Event<'a>>,
@@ -219,6 +222,14 @@ struct Event<'a> {
     count: u64,
     sample: bool,
     indicators: Vec<&'a str>,
+    /// `account/kind/id` of every other resource the finding names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related_resources: Vec<String>,
+    /// The GuardDuty findings the finding is made of (an attack sequence's signals).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    signal_keys: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -279,6 +290,7 @@ impl<'a> Report<'a> {
                 .map(|d| d.playbook.steps.iter().map(Step::from).collect())
                 .unwrap_or_default(),
             not_applicable: d.map_or(&[], |d| d.playbook.not_applicable.as_slice()),
+            resource_plans: d.map_or(&[], |d| d.resource_plans.as_slice()),
             sla: d.map(|d| Sla {
                 target: &d.sla.target,
                 description: &d.sla.description,
@@ -307,6 +319,9 @@ impl<'a> Report<'a> {
                     count: e.count,
                     sample: e.sample,
                     indicators: e.indicators.iter().map(|i| i.value.as_str()).collect(),
+                    related_resources: e.related_resources.iter().map(|r| r.key()).collect(),
+                    signal_keys: &e.signal_keys,
+                    notes: &e.notes,
                 })
                 .collect(),
             skipped: skipped
@@ -388,6 +403,21 @@ fn summary(
                 "    finding {}  count {}  \"{}\"",
                 e.finding_id, e.count, e.title
             )?;
+            for r in &e.related_resources {
+                writeln!(
+                    out,
+                    "    also names {} {} (account {})",
+                    r.resource.kind(),
+                    r.resource.id(),
+                    r.account
+                )?;
+            }
+            for k in &e.signal_keys {
+                writeln!(out, "    signal finding {k}")?;
+            }
+            for n in &e.notes {
+                writeln!(out, "    note: {n}")?;
+            }
         }
     }
     if !skipped.is_empty() {
@@ -492,6 +522,29 @@ fn summary(
         }
         for s in &d.playbook.not_applicable {
             writeln!(out, "    -  {} not applicable: {}", s.id, s.reason)?;
+        }
+        for p in &d.resource_plans {
+            writeln!(
+                out,
+                "  Also in scope: {} {} (planned for a responder; the playbook acts on the incident's resource only):",
+                p.kind, p.id
+            )?;
+            if p.steps.is_empty() {
+                writeln!(out, "    no step of {} applies", d.playbook.id)?;
+            }
+            for s in &p.steps {
+                let gate = if s.requires_approval {
+                    "  [APPROVAL REQUIRED]"
+                } else {
+                    ""
+                };
+                let kind = if s.destructive { "destructive" } else { "safe" };
+                writeln!(
+                    out,
+                    "    - {} ({}, {kind}) on {}{gate}",
+                    s.id, s.action, s.target
+                )?;
+            }
         }
     }
     Ok(())

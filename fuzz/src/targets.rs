@@ -787,8 +787,41 @@ pub mod run {
                     e.finding_id, e.finding_key
                 ));
             }
+            sequence_bounds(e)?;
         }
         next_state(IngestOutput::from_normalized(n, OffsetDateTime::UNIX_EPOCH))
+    }
+
+    /// What an attack sequence's event may hold: its caps, each resource once and never the
+    /// event's own, never its own key among its signals, identifiers of a bounded length.
+    fn sequence_bounds(e: &ir_core::SecurityEvent) -> Result<(), String> {
+        use ir_core::sequence::{MAX_RESOURCES, MAX_SIGNAL_KEYS};
+        if e.related_resources.len() >= MAX_RESOURCES || e.signal_keys.len() > MAX_SIGNAL_KEYS {
+            return Err(format!(
+                "finding {}: {} related resources and {} signal keys, over the caps",
+                e.finding_id,
+                e.related_resources.len(),
+                e.signal_keys.len()
+            ));
+        }
+        let mut keys = std::collections::BTreeSet::from([e.resource_key()]);
+        for r in &e.related_resources {
+            if r.resource.id().len() > 256 || !keys.insert(r.key()) {
+                return Err(format!(
+                    "finding {}: related resource {} repeated or too long",
+                    e.finding_id,
+                    r.key()
+                ));
+            }
+        }
+        let signals: std::collections::BTreeSet<&String> = e.signal_keys.iter().collect();
+        if signals.len() != e.signal_keys.len() || signals.contains(&e.finding_key) {
+            return Err(format!(
+                "finding {}: signal keys repeated or naming the finding itself",
+                e.finding_id
+            ));
+        }
+        Ok(())
     }
 
     /// The envelope fields `normalize` reads, verbatim.

@@ -300,3 +300,53 @@ fn the_config_registry_and_intel_can_be_replaced() {
     );
     assert_eq!(v["enrichment"]["criticality"]["origin"], "default");
 }
+
+#[test]
+fn an_attack_sequence_simulates_as_one_incident_with_a_plan_per_resource() {
+    let file = "events/guardduty-attack-sequence-iam-compromised-credentials.json";
+    let v = json(&ir(&["simulate", file, "--json"]));
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(v["severity"], "critical");
+    assert_eq!(v["playbook"], "immediate-isolation");
+    let e = &v["events"][0];
+    assert_eq!(
+        e["resource"],
+        serde_json::json!({"type": "ec2-instance", "id": "i-0a1b2c3d4e5f60001"})
+    );
+    assert_eq!(
+        e["related_resources"],
+        serde_json::json!([
+            "111122223333/iam-user/ci-deployer",
+            "111122223333/s3-bucket/acme-customer-exports"
+        ])
+    );
+    assert_eq!(e["signal_keys"].as_array().unwrap().len(), 2);
+    // The steps that run are the instance's; the user's and the bucket's are planned.
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(steps.contains(&"isolate-instance") && !steps.contains(&"deny-principal"));
+    let plans = v["resource_plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 2);
+    assert_eq!(plans[0]["resourceKey"], "111122223333/iam-user/ci-deployer");
+    let user: Vec<&str> = plans[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(user.contains(&"disable-access-keys") && user.contains(&"deny-principal"));
+
+    let text = String::from_utf8(ir(&["simulate", file]).stdout).unwrap();
+    assert!(
+        text.contains("Also in scope: iam-user ci-deployer (planned for a responder"),
+        "{text}"
+    );
+    assert!(
+        text.contains("also names s3-bucket acme-customer-exports"),
+        "{text}"
+    );
+}

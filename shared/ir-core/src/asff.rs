@@ -363,6 +363,8 @@ fn event(
         count: 1,
         indicators,
         sample: f.sample.is_some_and(|s| s.0),
+        related_resources: Vec::new(),
+        signal_keys: Vec::new(),
         notes: Vec::new(),
         raw: raw.to_owned(),
     })

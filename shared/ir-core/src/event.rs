@@ -204,6 +204,33 @@ impl Resource {
     }
 }
 
+/// A resource a finding names besides the one it is about: the other resources of a GuardDuty
+/// attack sequence (`service.detection.sequence.resources`), each in its own account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelatedResource {
+    pub account: String,
+    /// The region the source gave, if any (IAM resources have none that matters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub resource: Resource,
+    /// The resource's tags as the finding carried them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl RelatedResource {
+    /// The correlation key of the resource (see [`SecurityEvent::resource_key`]).
+    pub fn key(&self) -> String {
+        resource_key(&self.account, &self.resource)
+    }
+}
+
+/// The correlation key of a resource of `account`: account, kind and id.
+pub fn resource_key(account: &str, resource: &Resource) -> String {
+    format!("{account}/{}/{}", resource.kind().as_str(), resource.id())
+}
+
 /// What kind of remote indicator a finding named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -269,6 +296,14 @@ pub struct SecurityEvent {
     /// A generated sample finding (`service.additionalInfo.sample: true`, or ASFF `Sample: true`).
     #[serde(default)]
     pub sample: bool,
+    /// The other resources the finding names (an attack sequence's), in the finding's order,
+    /// never `resource` itself; correlated and planned with the incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_resources: Vec<RelatedResource>,
+    /// The canonical keys ([`crate::guardduty::finding_key`]) of the GuardDuty findings the
+    /// finding is made of (an attack sequence's signals of type `FINDING`), never its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signal_keys: Vec<String>,
     /// What the normalizer noticed and tolerated (a finding ARN naming another account than the
     /// resource's, a network interface with no id left out, …). Carried to triage with the event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -284,12 +319,42 @@ impl SecurityEvent {
 
     /// The correlation key of the resource: account, kind and id.
     pub fn resource_key(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.account,
-            self.resource.kind().as_str(),
-            self.resource.id()
-        )
+        resource_key(&self.account, &self.resource)
+    }
+
+    /// The event as the incident whose resource is `primary` (of `account`, with `tags`) sees
+    /// it: that resource is the event's, and the event's own resource joins the related ones.
+    /// A finding attached to an incident through another of the incident's resources (an
+    /// attack sequence's, or one a sequence named) is triaged on the incident's resource: the
+    /// playbook acts on the incident's resource only. Unchanged when it is already the event's.
+    #[must_use]
+    pub fn centred_on(
+        mut self,
+        account: &str,
+        primary: &Resource,
+        tags: BTreeMap<String, String>,
+    ) -> SecurityEvent {
+        let key = resource_key(account, primary);
+        if key == self.resource_key() {
+            return self;
+        }
+        let own = RelatedResource {
+            account: self.account.clone(),
+            region: Some(self.region.clone()),
+            resource: std::mem::replace(&mut self.resource, primary.clone()),
+            tags: std::mem::replace(&mut self.resource_tags, tags),
+        };
+        self.notes.push(format!(
+            "triaged on the incident's resource {} {}; the finding's own resource {} {} is planned with the related resources",
+            primary.kind(),
+            primary.id(),
+            own.resource.kind(),
+            own.resource.id(),
+        ));
+        self.related_resources.retain(|r| r.key() != key);
+        self.related_resources.insert(0, own);
+        self.account = account.to_owned();
+        self
     }
 }
 
@@ -317,4 +382,53 @@ pub struct Skipped {
     /// The incident the finding belongs to, when it is a duplicate of one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_centred_on_its_incidents_resource_keeps_its_own_as_related() {
+        let text = include_str!(
+            "../../../events/guardduty-attack-sequence-iam-compromised-credentials.json"
+        );
+        let e = crate::normalize(text.as_bytes()).unwrap().events.remove(0);
+        assert_eq!(
+            e.resource_key(),
+            "111122223333/ec2-instance/i-0a1b2c3d4e5f60001"
+        );
+        let user = e.related_resources[0].clone();
+        let same = e
+            .clone()
+            .centred_on("111122223333", &e.resource, BTreeMap::new());
+        assert_eq!(same.related_resources, e.related_resources);
+        assert_eq!(same.notes, e.notes);
+
+        let c = e
+            .clone()
+            .centred_on(&user.account, &user.resource, user.tags.clone());
+        assert_eq!(c.resource, user.resource);
+        assert_eq!(c.resource_key(), "111122223333/iam-user/ci-deployer");
+        let keys: Vec<String> = c
+            .related_resources
+            .iter()
+            .map(RelatedResource::key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "111122223333/ec2-instance/i-0a1b2c3d4e5f60001",
+                "111122223333/s3-bucket/acme-customer-exports"
+            ]
+        );
+        assert_eq!(c.related_resources[0].tags, e.resource_tags);
+        assert_eq!(c.finding_key, e.finding_key);
+        assert!(
+            c.notes
+                .last()
+                .unwrap()
+                .contains("triaged on the incident's resource iam-user ci-deployer")
+        );
+    }
 }

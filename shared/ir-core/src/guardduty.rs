@@ -170,6 +170,10 @@ struct Service<'a> {
     action: Option<Action<'a>>,
     #[serde(default)]
     additional_info: Option<AdditionalInfo>,
+    /// `detection.sequence` of an attack sequence, read apart (see [`crate::sequence`]): a part
+    /// of it that cannot be read never refuses the finding.
+    #[serde(borrow, default)]
+    detection: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -343,6 +347,9 @@ pub fn key_from_arn(arn: &str, resource_account: Option<&str>) -> Option<String>
 
 const LOC: &str = "detail";
 
+/// `resource.resourceType` of an Extended Threat Detection finding (`AttackSequence:*`).
+pub const ATTACK_SEQUENCE: &str = "AttackSequence";
+
 pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<One, InputError> {
     let f: Finding<'_> = parse_at(detail, LOC)?;
     let finding_id = required(f.id.as_deref(), LOC, "id")?;
@@ -376,9 +383,31 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
     let res = f
         .resource
         .ok_or_else(|| InputError::finding("detail.resource", "missing required field"))?;
-    let (resource, tags) = resource(res, finding_id, &mut notes)?;
     let service = f.service;
-    let (count, first_seen, last_seen, sample, indicators) = match &service {
+    let attack_sequence = res.resource_type.as_deref().map(str::trim) == Some(ATTACK_SEQUENCE)
+        || finding_type.starts_with("AttackSequence:");
+    let (resource, tags, related_resources, signal_keys, sequence_indicators) = if attack_sequence {
+        let read = crate::sequence::read(
+            service.as_ref().and_then(|s| s.detection),
+            crate::sequence::Context {
+                finding_id,
+                account,
+                region,
+            },
+            &mut notes,
+        );
+        (
+            read.resource,
+            read.tags,
+            read.related,
+            read.signal_keys,
+            read.indicators,
+        )
+    } else {
+        let (resource, tags) = resource(res, finding_id, &mut notes)?;
+        (resource, tags, Vec::new(), Vec::new(), Vec::new())
+    };
+    let (count, first_seen, last_seen, sample, mut indicators) = match &service {
         Some(s) => (
             s.count.map_or(1, |c| c.0.max(1)),
             parse_time(
@@ -394,6 +423,11 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
         ),
         None => (1, None, None, false, Vec::new()),
     };
+    if !sequence_indicators.is_empty() {
+        indicators.extend(sequence_indicators);
+        indicators.sort();
+        indicators.dedup();
+    }
     Ok(One::Event(SecurityEvent {
         finding_id: finding_id.to_owned(),
         finding_key: finding_key(account, region, finding_id),
@@ -416,6 +450,8 @@ pub(crate) fn normalize(meta: &EnvelopeMeta<'_>, detail: &RawValue) -> Result<On
         count,
         indicators,
         sample,
+        related_resources,
+        signal_keys,
         notes,
         raw: detail.to_owned(),
     }))

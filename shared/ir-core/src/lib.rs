@@ -32,6 +32,7 @@ pub mod orchestration;
 pub mod playbook;
 pub mod review;
 pub mod score;
+pub mod sequence;
 pub mod severity;
 pub mod sla;
 pub mod slots;

@@ -354,6 +354,8 @@ fn event(
         count: f.count.map_or(1, |c| c.0.max(1)),
         indicators: indicators(f.evidences.as_deref().unwrap_or_default()),
         sample: false,
+        related_resources: Vec::new(),
+        signal_keys: Vec::new(),
         notes,
         raw: raw.to_owned(),
     })

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Mode, OnFailure, PlaybookConfig, StepConfig};
-use crate::event::{Resource, ResourceKind};
+use crate::event::{RelatedResource, Resource, ResourceKind};
 use crate::severity::Severity;
 
 /// What an action does, which function runs it, and what it can act on.
@@ -436,6 +436,65 @@ pub fn plan(
         steps,
         not_applicable,
     }
+}
+
+/// A step of the incident's playbook as it would apply to another of the incident's resources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStep {
+    pub id: String,
+    pub action: String,
+    /// What the step would act on, in words (see [`target`]).
+    pub target: String,
+    pub destructive: bool,
+    pub requires_approval: bool,
+}
+
+/// The containment plan for one more resource of an incident (an attack sequence names
+/// several): the steps of the incident's playbook that apply to the resource's kind. Planned
+/// for a responder, never run by the playbook, which acts on the incident's own resource only
+/// (the action guard refuses any other).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePlan {
+    /// `account/kind/id` (see [`crate::event::resource_key`]).
+    pub resource_key: String,
+    pub kind: ResourceKind,
+    pub id: String,
+    /// The steps that apply, in playbook order (none: the playbook has nothing for this kind).
+    pub steps: Vec<ResourceStep>,
+}
+
+/// The plan of `playbook` for each of `related` (in order, each resource once), as
+/// [`plan`] decides which steps apply to a resource.
+pub fn resource_plans(
+    config: &Config,
+    playbook: &PlaybookConfig,
+    related: &[&RelatedResource],
+    severity: Severity,
+) -> Vec<ResourcePlan> {
+    related
+        .iter()
+        .map(|r| {
+            let planned = plan(config, playbook, &r.resource, severity);
+            ResourcePlan {
+                resource_key: r.key(),
+                kind: r.resource.kind(),
+                id: r.resource.id().to_owned(),
+                steps: planned
+                    .steps
+                    .into_iter()
+                    .map(|s| ResourceStep {
+                        id: s.id,
+                        action: s.action,
+                        target: s.target,
+                        destructive: s.destructive,
+                        requires_approval: s.requires_approval,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

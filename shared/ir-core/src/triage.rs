@@ -63,6 +63,11 @@ pub struct Decision {
     /// recorder from the incident's own record).
     #[serde(default)]
     pub revision: u32,
+    /// The playbook's steps for each other resource the findings name (an attack sequence's):
+    /// planned for a responder, never run (the playbook acts on the incident's resource only).
+    /// Absent on decisions recorded before.
+    #[serde(default)]
+    pub resource_plans: Vec<playbook::ResourcePlan>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -99,6 +104,8 @@ impl Serialize for Decision {
             on_exhausted: OnExhausted,
             #[serde(skip_serializing_if = "is_zero")]
             revision: u32,
+            #[serde(skip_serializing_if = "<[playbook::ResourcePlan]>::is_empty")]
+            resource_plans: &'a [playbook::ResourcePlan],
         }
         Wire {
             incident_id: &self.incident_id,
@@ -113,6 +120,7 @@ impl Serialize for Decision {
             escalation: &self.escalation,
             on_exhausted: self.on_exhausted,
             revision: self.revision,
+            resource_plans: &self.resource_plans,
         }
         .serialize(s)
     }
@@ -206,6 +214,15 @@ impl Engine {
             .get(&severity)
             .ok_or(TriageError::NoSla(severity))?;
         let mut plan = playbook::plan(&self.config, chosen, &first.resource, severity);
+        // Every other resource the findings name, once, in order: its plan, for a responder.
+        let primary = first.resource_key();
+        let mut seen = std::collections::BTreeSet::from([primary]);
+        let related: Vec<&crate::event::RelatedResource> = events
+            .iter()
+            .flat_map(|e| e.related_resources.iter())
+            .filter(|r| seen.insert(r.key()))
+            .collect();
+        let resource_plans = playbook::resource_plans(&self.config, chosen, &related, severity);
         // Generated sample findings (GuardDuty CreateSampleFindings) never drive enforcement.
         if events.iter().all(|e| e.sample) {
             plan.mode = Mode::DryRun;
@@ -243,6 +260,7 @@ impl Engine {
             escalation,
             on_exhausted: self.config.notifications.on_escalation_exhausted,
             revision: 0,
+            resource_plans,
         })
     }
 }

@@ -99,6 +99,31 @@ const EXPECTED: &[Expect] = &[
         incidents: &[(Severity::Medium, "queue-for-review")],
     },
     Expect {
+        // An attack sequence (Extended Threat Detection): one event on its most containable
+        // resource, the instance; the user's key and the bucket are related resources.
+        file: "guardduty-attack-sequence-iam-compromised-credentials.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::Ec2Instance,
+            "i-0a1b2c3d4e5f60001",
+            Severity::Critical,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::Critical, "immediate-isolation")],
+    },
+    Expect {
+        // One of the sequence's signal findings, delivered on its own.
+        file: "guardduty-tor-ip-caller-sequence-signal.json",
+        events: &[(
+            Source::Guardduty,
+            ResourceKind::IamUser,
+            "ci-deployer",
+            Severity::Medium,
+        )],
+        skipped: &[],
+        incidents: &[(Severity::Medium, "queue-for-review")],
+    },
+    Expect {
         file: "guardduty-resource-without-details.json",
         events: &[(
             Source::Guardduty,

@@ -94,6 +94,7 @@ fn delivery_event(
             count: e.count,
             sample: e.sample,
             notes: e.notes.clone(),
+            related: related(e),
         }),
         Correlation::Repeat { .. } => AuditEvent::Repeated(Repeated {
             finding_id: e.finding_id.clone(),
@@ -114,8 +115,33 @@ fn delivery_event(
             first_seen: e.first_seen,
             last_seen: e.last_seen,
             notes: e.notes.clone(),
+            related: related(e),
         }),
     }
+}
+
+/// The event as its incident triages it: on the incident's resource, which the playbook acts
+/// on, when the finding was attached through another of the incident's resources (one an
+/// attack sequence named); the finding's own resource then joins the related ones, each
+/// planned for a responder.
+fn for_incident(event: SecurityEvent, ingested: &ir_aws::store::Ingested) -> SecurityEvent {
+    let key = &ingested.incident.resource_key;
+    if *key == event.resource_key() {
+        return event;
+    }
+    let account = key.split('/').next().unwrap_or(&event.account).to_owned();
+    let tags = event
+        .related_resources
+        .iter()
+        .find(|r| r.key() == *key)
+        .map(|r| r.tags.clone())
+        .unwrap_or_default();
+    event.centred_on(&account, &ingested.resource, tags)
+}
+
+/// The other resources a finding names, as the audit records them (`account/kind/id`).
+fn related(e: &SecurityEvent) -> Vec<String> {
+    e.related_resources.iter().map(|r| r.key()).collect()
 }
 
 /// The ARN Step Functions gives the execution `name` of `state_machine_arn`
@@ -195,8 +221,8 @@ impl Intake {
                 slot.status = ingested.incident.status;
                 slot.revision = slot.revision.max(ingested.revision);
                 slot.escalated |= ingested.escalated;
+                slot.events.push(for_incident(event, &ingested));
                 slot.correlations.push(ingested.correlation);
-                slot.events.push(event);
             }
         }
 

@@ -430,6 +430,7 @@ fn scope_items(incident: &Incident, scope: &Scope<'_>) -> Vec<String> {
     let t = &incident.summary.timeline;
     let mut out = Vec::new();
     out.push(format!("Resource: {} ({})", scope.resource, scope.place));
+    out.extend(related_items(incident));
     out.push(format!(
         "Findings: {} ({}){}",
         incident.finding_count,
@@ -453,6 +454,41 @@ fn scope_items(incident: &Incident, scope: &Scope<'_>) -> Vec<String> {
         out.push(format!("Last error: {}: {}", e.step, e.message));
     }
     out
+}
+
+/// One line per other resource of the incident (an attack sequence's), with the steps its
+/// playbook would take on it: planned for a responder, never run by the playbook.
+fn related_items(incident: &Incident) -> Vec<String> {
+    let plans = incident
+        .decision
+        .as_ref()
+        .map(|d| d.resource_plans.as_slice())
+        .unwrap_or_default();
+    incident
+        .related_resources
+        .iter()
+        .map(|r| {
+            let key = r.key();
+            let planned = match plans.iter().find(|p| p.resource_key == key) {
+                Some(p) if p.steps.is_empty() => "no step of the playbook applies".to_owned(),
+                Some(p) => format!(
+                    "planned, not run: {}",
+                    p.steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "not triaged yet".to_owned(),
+            };
+            format!(
+                "Also in scope: {} {} (account {}): {planned}",
+                r.resource.kind().as_str(),
+                r.resource.id(),
+                r.account
+            )
+        })
+        .collect()
 }
 
 /// What waits for a decision, who is asked until when, and how to decide.

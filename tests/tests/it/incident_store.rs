@@ -86,6 +86,8 @@ fn finding(finding: &str, instance: &str, severity: Severity, count: u64) -> Sec
         count,
         indicators: Vec::new(),
         sample: false,
+        related_resources: Vec::new(),
+        signal_keys: Vec::new(),
         notes: Vec::new(),
         raw: RawValue::from_string("{}".into()).unwrap(),
     }

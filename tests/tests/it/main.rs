@@ -16,6 +16,7 @@ mod captured_log;
 
 mod accounts;
 mod approval_store;
+mod attack_sequence;
 mod audit_log;
 mod collect_evidence;
 mod config_source;

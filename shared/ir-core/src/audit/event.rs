@@ -28,7 +28,7 @@ use crate::clocks::RegulatoryDeadline;
 use crate::config::{Mode, OnExhausted};
 use crate::event::{ResourceKind, Source};
 use crate::incident::Status;
-use crate::playbook::{NotApplicable, PlannedStep};
+use crate::playbook::{NotApplicable, PlannedStep, ResourcePlan};
 use crate::review::{ActionItem, ItemStatus, Section};
 use crate::score::ScoreBreakdown;
 use crate::severity::Severity;
@@ -177,6 +177,9 @@ pub struct Opened {
     /// resource's, a part left out): absent on records written before notes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The other resources the finding names (an attack sequence's), `account/kind/id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
 }
 
 /// `repeated`.
@@ -213,6 +216,9 @@ pub struct Attached {
     /// What the normalizer noticed about the finding (see [`Opened::notes`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The other resources the finding names (see [`Opened::related`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
 }
 
 /// `triage-started`.
@@ -291,6 +297,9 @@ pub struct Triaged {
     /// The regulatory deadlines the incident carries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deadlines: Vec<RegulatoryDeadline>,
+    /// The plan for each other resource of the incident (planned, never run by the playbook).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_plans: Vec<ResourcePlan>,
 }
 
 impl Triaged {
@@ -321,6 +330,7 @@ impl Triaged {
                 .map(|s| s.id.clone())
                 .collect(),
             deadlines: d.deadlines.clone(),
+            resource_plans: d.resource_plans.clone(),
         }
     }
 }

@@ -1,13 +1,20 @@
 //! Ingest: one delivery of a finding correlated into an incident, race-safe (see the
 //! docs of the incident store).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use ir_core::SecurityEvent;
 use ir_core::correlate::{Correlation, incident_id};
+use ir_core::event::RelatedResource;
 use ir_core::incident::{IncidentSummary, Status, Timeline};
+use ir_core::sequence::{MAX_RESOURCES, MAX_SIGNAL_KEYS};
 use time::OffsetDateTime;
 
 use super::tx::{Reason, TxError, put_new, update_in_tx};
-use super::{GET, Incident, IncidentStore, Ingested, MAX_FINDING_IDS, attr, key_of};
+use super::{
+    GET, Incident, IncidentStore, Ingested, MAX_FINDING_IDS, MAX_RELATED_RESOURCES, attr, key_of,
+};
 use crate::store::expr::Expr;
 use crate::store::item::{Item, Reader, n, s};
 use crate::store::retry::{Attempts, write_token};
@@ -26,6 +33,19 @@ struct Delivery<'a> {
     open_key: String,
     last_seen: OffsetDateTime,
     token: String,
+    /// Every resource key the delivery maps (`resource_key` first, then the related resources
+    /// of the finding's account), at most [`MAX_RESOURCES`].
+    resource_keys: Vec<String>,
+    /// The signal findings' keys it maps (never its own), at most [`MAX_SIGNAL_KEYS`].
+    signal_keys: Vec<String>,
+}
+
+/// The keys an extended delivery maps, as read before its transaction: the incident each
+/// maps to, `None` when absent.
+#[derive(Debug, Default)]
+struct Snapshot {
+    open: BTreeMap<String, Option<String>>,
+    signals: BTreeMap<String, Option<String>>,
 }
 
 /// The finding key item.
@@ -41,6 +61,8 @@ struct FindingKey {
 /// What ingest does next.
 #[derive(Debug)]
 enum Next {
+    /// Read every key an extended delivery maps, then decide (see the store's docs).
+    Decide,
     Open,
     Repeat {
         key: Item,
@@ -62,10 +84,22 @@ enum Step {
     Contended(Next),
 }
 
+impl Step {
+    /// For an extended delivery, every way on after a failed write starts from the keys again:
+    /// what it read before is stale.
+    fn or_decide(self, extended: bool) -> Step {
+        match self {
+            Step::Then(_) if extended => Step::Then(Next::Decide),
+            Step::Contended(_) if extended => Step::Contended(Next::Decide),
+            other => other,
+        }
+    }
+}
+
 impl Incident {
     /// The incident a delivery opens.
     fn opened(d: &Delivery<'_>, incident_id: &str) -> Incident {
-        Incident {
+        let mut opened = Incident {
             summary: IncidentSummary {
                 incident_id: incident_id.to_owned(),
                 status: Status::Triage,
@@ -84,6 +118,7 @@ impl Incident {
             resource: d.event.resource.clone(),
             account: d.event.account.clone(),
             region: Some(d.event.region.clone()),
+            related_resources: Vec::new(),
             finding_count: 1,
             occurrences: 1,
             last_seen: d.last_seen,
@@ -95,7 +130,44 @@ impl Incident {
             version: 1,
             updated_at: d.detected_at,
             write_token: Some(d.token.clone()),
+        };
+        opened.add_related(d);
+        opened
+    }
+
+    /// The delivery's resources added to the incident's related ones (its own resource and
+    /// those it has already left out), while it is open and up to [`MAX_RELATED_RESOURCES`].
+    fn add_related(&mut self, d: &Delivery<'_>) {
+        if !self.summary.status.is_open() {
+            return;
         }
+        let own = std::iter::once(RelatedResource {
+            account: d.event.account.clone(),
+            region: Some(d.event.region.clone()),
+            resource: d.event.resource.clone(),
+            tags: d.event.resource_tags.clone(),
+        });
+        let mut known: BTreeSet<String> = self
+            .related_resources
+            .iter()
+            .map(RelatedResource::key)
+            .collect();
+        known.insert(self.summary.resource_key.clone());
+        for r in own.chain(d.event.related_resources.iter().cloned()) {
+            if self.related_resources.len() >= MAX_RELATED_RESOURCES {
+                break;
+            }
+            if known.insert(r.key()) {
+                self.related_resources.push(r);
+            }
+        }
+    }
+
+    /// The resource keys the incident records (its own and its related resources').
+    fn resource_keys(&self) -> BTreeSet<String> {
+        std::iter::once(self.summary.resource_key.clone())
+            .chain(self.related_resources.iter().map(RelatedResource::key))
+            .collect()
     }
 
     /// Folds one delivery in: last seen, first seen, severity raised if higher, one more
@@ -113,6 +185,9 @@ impl Incident {
         self.occurrences += 1;
         if escalates {
             self.revision += 1;
+        }
+        if d.extended() {
+            self.add_related(d);
         }
         escalates
     }
@@ -132,6 +207,11 @@ impl FindingKey {
 }
 
 impl Delivery<'_> {
+    /// Whether the delivery maps more than its own key and resource (an attack sequence).
+    fn extended(&self) -> bool {
+        self.resource_keys.len() > 1 || !self.signal_keys.is_empty()
+    }
+
     /// `finding#K` → `incident_id`, first delivery.
     fn finding_key_item(&self, incident_id: &str) -> Result<Item, StoreError> {
         Ok(Item::from([
@@ -154,11 +234,34 @@ impl Delivery<'_> {
 
     /// `open#R` → `incident_id`.
     fn open_key_item(&self, incident_id: &str) -> Result<Item, StoreError> {
+        self.open_item(&self.resource_key, incident_id)
+    }
+
+    /// `open#<resource_key>` → `incident_id`.
+    fn open_item(&self, resource_key: &str, incident_id: &str) -> Result<Item, StoreError> {
         Ok(Item::from([
-            (attr::KEY.to_owned(), s(self.open_key.clone())),
+            (attr::KEY.to_owned(), s(format!("open#{resource_key}"))),
             (attr::INCIDENT_ID.to_owned(), s(incident_id)),
-            (attr::RESOURCE_KEY.to_owned(), s(self.resource_key.clone())),
+            (attr::RESOURCE_KEY.to_owned(), s(resource_key)),
             (attr::OPENED_AT.to_owned(), s(stamp(self.detected_at)?)),
+        ]))
+    }
+
+    /// `finding#S` → `incident_id` for a signal finding of the delivery, not delivered yet:
+    /// its first delivery attaches to the incident.
+    fn signal_item(&self, signal_key: &str, incident_id: &str) -> Result<Item, StoreError> {
+        let finding_id = signal_key.rsplit(':').next().unwrap_or(signal_key);
+        Ok(Item::from([
+            (attr::KEY.to_owned(), s(format!("finding#{signal_key}"))),
+            (attr::INCIDENT_ID.to_owned(), s(incident_id)),
+            (attr::FINDING_ID.to_owned(), s(finding_id)),
+            (attr::COUNT.to_owned(), n(0)),
+            (attr::DELIVERIES.to_owned(), n(0)),
+            (attr::LAST_SEEN.to_owned(), s(stamp(self.last_seen)?)),
+            (
+                attr::MAPPED_BY.to_owned(),
+                s(self.event.finding_key.clone()),
+            ),
         ]))
     }
 
@@ -192,6 +295,28 @@ impl IncidentStore {
             )));
         }
         let resource_key = event.resource_key();
+        let mut resource_keys = vec![resource_key.clone()];
+        for r in &event.related_resources {
+            let key = r.key();
+            // Another account's resource is recorded, never correlated: its findings are that
+            // account's.
+            if r.account == event.account
+                && resource_keys.len() < MAX_RESOURCES
+                && !resource_keys.contains(&key)
+            {
+                resource_keys.push(key);
+            }
+        }
+        let mut signal_keys: Vec<String> = Vec::new();
+        for k in &event.signal_keys {
+            if !k.is_empty()
+                && *k != event.finding_key
+                && signal_keys.len() < MAX_SIGNAL_KEYS
+                && !signal_keys.contains(k)
+            {
+                signal_keys.push(k.clone());
+            }
+        }
         let d = Delivery {
             event,
             detected_at,
@@ -200,17 +325,32 @@ impl IncidentStore {
             resource_key,
             last_seen: event.last_seen.unwrap_or(detected_at),
             token: write_token(),
+            resource_keys,
+            signal_keys,
         };
+        let extended = d.extended();
         let mut attempts = Attempts::new(&self.clients, INGEST_ATTEMPTS);
-        let mut next = Next::Open;
+        let mut next = if extended { Next::Decide } else { Next::Open };
+        let mut seen: Option<Snapshot> = None;
         while attempts.take() {
             let step = match next {
-                Next::Open => self.try_open(&d).await?,
-                Next::Repeat { key, incident } => self.try_repeat(&d, &key, incident).await?,
+                Next::Decide => {
+                    let (read, then) = self.read_keys(&d).await?;
+                    seen = Some(read);
+                    Step::Then(then)
+                }
+                Next::Open => self.try_open(&d, seen.as_ref()).await?.or_decide(extended),
+                Next::Repeat { key, incident } => self
+                    .try_repeat(&d, &key, incident, seen.as_ref())
+                    .await?
+                    .or_decide(extended),
                 Next::Attach {
                     incident_id,
                     incident,
-                } => self.try_attach(&d, &incident_id, incident).await?,
+                } => self
+                    .try_attach(&d, &incident_id, incident, seen.as_ref())
+                    .await?
+                    .or_decide(extended),
             };
             next = match step {
                 Step::Done(correlation, incident, escalated) => {
@@ -224,6 +364,7 @@ impl IncidentStore {
                     return Ok(Ingested {
                         correlation,
                         revision: incident.revision,
+                        resource: incident.resource,
                         incident: incident.summary,
                         history_count,
                         escalated,
@@ -245,10 +386,14 @@ impl IncidentStore {
     }
 
     /// The first step: open a new incident, all or nothing.
-    async fn try_open(&self, d: &Delivery<'_>) -> Result<Step, StoreError> {
+    async fn try_open(
+        &self,
+        d: &Delivery<'_>,
+        seen: Option<&Snapshot>,
+    ) -> Result<Step, StoreError> {
         let id = incident_id(&d.event.finding_key);
         let incident = Incident::opened(d, &id);
-        let items = vec![
+        let mut items = vec![
             put_new(&self.names.keys, d.finding_key_item(&id)?, attr::KEY)?,
             put_new(&self.names.keys, d.open_key_item(&id)?, attr::KEY)?,
             put_new(
@@ -257,6 +402,7 @@ impl IncidentStore {
                 attr::INCIDENT_ID,
             )?,
         ];
+        items.extend(self.extension(d, &incident, seen, Some(&d.resource_key))?);
         let reasons = match self.transact(items).await {
             Ok(()) => {
                 return Ok(Step::Done(
@@ -355,11 +501,15 @@ impl IncidentStore {
     }
 
     /// The same finding again: count it on its key and on its incident.
+    ///
+    /// A key an attack sequence mapped before its finding was delivered (`deliveries` 0): this
+    /// is the finding's first delivery, which attaches it to the sequence's incident.
     async fn try_repeat(
         &self,
         d: &Delivery<'_>,
         key_item: &Item,
         incident: Option<Incident>,
+        seen: Option<&Snapshot>,
     ) -> Result<Step, StoreError> {
         let key = FindingKey::from_item(key_item)?;
         if key.write_token.as_deref() == Some(d.token.as_str()) {
@@ -373,6 +523,15 @@ impl IncidentStore {
         };
         let mut next = current.next_version(&d.token, d.detected_at);
         let escalated = next.absorb(d);
+        let first_delivery = key.deliveries == 0;
+        if first_delivery {
+            next.finding_count += 1;
+            if next.summary.finding_ids.len() < MAX_FINDING_IDS
+                && !next.summary.finding_ids.contains(&d.event.finding_id)
+            {
+                next.summary.finding_ids.push(d.event.finding_id.clone());
+            }
+        }
 
         let mut ke = Expr::new();
         ke.set(attr::COUNT, n(key.count.max(d.event.count)))
@@ -381,7 +540,7 @@ impl IncidentStore {
             .set(attr::WRITE_TOKEN, s(d.token.clone()))
             .require_eq(attr::DELIVERIES, n(key.deliveries))
             .require_eq(attr::INCIDENT_ID, s(key.incident_id.clone()));
-        let items = vec![
+        let mut items = vec![
             update_in_tx(&self.names.keys, key_of(attr::KEY, &d.finding_key), &ke)?,
             update_in_tx(
                 &self.names.incidents,
@@ -389,19 +548,20 @@ impl IncidentStore {
                 &current.update_to(&next)?,
             )?,
         ];
+        items.extend(self.extension(d, &next, seen, None)?);
         let again = |incident| Next::Repeat {
             key: key_item.clone(),
             incident,
         };
         let reasons = match self.transact(items).await {
             Ok(()) => {
-                return Ok(Step::Done(
-                    Correlation::Repeat {
-                        incident_id: key.incident_id,
-                    },
-                    Box::new(next),
-                    escalated,
-                ));
+                let incident_id = key.incident_id;
+                let correlation = if first_delivery {
+                    Correlation::Attach { incident_id }
+                } else {
+                    Correlation::Repeat { incident_id }
+                };
+                return Ok(Step::Done(correlation, Box::new(next), escalated));
             }
             Err(TxError::Conflict) => return Ok(Step::Contended(again(None))),
             Err(TxError::Failed(e)) => return Err(e),
@@ -445,6 +605,7 @@ impl IncidentStore {
         d: &Delivery<'_>,
         incident_id: &str,
         incident: Option<Incident>,
+        seen: Option<&Snapshot>,
     ) -> Result<Step, StoreError> {
         let current = match incident {
             Some(i) => i,
@@ -461,7 +622,7 @@ impl IncidentStore {
         if next.summary.finding_ids.len() < MAX_FINDING_IDS {
             next.summary.finding_ids.push(d.event.finding_id.clone());
         }
-        let items = vec![
+        let mut items = vec![
             put_new(
                 &self.names.keys,
                 d.finding_key_item(incident_id)?,
@@ -473,6 +634,7 @@ impl IncidentStore {
                 &current.update_to(&next)?,
             )?,
         ];
+        items.extend(self.extension(d, &next, seen, None)?);
         let again = |incident| Next::Attach {
             incident_id: incident_id.to_owned(),
             incident,
@@ -517,6 +679,96 @@ impl IncidentStore {
             _ => None,
         };
         Ok(Step::Contended(again(fresh)))
+    }
+
+    /// Reads every key an extended delivery maps (strongly consistent) and decides: its own
+    /// key known → repeat; an `open#` of one of its resources, in order → attach to that
+    /// incident; else open.
+    async fn read_keys(&self, d: &Delivery<'_>) -> Result<(Snapshot, Next), StoreError> {
+        let mapped = |item: Option<Item>, what: &str| -> Result<Option<String>, StoreError> {
+            item.map(|i| {
+                Reader::new(&i, what)
+                    .s(attr::INCIDENT_ID)
+                    .map(str::to_owned)
+            })
+            .transpose()
+        };
+        let own = self.get_key(&d.finding_key).await?;
+        let opens = futures_util::future::try_join_all(
+            d.resource_keys
+                .iter()
+                .map(|k| self.get_key_owned(format!("open#{k}"))),
+        )
+        .await?;
+        let signals = futures_util::future::try_join_all(
+            d.signal_keys
+                .iter()
+                .map(|k| self.get_key_owned(format!("finding#{k}"))),
+        )
+        .await?;
+        let mut seen = Snapshot::default();
+        let mut attach_to = None;
+        for (k, item) in d.resource_keys.iter().zip(opens) {
+            let to = mapped(item, "open key")?;
+            if attach_to.is_none() {
+                attach_to.clone_from(&to);
+            }
+            seen.open.insert(k.clone(), to);
+        }
+        for (k, item) in d.signal_keys.iter().zip(signals) {
+            seen.signals.insert(k.clone(), mapped(item, "finding key")?);
+        }
+        let next = match (own, attach_to) {
+            (Some(key), _) => Next::Repeat {
+                key,
+                incident: None,
+            },
+            (None, Some(incident_id)) => Next::Attach {
+                incident_id,
+                incident: None,
+            },
+            (None, None) => Next::Open,
+        };
+        Ok((seen, next))
+    }
+
+    /// The puts that map an extended delivery's other keys to `incident` (as it will be
+    /// written), each only if it does not exist: `open#` of every resource the incident
+    /// records that was absent when read (not `written`, the one the step itself writes), and `finding#`
+    /// of every signal finding absent when read. None for a plain delivery, or onto a closed
+    /// incident.
+    fn extension(
+        &self,
+        d: &Delivery<'_>,
+        incident: &Incident,
+        seen: Option<&Snapshot>,
+        written: Option<&str>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let Some(seen) = seen else {
+            return Ok(Vec::new());
+        };
+        if !incident.summary.status.is_open() {
+            return Ok(Vec::new());
+        }
+        let id = &incident.summary.incident_id;
+        let recorded = incident.resource_keys();
+        let mut items = Vec::new();
+        for k in &d.resource_keys {
+            let absent = matches!(seen.open.get(k), Some(None));
+            if absent && Some(k.as_str()) != written && recorded.contains(k) {
+                items.push(put_new(&self.names.keys, d.open_item(k, id)?, attr::KEY)?);
+            }
+        }
+        for k in &d.signal_keys {
+            if matches!(seen.signals.get(k), Some(None)) {
+                items.push(put_new(&self.names.keys, d.signal_item(k, id)?, attr::KEY)?);
+            }
+        }
+        Ok(items)
+    }
+
+    async fn get_key_owned(&self, key: String) -> Result<Option<Item>, StoreError> {
+        self.get_key(&key).await
     }
 
     /// A keys-table item, strongly consistent.

@@ -35,6 +35,22 @@
 //! `open#R` is deleted in the same transaction that resolves the incident: after that, a new
 //! finding on `R` opens a new incident, whose `history_count` counts the resolved one.
 //!
+//! ## A finding naming several resources and findings (a GuardDuty attack sequence)
+//!
+//! Its resources (`R`, then the related `R2…`, of its own account) and its signal findings
+//! (`S1…`) are read first (`GetItem`, strongly consistent): its own key known → **Repeat**; an
+//! `open#` of any of its resources, in order → **Attach** to that incident; none → **New**. The
+//! transaction of that decision also puts, each only if it does not exist, `open#Ri` → the
+//! incident for every resource the incident records and no other incident holds, and
+//! `finding#Si` → the incident (no delivery yet: `deliveries` 0) for every signal finding not
+//! mapped yet; the incident item records the related resources. A signal finding delivered
+//! later is that key's first delivery: it **attaches** to the incident (counted, its id
+//! listed), as any later finding on one of the resources does. Any cancellation reads the keys
+//! again. At most 32 resources and 64 signals: the largest transaction is 98 items of
+//! DynamoDB's 100. A resource another open incident holds stays that incident's (incidents are
+//! never merged); resolving an incident deletes the `open#` of each of its resources that maps
+//! to it.
+//!
 //! The store is split by concern: `record` maps an incident to its item and back, `ingest`
 //! is the correlation transaction above, `transitions` the optimistic updates of an incident's
 //! life (status transitions, decision, records, last error), `queries` the index queries, and
@@ -49,6 +65,7 @@ mod tx;
 use ir_core::action::ContainmentRecord;
 use ir_core::contracts::Decision;
 use ir_core::correlate::Correlation;
+use ir_core::event::RelatedResource;
 use ir_core::incident::IncidentSummary;
 use ir_core::review::Review;
 use ir_core::{Resource, Severity};
@@ -64,6 +81,10 @@ use crate::store::schema::TableNames;
 /// counts them all, and the keys table maps every finding to its incident.
 pub const MAX_FINDING_IDS: usize = 1000;
 
+/// The other resources kept on the incident item (those of every attack sequence correlated
+/// to it); one more is recorded but neither kept nor mapped to the incident.
+pub const MAX_RELATED_RESOURCES: usize = 64;
+
 const GET: &str = "dynamodb:GetItem";
 
 /// Attribute names of the incidents and keys tables.
@@ -76,6 +97,7 @@ mod attr {
     pub const RESOURCE: &str = "resource";
     pub const ACCOUNT: &str = "account";
     pub const REGION: &str = "region";
+    pub const RELATED_RESOURCES: &str = "relatedResources";
     pub const FINDING_IDS: &str = "findingIds";
     pub const FINDING_COUNT: &str = "findingCount";
     pub const FIRST_SEEN: &str = "firstSeen";
@@ -100,6 +122,7 @@ mod attr {
     pub const DELIVERIES: &str = "deliveries";
     pub const FIRST_DELIVERED_AT: &str = "firstDeliveredAt";
     pub const OPENED_AT: &str = "openedAt";
+    pub const MAPPED_BY: &str = "mappedBy";
 }
 
 /// The last failure recorded on an incident.
@@ -114,7 +137,7 @@ pub struct LastError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incident {
     pub summary: IncidentSummary,
-    /// The resource as the opening finding described it.
+    /// The resource as the opening finding described it: the one the playbook acts on.
     pub resource: Resource,
     /// The resource's account, as the opening finding named it (`accountId`): where every
     /// action of the incident acts. Items written before it was stored: the resource key's.
@@ -122,6 +145,10 @@ pub struct Incident {
     /// The resource's region, as the opening finding named it; `None` on items written before
     /// it was stored (their actions acted in the functions' own region).
     pub region: Option<String>,
+    /// The other resources the incident's findings name (attack sequences'), each mapped to
+    /// the incident (`open#`) while it is open, so that a finding on any of them attaches;
+    /// at most [`MAX_RELATED_RESOURCES`]. Absent on items written before: none.
+    pub related_resources: Vec<RelatedResource>,
     /// Distinct findings correlated to the incident (`summary.finding_ids` keeps the first
     /// [`MAX_FINDING_IDS`]).
     pub finding_count: u64,
@@ -150,6 +177,9 @@ pub struct Ingested {
     pub correlation: Correlation,
     /// The incident after the delivery.
     pub incident: IncidentSummary,
+    /// The incident's resource (the playbook's): the finding's own, or another when it was
+    /// attached through one of the incident's related resources.
+    pub resource: Resource,
     /// Earlier incidents on the same resource (this one excluded).
     pub history_count: u32,
     /// The incident's triage revision after the delivery.

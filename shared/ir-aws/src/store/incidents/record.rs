@@ -43,6 +43,7 @@ impl Incident {
                     .to_owned(),
             },
             region: r.opt_s(attr::REGION)?.map(str::to_owned),
+            related_resources: r.opt_json(attr::RELATED_RESOURCES)?.unwrap_or_default(),
             finding_count: r.u64(attr::FINDING_COUNT)?,
             occurrences: r.u64(attr::OCCURRENCES)?,
             last_seen: r.time(attr::LAST_SEEN)?,
@@ -95,6 +96,13 @@ impl Incident {
                 Some(list_s(self.summary.finding_ids.iter().cloned())),
             ),
             (attr::FINDING_COUNT, Some(n(self.finding_count))),
+            (
+                attr::RELATED_RESOURCES,
+                (!self.related_resources.is_empty())
+                    .then(|| json_text("related resources", &self.related_resources))
+                    .transpose()?
+                    .map(s),
+            ),
             (attr::FIRST_SEEN, opt_time(t.first_seen)?),
             (attr::TRIAGED_AT, opt_time(t.triaged_at)?),
             (attr::CONTAINED_AT, opt_time(t.contained_at)?),

@@ -6,8 +6,11 @@ use aws_sdk_dynamodb::types::{
     Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::collections::BTreeSet;
+
 use ir_core::action::ContainmentRecord;
 use ir_core::contracts::Decision;
+use ir_core::event::RelatedResource;
 use ir_core::incident::Status;
 use ir_core::review::Review;
 use time::OffsetDateTime;
@@ -208,8 +211,8 @@ impl IncidentStore {
         let token = write_token();
         let mut attempts = Attempts::new(&self.clients, UPDATE_ATTEMPTS);
         let mut current = self.get_required(incident_id).await?;
-        // `open#R` found pointing at another incident: resolve without touching it.
-        let mut open_key_foreign = false;
+        // `open#` keys found pointing at another incident: resolve without touching them.
+        let mut foreign: BTreeSet<String> = BTreeSet::new();
         while attempts.take() {
             if current.written_by(&token) {
                 return Ok(current);
@@ -227,29 +230,39 @@ impl IncidentStore {
             let e = current.update_to(&next)?;
             let resolves = next.summary.status == Status::Resolved
                 && current.summary.status != Status::Resolved;
-            if resolves && !open_key_foreign {
-                let open_key = format!("open#{}", current.summary.resource_key);
-                let mut de = Expr::new();
-                let k = de.name(attr::KEY);
-                let id = de.name(attr::INCIDENT_ID);
-                let v = de.value(s(incident_id));
-                de.condition(format!("attribute_not_exists({k}) OR {id} = {v}"));
-                let delete = Delete::builder()
-                    .table_name(&self.names.keys)
-                    .set_key(Some(key_of(attr::KEY, &open_key)))
-                    .set_condition_expression(de.condition_expression())
-                    .set_expression_attribute_names(de.names())
-                    .set_expression_attribute_values(de.values())
-                    .build()
-                    .map_err(|e| StoreError::build(TX, e))?;
-                let items = vec![
-                    update_in_tx(
-                        &self.names.incidents,
-                        key_of(attr::INCIDENT_ID, incident_id),
-                        &e,
-                    )?,
-                    TransactWriteItem::builder().delete(delete).build(),
-                ];
+            // The `open#` of the incident's resource and of each related one (an attack
+            // sequence's): at most 1 + 64 deletes, within a transaction's 100 items.
+            let mut open_keys: Vec<String> = Vec::new();
+            for k in std::iter::once(current.summary.resource_key.clone())
+                .chain(current.related_resources.iter().map(RelatedResource::key))
+            {
+                let k = format!("open#{k}");
+                if !foreign.contains(&k) && !open_keys.contains(&k) {
+                    open_keys.push(k);
+                }
+            }
+            if resolves && !open_keys.is_empty() {
+                let mut items = vec![update_in_tx(
+                    &self.names.incidents,
+                    key_of(attr::INCIDENT_ID, incident_id),
+                    &e,
+                )?];
+                for open_key in &open_keys {
+                    let mut de = Expr::new();
+                    let k = de.name(attr::KEY);
+                    let id = de.name(attr::INCIDENT_ID);
+                    let v = de.value(s(incident_id));
+                    de.condition(format!("attribute_not_exists({k}) OR {id} = {v}"));
+                    let delete = Delete::builder()
+                        .table_name(&self.names.keys)
+                        .set_key(Some(key_of(attr::KEY, open_key)))
+                        .set_condition_expression(de.condition_expression())
+                        .set_expression_attribute_names(de.names())
+                        .set_expression_attribute_values(de.values())
+                        .build()
+                        .map_err(|e| StoreError::build(TX, e))?;
+                    items.push(TransactWriteItem::builder().delete(delete).build());
+                }
                 match self.transact(items).await {
                     Ok(()) => return Ok(next),
                     Err(TxError::Failed(e)) => return Err(e),
@@ -259,25 +272,32 @@ impl IncidentStore {
                     }
                     Err(TxError::Cancelled(reasons)) => {
                         let mut reasons = reasons.into_iter();
-                        match (reasons.next(), reasons.next()) {
-                            (Some(r), _) if r.failed_condition() => {
+                        match reasons.next() {
+                            Some(r) if r.failed_condition() => {
                                 attempts.backoff().await;
                                 current = match r.item {
                                     Some(item) => Incident::from_item(&item)?,
                                     None => self.get_required(incident_id).await?,
                                 };
                             }
-                            (_, Some(r)) if r.failed_condition() => {
-                                tracing::warn!(
-                                    incident_id,
-                                    open_key = %open_key,
-                                    "the resource's open key maps to another incident; resolving without deleting it"
-                                );
-                                open_key_foreign = true;
-                            }
                             _ => {
-                                attempts.backoff().await;
-                                current = self.get_required(incident_id).await?;
+                                let held: Vec<&String> = reasons
+                                    .zip(&open_keys)
+                                    .filter(|(r, _)| r.failed_condition())
+                                    .map(|(_, k)| k)
+                                    .collect();
+                                if held.is_empty() {
+                                    attempts.backoff().await;
+                                    current = self.get_required(incident_id).await?;
+                                }
+                                for open_key in held {
+                                    tracing::warn!(
+                                        incident_id,
+                                        open_key = %open_key,
+                                        "the resource's open key maps to another incident; resolving without deleting it"
+                                    );
+                                    foreign.insert(open_key.clone());
+                                }
                             }
                         }
                     }
