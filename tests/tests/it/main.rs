@@ -16,6 +16,7 @@ mod captured_log;
 
 mod approval_store;
 mod audit_log;
+mod burst;
 mod collect_evidence;
 mod config_source;
 mod e2e;
