@@ -33,6 +33,7 @@ pub mod localcloud;
 pub mod support;
 
 pub mod actions;
+pub mod burst;
 pub mod chat;
 pub mod fake_lambda;
 pub mod fault;

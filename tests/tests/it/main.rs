@@ -18,6 +18,7 @@ mod accounts;
 mod approval_store;
 mod attack_sequence;
 mod audit_log;
+mod burst;
 mod collect_evidence;
 mod config_source;
 mod e2e;
