@@ -148,6 +148,17 @@ const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failure (AWS, a store, a chain tha
 approver, not at this level, the two-person rule, already decided, plan changed, an incident \
 not in a state that allows it, an account the suite may not act in).";
 
+/// A planned step's marks as the terminal shows them: `safe` or `destructive`, and the gate.
+pub fn step_marks(destructive: bool, requires_approval: bool) -> (&'static str, &'static str) {
+    let kind = if destructive { "destructive" } else { "safe" };
+    let gate = if requires_approval {
+        "  [APPROVAL REQUIRED]"
+    } else {
+        ""
+    };
+    (kind, gate)
+}
+
 /// Reads a file the user named; a missing or unreadable file is invalid input.
 pub fn read_input(path: &PathBuf, what: &str) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| CliError::Invalid(format!("{what} {}: {e}", path.display())))

@@ -482,12 +482,7 @@ pub fn render(r: &IncidentReport, out: &mut impl Write) -> std::io::Result<()> {
                 d.mode.as_str()
             )?;
             for (n, s) in d.steps.iter().enumerate() {
-                let gate = if s.requires_approval {
-                    "  [APPROVAL REQUIRED]"
-                } else {
-                    ""
-                };
-                let kind = if s.destructive { "destructive" } else { "safe" };
+                let (kind, gate) = crate::step_marks(s.destructive, s.requires_approval);
                 writeln!(
                     out,
                     "  {}. {} ({}, {kind}, {}) on {}{gate}",

@@ -505,12 +505,7 @@ fn summary(
             forced
         )?;
         for (n, s) in d.playbook.steps.iter().enumerate() {
-            let gate = if s.requires_approval {
-                "  [APPROVAL REQUIRED]"
-            } else {
-                ""
-            };
-            let kind = if s.destructive { "destructive" } else { "safe" };
+            let (kind, gate) = crate::step_marks(s.destructive, s.requires_approval);
             writeln!(
                 out,
                 "    {}. {} ({}, {kind}) on {}{gate}",
@@ -533,12 +528,7 @@ fn summary(
                 writeln!(out, "    no step of {} applies", d.playbook.id)?;
             }
             for s in &p.steps {
-                let gate = if s.requires_approval {
-                    "  [APPROVAL REQUIRED]"
-                } else {
-                    ""
-                };
-                let kind = if s.destructive { "destructive" } else { "safe" };
+                let (kind, gate) = crate::step_marks(s.destructive, s.requires_approval);
                 writeln!(
                     out,
                     "    - {} ({}, {kind}) on {}{gate}",
